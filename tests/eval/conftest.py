@@ -1,0 +1,60 @@
+"""Shared fixtures for the evaluation tests: speech made on the spot with flite, tiny models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from valle.eval.audio import load_wave
+
+VOCAB_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ'"
+
+
+@pytest.fixture(scope="session")
+def flite_say(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], tuple[np.ndarray, int]]:
+    """``flite_say(voice, text) -> (wave, sample_rate)``; skips when flite is not installed."""
+    if shutil.which("flite") is None:
+        pytest.skip("flite is not installed (apt-get install flite)")
+    out_dir = tmp_path_factory.mktemp("flite")
+    cache: dict[tuple[str, str], tuple[np.ndarray, int]] = {}
+
+    def say(voice: str, text: str) -> tuple[np.ndarray, int]:
+        key = (voice, text)
+        if key not in cache:
+            path = out_dir / f"{voice}_{len(cache)}.wav"
+            subprocess.run(["flite", "-voice", voice, "-t", text, "-o", str(path)], check=True)
+            cache[key] = load_wave(path)
+        return cache[key]
+
+    return say
+
+
+@pytest.fixture()
+def ctc_vocab(tmp_path: Path) -> dict[str, int]:
+    """A LibriSpeech-style CTC character vocabulary, written as ``vocab.json`` in tmp_path."""
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "|": 4}
+    for i, c in enumerate(VOCAB_CHARS):
+        vocab[c] = 5 + i
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab))
+    return vocab
+
+
+@pytest.fixture()
+def ctc_processor(tmp_path: Path, ctc_vocab: dict[str, int]):
+    from transformers import Wav2Vec2CTCTokenizer, Wav2Vec2FeatureExtractor, Wav2Vec2Processor
+
+    tokenizer = Wav2Vec2CTCTokenizer(str(tmp_path / "vocab.json"), word_delimiter_token="|")
+    fe = Wav2Vec2FeatureExtractor(
+        feature_size=1,
+        sampling_rate=16000,
+        padding_value=0.0,
+        do_normalize=True,
+        return_attention_mask=True,
+    )
+    return Wav2Vec2Processor(feature_extractor=fe, tokenizer=tokenizer)
