@@ -1,0 +1,517 @@
+"""An offline codec for machines without pretrained weights: log-mel frames + residual VQ.
+
+Shape legend: B batch, N samples, T frames, Q codebooks, K codebook entries, F mel bins,
+M frames used to fit.
+
+``MelRVQCodec`` follows the ``valle.codec.base.Codec`` contract. Encoding: wave -> log-mel
+``(T, F)`` -> per-bin mean/std normalisation -> residual vector quantisation with Q codebooks of
+K entries (stage q quantises what stages 1..q-1 left, as in the RVQ of EnCodec / SoundStream that
+VALL-E (section 3, "Speech Quantization") tokenizes with) -> codes ``(T, Q)``. Decoding: sum of the
+first Q' codebook vectors -> de-normalise -> ``GriffinLimVocoder`` (or another vocoder with the
+same mel settings) -> wave. Codebooks are fitted by k-means on the residual of each stage
+(``MelRVQCodec.fit``), in torch, on at most ``max_fit_frames`` frames, with a fixed seed.
+
+Default mel settings (``default_mel_config``), chosen for intelligibility after Griffin-Lim:
+16 kHz (what the evaluation ASR and the pretrained SpeechT5 HiFi-GAN use), n_fft = win = 1024
+(64 ms: resolves the harmonics of low voices, which Griffin-Lim needs to rebuild voiced speech),
+hop 200 (12.5 ms -> 80 Hz frames, close to EnCodec's 75 Hz so sequence lengths stay comparable),
+100 Slaney mel bins on 0-8 kHz (more bins make the mel -> linear inversion less blurred than 80).
+
+Frame count: ``T = ceil(N / hop_length)`` (the centred STFT's extra last frame is dropped when
+``N`` is a multiple of the hop); ``decode`` returns ``T * hop_length`` samples.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from valle.codec.mel import LogMel, MelConfig
+from valle.codec.vocoder import GriffinLimVocoder, Vocoder
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MelRVQConfig", "MelRVQCodec", "default_mel_config", "kmeans"]
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+TENSORS_FILE = "codebooks.pt"
+
+
+def default_mel_config() -> MelConfig:
+    """16 kHz, n_fft 1024, hop 200 (80 Hz), 100 mel bins 0-8 kHz, natural log (module doc)."""
+    return MelConfig(
+        sample_rate=16000,
+        n_fft=1024,
+        win_length=1024,
+        hop_length=200,
+        n_mels=100,
+        fmin=0.0,
+        fmax=8000.0,
+        mel_scale="slaney",
+        norm="slaney",
+        power=1.0,
+        log_base="e",
+        log_floor=1e-5,
+    )
+
+
+@dataclass(frozen=True)
+class MelRVQConfig:
+    """Everything that defines a ``MelRVQCodec`` besides its fitted tensors.
+
+    Attributes:
+        mel: log-mel front end settings.
+        num_codebooks: Q, residual stages.
+        codebook_size: K, entries per codebook.
+        kmeans_iters: Lloyd iterations per stage.
+        max_fit_frames: frames sampled (without replacement, seeded) from the corpus for fitting.
+        seed: seed of the frame sample and the k-means initialisation.
+        griffin_lim_iters, griffin_lim_momentum, griffin_lim_sharpen: default vocoder settings.
+    """
+
+    mel: MelConfig = field(default_factory=default_mel_config)
+    num_codebooks: int = 8
+    codebook_size: int = 1024
+    kmeans_iters: int = 20
+    max_fit_frames: int = 100_000
+    seed: int = 0
+    griffin_lim_iters: int = 64
+    griffin_lim_momentum: float = 0.99
+    griffin_lim_sharpen: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.num_codebooks < 1 or self.codebook_size < 2:
+            raise ValueError(
+                f"MelRVQConfig: need num_codebooks >= 1 and codebook_size >= 2, got "
+                f"{self.num_codebooks} x {self.codebook_size}"
+            )
+        if self.kmeans_iters < 1 or self.max_fit_frames < self.codebook_size:
+            raise ValueError(
+                f"MelRVQConfig: need kmeans_iters >= 1 and max_fit_frames >= codebook_size, got "
+                f"{self.kmeans_iters}, {self.max_fit_frames}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> MelRVQConfig:
+        d = dict(d)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"MelRVQConfig: unknown keys {sorted(unknown)}; known: {sorted(names)}")
+        if "mel" in d:
+            d["mel"] = MelConfig.from_dict(d["mel"])
+        return cls(**d)
+
+
+# --- k-means -------------------------------------------------------------------------------------
+
+
+def _sq_dists(x: torch.Tensor, c: torch.Tensor, c_sq: torch.Tensor) -> torch.Tensor:
+    """Squared distances ``(M, K)`` between rows of ``x (M, F)`` and ``c (K, F)``."""
+    return (x.pow(2).sum(1, keepdim=True) - 2.0 * (x @ c.T) + c_sq).clamp_min_(0.0)  # (M, K)
+
+
+def nearest(x: torch.Tensor, c: torch.Tensor, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Index ``(M,)`` of the nearest row of ``c (K, F)`` for each row of ``x (M, F)``, and the
+    squared distance ``(M,)`` to it; distances are computed ``chunk`` rows at a time."""
+    c_sq = c.pow(2).sum(1)  # (K,)
+    idx = torch.empty(x.shape[0], dtype=torch.long, device=x.device)
+    dist = torch.empty(x.shape[0], dtype=x.dtype, device=x.device)
+    for s in range(0, x.shape[0], chunk):
+        d = _sq_dists(x[s : s + chunk], c, c_sq)  # (m, K)
+        dist[s : s + chunk], idx[s : s + chunk] = d.min(dim=1)
+    return idx, dist
+
+
+def _kmeans_pp_init(x: torch.Tensor, k: int, gen: torch.Generator, pool: int) -> torch.Tensor:
+    """k-means++ seeding (Arthur and Vassilvitskii, 2007) on a random pool of rows of ``x``."""
+    m = x.shape[0]
+    if m > pool:
+        x = x[torch.randperm(m, generator=gen)[:pool]]  # (pool, F)
+    first = int(torch.randint(x.shape[0], (1,), generator=gen))
+    centers = [x[first]]
+    d2 = (x - x[first]).pow(2).sum(1)  # (M,)
+    for _ in range(1, k):
+        total = float(d2.sum())
+        if total <= 0.0:  # every point is already a centre: take random rows
+            j = int(torch.randint(x.shape[0], (1,), generator=gen))
+        else:
+            j = int(torch.multinomial(d2 / total, 1, generator=gen))
+        centers.append(x[j])
+        d2 = torch.minimum(d2, (x - x[j]).pow(2).sum(1))
+    return torch.stack(centers)  # (K, F)
+
+
+def kmeans(
+    x: torch.Tensor, k: int, iters: int, seed: int = 0, init_pool: int | None = None
+) -> tuple[torch.Tensor, float]:
+    """Lloyd's k-means with k-means++ seeding; empty clusters are re-seeded at the worst-fit rows.
+
+    Args:
+        x: ``(M, F)`` float data, ``M >= k``.
+        k: number of centroids.
+        iters: Lloyd iterations (each: assign, then move centroids to their cluster means).
+        seed: seed of the initialisation.
+        init_pool: rows considered by k-means++ (default ``min(M, 16 k)``).
+    Returns:
+        centroids ``(k, F)`` and the final mean squared distance of the rows to their centroid.
+        The last step is an assignment after a mean update, so the error is never above the
+        mean squared norm of ``x`` (the error of the all-zero codebook).
+    """
+    if x.dim() != 2 or x.shape[0] < k:
+        raise ValueError(f"kmeans: need (M, F) data with M >= k={k}, got shape {tuple(x.shape)}")
+    gen = torch.Generator().manual_seed(seed)
+    x = x.float()
+    centers = _kmeans_pp_init(x, k, gen, init_pool or min(x.shape[0], 16 * k)).clone()
+    err = float("inf")
+    for it in range(iters):
+        idx, dist = nearest(x, centers)
+        err = float(dist.mean())
+        counts = torch.bincount(idx, minlength=k).to(x.dtype)  # (K,)
+        sums = torch.zeros_like(centers).index_add_(0, idx, x)  # (K, F)
+        nonempty = counts > 0
+        centers[nonempty] = sums[nonempty] / counts[nonempty, None]
+        n_empty = int((~nonempty).sum())
+        if n_empty:
+            worst = dist.topk(n_empty).indices
+            centers[~nonempty] = x[worst]
+        logger.debug("kmeans iter %d: mse %.5f, %d empty clusters re-seeded", it, err, n_empty)
+    _, dist = nearest(x, centers)
+    return centers, float(dist.mean())
+
+
+# --- audio input ---------------------------------------------------------------------------------
+
+
+def _iter_waves(data: Any, sample_rate: int) -> Iterable[torch.Tensor]:
+    """Yield mono float waves ``(N,)`` at ``sample_rate`` from tensors or a lhotse CutSet."""
+    for item in data:
+        if hasattr(item, "load_audio"):  # a lhotse Cut or Recording
+            if item.sampling_rate != sample_rate:
+                item = item.resample(sample_rate)
+            wave = torch.as_tensor(item.load_audio(), dtype=torch.float32)  # (C, N)
+            yield wave.mean(0) if wave.dim() == 2 else wave
+        elif isinstance(item, torch.Tensor):
+            if item.dim() == 2 and item.shape[0] == 1:
+                item = item[0]
+            if item.dim() != 1:
+                raise ValueError(
+                    f"MelRVQCodec.fit: waves must be mono (N,) tensors at {sample_rate} Hz, "
+                    f"got shape {tuple(item.shape)}"
+                )
+            yield item.float()
+        else:
+            raise TypeError(
+                "MelRVQCodec.fit takes an iterable of mono (N,) float tensors at the codec's "
+                f"sample rate or a lhotse CutSet/RecordingSet, got an item of type {type(item)}"
+            )
+
+
+# --- the codec -----------------------------------------------------------------------------------
+
+
+def _atomic_write_bytes(path: Path, write: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+class MelRVQCodec(nn.Module):
+    """Log-mel residual-VQ codec (``valle.codec.base.Codec``); see the module docstring.
+
+    Build with ``MelRVQCodec.fit(...)`` or ``MelRVQCodec.load(dir)``; the constructor takes
+    already-fitted tensors.
+
+    Args:
+        config: the codec settings.
+        mean, std: ``(F,)`` per-bin log-mel statistics.
+        codebooks: ``(Q, K, F)`` codebook vectors in the normalised log-mel space.
+        vocoder: mel -> wave; default a ``GriffinLimVocoder`` with the config's settings. Its
+            ``logmel`` settings must equal ``config.mel``.
+        fit_info: facts about the fit, saved in config.json (frames, seconds, per-stage error).
+    """
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    codebooks: torch.Tensor
+
+    def __init__(
+        self,
+        config: MelRVQConfig,
+        mean: torch.Tensor,
+        std: torch.Tensor,
+        codebooks: torch.Tensor,
+        vocoder: Vocoder | None = None,
+        fit_info: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        q, k, f = config.num_codebooks, config.codebook_size, config.mel.n_mels
+        if tuple(codebooks.shape) != (q, k, f) or mean.shape != (f,) or std.shape != (f,):
+            raise ValueError(
+                f"MelRVQCodec: tensors do not match the config: codebooks {tuple(codebooks.shape)} "
+                f"(want {(q, k, f)}), mean {tuple(mean.shape)}, std {tuple(std.shape)} (want ({f},))"
+            )
+        self.config = config
+        self.logmel = LogMel(config.mel)
+        self.register_buffer("mean", mean.float().clone())
+        self.register_buffer("std", std.float().clone())
+        self.register_buffer("codebooks", codebooks.float().clone())
+        if vocoder is None:
+            vocoder = GriffinLimVocoder(
+                self.logmel,
+                n_iter=config.griffin_lim_iters,
+                momentum=config.griffin_lim_momentum,
+                sharpen=config.griffin_lim_sharpen,
+            )
+        elif vocoder.logmel.config != config.mel:
+            raise ValueError(
+                "MelRVQCodec: the vocoder's mel settings differ from the codec's: "
+                f"{vocoder.logmel.config} vs {config.mel}"
+            )
+        self.vocoder = vocoder
+        self.fit_info = dict(fit_info or {})
+
+    # --- Codec facts -------------------------------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return self.config.mel.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.mel.frame_rate
+
+    @property
+    def num_codebooks(self) -> int:
+        return self.config.num_codebooks
+
+    @property
+    def codebook_size(self) -> int:
+        return self.config.codebook_size
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.mel.hop_length
+
+    def num_frames(self, num_samples: int) -> int:
+        """Code frames for a wave of ``num_samples`` samples: ``ceil(N / hop_length)``."""
+        return max(1, math.ceil(num_samples / self.hop_length))
+
+    # --- mel level ---------------------------------------------------------------------------
+    def wave_to_mel(self, wave: torch.Tensor) -> torch.Tensor:
+        """Mono wave ``(N,)`` -> log-mel ``(T, F)`` with ``T = ceil(N / hop)``."""
+        if wave.dim() != 1:
+            raise ValueError(f"expected a mono wave (N,), got shape {tuple(wave.shape)}")
+        mel = self.logmel(wave.to(self.mean.device))[0]  # (T + 0/1, F)
+        return mel[: self.num_frames(wave.shape[0])]  # (T, F)
+
+    def normalize(self, mel: torch.Tensor) -> torch.Tensor:
+        return (mel - self.mean) / self.std
+
+    def denormalize(self, z: torch.Tensor) -> torch.Tensor:
+        return z * self.std + self.mean
+
+    def quantize(self, z: torch.Tensor, n_q: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Residual VQ of normalised frames ``(T, F)`` -> codes ``(T, n_q)`` and their sum ``(T, F)``."""
+        n_q = self.num_codebooks if n_q is None else n_q
+        residual = z.float()
+        quantized = torch.zeros_like(residual)
+        codes = []
+        for q in range(n_q):
+            idx, _ = nearest(residual, self.codebooks[q])  # (T,)
+            chosen = self.codebooks[q][idx]  # (T, F)
+            residual = residual - chosen
+            quantized = quantized + chosen
+            codes.append(idx)
+        return torch.stack(codes, dim=1), quantized  # (T, n_q), (T, F)
+
+    def codes_to_normalized(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``(T, Q')`` -> sum of the chosen codebook vectors ``(T, F)`` (normalised space)."""
+        if codes.dim() != 2 or not 1 <= codes.shape[1] <= self.num_codebooks:
+            raise ValueError(
+                f"codes must be (T, Q') with 1 <= Q' <= {self.num_codebooks}, "
+                f"got shape {tuple(codes.shape)}"
+            )
+        if codes.is_floating_point():
+            raise TypeError(f"codes must be an integer tensor, got {codes.dtype}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+            raise ValueError(
+                f"codes out of range [0, {self.codebook_size}): min {int(codes.min())}, "
+                f"max {int(codes.max())}"
+            )
+        codes = codes.to(self.codebooks.device).long()
+        n_q = codes.shape[1]
+        stage = torch.arange(n_q, device=codes.device)  # (Q',)
+        return self.codebooks[stage, codes].sum(dim=1)  # (T, Q', F) -> (T, F)
+
+    def encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``(T, F)`` -> codes ``(T, Q)``."""
+        return self.quantize(self.normalize(mel))[0]
+
+    def decode_mel(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes ``(T, Q')`` -> log-mel ``(T, F)``."""
+        return self.denormalize(self.codes_to_normalized(codes))
+
+    # --- Codec protocol ----------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, wavs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Mono waves ``(N_b,)`` -> codes ``(T_b, Q)`` long, ``T_b = ceil(N_b / hop_length)``."""
+        if isinstance(wavs, torch.Tensor):
+            raise TypeError("MelRVQCodec.encode takes a list of (N,) tensors, not one tensor")
+        return [self.encode_mel(self.wave_to_mel(w)).cpu() for w in wavs]
+
+    @torch.no_grad()
+    def decode(self, codes: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Codes ``(T_b, Q')`` -> waves ``(T_b * hop_length,)`` via the vocoder."""
+        if isinstance(codes, torch.Tensor):
+            raise TypeError("MelRVQCodec.decode takes a list of (T, Q') tensors, not one tensor")
+        out = []
+        for c in codes:
+            mel = self.decode_mel(c)  # (T, F)
+            out.append(self.vocoder(mel.unsqueeze(0))[0].cpu())  # (T * hop,)
+        return out
+
+    # --- fitting -----------------------------------------------------------------------------
+    @classmethod
+    @torch.no_grad()
+    def fit(
+        cls,
+        data: Iterable[Any],
+        config: MelRVQConfig | None = None,
+        vocoder: Vocoder | None = None,
+    ) -> MelRVQCodec:
+        """Fit normalisation statistics and codebooks on a corpus.
+
+        Args:
+            data: mono float waves ``(N,)`` at ``config.mel.sample_rate``, or a lhotse
+                ``CutSet`` / ``RecordingSet`` (resampled when needed).
+            config: codec settings (default ``MelRVQConfig()``: 8 x 1024).
+            vocoder: optional vocoder for ``decode`` (default Griffin-Lim).
+        Returns:
+            the fitted codec. Stage q's codebook is k-means on the residual left by stages
+            1..q-1 on the same (seeded) frame sample.
+        """
+        config = config or MelRVQConfig()
+        t0 = time.perf_counter()
+        logmel = LogMel(config.mel)
+        mels, seconds = [], 0.0
+        for wave in _iter_waves(data, config.mel.sample_rate):
+            if wave.numel() == 0:
+                continue
+            seconds += wave.shape[0] / config.mel.sample_rate
+            mels.append(logmel(wave)[0])  # (T, F)
+        if not mels:
+            raise ValueError("MelRVQCodec.fit: no audio in the data")
+        frames = torch.cat(mels)  # (M_all, F)
+        total = frames.shape[0]
+        gen = torch.Generator().manual_seed(config.seed)
+        if total > config.max_fit_frames:
+            frames = frames[torch.randperm(total, generator=gen)[: config.max_fit_frames]]
+        if frames.shape[0] < config.codebook_size:
+            raise ValueError(
+                f"MelRVQCodec.fit: {frames.shape[0]} frames ({seconds:.1f} s of audio) are fewer than "
+                f"codebook_size={config.codebook_size}; give at least "
+                f"{config.codebook_size / config.mel.frame_rate:.0f} s of audio or a smaller "
+                "codebook_size"
+            )
+        mean = frames.mean(0)  # (F,)
+        std = frames.std(0).clamp_min(1e-3)  # (F,)
+        residual = (frames - mean) / std  # (M, F)
+        logger.info(
+            "fitting %d x %d codebooks on %d of %d frames (%.1f s of audio)",
+            config.num_codebooks, config.codebook_size, frames.shape[0], total, seconds,
+        )
+        books, stage_mse = [], []
+        for q in range(config.num_codebooks):
+            centers, _ = kmeans(residual, config.codebook_size, config.kmeans_iters, config.seed + q)
+            idx, _ = nearest(residual, centers)
+            residual = residual - centers[idx]
+            mse = float(residual.pow(2).mean())
+            stage_mse.append(mse)
+            books.append(centers)
+            logger.info("stage %d/%d: residual mse %.4f", q + 1, config.num_codebooks, mse)
+        fit_info = {
+            "audio_seconds": round(seconds, 2),
+            "frames_total": int(total),
+            "frames_used": int(frames.shape[0]),
+            "fit_seconds": round(time.perf_counter() - t0, 2),
+            "train_mse_per_stage": [round(m, 6) for m in stage_mse],
+        }
+        return cls(config, mean, std, torch.stack(books), vocoder=vocoder, fit_info=fit_info)
+
+    # --- persistence -------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write ``config.json`` and ``codebooks.pt`` into ``directory`` (each atomically)."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            "mean": self.mean.cpu(),
+            "std": self.std.cpu(),
+            "codebooks": self.codebooks.cpu(),
+        }
+        _atomic_write_bytes(directory / TENSORS_FILE, lambda f: torch.save(tensors, f))
+        meta = {
+            "codec": "mel_rvq",
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "fit_info": self.fit_info,
+        }
+        text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
+        _atomic_write_bytes(directory / CONFIG_FILE, lambda f: f.write(text.encode()))
+        return directory
+
+    @classmethod
+    def load(
+        cls, directory: str | Path, vocoder: Vocoder | None = None, map_location: str = "cpu"
+    ) -> MelRVQCodec:
+        """Load a codec written by ``save``."""
+        directory = Path(directory)
+        cfg_path, tensor_path = directory / CONFIG_FILE, directory / TENSORS_FILE
+        if not cfg_path.is_file() or not tensor_path.is_file():
+            raise FileNotFoundError(
+                f"{directory} is not a MelRVQCodec directory (need {CONFIG_FILE} and "
+                f"{TENSORS_FILE}); fit one with MelRVQCodec.fit(...).save(dir) or "
+                "`python -m valle.bin.codec_report --fit-on ...`"
+            )
+        meta = json.loads(cfg_path.read_text())
+        if meta.get("codec") != "mel_rvq" or meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{cfg_path}: not a mel_rvq codec of format {FORMAT_VERSION} "
+                f"(codec={meta.get('codec')!r}, format_version={meta.get('format_version')!r})"
+            )
+        config = MelRVQConfig.from_dict(meta["config"])
+        tensors = torch.load(tensor_path, map_location=map_location, weights_only=True)
+        return cls(
+            config,
+            tensors["mean"],
+            tensors["std"],
+            tensors["codebooks"],
+            vocoder=vocoder,
+            fit_info=meta.get("fit_info"),
+        )
+
+    def extra_repr(self) -> str:
+        return f"Q={self.num_codebooks}, K={self.codebook_size}, frame_rate={self.frame_rate}"

@@ -1,0 +1,251 @@
+"""Vocoders: log-mel frames back to waves.
+
+Shape legend: B batch, N samples, T frames, F mel bins, K linear frequency bins (n_fft // 2 + 1).
+
+A vocoder is tied to the ``LogMel`` whose features it inverts (``vocoder.logmel``); feeding it
+mels made with other settings is an error the caller must avoid, so the codecs and models that
+use a vocoder take its ``logmel`` instead of building their own. Output length rule for every
+vocoder here: ``N = T * hop_length``.
+
+- ``GriffinLimVocoder``: no weights; mel -> linear magnitude by non-negative least squares on the
+  filterbank, then fast Griffin-Lim (Perraudin, Balazs and Sondergaard, 2013, "A fast
+  Griffin-Lim algorithm"; Griffin and Lim, 1984).
+- ``HifiGanVocoder``: a pretrained ``transformers.SpeechT5HifiGan`` (e.g.
+  ``microsoft/speecht5_hifigan``), with the exact SpeechT5 log-mel settings
+  (``MelConfig.speecht5()``). MELLE (section 3) turns predicted mels into waves with such a
+  neural vocoder.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+from valle.codec.mel import LogMel, MelConfig
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Vocoder", "GriffinLimVocoder", "HifiGanVocoder", "mel_to_magnitude"]
+
+
+@runtime_checkable
+class Vocoder(Protocol):
+    """Log-mel ``(B, T, F)`` -> wave ``(B, N)``, ``N = T * logmel.hop_length``."""
+
+    @property
+    def sample_rate(self) -> int:
+        """Hz of the returned waves (equals ``logmel.sample_rate``)."""
+        ...
+
+    @property
+    def logmel(self) -> LogMel:
+        """The front end whose features this vocoder inverts."""
+        ...
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor: ...
+
+
+def _check_mel(mel: torch.Tensor, logmel: LogMel) -> torch.Tensor:
+    if mel.dim() == 2:
+        mel = mel.unsqueeze(0)  # (1, T, F)
+    if mel.dim() != 3 or mel.shape[-1] != logmel.n_mels:
+        raise ValueError(
+            f"vocoder expects log-mel (B, T, F={logmel.n_mels}) made by its own .logmel, "
+            f"got shape {tuple(mel.shape)}"
+        )
+    if mel.shape[1] == 0:
+        raise ValueError("vocoder got 0 mel frames")
+    return mel.float()
+
+
+def mel_to_magnitude(mel: torch.Tensor, logmel: LogMel, n_iter: int = 32) -> torch.Tensor:
+    """Invert the mel filterbank: log-mel ``(B, T, F)`` -> linear magnitude ``(B, T, K)``.
+
+    Solves ``min_S ||S @ M - mel||^2, S >= 0`` (M the ``(K, F)`` filterbank) approximately:
+    start from the clamped pseudo-inverse, then ``n_iter`` multiplicative NNLS updates
+    ``S <- S * (mel M^T) / (S M M^T)`` (Lee and Seung, 2001), which keep S non-negative and
+    never increase the error. Returns magnitude (not power) even when ``config.power == 2``.
+    """
+    basis = logmel.mel_basis  # (K, F)
+    target = logmel.exp(mel).clamp_min(0.0)  # (B, T, F) linear mel
+    eps = 1e-10
+    spec = (target @ torch.linalg.pinv(basis)).clamp_min(eps)  # (B, T, K)
+    num = target @ basis.T  # (B, T, K)
+    gram = basis @ basis.T  # (K, K)
+    for _ in range(n_iter):
+        spec = spec * num / (spec @ gram + eps)  # (B, T, K)
+    if logmel.config.power == 2.0:
+        spec = spec.clamp_min(0.0).sqrt()
+    return spec
+
+
+class GriffinLimVocoder(nn.Module):
+    """Weight-free vocoder: NNLS mel inversion + fast Griffin-Lim phase reconstruction.
+
+    Args:
+        logmel: the front end that made the mels.
+        n_iter: Griffin-Lim iterations (64 is a good quality/speed point at 16 kHz).
+        momentum: fast Griffin-Lim acceleration alpha in ``[0, 1)``; 0 gives plain Griffin-Lim.
+        sharpen: the magnitude is raised to this power before phase reconstruction (>1
+            sharpens formants and reduces the "phasey" buzz; 1.0 leaves it alone).
+        nnls_iter: multiplicative NNLS updates in ``mel_to_magnitude``.
+        seed: seed of the random initial phase (outputs are deterministic).
+    """
+
+    def __init__(
+        self,
+        logmel: LogMel,
+        n_iter: int = 64,
+        momentum: float = 0.99,
+        sharpen: float = 1.0,
+        nnls_iter: int = 32,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if n_iter < 1:
+            raise ValueError(f"GriffinLimVocoder: n_iter must be >= 1, got {n_iter}")
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"GriffinLimVocoder: momentum must be in [0, 1), got {momentum}")
+        if sharpen <= 0:
+            raise ValueError(f"GriffinLimVocoder: sharpen must be > 0, got {sharpen}")
+        self._logmel = logmel
+        self.n_iter = n_iter
+        self.momentum = momentum
+        self.sharpen = sharpen
+        self.nnls_iter = nnls_iter
+        self.seed = seed
+
+    @property
+    def logmel(self) -> LogMel:
+        return self._logmel
+
+    @property
+    def sample_rate(self) -> int:
+        return self._logmel.sample_rate
+
+    def _istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        cfg = self._logmel.config
+        return torch.istft(
+            spec,  # (B, K, T)
+            n_fft=cfg.n_fft,
+            hop_length=cfg.hop_length,
+            win_length=cfg.win_length,
+            window=self._logmel.window,
+            center=True,
+            length=length,
+        )
+
+    def griffin_lim(self, magnitude: torch.Tensor) -> torch.Tensor:
+        """Phase reconstruction: magnitude ``(B, T, K)`` -> wave ``(B, N = T * hop)``.
+
+        Fast Griffin-Lim: ``c_n = P_C(P_A(t_{n-1}))``, ``t_n = c_n + alpha (c_n - c_{n-1})``,
+        where ``P_A`` imposes the target magnitude and ``P_C`` = STFT(ISTFT(.)) projects onto
+        consistent spectrograms.
+        """
+        mag = magnitude.transpose(1, 2)  # (B, K, T)
+        if self.sharpen != 1.0:
+            mag = mag.pow(self.sharpen)
+        n_frames = mag.shape[-1]
+        # istft of T centred frames covers (T - 1) * hop samples; the tail is zero-padded
+        consistent_len = (n_frames - 1) * self._logmel.hop_length
+        gen = torch.Generator().manual_seed(self.seed)
+        phase = torch.rand(mag.shape, generator=gen) * (2 * math.pi)
+        t_n = torch.polar(torch.ones_like(mag), phase.to(mag.device))  # (B, K, T)
+        c_prev = torch.zeros_like(t_n)
+        for _ in range(self.n_iter):
+            unit = t_n / t_n.abs().clamp_min(1e-16)
+            wave = self._istft(mag * unit, consistent_len)  # (B, N')
+            c_n = self._logmel.stft(wave)  # (B, K, T)
+            t_n = c_n + self.momentum * (c_n - c_prev)
+            c_prev = c_n
+        unit = t_n / t_n.abs().clamp_min(1e-16)
+        return self._istft(mag * unit, n_frames * self._logmel.hop_length)  # (B, N)
+
+    @torch.no_grad()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``(B, T, F)`` (or ``(T, F)``) -> wave ``(B, T * hop_length)``."""
+        mel = _check_mel(mel, self._logmel)
+        mag = mel_to_magnitude(mel, self._logmel, self.nnls_iter)  # (B, T, K)
+        n_frames = mag.shape[1]
+        if n_frames < 2:
+            # one frame has no overlap to reconstruct a phase from: repeat it, keep one hop
+            mag = mag.expand(-1, 2, -1)  # (B, 2, K)
+            return self.griffin_lim(mag)[:, : n_frames * self._logmel.hop_length]
+        return self.griffin_lim(mag)
+
+
+class HifiGanVocoder(nn.Module):
+    """Pretrained HiFi-GAN (``transformers.SpeechT5HifiGan``) on SpeechT5 log-mel features.
+
+    The model normalises its input itself (``(mel - mean) / scale`` with the statistics stored
+    in its weights, ``config.normalize_before``), so it takes the plain log10 mels of
+    ``MelConfig.speecht5()``; ``hifigan.logmel`` makes them.
+    """
+
+    def __init__(self, model: nn.Module, mel_config: MelConfig | None = None) -> None:
+        super().__init__()
+        cfg = model.config  # type: ignore[union-attr]
+        mel_config = mel_config or MelConfig.speecht5()
+        upsample = math.prod(cfg.upsample_rates)
+        problems = []
+        if cfg.model_in_dim != mel_config.n_mels:
+            problems.append(f"model_in_dim {cfg.model_in_dim} != n_mels {mel_config.n_mels}")
+        if upsample != mel_config.hop_length:
+            problems.append(f"prod(upsample_rates) {upsample} != hop_length {mel_config.hop_length}")
+        if cfg.sampling_rate != mel_config.sample_rate:
+            problems.append(
+                f"sampling_rate {cfg.sampling_rate} != mel sample_rate {mel_config.sample_rate}"
+            )
+        if problems:
+            raise ValueError(
+                "HifiGanVocoder: the model does not fit the mel settings: "
+                + "; ".join(problems)
+                + ". Pass the MelConfig the vocoder was trained with."
+            )
+        self.model = model.eval()
+        self._logmel = LogMel(mel_config)
+
+    @property
+    def logmel(self) -> LogMel:
+        return self._logmel
+
+    @property
+    def sample_rate(self) -> int:
+        return self._logmel.sample_rate
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str | Path = "microsoft/speecht5_hifigan",
+        mel_config: MelConfig | None = None,
+        **kwargs: Any,
+    ) -> HifiGanVocoder:
+        """Load a ``SpeechT5HifiGan`` from a local directory or a model hub id.
+
+        ``kwargs`` go to ``SpeechT5HifiGan.from_pretrained`` (e.g. ``local_files_only=True``).
+        """
+        from transformers import SpeechT5HifiGan
+
+        try:
+            model = SpeechT5HifiGan.from_pretrained(str(path_or_id), **kwargs)
+        except OSError as e:
+            raise OSError(
+                f"HifiGanVocoder: could not load {path_or_id!r} ({e}). Give a local directory "
+                "with config.json and the weights (e.g. a snapshot of microsoft/speecht5_hifigan), "
+                "or use GriffinLimVocoder on machines without pretrained weights."
+            ) from e
+        return cls(model, mel_config)
+
+    @torch.no_grad()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log10-mel ``(B, T, 80)`` (or ``(T, 80)``) -> wave ``(B, T * 256)``."""
+        mel = _check_mel(mel, self._logmel)
+        wave = self.model(mel)  # (B, N)
+        if wave.dim() == 1:
+            wave = wave.unsqueeze(0)  # (1, N)
+        return wave
