@@ -1,0 +1,114 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from lhotse import CutSet
+
+from tests.data.factories import FakeCodec, fake_frontend_for
+from valle.data.audio import load_cut_audio
+from valle.data.codec_info import CodecInfo
+from valle.data.tokenize import (
+    add_phonemes,
+    cut_phonemes,
+    drop_unknown_symbols,
+    encode_cuts,
+    supervision_language,
+)
+
+
+def _encode(cuts, codec, out, **kw):
+    info = CodecInfo.from_codec(codec, name="fake", path="/nowhere")
+    return encode_cuts(cuts, codec, out, "t", info, progress=False, **kw)
+
+
+def test_codes_attached_and_loadable(cuts, tmp_path):
+    codec = FakeCodec()
+    result, stats = _encode(cuts, codec, tmp_path / "tok", chunk_size=4, batch_size=3)
+    assert [c.id for c in result] == [c.id for c in cuts]
+    assert stats.chunks_total == 3 and stats.chunks_computed == 3
+    assert max(codec.batch_sizes) <= 3 and len(codec.batch_sizes) < len(cuts)  # batched calls
+    for cut in result:
+        codes = cut.load_codes()
+        expected = codec.encode([load_cut_audio(cut, codec.sample_rate)])[0].numpy()
+        # lhotse's TemporalArray read gives round(duration * frame_rate) frames at most
+        assert codes.shape[1] == 2
+        assert abs(codes.shape[0] - expected.shape[0]) <= 1
+        np.testing.assert_array_equal(codes, expected[: codes.shape[0]])
+        assert cut.codes.frame_shift == pytest.approx(1 / 50)
+        assert cut.codes.temporal_dim == 0
+    # the combined manifest round-trips through disk
+    again = CutSet.from_file(tmp_path / "tok" / "t_cuts_codes.jsonl.gz")
+    np.testing.assert_array_equal(next(iter(again)).load_codes(), next(iter(result)).load_codes())
+    info = json.loads((tmp_path / "tok" / "codec.json").read_text())
+    assert info["sample_rate"] == 8000 and info["frame_rate"] == 50.0
+    assert info["num_codebooks"] == 2 and info["codebook_size"] == 16 and info["name"] == "fake"
+    assert CodecInfo.from_file(tmp_path / "tok" / "codec.json").path == "/nowhere"
+
+
+def test_resume_after_interruption(cuts, tmp_path):
+    out = tmp_path / "tok"
+    ref, _ = _encode(cuts, FakeCodec(), tmp_path / "ref", chunk_size=4, batch_size=2)
+
+    crashing = FakeCodec(fail_after=5)  # first chunk (4 cuts) finishes, the second dies
+    with pytest.raises(KeyboardInterrupt):
+        _encode(cuts, crashing, out, chunk_size=4, batch_size=2)
+    done = sorted(p.name for p in (out / "t_codes_chunks").iterdir())
+    assert done == ["cuts.00000.jsonl.gz"]
+    assert not (out / "t_cuts_codes.jsonl.gz").exists()
+
+    second = FakeCodec()
+    result, stats = _encode(cuts, second, out, chunk_size=4, batch_size=2)
+    assert stats.chunks_computed == 2
+    assert len(second.encoded) == len(cuts) - 4  # the finished chunk was not recomputed
+    assert [c.id for c in result] == [c.id for c in ref]
+    for a, b in zip(result, ref):
+        np.testing.assert_array_equal(a.load_codes(), b.load_codes())
+
+    third = FakeCodec()
+    _, stats = _encode(cuts, third, out, chunk_size=4, batch_size=2)
+    assert stats.chunks_computed == 0 and third.encoded == []
+
+
+def test_rerun_with_other_cuts_is_refused(cuts, tmp_path):
+    _encode(cuts, FakeCodec(), tmp_path / "tok", chunk_size=4)
+    fewer = CutSet.from_cuts(list(cuts)[:5])
+    with pytest.raises(RuntimeError, match="different run"):
+        _encode(fewer, FakeCodec(), tmp_path / "tok", chunk_size=4)
+
+
+def test_lossy_storage_refused(cuts, tmp_path):
+    with pytest.raises(ValueError, match="lossless"):
+        _encode(cuts, FakeCodec(), tmp_path / "tok", storage_type="lilcom_chunky")
+
+
+def test_bad_codec_output_is_caught(cuts, tmp_path):
+    class Broken(FakeCodec):
+        def encode(self, wavs):
+            return [c + 100 for c in super().encode(wavs)]
+
+    with pytest.raises(RuntimeError, match="leave"):
+        _encode(cuts, Broken(), tmp_path / "tok")
+
+
+def test_phonemes_and_unknown_symbols(cuts):
+    from valle.text import SymbolTable
+
+    ph = add_phonemes(cuts, frontend_for=fake_frontend_for, progress=False)
+    first = next(iter(ph))
+    assert cut_phonemes(first) == [ch for ch in first.supervisions[0].text if ch.isalpha()]
+    table = SymbolTable.build(cut_phonemes(c) for c in ph if c.supervisions[0].speaker != "spk2")
+    # speaker 2's texts use the same letters as the others: all known; a made-up token is not
+    odd = add_phonemes(
+        cuts, frontend_for=lambda lang: (lambda t: ["zz_unknown"]), progress=False
+    )
+    assert len(drop_unknown_symbols(ph, table)) == len(ph)
+    assert len(drop_unknown_symbols(odd, table)) == 0
+
+
+def test_language_names():
+    assert supervision_language("English") == "en"
+    assert supervision_language(None, default="zh") == "zh"
+    with pytest.raises(ValueError, match="unknown supervision language"):
+        supervision_language("Klingon")

@@ -1,0 +1,96 @@
+"""The codec facts recorded beside tokenized manifests, and loading a codec back from them.
+
+Codec facts (sample rate, frame rate, codebooks) come from the codec object (DESIGN.md sec. 2);
+tokenization writes them to ``codec.json`` so training and inference read the same facts and can
+rebuild the codec that made the codes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from valle.codec.base import Codec
+from valle.data.manifests import write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["CODEC_NAMES", "CodecInfo", "load_codec"]
+
+CODEC_NAMES = ("encodec", "mel_rvq")
+
+
+@dataclass(frozen=True)
+class CodecInfo:
+    """Facts about the codec that produced a set of codes."""
+
+    name: str  # one of CODEC_NAMES
+    sample_rate: int  # Hz of the waves the codec encodes
+    frame_rate: float  # code frames per second
+    num_codebooks: int  # Q
+    codebook_size: int  # codes lie in [0, codebook_size)
+    path: str | None = None  # model name or local directory the codec was loaded from
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. {"bandwidth": 6.0} (kbps)
+
+    @classmethod
+    def from_codec(
+        cls, codec: Codec, name: str, path: str | Path | None = None, **options: Any
+    ) -> CodecInfo:
+        """Read the facts from a codec object."""
+        return cls(
+            name=name,
+            sample_rate=int(codec.sample_rate),
+            frame_rate=float(codec.frame_rate),
+            num_codebooks=int(codec.num_codebooks),
+            codebook_size=int(codec.codebook_size),
+            path=None if path is None else str(path),
+            options=dict(options),
+        )
+
+    def to_file(self, path: str | Path) -> Path:
+        return write_json_atomic(asdict(self), path)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> CodecInfo:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"codec facts {path} not found; it is written by the codec-token stage (stage 2)"
+            )
+        d = json.loads(path.read_text())
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise ValueError(f"{path} is not a valid codec.json: {e}") from e
+
+    def load_codec(self) -> Codec:
+        """Rebuild the codec these facts describe."""
+        if self.path is None:
+            raise ValueError(f"codec.json for {self.name!r} records no path; cannot reload it")
+        return load_codec(self.name, self.path, **self.options)
+
+
+def load_codec(name: str, path: str | Path, **options: Any) -> Codec:
+    """Build a codec by name.
+
+    Args:
+        name: ``"encodec"`` (``EncodecCodec.from_pretrained(path, bandwidth=...)``, EnCodec
+            24 kHz, VALL-E sec. 5.1 uses 6 kbps = 8 codebooks) or ``"mel_rvq"``
+            (``MelRVQCodec.load(path)``, the offline codec fitted on the mini corpus).
+        path: hub name or local directory.
+        options: codec-specific options (``bandwidth`` for EnCodec, kbps).
+    """
+    if name == "encodec":
+        from valle.codec.encodec import EncodecCodec
+
+        return EncodecCodec.from_pretrained(str(path), **options)
+    if name == "mel_rvq":
+        from valle.codec.mel_rvq import MelRVQCodec
+
+        if options:
+            raise ValueError(f"mel_rvq takes no options, got {options}")
+        return MelRVQCodec.load(path)
+    raise ValueError(f"unknown codec {name!r}; choose one of {list(CODEC_NAMES)}")

@@ -1,0 +1,420 @@
+"""Tokenization of a CutSet: codec codes (acoustic tokens) and phonemes (text tokens).
+
+Shape legend: N samples, T code frames, Q codebooks.
+
+Acoustic tokens (VALL-E sec. 3, 5.1): each cut's audio is encoded by a :class:`Codec` in
+batches and the ``(T, Q)`` codes are stored with lhotse's array storage as a ``TemporalArray``
+(``frame_shift = 1 / frame_rate``, ``temporal_dim = 0``) in the cut's custom field ``codes``;
+``cut.load_codes()`` reads them back. The work is split into chunks of cuts; each finished chunk's
+manifest is written atomically and skipped on the next run, so an interrupted run resumes where
+it stopped. The codec's facts go to ``codec.json`` beside the manifests.
+
+Text tokens: ``supervision.custom["phonemes"]`` (``list[str]``) from the language's G2P front
+end; the symbol table (``tokens.txt``) is built over the train split only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lhotse import CutSet
+from lhotse.cut import Cut
+from lhotse.features.io import get_writer
+from lhotse.utils import fastcopy
+from tqdm.auto import tqdm
+
+from valle.codec.base import Codec
+from valle.data.audio import load_cut_audio
+from valle.data.codec_info import CodecInfo
+from valle.data.manifests import save_cuts_atomic, write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CODES_FIELD",
+    "PHONEMES_FIELD",
+    "EncodeStats",
+    "encode_cuts",
+    "add_phonemes",
+    "build_symbol_table",
+    "supervision_language",
+    "cut_phonemes",
+    "drop_unknown_symbols",
+]
+
+CODES_FIELD = "codes"
+PHONEMES_FIELD = "phonemes"
+
+# Storage back ends for codes. lilcom is lossy and would corrupt integer codes, so it is refused.
+LOSSLESS_STORAGE = ("numpy_files", "numpy_hdf5")
+
+# Corpus language names (lhotse recipes write "English") -> the toolkit's language codes.
+_LANGUAGE_NAMES = {
+    "english": "en",
+    "en": "en",
+    "en-us": "en",
+    "en-gb": "en",
+    "chinese": "zh",
+    "mandarin": "zh",
+    "zh": "zh",
+    "cmn": "zh",
+    "japanese": "ja",
+    "ja": "ja",
+}
+
+
+@dataclass(frozen=True)
+class EncodeStats:
+    """What one :func:`encode_cuts` call did."""
+
+    num_cuts: int  # cuts in the output manifest
+    chunks_total: int
+    chunks_computed: int  # chunks encoded by this call (the others were already done)
+    audio_seconds: float  # audio encoded by this call
+    wall_seconds: float  # time this call spent encoding
+
+    @property
+    def speed(self) -> float:
+        """Seconds of audio tokenized per second of wall time (this call)."""
+        return self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else float("nan")
+
+
+# ----------------------------------------------------------------------------- codes
+
+
+def _ids_digest(cuts: Sequence[Cut]) -> str:
+    h = hashlib.sha1()
+    for c in cuts:
+        h.update(c.id.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def _batches(cuts: list[Cut], batch_size: int, max_batch_seconds: float) -> list[list[Cut]]:
+    """Group cuts (longest first, to pad little) into batches bounded by count and seconds."""
+    order = sorted(cuts, key=lambda c: c.duration, reverse=True)
+    batches: list[list[Cut]] = []
+    cur: list[Cut] = []
+    cur_s = 0.0
+    for c in order:
+        if cur and (len(cur) >= batch_size or cur_s + c.duration > max_batch_seconds):
+            batches.append(cur)
+            cur, cur_s = [], 0.0
+        cur.append(c)
+        cur_s += c.duration
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+def _check_codes(codes: torch.Tensor, codec: Codec, cut: Cut) -> np.ndarray:
+    if codes.dim() != 2 or codes.shape[1] != codec.num_codebooks:
+        raise RuntimeError(
+            f"codec returned codes of shape {tuple(codes.shape)} for cut {cut.id}; expected "
+            f"(T, {codec.num_codebooks}) — the codec breaks the valle.codec.base.Codec contract"
+        )
+    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= codec.codebook_size):
+        raise RuntimeError(
+            f"codes of cut {cut.id} leave [0, {codec.codebook_size}): "
+            f"min {int(codes.min())}, max {int(codes.max())}"
+        )
+    dtype = np.int16 if codec.codebook_size <= np.iinfo(np.int16).max + 1 else np.int32
+    return codes.cpu().numpy().astype(dtype)  # (T, Q)
+
+
+def encode_cuts(
+    cuts: CutSet | Iterable[Cut],
+    codec: Codec,
+    output_dir: str | Path,
+    prefix: str,
+    codec_info: CodecInfo,
+    chunk_size: int = 500,
+    batch_size: int = 16,
+    max_batch_seconds: float = 160.0,
+    storage_type: str = "numpy_files",
+    progress: bool = True,
+) -> tuple[CutSet, EncodeStats]:
+    """Encode every cut's audio with ``codec`` and attach the codes as ``cut.codes``.
+
+    Files under ``output_dir``: ``codec.json`` (facts), ``<prefix>_codes_plan.json`` (what the
+    chunks hold, so a rerun with other cuts or another codec is refused instead of mixing
+    codes), ``<prefix>_codes_chunks/cuts.NNNNN.jsonl.gz`` (one manifest per finished chunk),
+    ``<prefix>_codes/`` (array storage) and ``<prefix>_cuts_codes.jsonl.gz`` (all cuts).
+
+    Args:
+        cuts: the cuts to encode (their order defines the chunks).
+        codec: any :class:`~valle.codec.base.Codec`.
+        output_dir: directory for the files above (created).
+        prefix: file-name prefix, e.g. ``"mini"``.
+        codec_info: facts recorded in ``codec.json`` (``CodecInfo.from_codec``).
+        chunk_size: cuts per resumable chunk.
+        batch_size: most cuts per ``codec.encode`` call.
+        max_batch_seconds: most seconds of audio per ``codec.encode`` call.
+        storage_type: lhotse writer name, ``"numpy_files"`` or ``"numpy_hdf5"`` (needs h5py).
+        progress: show a tqdm bar (seconds of audio).
+    Returns:
+        the cuts with codes attached, and what this call did.
+    """
+    if storage_type not in LOSSLESS_STORAGE:
+        raise ValueError(
+            f"storage {storage_type!r} is not lossless (or unknown); codes must be stored "
+            f"exactly: use one of {list(LOSSLESS_STORAGE)}"
+        )
+    if chunk_size < 1 or batch_size < 1:
+        raise ValueError(f"chunk_size and batch_size must be >= 1, got {chunk_size}, {batch_size}")
+    if abs(codec_info.frame_rate - codec.frame_rate) > 1e-6:
+        raise ValueError("codec_info does not describe this codec (frame rates differ)")
+    cut_list = list(cuts)
+    if not cut_list:
+        raise ValueError("no cuts to encode; check the input manifest")
+    ids = [c.id for c in cut_list]
+    if len(set(ids)) != len(ids):
+        raise ValueError("cut ids are not unique; codes are stored by cut id")
+
+    output_dir = Path(output_dir)
+    chunk_dir = output_dir / f"{prefix}_codes_chunks"
+    storage_dir = output_dir / f"{prefix}_codes"
+    chunk_dir.mkdir(parents=True, exist_ok=True)
+    storage_dir.mkdir(parents=True, exist_ok=True)
+
+    chunks = [cut_list[i : i + chunk_size] for i in range(0, len(cut_list), chunk_size)]
+    plan = {
+        "num_cuts": len(cut_list),
+        "chunk_size": chunk_size,
+        "num_chunks": len(chunks),
+        "cut_ids_sha1": _ids_digest(cut_list),
+        "codec": codec_info.__dict__,
+        "storage_type": storage_type,
+    }
+    plan_path = output_dir / f"{prefix}_codes_plan.json"
+    if plan_path.is_file():
+        old = json.loads(plan_path.read_text())
+        if old != json.loads(json.dumps(plan)):
+            raise RuntimeError(
+                f"{plan_path} records a different run (other cuts, chunk size or codec); "
+                f"finished chunks in {chunk_dir} cannot be reused. Delete {chunk_dir}, "
+                f"{storage_dir} and {plan_path} to start over, or use another output dir."
+            )
+    else:
+        write_json_atomic(plan, plan_path)
+    codec_info.to_file(output_dir / "codec.json")
+
+    frame_shift = 1.0 / codec.frame_rate
+    chunk_paths = [chunk_dir / f"cuts.{k:05d}.jsonl.gz" for k in range(len(chunks))]
+    todo = [k for k, p in enumerate(chunk_paths) if not p.is_file()]
+    total_s = sum(c.duration for c in cut_list)
+    todo_s = sum(c.duration for k in todo for c in chunks[k])
+    if len(todo) < len(chunks):
+        logger.info(
+            "%s: %d of %d chunks already encoded, resuming", prefix, len(chunks) - len(todo), len(chunks)
+        )
+    bar = tqdm(
+        total=round(total_s, 2),
+        initial=round(total_s - todo_s, 2),
+        unit="s",
+        desc=f"codes {prefix}",
+        disable=not progress,
+    )
+    t0 = time.perf_counter()
+    done_s = 0.0
+    sample_rate = codec.sample_rate
+    with ThreadPoolExecutor(max_workers=1) as pool:  # loads the next batch while one encodes
+        for k in todo:
+            batches = _batches(chunks[k], batch_size, max_batch_seconds)
+            writer_path = storage_dir / (
+                f"chunk.{k:05d}" + (".h5" if storage_type == "numpy_hdf5" else "")
+            )
+            out: dict[str, Cut] = {}
+            with get_writer(storage_type)(str(writer_path), mode="w") as writer:
+                pending = pool.submit(lambda b=batches[0]: [load_cut_audio(c, sample_rate) for c in b])
+                for i, batch in enumerate(batches):
+                    wavs = pending.result()  # list of (N_b,)
+                    if i + 1 < len(batches):
+                        nxt = batches[i + 1]
+                        pending = pool.submit(lambda b=nxt: [load_cut_audio(c, sample_rate) for c in b])
+                    with torch.inference_mode():
+                        codes = codec.encode(wavs)  # list of (T_b, Q)
+                    if len(codes) != len(batch):
+                        raise RuntimeError(
+                            f"codec returned {len(codes)} code sequences for {len(batch)} waves"
+                        )
+                    for cut, c in zip(batch, codes):
+                        arr = _check_codes(c, codec, cut)  # (T, Q)
+                        manifest = writer.store_array(
+                            cut.id, arr, frame_shift=frame_shift, temporal_dim=0, start=cut.start
+                        )
+                        out[cut.id] = cut.with_custom(CODES_FIELD, manifest)
+                    seconds = sum(c.duration for c in batch)
+                    done_s += seconds
+                    bar.update(round(seconds, 2))
+            chunk_cuts = CutSet.from_cuts(out[c.id] for c in chunks[k])  # input order
+            save_cuts_atomic(chunk_cuts, chunk_paths[k])
+    bar.close()
+    wall = time.perf_counter() - t0
+
+    result = CutSet.from_cuts(c for p in chunk_paths for c in CutSet.from_file(p))
+    save_cuts_atomic(result, output_dir / f"{prefix}_cuts_codes.jsonl.gz")
+    stats = EncodeStats(
+        num_cuts=len(result),
+        chunks_total=len(chunks),
+        chunks_computed=len(todo),
+        audio_seconds=done_s,
+        wall_seconds=wall,
+    )
+    if todo:
+        logger.info(
+            "%s: encoded %.1f s of audio in %.1f s (%.1f s of audio per second)",
+            prefix,
+            done_s,
+            wall,
+            stats.speed,
+        )
+        write_json_atomic(
+            dict(stats.__dict__, speed_audio_s_per_s=stats.speed),
+            output_dir / f"{prefix}_codes_stats.json",
+        )
+    return result, stats
+
+
+# ----------------------------------------------------------------------------- text
+
+
+def supervision_language(language: str | None, default: str | None = None) -> str:
+    """Map a supervision's language (``"English"``, ``"en"``, ...) to a code in LANGUAGES."""
+    if language is None:
+        if default is None:
+            raise ValueError(
+                "supervision has no language and no default was given; pass --language en"
+            )
+        return default
+    code = _LANGUAGE_NAMES.get(language.strip().lower())
+    if code is None:
+        raise ValueError(
+            f"unknown supervision language {language!r}; known: {sorted(set(_LANGUAGE_NAMES))}"
+        )
+    return code
+
+
+FrontendFactory = Callable[[str], Callable[[str], list[str]]]
+
+
+def _default_frontend_factory() -> FrontendFactory:
+    from valle.text import get_frontend
+
+    return get_frontend
+
+
+def add_phonemes(
+    cuts: CutSet | Iterable[Cut],
+    frontend_for: FrontendFactory | None = None,
+    default_language: str | None = None,
+    batch_size: int = 200,
+    progress: bool = True,
+) -> CutSet:
+    """Phonemize every supervision's text into ``supervision.custom["phonemes"]``.
+
+    Args:
+        cuts: cuts whose supervisions have ``text`` (and ``language``).
+        frontend_for: ``lang -> front end``; a front end maps text to tokens and may have a
+            ``.batch(texts)`` method (used when present). Default: ``valle.text.get_frontend``.
+        default_language: language code for supervisions with no language.
+        batch_size: texts per front-end call.
+    Returns:
+        a new CutSet (input order) with phonemes on every supervision.
+    """
+    frontend_for = frontend_for or _default_frontend_factory()
+    cut_list = [c for c in cuts]
+    if not cut_list:
+        raise ValueError("no cuts to phonemize")
+    by_lang: dict[str, list[tuple[int, int]]] = {}
+    for i, cut in enumerate(cut_list):
+        if not cut.supervisions:
+            raise ValueError(f"cut {cut.id} has no supervision (no text to tokenize)")
+        for j, sup in enumerate(cut.supervisions):
+            if not sup.text or not sup.text.strip():
+                raise ValueError(f"supervision {sup.id} of cut {cut.id} has empty text")
+            by_lang.setdefault(supervision_language(sup.language, default_language), []).append((i, j))
+
+    phonemes: dict[tuple[int, int], list[str]] = {}
+    bar = tqdm(total=sum(len(v) for v in by_lang.values()), desc="phonemes", disable=not progress)
+    for lang, keys in by_lang.items():
+        fe: Any = frontend_for(lang)
+        for s in range(0, len(keys), batch_size):
+            part = keys[s : s + batch_size]
+            texts = [cut_list[i].supervisions[j].text for i, j in part]
+            if hasattr(fe, "batch"):
+                out = fe.batch(texts)
+            else:
+                out = [fe(t) for t in texts]
+            for key, toks in zip(part, out):
+                toks = list(toks)
+                if not toks:
+                    i, j = key
+                    raise ValueError(
+                        f"front end '{lang}' gave no tokens for cut {cut_list[i].id}: "
+                        f"{cut_list[i].supervisions[j].text!r}"
+                    )
+                phonemes[key] = toks
+            bar.update(len(part))
+    bar.close()
+
+    result = []
+    for i, cut in enumerate(cut_list):
+        sups = []
+        for j, sup in enumerate(cut.supervisions):
+            sups.append(sup.with_custom(PHONEMES_FIELD, phonemes[(i, j)]))
+        result.append(fastcopy(cut, supervisions=sups))
+    return CutSet.from_cuts(result)
+
+
+def cut_phonemes(cut: Cut) -> list[str]:
+    """All phonemes of a cut (its supervisions' in order)."""
+    toks: list[str] = []
+    for sup in cut.supervisions:
+        p = (sup.custom or {}).get(PHONEMES_FIELD)
+        if p is None:
+            raise ValueError(
+                f"cut {cut.id} has no supervision custom['{PHONEMES_FIELD}']; run the "
+                "text-token stage (stage 3) first"
+            )
+        toks.extend(p)
+    return toks
+
+
+def build_symbol_table(train_cuts: Iterable[Cut]):
+    """Build the phoneme symbol table over the train split (``valle.text.SymbolTable``)."""
+    from valle.text import SymbolTable
+
+    return SymbolTable.build(cut_phonemes(c) for c in train_cuts)
+
+
+def drop_unknown_symbols(cuts: CutSet, symbols, what: str = "cuts") -> CutSet:
+    """Keep the cuts whose phonemes are all in ``symbols``; log how many were dropped."""
+    kept = []
+    unknown: dict[str, int] = {}
+    for c in cuts:
+        miss = [t for t in cut_phonemes(c) if t not in symbols]
+        if miss:
+            for t in miss:
+                unknown[t] = unknown.get(t, 0) + 1
+        else:
+            kept.append(c)
+    n_drop = len(cuts) - len(kept)
+    if n_drop:
+        logger.warning(
+            "%s: dropped %d cut(s) with phonemes missing from tokens.txt: %s",
+            what,
+            n_drop,
+            ", ".join(f"{t!r}x{n}" for t, n in sorted(unknown.items())[:20]),
+        )
+    return CutSet.from_cuts(kept)
