@@ -1,0 +1,56 @@
+"""Text normalisation applied before G2P (whitespace, Unicode form, English symbols)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from valle.text.punctuation import fold_punctuation
+
+_SPACES = re.compile(r"\s+")
+
+
+def collapse_whitespace(text: str) -> str:
+    """Turn every run of whitespace (newlines, tabs, NBSP) into one space and strip the ends."""
+    return _SPACES.sub(" ", text).strip()
+
+
+def basic_normalize(text: str) -> str:
+    """NFKC (full-width ASCII -> ASCII, compatibility forms), canonical punctuation and
+    collapsed whitespace. Shared by every language."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    text = unicodedata.normalize("NFKC", text)
+    text = text.replace("’", "'").replace("‘", "'")
+    return collapse_whitespace(fold_punctuation(text))
+
+
+_CURRENCY = {"$": ("dollar", "dollars"), "£": ("pound", "pounds"), "€": ("euro", "euros")}
+_MONEY = re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d{1,2}))?\b")
+_CENTS = {"$": ("cent", "cents"), "£": ("penny", "pence"), "€": ("cent", "cents")}
+
+
+def _money(match: re.Match[str]) -> str:
+    symbol, whole, frac = match.group(1), match.group(2), match.group(3)
+    amount = int(whole.replace(",", ""))
+    one, many = _CURRENCY[symbol]
+    words = f"{whole} {one if amount == 1 else many}"
+    if frac:
+        cents = int(frac.ljust(2, "0"))
+        if cents:
+            c_one, c_many = _CENTS[symbol]
+            words += f" {cents} {c_one if cents == 1 else c_many}"
+    return words
+
+
+def normalize_english(text: str) -> str:
+    """English normalisation before espeak-ng.
+
+    espeak-ng already reads cardinals, ordinals (``3rd``), decimals, ``%`` and digit groups
+    (``1,500``) correctly; it reads ``$5`` as "dollar five", so currency amounts are rewritten
+    here (``$5.50`` -> ``5 dollars 50 cents``), and ``&`` becomes "and".
+    """
+    text = basic_normalize(text)
+    text = _MONEY.sub(_money, text)
+    text = text.replace("&", " and ")
+    return collapse_whitespace(text)
