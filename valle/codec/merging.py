@@ -1,0 +1,171 @@
+"""Codec merging for VALL-E R (Han et al., 2024, "VALL-E R: Robust and Efficient Zero-Shot
+Text-to-Speech Synthesis via Monotonic Alignment", Sec. 3.2, codec-merging approach).
+
+Shape legend: B batch, N samples, T frames, W windows (``ceil(T / m)``), Q codebooks,
+D latent dim.
+
+A trained EnCodec is reused without retraining; only its residual vector quantisation changes.
+Before the VQ of layer ``i`` the current residual is average-pooled over windows of ``m_i``
+frames and each window's mean is repeated back over its frames; that is quantised, and the
+quantised (repeated) vectors are subtracted from the residual as in plain RVQ. Layer ``i``'s
+codes are then constant within each window of ``m_i`` frames, so an AR model over layer 1 can
+run at ``frame_rate / m_1`` (VALL-E R uses ``m_1 = 2``, the other layers 1).
+
+Last window: when ``m_i`` does not divide an item's frame count ``T_b``, the last window is
+padded to ``m_i`` frames but its mean is taken over its real frames only (the padding neither
+counts nor pulls the mean toward zero); its code is repeated over those real frames. Windows
+start at frame 0 of every item, so batching does not change an item's windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from valle.codec.encodec import EncodecCodec, _check_codes, _check_waves
+
+__all__ = ["MergedEncodecCodec", "check_merge_rates", "encode_merged", "merge_residual"]
+
+
+def check_merge_rates(merge_rates: Sequence[int], num_codebooks: int) -> tuple[int, ...]:
+    """Validate per-layer merge rates: ``num_codebooks`` integers, each >= 1."""
+    if isinstance(merge_rates, (str, bytes)) or not isinstance(merge_rates, Sequence):
+        raise ValueError(
+            f"merge_rates must be a sequence of {num_codebooks} integers (one per codebook), "
+            f"e.g. {[2] + [1] * (num_codebooks - 1)}; got {merge_rates!r}."
+        )
+    rates = tuple(merge_rates)
+    if len(rates) != num_codebooks:
+        raise ValueError(
+            f"merge_rates has {len(rates)} entries but the codec has {num_codebooks} codebooks; "
+            f"give one rate per codebook, e.g. {[2] + [1] * (num_codebooks - 1)}."
+        )
+    for i, m in enumerate(rates):
+        if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+            raise ValueError(
+                f"merge rate {m!r} for codebook {i} is invalid; rates are integers >= 1 "
+                "(1 = no merging, m = one code per m frames)."
+            )
+    return rates
+
+
+def merge_residual(residual: torch.Tensor, rate: int, frames: Sequence[int]) -> torch.Tensor:
+    """Average-pool a residual over windows of ``rate`` frames, per item.
+
+    Args:
+        residual: ``(B, D, T)`` padded batch.
+        rate: window length m >= 1.
+        frames: valid frames ``T_b`` per item; frames past them are ignored.
+    Returns:
+        window means ``(B, D, W)``, ``W = ceil(T / rate)``; a last partial window is the mean
+        of its valid frames; windows with no valid frame are 0.
+    """
+    batch, dim, total = residual.shape
+    windows = -(-total // rate)
+    valid = torch.arange(total, device=residual.device)[None, :] < torch.tensor(
+        list(frames), device=residual.device
+    )[:, None]  # (B, T)
+    valid = valid.to(residual.dtype).unsqueeze(1)  # (B, 1, T)
+    pad = windows * rate - total
+    sums = torch.nn.functional.pad(residual * valid, (0, pad))  # (B, D, W * m)
+    sums = sums.view(batch, dim, windows, rate).sum(-1)  # (B, D, W)
+    counts = torch.nn.functional.pad(valid, (0, pad)).view(batch, 1, windows, rate).sum(-1)  # (B, 1, W)
+    return sums / counts.clamp_min(1)
+
+
+def _merged_rvq(codec: EncodecCodec, latent: torch.Tensor, frames: Sequence[int], rates: Sequence[int]) -> torch.Tensor:
+    """Residual VQ with per-layer merging. latent ``(B, D, T)`` -> codes ``(B, Q, T)``."""
+    total = latent.shape[-1]
+    residual = latent
+    codes = []
+    for layer, rate in zip(codec.quantizer_layers, rates):
+        if rate == 1:
+            indices = layer.encode(residual)  # (B, T)
+            quantized = layer.decode(indices)  # (B, D, T)
+        else:
+            pooled = merge_residual(residual, rate, frames)  # (B, D, W)
+            window_codes = layer.encode(pooled)  # (B, W)
+            indices = window_codes.repeat_interleave(rate, dim=-1)[:, :total]  # (B, T)
+            quantized = layer.decode(window_codes).repeat_interleave(rate, dim=-1)[..., :total]  # (B, D, T)
+        residual = residual - quantized
+        codes.append(indices)
+    return torch.stack(codes, dim=1)  # (B, Q, T)
+
+
+def encode_merged(codec: EncodecCodec, wavs: list[torch.Tensor], merge_rates: Sequence[int]) -> list[torch.Tensor]:
+    """Encode mono waves with merged RVQ layers (VALL-E R, Sec. 3.2).
+
+    Args:
+        codec: the base EnCodec codec (any bandwidth; ``len(merge_rates) == codec.num_codebooks``).
+        wavs: list of B float tensors ``(N_b,)`` at ``codec.sample_rate``.
+        merge_rates: m_i per codebook, integers >= 1.
+    Returns:
+        list of B long tensors ``(T_b, Q)``, the same frame counts as ``codec.encode``; layer
+        ``i`` is constant on frames ``[k * m_i, (k + 1) * m_i)``. All rates 1 gives exactly
+        ``codec.encode(wavs)``.
+    """
+    rates = check_merge_rates(merge_rates, codec.num_codebooks)
+    _check_waves(wavs)
+    out: list[torch.Tensor | None] = [None] * len(wavs)
+    with torch.inference_mode():
+        for group, latent, frames in codec.latents(wavs):
+            codes = _merged_rvq(codec, latent, frames, rates)  # (b, Q, T)
+            for j, i in enumerate(group):
+                out[i] = codes[j, :, : frames[j]].transpose(0, 1)  # (T_b, Q)
+    return [c.to(wavs[0].device).clone() for c in out if c is not None]
+
+
+class MergedEncodecCodec:
+    """A ``Codec`` whose encoder merges RVQ layers (VALL-E R, Sec. 3.2); decodes as the base.
+
+    Codec facts (sample rate, frame rate, Q, codebook size) are the base codec's: merged codes
+    keep the full frame rate, with layer ``i`` repeated over windows of ``merge_rates[i]``.
+
+    Args:
+        base: the EnCodec codec to merge.
+        merge_rates: m_i per codebook (length Q, integers >= 1), e.g. ``[2, 1, 1, 1, 1, 1, 1, 1]``.
+    """
+
+    def __init__(self, base: EncodecCodec, merge_rates: Sequence[int]) -> None:
+        if not isinstance(base, EncodecCodec):
+            raise TypeError(f"base must be an EncodecCodec, got {type(base).__name__}.")
+        self._base = base
+        self._rates = check_merge_rates(merge_rates, base.num_codebooks)
+
+    @property
+    def base(self) -> EncodecCodec:
+        return self._base
+
+    @property
+    def merge_rates(self) -> tuple[int, ...]:
+        """m_i per codebook."""
+        return self._rates
+
+    @property
+    def sample_rate(self) -> int:
+        return self._base.sample_rate
+
+    @property
+    def frame_rate(self) -> float:
+        return self._base.frame_rate
+
+    @property
+    def num_codebooks(self) -> int:
+        return self._base.num_codebooks
+
+    @property
+    def codebook_size(self) -> int:
+        return self._base.codebook_size
+
+    def __repr__(self) -> str:
+        return f"MergedEncodecCodec({self._base!r}, merge_rates={list(self._rates)})"
+
+    def encode(self, wavs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Encode with merging; see ``encode_merged``."""
+        return encode_merged(self._base, wavs, self._rates)
+
+    def decode(self, codes: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Decode as the base codec (merged codes are ordinary codes)."""
+        _check_codes(codes, self.num_codebooks, self.codebook_size)
+        return self._base.decode(codes)
