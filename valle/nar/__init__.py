@@ -1,1 +1,26 @@
+"""Non-autoregressive decoder: stage conditioning, acoustic prompt policies, generation."""
 
+from valle.nar.decoder import NARDecoder
+from valle.nar.prompts import (
+    NoPrompt,
+    OtherUtterancePrompt,
+    PromptPolicy,
+    PromptSplit,
+    RandomSegmentPrompt,
+    SameUtterancePrefix,
+    build_prompt_policy,
+)
+from valle.nar.stage import AdaLNStage, StageConditioning
+
+__all__ = [
+    "AdaLNStage",
+    "NARDecoder",
+    "NoPrompt",
+    "OtherUtterancePrompt",
+    "PromptPolicy",
+    "PromptSplit",
+    "RandomSegmentPrompt",
+    "SameUtterancePrefix",
+    "StageConditioning",
+    "build_prompt_policy",
+]

@@ -1,0 +1,92 @@
+"""Batched AR generation with a KV cache: continue an acoustic prompt until EOS.
+
+Shape legend: B batch, S text tokens, P prompt frames, Q codebooks, N steps, V classes.
+
+VALL-E inference (Sec 4.3): the text is the prompt's transcript followed by the target text,
+the acoustic prompt's first-codebook codes are the audio prefix, and the AR continues it.
+Rows may have different text and prompt lengths (no left-padding: positions are per row,
+see :mod:`valle.modules.positions`); a row stops at EOS or after
+``ceil(max_len_ratio * text_len)`` new steps, so generation always terminates.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["Sampler", "greedy", "generate_ar", "max_new_steps"]
+
+logger = logging.getLogger(__name__)
+
+Sampler = Callable[[Tensor, Tensor, "torch.Generator | None"], Tensor]
+
+
+def greedy(logits: Tensor, history: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Arg-max sampler: logits (B, V) -> ids (B,)."""
+    return logits.argmax(-1)
+
+
+def max_new_steps(text_lens: Tensor, ratio: float) -> Tensor:
+    """Per-row bound ``max(1, ceil(ratio * text_len))`` (B,) long."""
+    if not ratio > 0 or math.isinf(ratio):
+        raise ValueError(f"max_len_ratio must be a positive finite number, got {ratio}")
+    return torch.ceil(text_lens.double() * ratio).long().clamp(min=1)
+
+
+@torch.no_grad()
+def generate_ar(
+    ar: torch.nn.Module,
+    text_tokens: Tensor,
+    text_lens: Tensor,
+    prompt_codes: Tensor,
+    prompt_lens: Tensor,
+    *,
+    language: Tensor | None = None,
+    sampler: Sampler = greedy,
+    generator: torch.Generator | None = None,
+    max_len_ratio: float | None = None,
+) -> list[Tensor]:
+    """Continue each row's prompt; returns B long tensors (N_b,) of new step tokens (no EOS).
+
+    Args:
+        ar: an :class:`~valle.ar.decoder.ARDecoder`.
+        text_tokens: (B, S) prompt transcript + target text, right-padded.
+        text_lens: (B,) valid text tokens per row (>= 1).
+        prompt_codes: (B, P, Q) acoustic prompt, right-padded (P may be 0).
+        prompt_lens: (B,) valid prompt frames per row.
+        sampler: ``(logits (B, V), history (B, t), generator) -> (B,)``; ``history`` holds
+            the steps generated so far.
+        max_len_ratio: overrides the decoder's bound on new steps per text token.
+    """
+    B = text_tokens.shape[0]
+    device = text_tokens.device
+    ratio = ar.max_len_ratio if max_len_ratio is None else max_len_ratio
+    limit = max_new_steps(text_lens, ratio).to(device)  # (B,)
+    steps, step_lens = ar.layout.to_steps(prompt_codes, prompt_lens)  # (B, P)
+    audio_in, in_lens = ar.with_bos(steps, step_lens)  # (B, P + 1)
+    logits, cache = ar.prefill(text_tokens, text_lens, audio_in, in_lens, language)
+    index = in_lens.clone()  # (B,) in-segment index of the next audio input
+    out_lens = limit.clone()
+    finished = torch.zeros(B, dtype=torch.bool, device=device)
+    history = torch.zeros(B, 0, dtype=torch.long, device=device)
+    total = int(limit.max())
+    for n in range(total):
+        ids = sampler(logits, history, generator).to(device)  # (B,)
+        stop = ~finished & ((ids == ar.eos_id) | (n >= limit))
+        out_lens = torch.where(stop, torch.full_like(out_lens, n), out_lens)
+        finished |= stop
+        if bool(finished.all()):
+            break
+        ids = torch.where(finished, torch.zeros_like(ids), ids)  # finished rows: any valid id
+        history = torch.cat([history, ids[:, None]], dim=1)  # (B, n + 1)
+        if n + 1 == total:
+            break
+        logits = ar.step(ids, index, cache)
+        index = index + 1
+    if int(finished.sum()) < B:
+        logger.debug("AR generation hit the length bound for %d rows", int((~finished).sum()))
+    return [history[b, : int(out_lens[b])] for b in range(B)]

@@ -1,0 +1,170 @@
+"""Acoustic prompt policies for NAR training (lifeiteng's ``prefix_mode`` as classes).
+
+Shape legend: B batch, T frames, P prompt frames, Q codebooks.
+
+A policy splits a batch into an acoustic prompt (all Q codebooks, seen in full by the NAR)
+and a target (the NAR predicts its codebook j from the codebooks < j; the loss covers the
+target only). VALL-E (Sec 4.2.2, 4.3) prompts with a ~3 s enrolled recording of the speaker.
+
+- :class:`NoPrompt`: no prompt; target = the utterance.
+- :class:`SameUtterancePrefix`: a random prefix of the utterance is the prompt, the rest the
+  target (so training matches inference, where the prompt precedes the continuation).
+- :class:`RandomSegmentPrompt`: a random segment of the utterance is the prompt; target =
+  the whole utterance.
+- :class:`OtherUtterancePrompt`: the batch's ``prompt_codes`` (another utterance of the same
+  speaker) is the prompt; target = the whole utterance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor
+
+from valle.data import batch as B_
+
+__all__ = [
+    "PromptSplit",
+    "PromptPolicy",
+    "NoPrompt",
+    "SameUtterancePrefix",
+    "RandomSegmentPrompt",
+    "OtherUtterancePrompt",
+    "slice_rows",
+    "build_prompt_policy",
+    "PROMPT_POLICIES",
+]
+
+
+@dataclass(frozen=True)
+class PromptSplit:
+    prompt_codes: Tensor  # (B, P, Q)
+    prompt_lens: Tensor  # (B,)
+    target_codes: Tensor  # (B, T, Q)
+    target_lens: Tensor  # (B,)
+
+    def target_mask(self) -> Tensor:
+        """(B, T) bool: the positions the loss covers."""
+        T = self.target_codes.shape[1]
+        return torch.arange(T, device=self.target_lens.device) < self.target_lens[:, None]
+
+
+class PromptPolicy(Protocol):
+    def __call__(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> PromptSplit: ...
+
+
+def slice_rows(codes: Tensor, start: Tensor, length: Tensor) -> Tensor:
+    """Row b's frames ``start[b] : start[b] + length[b]``, left-aligned and zero-padded.
+
+    codes (B, T, Q), start/length (B,) -> (B, max(length), Q).
+    """
+    B, T, Q = codes.shape
+    width = int(length.max()) if length.numel() else 0
+    idx = start[:, None] + torch.arange(width, device=codes.device)  # (B, W)
+    out = codes.gather(1, idx.clamp(max=max(T - 1, 0))[..., None].expand(B, width, Q))
+    keep = torch.arange(width, device=codes.device) < length[:, None]  # (B, W)
+    return out * keep[..., None]
+
+
+def _uniform(n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
+    return torch.rand(n, generator=generator).to(device)
+
+
+def _targets(batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
+    return batch[B_.AUDIO_CODES], batch[B_.AUDIO_LENS]
+
+
+class NoPrompt:
+    """No acoustic prompt (lifeiteng prefix_mode 0)."""
+
+    def __call__(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> PromptSplit:
+        codes, lens = _targets(batch)
+        empty = codes[:, :0]  # (B, 0, Q)
+        return PromptSplit(empty, torch.zeros_like(lens), codes, lens)
+
+
+class SameUtterancePrefix:
+    """Prompt = the first ``r * T_b`` frames, r ~ U[min_ratio, max_ratio]; loss on the rest.
+
+    (lifeiteng prefix_mode 1.) The prefix is at least 1 frame and leaves at least 1 target
+    frame whenever the utterance has 2 or more frames.
+    """
+
+    def __init__(self, min_ratio: float = 0.25, max_ratio: float = 0.5) -> None:
+        if not 0.0 <= min_ratio <= max_ratio <= 1.0:
+            raise ValueError(f"need 0 <= min_ratio <= max_ratio <= 1, got {min_ratio}, {max_ratio}")
+        self.min_ratio, self.max_ratio = min_ratio, max_ratio
+
+    def __call__(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> PromptSplit:
+        codes, lens = _targets(batch)
+        r = self.min_ratio + (self.max_ratio - self.min_ratio) * _uniform(len(lens), generator, lens.device)
+        p = torch.round(r * lens).long()
+        p = torch.minimum(p.clamp(min=1), (lens - 1).clamp(min=0))  # (B,)
+        prompt = slice_rows(codes, torch.zeros_like(p), p)
+        target = slice_rows(codes, p, lens - p)
+        return PromptSplit(prompt, p, target, lens - p)
+
+
+class RandomSegmentPrompt:
+    """Prompt = a random segment of ``r * T_b`` frames of the utterance; target = all of it.
+
+    (lifeiteng prefix_mode 2.)
+    """
+
+    def __init__(self, min_ratio: float = 0.25, max_ratio: float = 0.5) -> None:
+        if not 0.0 <= min_ratio <= max_ratio <= 1.0:
+            raise ValueError(f"need 0 <= min_ratio <= max_ratio <= 1, got {min_ratio}, {max_ratio}")
+        self.min_ratio, self.max_ratio = min_ratio, max_ratio
+
+    def __call__(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> PromptSplit:
+        codes, lens = _targets(batch)
+        r = self.min_ratio + (self.max_ratio - self.min_ratio) * _uniform(len(lens), generator, lens.device)
+        n = torch.minimum(torch.round(r * lens).long().clamp(min=1), lens)  # (B,)
+        start = torch.floor(_uniform(len(lens), generator, lens.device) * (lens - n + 1)).long()
+        start = torch.minimum(start, lens - n)
+        return PromptSplit(slice_rows(codes, start, n), n, codes, lens)
+
+
+class OtherUtterancePrompt:
+    """Prompt = ``batch["prompt_codes"]``, another utterance of the speaker (prefix_mode 4).
+
+    This is the paper's setting (Sec 4.3): the 3 s enrolled recording is not part of the
+    target. The batch must come from a dataset with a prompt provider.
+    """
+
+    def __call__(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> PromptSplit:
+        if B_.PROMPT_CODES not in batch or B_.PROMPT_LENS not in batch:
+            raise KeyError(
+                "OtherUtterancePrompt needs batch['prompt_codes'] and batch['prompt_lens']; "
+                "give the dataset a prompt provider or choose nar.prompt.kind=same_utterance_prefix"
+            )
+        codes, lens = _targets(batch)
+        prompt = batch[B_.PROMPT_CODES]
+        if prompt.shape[-1] != codes.shape[-1]:
+            raise ValueError(
+                f"prompt_codes has {prompt.shape[-1]} codebooks but audio_codes {codes.shape[-1]}"
+            )
+        return PromptSplit(prompt, batch[B_.PROMPT_LENS], codes, lens)
+
+
+def build_prompt_policy(kind: str, min_ratio: float, max_ratio: float) -> PromptPolicy:
+    """The policy named ``kind`` (see :data:`PROMPT_POLICIES`); ratios where it takes them."""
+    from valle.registry import choose_component
+
+    cls = choose_component(PROMPT_POLICIES, kind, "NAR prompt policy")
+    if cls in (SameUtterancePrefix, RandomSegmentPrompt):
+        return cls(min_ratio, max_ratio)
+    return cls()
+
+
+PROMPT_POLICIES: dict[str, type] = {
+    "none": NoPrompt,
+    "same_utterance_prefix": SameUtterancePrefix,
+    "random_segment": RandomSegmentPrompt,
+    "other_utterance": OtherUtterancePrompt,
+}

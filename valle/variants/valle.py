@@ -1,0 +1,152 @@
+"""VALL-E (Wang et al. 2023): an AR decoder for codebook 1 and a NAR for codebooks 2..Q.
+
+Shape legend: B batch, S text tokens, P prompt frames, T frames, Q codebooks.
+
+The wiring only: the parts live in :mod:`valle.ar` and :mod:`valle.nar`. Training (Sec 4.2)
+sums the AR loss (next first-codebook code, with EOS) and the NAR loss (codebook j ~ U{2..Q}
+given codebooks < j and an acoustic prompt). Inference (Sec 4.3): the text is the prompt's
+transcript followed by the target text, the AR continues the prompt's first codebook and the
+NAR fills the other codebooks greedily; only the continuation is returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from valle.ar.decoder import ARDecoder
+from valle.ar.generate import Sampler, greedy
+from valle.config import ARConfig, NARConfig, VocabConfig, opt
+from valle.nar.decoder import NARDecoder
+from valle.registry import register_variant
+
+__all__ = ["ValleConfig", "Valle"]
+
+STAGES = ("ar", "nar")
+
+
+@register_variant("valle")
+@dataclass(frozen=True)
+class ValleConfig:
+    """VALL-E: which parts, how big; vocabulary facts come from the data."""
+
+    vocab: VocabConfig = opt(help="vocabulary facts read from tokens.txt and the codec")
+    ar: ARConfig | None = opt(help="AR decoder over codebook 1 (null: none)", factory=ARConfig)
+    nar: NARConfig | None = opt(help="NAR decoder over codebooks 2..Q (null: none)", factory=NARConfig)
+
+    def build(self) -> Valle:
+        ar = ARDecoder.from_config(self.ar, self.vocab) if self.ar is not None else None
+        nar = None
+        if self.nar is not None and self.vocab.num_codebooks > 1:
+            nar = NARDecoder.from_config(self.nar, self.vocab)
+        return Valle(ar, nar, config=self)
+
+
+def _pad_rows(rows: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """B tensors (T_b,) -> right-padded (B, max T_b) and lengths (B,)."""
+    lens = torch.tensor([len(r) for r in rows], dtype=torch.long, device=rows[0].device)
+    out = rows[0].new_zeros(len(rows), int(lens.max()) if len(rows) else 0)
+    for b, r in enumerate(rows):
+        out[b, : len(r)] = r
+    return out, lens
+
+
+class Valle(nn.Module):
+    """AR + NAR. ``loss(batch)`` for training, ``generate(...)`` for zero-shot TTS."""
+
+    def __init__(
+        self, ar: ARDecoder | None, nar: NARDecoder | None, config: Any | None = None
+    ) -> None:
+        super().__init__()
+        if ar is None and nar is None:
+            raise ValueError("a VALL-E model needs an AR, a NAR or both")
+        self.ar = ar
+        self.nar = nar
+        self.config = config
+
+    def loss(
+        self,
+        batch: Mapping[str, Any],
+        stages: Iterable[str] = STAGES,
+        generator: torch.Generator | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Sum of the chosen stages' losses and metrics ``"<stage>/<name>"`` (``loss``, ``acc``,
+        ``top10_acc``).
+
+        ``stages`` picks what trains: ``("ar",)`` and ``("nar",)`` train the parts apart.
+        """
+        stages = tuple(stages)
+        unknown = [s for s in stages if s not in STAGES]
+        if unknown or not stages:
+            raise ValueError(f"stages must be a non-empty subset of {STAGES}, got {stages}")
+        total: Tensor | None = None
+        metrics: dict[str, Tensor] = {}
+        for name in stages:
+            part = getattr(self, name)
+            if part is None:
+                raise ValueError(f"this model has no {name.upper()} (config {name}: null)")
+            loss, m = part.loss(batch, generator) if name == "nar" else part.loss(batch)
+            metrics.update({f"{name}/{k}": v for k, v in m.items()})
+            total = loss if total is None else total + loss
+        assert total is not None
+        metrics["loss"] = total.detach()
+        return total, metrics
+
+    @torch.no_grad()
+    def generate(
+        self,
+        text_tokens: Tensor,
+        text_lens: Tensor,
+        prompt_codes: Tensor,
+        prompt_lens: Tensor,
+        *,
+        language: Tensor | None = None,
+        sampler: Sampler = greedy,
+        generator: torch.Generator | None = None,
+        max_len_ratio: float | None = None,
+        nar_sampler: Sampler | None = None,
+    ) -> list[Tensor]:
+        """Zero-shot TTS: continue each acoustic prompt with speech for the text.
+
+        Args:
+            text_tokens: (B, S) prompt transcript + target text, right-padded.
+            text_lens: (B,).
+            prompt_codes: (B, P, Q) acoustic prompt codes, right-padded.
+            prompt_lens: (B,).
+            sampler: the AR's sampler ``(logits (B, V), history (B, t), generator) -> (B,)``.
+            nar_sampler: the NAR's sampler; None = greedy (the paper's choice).
+        Returns:
+            B long tensors (T_b, Q): the continuation only, without the prompt.
+        """
+        if self.ar is None:
+            raise ValueError("generation needs an AR; this model was built with ar: null")
+        steps = self.ar.generate(
+            text_tokens,
+            text_lens,
+            prompt_codes,
+            prompt_lens,
+            language=language,
+            sampler=sampler,
+            generator=generator,
+            max_len_ratio=max_len_ratio,
+        )
+        first = [self.ar.layout.from_steps(s)[:, 0] for s in steps]  # B x (T_b,)
+        if self.nar is None:
+            return [f[:, None] for f in first]
+        codes, lens = _pad_rows(first)  # (B, T)
+        full = self.nar.generate(
+            text_tokens,
+            text_lens,
+            prompt_codes,
+            prompt_lens,
+            codes,
+            lens,
+            language=language,
+            sampler=nar_sampler,
+            generator=generator,
+        )  # (B, T, Q)
+        return [full[b, : int(lens[b])] for b in range(len(first))]
