@@ -39,6 +39,7 @@ def _make_backend(voice: str) -> Any:
             punctuation_marks=PUNCTUATION,
             with_stress=True,
             language_switch="remove-flags",
+            words_mismatch="ignore",  # espeak joins some words ("fivehundred"): expected
         )
     except RuntimeError as e:
         raise MissingDependencyError(
