@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from lhotse import CutSet
+
+from tests.data.factories import FakeCodec, fake_frontend_for
+from valle.data import batch as B
+from valle.data.codec_info import CodecInfo
+from valle.data.dataset import SpeechTokenDataset, make_dataloader, make_sampler
+from valle.data.prompt import PrefixPrompt, SameSpeakerPrompt, load_codes
+from valle.data.tokenize import add_phonemes, build_symbol_table, cut_phonemes, encode_cuts
+
+
+@pytest.fixture
+def tokenized(cuts, tmp_path):
+    codec = FakeCodec()
+    info = CodecInfo.from_codec(codec, name="fake")
+    coded, _ = encode_cuts(cuts, codec, tmp_path / "tok", "t", info, progress=False)
+    return add_phonemes(coded, frontend_for=fake_frontend_for, progress=False)
+
+
+def test_collate_shapes_and_lens(tokenized):
+    symbols = build_symbol_table(tokenized)
+    ds = SpeechTokenDataset(symbols, prompt=SameSpeakerPrompt(tokenized, duration=0.5))
+    some = CutSet.from_cuts(list(tokenized)[:4])
+    batch = ds[some]
+    b = len(some)
+    assert batch[B.TEXT_TOKENS].shape == (b, int(batch[B.TEXT_LENS].max()))
+    assert batch[B.AUDIO_CODES].shape == (b, int(batch[B.AUDIO_LENS].max()), 2)
+    assert batch[B.PROMPT_CODES].shape == (b, int(batch[B.PROMPT_LENS].max()), 2)
+    for key in (B.TEXT_TOKENS, B.AUDIO_CODES, B.PROMPT_CODES, B.TEXT_LENS, B.AUDIO_LENS,
+                B.LANGUAGE):
+        assert batch[key].dtype == torch.long
+    assert batch[B.LANGUAGE].tolist() == [0] * b
+    assert batch[B.CUT_IDS] == [c.id for c in some]
+    assert batch[B.SPEAKERS] == [c.supervisions[0].speaker for c in some]
+    for i, cut in enumerate(some):
+        codes = load_codes(cut)
+        n = int(batch[B.AUDIO_LENS][i])
+        assert n == codes.shape[0]
+        assert torch.equal(batch[B.AUDIO_CODES][i, :n], codes)
+        assert (batch[B.AUDIO_CODES][i, n:] == B.PAD_ID).all()
+        s = int(batch[B.TEXT_LENS][i])
+        assert symbols.decode(batch[B.TEXT_TOKENS][i, :s].tolist()) == cut_phonemes(cut)
+        assert (batch[B.TEXT_TOKENS][i, s:] == B.PAD_ID).all()
+        assert int(batch[B.PROMPT_LENS][i]) <= round(0.5 * 50)
+    # without a provider, no prompt keys
+    assert B.PROMPT_CODES not in SpeechTokenDataset(symbols)[some]
+
+
+def _is_crop(prompt: torch.Tensor, codes: torch.Tensor) -> bool:
+    p = prompt.shape[0]
+    return any(torch.equal(codes[s : s + p], prompt) for s in range(codes.shape[0] - p + 1))
+
+
+def test_same_speaker_prompt_other_utterance(tokenized):
+    provider = SameSpeakerPrompt(tokenized, duration=0.4, seed=3)
+    by_id = {c.id: c for c in tokenized}
+    for cut in tokenized:
+        src = provider.source(cut)
+        assert src != cut.id
+        assert by_id[src].supervisions[0].speaker == cut.supervisions[0].speaker
+        prompt = provider(cut, load_codes(cut))
+        assert prompt.shape[0] == min(20, load_codes(by_id[src]).shape[0])
+        assert _is_crop(prompt, load_codes(by_id[src]))
+    # deterministic under a seed, and the seed matters
+    again = SameSpeakerPrompt(tokenized, duration=0.4, seed=3)
+    assert [provider.source(c) for c in tokenized] == [again.source(c) for c in tokenized]
+    choices = {tuple(SameSpeakerPrompt(tokenized, seed=s).source(c) for c in tokenized)
+               for s in range(6)}
+    assert len(choices) > 1
+
+
+def test_single_utterance_speaker_falls_back_to_prefix(tokenized):
+    lonely = [c for c in tokenized if c.supervisions[0].speaker == "spk1"][:1]
+    provider = SameSpeakerPrompt(lonely, duration=0.4)
+    cut = lonely[0]
+    codes = load_codes(cut)
+    prompt = provider(cut, codes)
+    assert provider.source(cut) == cut.id
+    assert torch.equal(prompt, codes[: prompt.shape[0]])
+    assert 1 <= prompt.shape[0] <= codes.shape[0] // 2
+
+
+def test_prefix_prompt(tokenized):
+    cut = next(iter(tokenized))
+    codes = load_codes(cut)
+    prompt = PrefixPrompt(duration=0.2)(cut, codes)
+    assert torch.equal(prompt, codes[:10])
+
+
+def test_sampler_two_ranks_disjoint_and_covering(tokenized):
+    seen = []
+    for rank in range(2):
+        s = make_sampler(tokenized, max_duration=3.0, num_buckets=2, shuffle=True, seed=7,
+                         rank=rank, world_size=2)
+        ids = [c.id for batch in s for c in batch]
+        assert len(ids) == len(set(ids))
+        seen.append(set(ids))
+    assert seen[0].isdisjoint(seen[1])
+    assert seen[0] | seen[1] == {c.id for c in tokenized}
+    assert seen[0] and seen[1]
+
+
+def test_dataloader_batches(tokenized):
+    symbols = build_symbol_table(tokenized)
+    dl = make_dataloader(tokenized, SpeechTokenDataset(symbols), max_duration=4.0,
+                         num_buckets=2, seed=0, rank=0, world_size=1)
+    ids = []
+    for batch in dl:
+        assert sum(next(c for c in tokenized if c.id == i).duration
+                   for i in batch[B.CUT_IDS]) <= 4.0 + 1e-6
+        ids += batch[B.CUT_IDS]
+    assert sorted(ids) == sorted(c.id for c in tokenized)
+
+
+def test_bad_arguments(tokenized):
+    with pytest.raises(ValueError, match="rank"):
+        make_sampler(tokenized, max_duration=5, rank=2, world_size=2)
+    with pytest.raises(ValueError, match="max_duration"):
+        make_sampler(tokenized, max_duration=0.5)
+    ds = SpeechTokenDataset(build_symbol_table(tokenized))
+    with pytest.raises(TypeError, match="CutSet"):
+        ds[0]
