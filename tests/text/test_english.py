@@ -77,3 +77,11 @@ def test_batch_matches_single_calls():
     assert frontend.batch(texts) == [frontend(t) for t in texts]
     with pytest.raises(ValueError, match="text 1"):
         frontend.batch(["fine", "  "])
+
+
+def test_non_latin_letters_are_rejected_not_spelled_out():
+    from valle.text import UnsupportedCharactersError
+
+    with pytest.raises(UnsupportedCharactersError, match="U\\+4F60"):
+        tokenize_text("hello 你好", "en")
+    assert tokenize_text("naïve café", "en")  # Latin letters with diacritics are fine

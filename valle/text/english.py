@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-from valle.text.errors import EmptyTextError, MissingDependencyError
+from valle.text.errors import EmptyTextError, MissingDependencyError, UnsupportedCharactersError
 from valle.text.normalize import normalize_english
 from valle.text.punctuation import PUNCTUATION, WORD_BOUNDARY, split_punctuation
 
@@ -48,6 +49,16 @@ def _make_backend(voice: str) -> Any:
         ) from e
 
 
+def non_latin_letters(text: str) -> list[str]:
+    """Letters of scripts other than Latin (espeak-ng en would read 你 as "Chinese letter")."""
+    return [
+        ch
+        for ch in text
+        if unicodedata.category(ch).startswith("L")
+        and not unicodedata.name(ch, "").startswith("LATIN")
+    ]
+
+
 class EnglishFrontend:
     """English text -> IPA phone tokens (espeak-ng ``en-us``).
 
@@ -75,6 +86,11 @@ class EnglishFrontend:
         for i, t in enumerate(normalized):
             if not t:
                 raise EmptyTextError(f"text {i} ({texts[i]!r}) is empty after normalisation")
+            foreign = non_latin_letters(t)
+            if foreign:
+                raise UnsupportedCharactersError(
+                    foreign, "English (tokenize it with its own language, e.g. 'zh')", texts[i]
+                )
         from phonemizer.separator import Separator  # type: ignore[import-untyped]
 
         sep = Separator(phone=_PHONE_SEP, word=_WORD_SEP, syllable="")
