@@ -58,3 +58,14 @@ def ctc_processor(tmp_path: Path, ctc_vocab: dict[str, int]):
         return_attention_mask=True,
     )
     return Wav2Vec2Processor(feature_extractor=fe, tokenizer=tokenizer)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The tests run next to other jobs on 2 cores: one intra-op thread avoids spin contention."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
