@@ -6,7 +6,7 @@ Every backend follows :class:`ASR`: it takes waves at any sample rate, resamples
 ``sample_rate`` and returns one transcript per wave.
 
 - :class:`HubertCTCASR`: ``facebook/hubert-large-ls960-ft`` with greedy CTC decoding, the ASR
-  of the VALL-E papers (VALL-E §5.1, VALL-E 2 §4.1, VALL-E R and MELLE use the same model).
+  of the VALL-E papers (VALL-E §5.1, VALL-E 2 §4, VALL-E R and MELLE use the same model).
 - :class:`WhisperASR`: a Whisper checkpoint through transformers (multilingual, used for the
   VALL-E X cross-lingual setting).
 - :class:`FasterWhisperASR`: Whisper through CTranslate2 (faster-whisper), the offline default:

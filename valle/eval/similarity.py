@@ -3,13 +3,13 @@
 Shape legend: B batch, N samples, D embedding size.
 
 The VALL-E papers measure how well a system keeps the prompt speaker's voice by the cosine
-similarity of speaker-verification embeddings (VALL-E §5.1: WavLM-TDNN; VALL-E 2 §4.1 and MELLE
+similarity of speaker-verification embeddings (VALL-E §5.1: WavLM-TDNN; VALL-E 2 §4 and MELLE
 report two figures). Three references are supported, each optional:
 
 - ``SIM-o``: the synthesized utterance vs the *original* speech prompt (the prompt audio as cut
   from the corpus);
 - ``SIM-r``: vs the *reconstructed* prompt, i.e. the prompt passed through the codec (encode then
-  decode), which removes the codec's own loss from the comparison (VALL-E 2 §4.1);
+  decode), which removes the codec's own loss from the comparison (VALL-E 2 §4);
 - ``SIM-utt``: vs the original (ground-truth) recording of the target utterance itself.
 
 Backends: :class:`ResemblyzerEncoder` (GE2E d-vector; its weights ship inside the ``resemblyzer``

@@ -1,7 +1,7 @@
 """Word and character error rates with per-utterance rows and a corpus-level figure.
 
 The corpus error rate is ``sum(S + D + I) / sum(reference tokens)`` over all utterances, as
-the VALL-E papers report WER on LibriSpeech test-clean (VALL-E §5.1, VALL-E 2 §4.1), never the
+the VALL-E papers report WER on LibriSpeech test-clean (VALL-E §5.1, VALL-E 2 §4), never the
 mean of per-utterance rates (which over-weights short utterances). Tokens are words, or
 characters for Mandarin and Japanese (CER; :func:`valle.eval.normalize.is_character_language`).
 jiwer computes the Levenshtein alignment.
