@@ -1,0 +1,155 @@
+"""The voices of the offline mini corpus and the plan of who reads what.
+
+Every speaker is one engine voice with fixed settings (rate, pitch); its id is a stable, readable
+name such as ``"flite-slt"`` or ``"espeak-en-gb-f2"``. Two pairs of speakers are made from the same
+recorded person (flite's and festival's SLT; flite's and festival's KAL): ``source_speaker`` says
+so, and the held-out test speakers share no source with any training speaker.
+
+Choice of voices: flite and festival voices make most of the English data and all English test
+speakers, because ASR understands them far better (WER about 5-16%) than espeak-ng's formant
+voices (37-53%); four espeak-ng English variants add speaker variety. Mandarin and Japanese come
+from espeak-ng only (two variants each, one of them held out for the zero-shot test).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from valle.data.mini.sentences import load_sentences
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One speaker of the mini corpus.
+
+    Attributes:
+        speaker: stable speaker id.
+        engine: ``"flite"``, ``"festival"`` or ``"espeak"``.
+        name: the engine's voice name (flite ``-voice``, festival ``voice_<name>``, espeak-ng
+            voice with optional ``+variant``).
+        language: ``"en"``, ``"zh"`` or ``"ja"``.
+        num_utterances: utterances this voice reads in the full-size corpus (scale 1).
+        source_speaker: the recorded person (or synthesiser) behind the voice.
+        stretch: duration stretch (>1 is slower) for flite/festival.
+        rate: espeak-ng words per minute.
+        pitch: espeak-ng pitch, 0..99.
+    """
+
+    speaker: str
+    engine: str
+    name: str
+    language: str
+    num_utterances: int
+    source_speaker: str
+    stretch: float = 1.0
+    rate: int = 175
+    pitch: int = 50
+
+    @property
+    def phone_set(self) -> str:
+        """The engine's phone inventory: flite and festival use CMU (radio) phones."""
+        return "espeak" if self.engine == "espeak" else "cmu"
+
+    def settings(self) -> dict[str, object]:
+        """Everything that changes the audio; stored with each utterance to detect stale files."""
+        if self.engine == "espeak":
+            return {
+                "engine": self.engine,
+                "voice": self.name,
+                "rate": self.rate,
+                "pitch": self.pitch,
+            }
+        return {"engine": self.engine, "voice": self.name, "stretch": self.stretch}
+
+
+VOICES: tuple[Voice, ...] = (
+    Voice("flite-slt", "flite", "slt", "en", 110, "cmu-slt"),
+    Voice("flite-rms", "flite", "rms", "en", 110, "cmu-rms", stretch=1.05),
+    Voice("flite-awb", "flite", "awb", "en", 110, "cmu-awb"),
+    Voice("flite-kal16", "flite", "kal16", "en", 100, "cmu-kal", stretch=0.95),
+    Voice("festival-kal", "festival", "kal_diphone", "en", 100, "cmu-kal", stretch=1.1),
+    Voice("festival-ked", "festival", "ked_diphone", "en", 110, "cmu-ked"),
+    Voice("festival-slt-hts", "festival", "cmu_us_slt_arctic_hts", "en", 110, "cmu-slt"),
+    Voice("espeak-en-us-m3", "espeak", "en-us+m3", "en", 70, "espeak-m3", rate=165, pitch=45),
+    Voice("espeak-en-gb-f2", "espeak", "en+f2", "en", 70, "espeak-f2", rate=160, pitch=55),
+    Voice(
+        "espeak-en-gb-scotland-m5",
+        "espeak",
+        "en-gb-scotland+m5",
+        "en",
+        70,
+        "espeak-m5",
+        rate=155,
+        pitch=40,
+    ),
+    Voice("espeak-en-029-f4", "espeak", "en-029+f4", "en", 70, "espeak-f4", rate=170, pitch=60),
+    Voice(
+        "espeak-cmn-m1", "espeak", "cmn-latn-pinyin+m1", "zh", 40, "espeak-m1", rate=150, pitch=45
+    ),
+    Voice(
+        "espeak-cmn-f2", "espeak", "cmn-latn-pinyin+f2", "zh", 40, "espeak-f2", rate=150, pitch=55
+    ),
+    Voice("espeak-ja-m3", "espeak", "ja+m3", "ja", 40, "espeak-m3", rate=150, pitch=45),
+    Voice("espeak-ja-f3", "espeak", "ja+f3", "ja", 40, "espeak-f3", rate=150, pitch=60),
+)
+"""All speakers. espeak-ng's Mandarin is used through ``cmn-latn-pinyin``: it reads the same Han
+characters as ``cmn`` but speaks the dictionary's pinyin itself, whereas the plain ``cmn`` voice in
+espeak-ng 1.51 switches to English and spells most syllables out ("ta one")."""
+
+MINI_TEST_SPEAKERS: tuple[str, ...] = ("flite-awb", "festival-ked", "espeak-cmn-f2", "espeak-ja-f3")
+"""Whole speakers held out for the zero-shot test split: two English voices recorded from people
+absent from training (AWB, KED), and one Mandarin and one Japanese espeak-ng variant."""
+
+
+@dataclass(frozen=True)
+class PlannedUtterance:
+    """One utterance to synthesise: ``id`` is ``<speaker>_<sentence id>``."""
+
+    id: str
+    voice: Voice
+    sentence_id: str
+    text: str
+
+
+def voice_by_speaker(speaker: str) -> Voice:
+    """Look a voice up by speaker id."""
+    for voice in VOICES:
+        if voice.speaker == speaker:
+            return voice
+    raise KeyError(f"unknown mini-corpus speaker {speaker!r}; known: {[v.speaker for v in VOICES]}")
+
+
+def plan_corpus(
+    *, seed: int = 0, scale: float = 1.0, voices: tuple[Voice, ...] = VOICES
+) -> list[PlannedUtterance]:
+    """Who reads which sentence.
+
+    The sentences of each language are shuffled once (``seed``); voice ``k`` of ``K`` voices of a
+    language reads a window of that order starting at ``k * N / K``, wrapping around, so subsets
+    overlap, differ between speakers and, at scale 1, together cover every sentence. ``scale``
+    shrinks every voice's count proportionally (at least one utterance per voice).
+    """
+    if scale <= 0:
+        raise ValueError(f"scale must be > 0 (1.0 is the full corpus), got {scale}")
+    plan: list[PlannedUtterance] = []
+    for language in sorted({v.language for v in voices}):
+        sentences = load_sentences(language)
+        order = list(range(len(sentences)))
+        random.Random(f"{seed}-{language}").shuffle(order)
+        lang_voices = [v for v in voices if v.language == language]
+        for k, voice in enumerate(lang_voices):
+            count = min(len(sentences), max(1, round(voice.num_utterances * scale)))
+            offset = (k * len(sentences)) // len(lang_voices)
+            picked = sorted(order[(offset + j) % len(sentences)] for j in range(count))
+            for index in picked:
+                sentence_id = f"{language}{index:04d}"
+                plan.append(
+                    PlannedUtterance(
+                        id=f"{voice.speaker}_{sentence_id}",
+                        voice=voice,
+                        sentence_id=sentence_id,
+                        text=sentences[index],
+                    )
+                )
+    return plan
