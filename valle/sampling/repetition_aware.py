@@ -1,0 +1,97 @@
+"""Repetition-aware sampling (VALL-E 2, Chen et al. 2024, Sec. 3.2 and Algorithm 1).
+
+Shape legend: B batch, V vocabulary, t steps decoded so far, K window.
+
+Per row: draw a candidate with nucleus sampling; compute its repetition ratio
+``r = #{i in the last K decoded tokens : token_i == candidate} / K``; if ``r > t_r``, replace
+the candidate by a draw from the full distribution (random sampling). Nucleus sampling with a
+small top-p alone tends to lock into loops of one token; the fallback breaks them. The
+denominator is always K, as in Algorithm 1, so early steps (t < K) fall back only after
+more than ``t_r * K`` repeats.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from valle.sampling.base import TokenSampler, check_history, check_logits
+from valle.sampling.filters import TopP
+from valle.sampling.samplers import FilteredSampler
+
+
+def repetition_ratio(candidates: Tensor, history: Tensor, window: int) -> Tensor:
+    """Share of the last ``window`` tokens of each row's ``history`` equal to its candidate.
+
+    Args:
+        candidates: (B,) long, the token proposed at this step.
+        history: (B, t) long, the tokens decoded so far (t may be smaller than the window).
+        window: K, the denominator.
+    Returns:
+        (B,) float64 ratios in [0, 1].
+    """
+    recent = history[:, -window:]  # (B, min(t, K))
+    count = (recent == candidates[:, None]).sum(dim=-1)  # (B,)
+    return count.double() / window
+
+
+class RepetitionAwareSampler:
+    """Nucleus sampling with a random-sampling fallback on repetition (VALL-E 2, Alg. 1).
+
+    Args:
+        nucleus: the first-choice sampler; default nucleus sampling ``TopP(top_p)``.
+        fallback: the sampler used when the candidate repeats too often; default random
+            sampling from the full distribution, as in the paper.
+        window: K, how many recent tokens are checked (paper: 10).
+        threshold: t_r, fall back when the ratio is strictly greater (paper: 0.1).
+        top_p: the nucleus size when ``nucleus`` is not given.
+
+    Both samplers draw for every row at every step (rows choose per-row), so the random
+    stream, and hence the output under a seeded generator, does not depend on which rows
+    fell back.
+    """
+
+    def __init__(
+        self,
+        nucleus: TokenSampler | None = None,
+        fallback: TokenSampler | None = None,
+        window: int = 10,
+        threshold: float = 0.1,
+        top_p: float = 0.8,
+    ) -> None:
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window K must be an integer >= 1, got {window!r}")
+        if not (isinstance(threshold, (int, float)) and math.isfinite(threshold)):
+            raise ValueError(f"threshold t_r must be a finite number, got {threshold!r}")
+        if not 0 <= threshold < 1:
+            raise ValueError(
+                f"threshold t_r must be in [0, 1) (a ratio the repetition must exceed), got {threshold}"
+            )
+        self.nucleus: TokenSampler = (
+            nucleus if nucleus is not None else FilteredSampler([TopP(top_p)])
+        )
+        self.fallback: TokenSampler = fallback if fallback is not None else FilteredSampler([])
+        self.window = window
+        self.threshold = float(threshold)
+
+    def should_resample(self, candidates: Tensor, history: Tensor) -> Tensor:
+        """(B,) bool: rows whose candidate's repetition ratio exceeds ``threshold``."""
+        return repetition_ratio(candidates, history, self.window) > self.threshold
+
+    def __call__(
+        self, logits: Tensor, history: Tensor, generator: torch.Generator | None = None
+    ) -> Tensor:
+        check_logits(logits)
+        check_history(history, logits.shape[0])
+        candidates = self.nucleus(logits, history, generator)  # (B,)
+        resampled = self.fallback(logits, history, generator)  # (B,)
+        repeat = self.should_resample(candidates, history)  # (B,)
+        return torch.where(repeat, resampled, candidates)  # (B,)
+
+    def __repr__(self) -> str:
+        return (
+            f"RepetitionAwareSampler(nucleus={self.nucleus!r}, fallback={self.fallback!r}, "
+            f"window={self.window}, threshold={self.threshold})"
+        )
