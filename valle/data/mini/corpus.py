@@ -213,3 +213,22 @@ def load_metadata(corpus_dir: Path) -> list[dict[str, Any]]:
         )
     with meta.open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals of a corpus' metadata: utterances, hours, and per-language/per-speaker minutes."""
+    per_language: dict[str, float] = {}
+    per_speaker: dict[str, float] = {}
+    count: dict[str, int] = {}
+    for r in records:
+        per_language[r["language"]] = per_language.get(r["language"], 0.0) + r["duration"] / 60
+        per_speaker[r["speaker"]] = per_speaker.get(r["speaker"], 0.0) + r["duration"] / 60
+        count[r["speaker"]] = count.get(r["speaker"], 0) + 1
+    return {
+        "utterances": len(records),
+        "hours": sum(r["duration"] for r in records) / 3600,
+        "speakers": len(per_speaker),
+        "minutes_per_language": per_language,
+        "minutes_per_speaker": per_speaker,
+        "utterances_per_speaker": count,
+    }
