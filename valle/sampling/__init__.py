@@ -7,11 +7,13 @@
 
 from valle.sampling.base import LogitFilter, TokenSampler
 from valle.sampling.filters import Temperature, TopK, TopP
+from valle.sampling.latent import GaussianSampler
 from valle.sampling.repetition_aware import RepetitionAwareSampler, repetition_ratio
 from valle.sampling.samplers import FilteredSampler, Greedy, draw
 
 __all__ = [
     "FilteredSampler",
+    "GaussianSampler",
     "Greedy",
     "LogitFilter",
     "RepetitionAwareSampler",
