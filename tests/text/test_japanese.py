@@ -37,3 +37,11 @@ def test_prosody_marks_follow_the_accent():
 def test_empty_japanese():
     with pytest.raises(EmptyTextError):
         tokenize_text("。。。", "ja")
+
+
+def test_japanese_frontend_pickles():
+    import pickle
+
+    frontend = JapaneseFrontend(prosody=True)
+    clone = pickle.loads(pickle.dumps(frontend))
+    assert clone.prosody and clone("箸を使う") == frontend("箸を使う")

@@ -60,3 +60,24 @@ def test_tokenize_text_rejects_non_strings():
 def test_tokens_are_storable_in_tokens_txt(text, lang):
     tokens = tokenize_text(text, lang)
     assert tokens and all(t and not any(c.isspace() for c in t) for t in tokens)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_frontends_survive_pickling(lang):
+    import pickle
+
+    frontend = get_frontend(lang)
+    text = {"en": "Pickled text works.", "zh": "我们一起去北京吧"}[lang]
+    clone = pickle.loads(pickle.dumps(frontend))
+    assert clone is not frontend and clone(text) == frontend(text)
+
+
+def test_missing_japanese_package_says_what_to_install(monkeypatch):
+    import sys
+
+    from valle.text import MissingDependencyError
+    from valle.text.japanese import JapaneseFrontend
+
+    monkeypatch.setitem(sys.modules, "pyopenjtalk", None)  # makes `import pyopenjtalk` fail
+    with pytest.raises(MissingDependencyError, match="pip install pyopenjtalk-plus"):
+        JapaneseFrontend()

@@ -125,5 +125,10 @@ class EnglishFrontend:
             tokens.extend(phones)
         return tokens
 
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        # the espeak backend wraps a C library: pickling (e.g. to DataLoader workers)
+        # re-creates it in the receiving process
+        return (EnglishFrontend, (self.voice,))
+
     def __repr__(self) -> str:
         return f"EnglishFrontend(voice={self.voice!r})"

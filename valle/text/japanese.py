@@ -141,5 +141,8 @@ class JapaneseFrontend:
         """Tokenize many texts (same as calling the front end on each)."""
         return [self(t) for t in texts]
 
+    def __reduce__(self) -> tuple[type, tuple[bool]]:
+        return (JapaneseFrontend, (self.prosody,))  # re-load pyopenjtalk when unpickled
+
     def __repr__(self) -> str:
         return f"JapaneseFrontend(prosody={self.prosody})"

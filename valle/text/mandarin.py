@@ -65,6 +65,7 @@ class MandarinFrontend:
                 "the Mandarin front end needs pypinyin: pip install pypinyin"
             ) from e
         self._pypinyin = pypinyin
+        self._english_arg = english
         self._english = english
         self.tone_sandhi = tone_sandhi
 
@@ -128,6 +129,9 @@ class MandarinFrontend:
 
             self._english = get_frontend("en")
         return self._english(chunk)
+
+    def __reduce__(self) -> tuple[type, tuple[object, bool]]:
+        return (MandarinFrontend, (self._english_arg, self.tone_sandhi))
 
     def __repr__(self) -> str:
         return f"MandarinFrontend(tone_sandhi={self.tone_sandhi})"
