@@ -73,6 +73,12 @@ def test_unsupported_characters_are_named():
     assert "П" in info.value.chars and isinstance(info.value, ValueError)
 
 
+def test_han_character_without_a_reading_is_named():
+    # 桛 is a Japanese-made kanji with no Mandarin reading; it must not become a token
+    with pytest.raises(UnsupportedCharactersError, match="桛"):
+        tokenize_text("你好桛", "zh")
+
+
 def test_syllabic_nasal_interjections():
     assert tokenize_text("嗯", "zh") == ["n2"]
 

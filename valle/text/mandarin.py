@@ -29,6 +29,8 @@ from valle.text.punctuation import PUNCTUATION
 
 logger = logging.getLogger(__name__)
 
+_FINAL = re.compile(r"[a-z]+[1-5]")  # pypinyin echoes characters it has no reading for
+_INITIAL = re.compile(r"[a-z]*")
 _FULLWIDTH_NUMERIC = str.maketrans("０１２３４５６７８９％．", "0123456789%.")
 
 _HAN = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff"
@@ -116,7 +118,7 @@ class MandarinFrontend:
                 final = pp.lazy_pinyin(
                     char, style=pp.Style.FINALS_TONE3, **{**kwargs, "strict": False}
                 )[0]
-            if not final or not final[-1].isdigit():
+            if not _FINAL.fullmatch(final) or not _INITIAL.fullmatch(initial):
                 raise UnsupportedCharactersError([char], "Mandarin (no pinyin known)", chunk)
             if initial:
                 tokens.append(initial)
