@@ -6,12 +6,15 @@
 """
 
 from valle.sampling.base import LogitFilter, TokenSampler
+from valle.sampling.factory import SAMPLER_KINDS, build_sampler
 from valle.sampling.filters import Temperature, TopK, TopP
 from valle.sampling.latent import GaussianSampler
 from valle.sampling.repetition_aware import RepetitionAwareSampler, repetition_ratio
 from valle.sampling.samplers import FilteredSampler, Greedy, draw
 
 __all__ = [
+    "SAMPLER_KINDS",
+    "build_sampler",
     "FilteredSampler",
     "GaussianSampler",
     "Greedy",
