@@ -69,3 +69,40 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+SENTENCES = [
+    "The birch canoe slid on the smooth planks, and the boy glued the sheet to the dark blue "
+    "background.",
+    "It is easy to tell the depth of a well when rice is often served in round bowls.",
+    "The juice of lemons makes fine punch, and the box was thrown beside the parked truck.",
+]
+
+
+@pytest.fixture(scope="session")
+def flite_corpus(tmp_path_factory: pytest.TempPathFactory, flite_say):
+    """Two flite speakers x three sentences (4.2-5.9 s each) as a lhotse cuts manifest.
+
+    Returns ``(cuts_path, audio_dir)``; the audio files are named ``<cut id>.wav``.
+    """
+    import soundfile as sf
+    from lhotse import CutSet, Recording, SupervisionSegment
+
+    d = tmp_path_factory.mktemp("flite_corpus")
+    cuts = []
+    for voice in ("slt", "awb"):
+        for k, text in enumerate(SENTENCES):
+            cid = f"{voice}-{k}"
+            wave, sr = flite_say(voice, text)
+            path = d / f"{cid}.wav"
+            sf.write(path, wave, sr)
+            rec = Recording.from_file(path, recording_id=cid)
+            cut = rec.to_cut()
+            cut.supervisions = [
+                SupervisionSegment(id=cid, recording_id=cid, start=0.0, duration=rec.duration,
+                                   text=text, speaker=voice, language="en")  # fmt: skip
+            ]
+            cuts.append(cut)
+    path = d / "cuts.jsonl.gz"
+    CutSet.from_cuts(cuts).to_file(path)
+    return path, d

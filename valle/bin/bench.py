@@ -1,0 +1,417 @@
+"""``valle-bench``: evaluation benchmarks of zero-shot TTS systems.
+
+Subcommands (each a small registered entry; see :func:`subcommand`):
+
+- ``protocol``: write a continuation / cross-sentence test list from a lhotse CutSet;
+- ``wer``: transcribe system outputs with an ASR backend and score WER (CER for zh/ja);
+- ``sim``: speaker similarity of system outputs to their prompts (SIM-o), codec-resynthesized
+  prompts (SIM-r) and the original utterances (SIM-utt);
+- ``report``: merge JSON summaries into a CSV + markdown table and a PNG plot.
+
+System outputs live in a directory as ``<item id>.wav`` (or ``<item id>-<k>.wav`` for sample k
+of ``--n-samples``); ``--audio-from-cuts`` scores the corpus recordings themselves (the ground
+truth row of a report).
+
+Adding a subcommand (e.g. ``speed``): write ``configure(parser)`` and ``run(args) -> int`` and
+decorate ``run`` with ``@subcommand("speed", "help text", configure)``, here or in a module
+named in :data:`SUBCOMMAND_MODULES` (imported before the parser is built).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger("valle.bench")
+
+#: Modules that register more subcommands when imported (e.g. a speed benchmark).
+SUBCOMMAND_MODULES: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Subcommand:
+    name: str
+    help: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {}
+
+
+def subcommand(
+    name: str, help: str, configure: Callable[[argparse.ArgumentParser], None]
+) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    """Register ``run`` as the subcommand ``name`` with arguments added by ``configure``."""
+
+    def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        if name in SUBCOMMANDS:
+            raise ValueError(f"subcommand {name!r} is registered twice")
+        SUBCOMMANDS[name] = Subcommand(name, help, configure, run)
+        return run
+
+    return register
+
+
+# --------------------------------------------------------------------------- shared helpers
+class BenchError(Exception):
+    """A user-facing error: printed without a traceback, exit status 2."""
+
+
+def _load_cuts(path: str) -> Any:
+    from lhotse import CutSet
+
+    if not Path(path).is_file():
+        raise BenchError(f"cuts manifest not found: {path}")
+    return CutSet.from_file(path).to_eager()  # indexable by cut id
+
+
+def _first_json_object(path: Path) -> dict[str, Any] | None:
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    obj = json.loads(line)
+                    return obj if isinstance(obj, dict) else None
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
+        return None
+    return None
+
+
+@dataclass
+class RefItem:
+    id: str
+    text: str
+    language: str | None = None
+
+
+def load_references(path: str, field: str = "text") -> tuple[list[RefItem], str]:
+    """References from a protocol list, a lhotse cuts manifest, or an ``id<whitespace>text`` list.
+
+    Returns the items and the kind of file (``"protocol"``, ``"cuts"``, ``"text"``).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise BenchError(f"reference file not found: {path}")
+    first = _first_json_object(p)
+    if first is not None and "prompt_cut_id" in first:
+        from valle.eval.protocols import read_protocol
+
+        items = read_protocol(p)
+        if field not in ("text", "target_text"):
+            raise BenchError(f"--ref-field must be text or target_text, got {field}")
+        return [RefItem(i.id, getattr(i, field), i.language) for i in items], "protocol"
+    if first is not None and "supervisions" in first:
+        refs = []
+        for cut in _load_cuts(path):
+            sups = [s for s in cut.supervisions if s.text]
+            if sups:
+                refs.append(RefItem(cut.id, " ".join(s.text for s in sups), sups[0].language))
+        return refs, "cuts"
+    refs = []
+    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2:
+            raise BenchError(f"{path}:{lineno}: expected '<id> <text>', got {line!r}")
+        refs.append(RefItem(parts[0], parts[1]))
+    return refs, "text"
+
+
+def _hyp_paths(hyp_dir: Path, item_id: str, n_samples: int) -> list[Path]:
+    from valle.eval.protocols import hypothesis_filename
+
+    if n_samples == 1:
+        return [hyp_dir / hypothesis_filename(item_id)]
+    return [hyp_dir / hypothesis_filename(item_id, k) for k in range(n_samples)]
+
+
+def _collect_waves(
+    ids: Sequence[str], args: argparse.Namespace
+) -> tuple[list[str], list[list[tuple[Any, int]]]]:
+    """For each id, its sample waves ``[(wave, sr), ...]``; ids without files are dropped
+    (``--allow-missing``) or an error."""
+    from valle.eval.audio import load_wave
+
+    if args.audio_from_cuts:
+        cuts = _load_cuts(args.audio_from_cuts)
+        kept, waves = [], []
+        for i in ids:
+            if i not in cuts:
+                if args.allow_missing:
+                    continue
+                raise BenchError(f"cut {i} is not in {args.audio_from_cuts}")
+            cut = cuts[i]
+            kept.append(i)
+            waves.append([(cut.load_audio()[0], int(cut.sampling_rate))])
+        return kept, waves
+    hyp_dir = Path(args.hyp_dir)
+    if not hyp_dir.is_dir():
+        raise BenchError(f"--hyp-dir {hyp_dir} is not a directory")
+    kept, waves, missing = [], [], []
+    for i in ids:
+        paths = _hyp_paths(hyp_dir, i, args.n_samples)
+        absent = [p for p in paths if not p.is_file()]
+        if absent:
+            missing.append(absent[0].name)
+            continue
+        kept.append(i)
+        waves.append([load_wave(p) for p in paths])
+    if missing:
+        msg = f"{len(missing)} of {len(ids)} outputs missing in {hyp_dir} (e.g. {missing[:3]})"
+        if not args.allow_missing:
+            raise BenchError(msg + "; synthesize them or pass --allow-missing")
+        logger.warning("%s; scoring the %d present", msg, len(kept))
+    if not kept:
+        raise BenchError("nothing to score")
+    return kept, waves
+
+
+def _add_audio_source(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--hyp-dir", help="directory of system outputs <id>.wav (<id>-<k>.wav)")
+    src.add_argument(
+        "--audio-from-cuts", metavar="CUTS", help="score the recordings of this cuts manifest"
+    )
+    p.add_argument("--n-samples", type=int, default=1, help="samples per item (<id>-<k>.wav)")
+    p.add_argument("--allow-missing", action="store_true", help="skip items without output")
+    p.add_argument("--system", help="system name in the summary (default: the directory name)")
+    p.add_argument("--out-dir", required=True, help="where rows and the summary are written")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
+
+
+def _system_name(args: argparse.Namespace) -> str:
+    if args.system:
+        return str(args.system)
+    if args.audio_from_cuts:
+        return "ground truth"
+    return Path(args.hyp_dir).resolve().name
+
+
+# --------------------------------------------------------------------------- protocol
+def _configure_protocol(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cuts", required=True, help="lhotse cuts manifest (e.g. test-clean)")
+    p.add_argument("--setting", required=True, help="cont (continuation) or cross (sentence)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output list (.jsonl)")
+    p.add_argument("--prompt-seconds", type=float, default=3.0)
+    p.add_argument("--min-seconds", type=float, default=4.0)
+    p.add_argument("--max-seconds", type=float, default=10.0)
+    p.add_argument("--max-items", type=int, default=None, help="random subset of this size")
+    p.add_argument("--n-samples", type=int, default=1, help="samples to synthesize per item")
+
+
+@subcommand("protocol", "write a continuation / cross-sentence test list", _configure_protocol)
+def run_protocol(args: argparse.Namespace) -> int:
+    from valle.eval.protocols import build_protocol, write_protocol
+
+    items = build_protocol(
+        _load_cuts(args.cuts),
+        args.setting,
+        seed=args.seed,
+        prompt_seconds=args.prompt_seconds,
+        min_seconds=args.min_seconds,
+        max_seconds=args.max_seconds,
+        max_items=args.max_items,
+        n_samples=args.n_samples,
+    )
+    write_protocol(items, args.out)
+    n_prop = sum(i.prompt_text_source == "proportional" for i in items)
+    print(f"wrote {len(items)} items to {args.out}")
+    if n_prop:
+        print(f"note: {n_prop} prompt transcripts use the time-proportional split (no alignment)")
+    return 0
+
+
+# --------------------------------------------------------------------------- wer
+def _configure_wer(p: argparse.ArgumentParser) -> None:
+    from valle.eval.asr import ASR_BACKENDS
+
+    _add_audio_source(p)
+    p.add_argument("--ref", required=True, help="protocol list, cuts manifest or '<id> <text>' list")
+    p.add_argument("--ref-field", default="text", help="for protocol lists: text or target_text")
+    p.add_argument("--asr", default="faster-whisper", choices=sorted(ASR_BACKENDS))
+    p.add_argument("--asr-path", default=None, help="model directory or hub name of the backend")
+    p.add_argument("--language", default=None, help="ISO 639-1 code (default: from refs, or en)")
+
+
+@subcommand("wer", "transcribe outputs and score WER/CER", _configure_wer)
+def run_wer(args: argparse.Namespace) -> int:
+    from valle.eval.asr import build_asr
+    from valle.eval.files import write_json, write_jsonl
+    from valle.eval.rerank import LowestWER, SampleScore, select_best
+    from valle.eval.wer import CorpusErrors, score_corpus
+
+    refs, kind = load_references(args.ref, args.ref_field)
+    by_id = {r.id: r for r in refs}
+    ids, waves = _collect_waves([r.id for r in refs], args)
+    languages = {by_id[i].language for i in ids} - {None}
+    if args.language is None and len(languages) > 1:
+        raise BenchError(f"references mix languages {sorted(languages)}; score one at a time")
+    language = args.language or (languages.pop() if languages else "en")
+    asr = build_asr(args.asr, args.asr_path, args.device)
+    out_dir = Path(args.out_dir)
+    transcripts = []
+    per_sample: list[CorpusErrors] = []
+    for k in range(len(waves[0])):
+        group_sr: dict[int, list[int]] = {}
+        for n, w in enumerate(waves):
+            group_sr.setdefault(w[k][1], []).append(n)
+        hyps = [""] * len(ids)
+        for sr, members in group_sr.items():
+            texts = asr.transcribe([waves[n][k][0] for n in members], sr, language)
+            for n, t in zip(members, texts):
+                hyps[n] = t
+        transcripts += [{"id": i, "sample": k, "hypothesis": h} for i, h in zip(ids, hyps)]
+        per_sample.append(score_corpus(ids, [by_id[i].text for i in ids], hyps, language))
+    first = per_sample[0]
+    first.write_csv(out_dir / "wer_rows.csv")
+    write_jsonl(out_dir / "wer_transcripts.jsonl", transcripts)
+    summary: dict[str, Any] = {
+        "system": _system_name(args),
+        **first.summary(),
+        "wer": first.error_rate,
+        "asr": args.asr,
+        "language": language,
+        "references": kind,
+    }
+    if len(per_sample) > 1:
+        best_rows = []
+        for n in range(len(ids)):
+            scores = [SampleScore(k, c.rows[n].errors, c.rows[n].ref_len) for k, c in enumerate(per_sample)]
+            best_rows.append(per_sample[select_best(scores, LowestWER()).sample].rows[n])
+        best = CorpusErrors(rows=best_rows, unit=first.unit)
+        best.write_csv(out_dir / "wer_rows_best_of_n.csv")
+        summary["wer_best_of_n"] = best.error_rate
+        summary["n_samples"] = len(per_sample)
+    write_json(out_dir / "wer_summary.json", summary)
+    print(
+        f"{summary['system']}: {first.metric} {100 * first.error_rate:.2f}% over {len(ids)} "
+        f"utterances ({first.ref_len} reference tokens)"
+    )
+    if "wer_best_of_n" in summary:
+        print(f"best of {len(per_sample)} samples: {100 * summary['wer_best_of_n']:.2f}%")
+    return 0
+
+
+# --------------------------------------------------------------------------- sim
+def _configure_sim(p: argparse.ArgumentParser) -> None:
+    from valle.eval.similarity import SPEAKER_ENCODERS
+
+    _add_audio_source(p)
+    p.add_argument("--list", required=True, help="protocol list (.jsonl) from `protocol`")
+    p.add_argument("--cuts", required=True, help="cuts manifest holding prompts and originals")
+    p.add_argument("--prompt-resynth-dir", default=None,
+                   help="codec-resynthesized prompts <id>.wav, for SIM-r")  # fmt: skip
+    p.add_argument("--no-original", action="store_true", help="skip SIM-utt")
+    p.add_argument("--encoder", default="resemblyzer", choices=sorted(SPEAKER_ENCODERS))
+    p.add_argument("--encoder-path", default=None, help="model directory or hub name")
+
+
+@subcommand("sim", "speaker similarity to prompt / resynthesized prompt / original", _configure_sim)
+def run_sim(args: argparse.Namespace) -> int:
+    from valle.eval.audio import load_wave, resample
+    from valle.eval.files import write_json
+    from valle.eval.protocols import load_prompt_audio, load_target_audio, read_protocol
+    from valle.eval.similarity import (
+        SimilarityResult,
+        WaveBatch,
+        build_speaker_encoder,
+        score_similarity,
+    )
+
+    items = {i.id: i for i in read_protocol(args.list)}
+    cuts = _load_cuts(args.cuts)
+    ids, waves = _collect_waves(list(items), args)
+    encoder = build_speaker_encoder(args.encoder, args.encoder_path, args.device)
+    sr = encoder.sample_rate
+
+    def batch(pairs: Sequence[tuple[Any, int]]) -> WaveBatch:
+        return WaveBatch([resample(w, s, sr) for w, s in pairs], sr)
+
+    prompt = batch([load_prompt_audio(items[i], cuts) for i in ids])
+    original = None if args.no_original else batch([load_target_audio(items[i], cuts) for i in ids])
+    resynth = None
+    if args.prompt_resynth_dir:
+        d = Path(args.prompt_resynth_dir)
+        resynth = batch([load_wave(d / f"{i}.wav") for i in ids])
+    results = [
+        score_similarity(encoder, ids, batch([w[k] for w in waves]), prompt, resynth, original)
+        for k in range(len(waves[0]))
+    ]
+    out_dir = Path(args.out_dir)
+    results[0].write_csv(out_dir / "sim_rows.csv")
+    summary: dict[str, Any] = {"system": _system_name(args), **results[0].summary(),
+                               "encoder": args.encoder}  # fmt: skip
+    if len(results) > 1:
+        # Best of N by SIM-o (VALL-E 2 style reranking by speaker similarity).
+        best = SimilarityResult(
+            rows=[max((r.rows[n] for r in results), key=lambda row: row.sim_o or 0.0)
+                  for n in range(len(ids))]  # fmt: skip
+        )
+        best.write_csv(out_dir / "sim_rows_best_of_n.csv")
+        summary["sim_o_best_of_n"] = best.mean("sim_o")
+        summary["n_samples"] = len(results)
+    write_json(out_dir / "sim_summary.json", summary)
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("sim") and v is not None)
+    print(f"{summary['system']}: {shown} over {len(ids)} utterances")
+    return 0
+
+
+# --------------------------------------------------------------------------- report
+def _configure_report(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inputs", nargs="+", required=True, help="JSON summaries (wer/sim/speed)")
+    p.add_argument("--out", required=True, help="output prefix: writes .csv, .md and .png")
+
+
+@subcommand("report", "merge summaries into CSV / markdown / PNG", _configure_report)
+def run_report(args: argparse.Namespace) -> int:
+    from valle.eval.report import ResultsTable, load_summaries
+
+    table = ResultsTable.from_summaries(load_summaries(args.inputs))
+    paths = table.write_all(args.out)
+    print(table.to_markdown())
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+# --------------------------------------------------------------------------- entry point
+def build_parser() -> argparse.ArgumentParser:
+    for mod in SUBCOMMAND_MODULES:
+        importlib.import_module(mod)
+    parser = argparse.ArgumentParser(prog="valle-bench", description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for sc in SUBCOMMANDS.values():
+        sp = sub.add_parser(sc.name, help=sc.help, description=sc.help)
+        sc.configure(sp)
+        sp.set_defaults(_run=sc.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args._run(args))
+    except (BenchError, ValueError, FileNotFoundError) as e:
+        print(f"valle-bench {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
