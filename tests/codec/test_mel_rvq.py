@@ -157,3 +157,27 @@ def test_kmeans_finds_separated_clusters() -> None:
     dist = torch.cdist(centres, found).min(dim=1).values
     assert (dist < 0.1).all()
     assert mse < 0.05
+
+
+def test_codec_report_cli_fits_and_reports(waves, tmp_path, capsys) -> None:
+    import soundfile as sf
+
+    from valle.bin.codec_report import main
+
+    data = tmp_path / "wavs"
+    data.mkdir()
+    for i, w in enumerate(waves):
+        sf.write(data / f"u{i}.wav", w.numpy(), SR)
+    out = tmp_path / "report"
+    args = [str(tmp_path / "codec"), "--data", str(data), "--fit-on", str(data), "--no-wer",
+            "--num-codebooks", "3", "--codebook-size", "8", "--kmeans-iters", "4", "--n-mels", "40",
+            "--out-dir", str(out)]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "reconstruction error" in printed
+    report = json.loads((out / "report.json").read_text())
+    mse = [r["mse"] for r in report["reconstruction"]]
+    assert len(mse) == 3 and mse[0] > mse[1] > mse[2]
+    assert MelRVQCodec.load(tmp_path / "codec").num_codebooks == 3
+    with pytest.raises(SystemExit, match="already holds a codec"):
+        main(args)
