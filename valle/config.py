@@ -107,7 +107,9 @@ class ARConfig:
 
     backbone: TransformerConfig = opt(help="transformer size", factory=TransformerConfig)
     mask: str = opt("prefix", "attention-mask policy: prefix | causal")
-    layout: str = opt("first_codebook", "acoustic layout (what one AR step predicts): first_codebook")
+    layout: str = opt(
+        "first_codebook", "acoustic layout (what one AR step predicts): first_codebook"
+    )
     head: str = opt("categorical", "output head: categorical")
     max_len_ratio: float = opt(
         20.0, "generation bound: at most ceil(ratio * text tokens) new frames (frames per token)"
@@ -173,8 +175,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: unions of several types are not supported ({tp})")
     tp = options[0]
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if dataclasses.is_dataclass(value) and isinstance(value, tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
             return value
         return from_dict(tp, value, _where=where)
     if origin in (tuple, list):
@@ -463,7 +465,7 @@ def compose_config(
         # a size preset must not resurrect a part the variant disabled
         if section in vdata and vdata[section] is None:
             merged[section] = None
-    cfg = from_dict(cls, merged)
+    cfg: Any = from_dict(cls, merged)
     return apply_overrides(cfg, overrides)
 
 

@@ -20,7 +20,14 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-__all__ = ["UnknownVariantError", "choose_component", "register_variant", "get_variant", "registered_variants", "build_model"]
+__all__ = [
+    "UnknownVariantError",
+    "choose_component",
+    "register_variant",
+    "get_variant",
+    "registered_variants",
+    "build_model",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -96,5 +103,7 @@ def choose_component(table: dict[str, Any], name: str, what: str) -> Any:
     if name not in table:
         near = difflib.get_close_matches(name, list(table), n=3, cutoff=0.5)
         hint = f" Did you mean {' or '.join(map(repr, near))}?" if near else ""
-        raise ValueError(f"unknown {what} {name!r}.{hint} Choose one of: {', '.join(sorted(table))}")
+        raise ValueError(
+            f"unknown {what} {name!r}.{hint} Choose one of: {', '.join(sorted(table))}"
+        )
     return table[name]

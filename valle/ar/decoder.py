@@ -121,7 +121,7 @@ class ARDecoder(nn.Module):
 
     def with_bos(self, steps: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         """``[BOS, s_1 .. s_N]`` (B, N+1) and lengths + 1."""
-        bos = torch.full_like(steps[:, :1], self.bos_id)
+        bos = steps.new_full((steps.shape[0], 1), self.bos_id)  # (B, 1)
         return torch.cat([bos, steps], dim=1), lens + 1
 
     # ------------------------------------------------------------------ teacher forcing
@@ -146,7 +146,7 @@ class ARDecoder(nn.Module):
         """Next-code cross entropy on the audio part (with EOS), VALL-E Sec 4.2.1."""
         steps, lens = self.layout.to_steps(batch[B_.AUDIO_CODES], batch[B_.AUDIO_LENS])
         audio_in, in_lens = self.with_bos(steps, lens)  # (B, N+1)
-        targets = torch.cat([steps, torch.zeros_like(steps[:, :1])], dim=1)  # (B, N+1)
+        targets = torch.cat([steps, steps.new_zeros((steps.shape[0], 1))], dim=1)  # (B, N+1)
         targets = targets.scatter(1, lens[:, None], self.eos_id)  # EOS after the last code
         logits = self(
             batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS], audio_in, in_lens, batch.get(B_.LANGUAGE)
@@ -169,7 +169,9 @@ class ARDecoder(nn.Module):
         x_audio, p_audio = self.embed_audio(audio_in, audio_lens)
         pos = p_text.cat(p_audio)
         cache = KVCache()
-        h = self.backbone(torch.cat([x_text, x_audio], 1), attention_mask(self.mask, pos, pos), cache)
+        h = self.backbone(
+            torch.cat([x_text, x_audio], 1), attention_mask(self.mask, pos, pos), cache
+        )
         cache.positions = pos
         last = text_tokens.shape[1] + audio_lens - 1  # (B,) column of the last audio input
         h_last = h[torch.arange(h.shape[0], device=h.device), last]  # (B, D)

@@ -14,9 +14,13 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from valle.ar.decoder import ARDecoder
 
 __all__ = ["Sampler", "greedy", "generate_ar", "max_new_steps"]
 
@@ -39,7 +43,7 @@ def max_new_steps(text_lens: Tensor, ratio: float) -> Tensor:
 
 @torch.no_grad()
 def generate_ar(
-    ar: torch.nn.Module,
+    ar: ARDecoder,
     text_tokens: Tensor,
     text_lens: Tensor,
     prompt_codes: Tensor,

@@ -23,7 +23,9 @@ class CategoricalHead(nn.Module):
     def forward(self, h: Tensor) -> Tensor:
         return self.proj(h)  # (B, N, V)
 
-    def loss(self, logits: Tensor, targets: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    def loss(
+        self, logits: Tensor, targets: Tensor, mask: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
         """CE over the valid audio targets (B, N); metrics ``loss``, ``acc``, ``top10_acc``."""
         return masked_token_loss(logits, targets, mask)
 

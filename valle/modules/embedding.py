@@ -19,6 +19,8 @@ class SinusoidalPositionalEncoding(nn.Module):
     with different lengths need no shifting.
     """
 
+    inv_freq: Tensor
+
     def __init__(self, d_model: int, dropout: float = 0.0, base: float = 10000.0) -> None:
         super().__init__()
         if d_model % 2:

@@ -30,7 +30,9 @@ class SegmentPositions:
     valid: Tensor  # (B, L) bool: a real token, not padding
 
     @staticmethod
-    def span(segment: int, lens: Tensor, length: int, start: Tensor | None = None) -> SegmentPositions:
+    def span(
+        segment: int, lens: Tensor, length: int, start: Tensor | None = None
+    ) -> SegmentPositions:
         """Columns ``0..length-1`` of one right-padded segment; row b holds ``lens[b]`` tokens.
 
         ``start`` (B,) offsets the indices (a continuation of an earlier span).

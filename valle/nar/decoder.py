@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -76,7 +76,7 @@ class NARDecoder(nn.Module):
         # so both the input embeddings and the initial logits have unit scale.
         self.embed_scale = math.sqrt(d)
         for emb in self.audio_embeddings:
-            nn.init.normal_(emb.weight, std=d**-0.5)
+            nn.init.normal_(cast(nn.Embedding, emb).weight, std=d**-0.5)
         for i, head in enumerate(self.heads):
             head.weight = self.audio_embeddings[i + 1].weight  # tied (Sec 4.2.2)
         self.text_conditioner = text_conditioner

@@ -82,7 +82,9 @@ def _targets(batch: Mapping[str, Any]) -> tuple[Tensor, Tensor]:
 class NoPrompt:
     """No acoustic prompt (lifeiteng prefix_mode 0)."""
 
-    def __call__(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> PromptSplit:
+    def __call__(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> PromptSplit:
         codes, lens = _targets(batch)
         empty = codes[:, :0]  # (B, 0, Q)
         return PromptSplit(empty, torch.zeros_like(lens), codes, lens)
@@ -100,9 +102,13 @@ class SameUtterancePrefix:
             raise ValueError(f"need 0 <= min_ratio <= max_ratio <= 1, got {min_ratio}, {max_ratio}")
         self.min_ratio, self.max_ratio = min_ratio, max_ratio
 
-    def __call__(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> PromptSplit:
+    def __call__(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> PromptSplit:
         codes, lens = _targets(batch)
-        r = self.min_ratio + (self.max_ratio - self.min_ratio) * _uniform(len(lens), generator, lens.device)
+        r = self.min_ratio + (self.max_ratio - self.min_ratio) * _uniform(
+            len(lens), generator, lens.device
+        )
         p = torch.round(r * lens).long()
         p = torch.minimum(p.clamp(min=1), (lens - 1).clamp(min=0))  # (B,)
         prompt = slice_rows(codes, torch.zeros_like(p), p)
@@ -121,9 +127,13 @@ class RandomSegmentPrompt:
             raise ValueError(f"need 0 <= min_ratio <= max_ratio <= 1, got {min_ratio}, {max_ratio}")
         self.min_ratio, self.max_ratio = min_ratio, max_ratio
 
-    def __call__(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> PromptSplit:
+    def __call__(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> PromptSplit:
         codes, lens = _targets(batch)
-        r = self.min_ratio + (self.max_ratio - self.min_ratio) * _uniform(len(lens), generator, lens.device)
+        r = self.min_ratio + (self.max_ratio - self.min_ratio) * _uniform(
+            len(lens), generator, lens.device
+        )
         n = torch.minimum(torch.round(r * lens).long().clamp(min=1), lens)  # (B,)
         start = torch.floor(_uniform(len(lens), generator, lens.device) * (lens - n + 1)).long()
         start = torch.minimum(start, lens - n)
@@ -137,7 +147,9 @@ class OtherUtterancePrompt:
     target. The batch must come from a dataset with a prompt provider.
     """
 
-    def __call__(self, batch: Mapping[str, Any], generator: torch.Generator | None = None) -> PromptSplit:
+    def __call__(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> PromptSplit:
         if B_.PROMPT_CODES not in batch or B_.PROMPT_LENS not in batch:
             raise KeyError(
                 "OtherUtterancePrompt needs batch['prompt_codes'] and batch['prompt_lens']; "

@@ -5,7 +5,7 @@ Shape legend: B batch, S text tokens, T frames, P prompt frames, Q codebooks.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -13,7 +13,14 @@ import torch
 from valle.config import apply_overrides, from_dict
 from valle.data import batch as B_
 
-__all__ = ["tiny_valle_config", "tiny_model", "dummy_batch", "batch_from_codes"]
+__all__ = [
+    "tiny_valle_config",
+    "tiny_config",
+    "register_tiny_config",
+    "tiny_model",
+    "dummy_batch",
+    "batch_from_codes",
+]
 
 
 def tiny_valle_config(
@@ -41,7 +48,7 @@ def tiny_valle_config(
     }
     from valle.registry import get_variant
 
-    cfg = from_dict(
+    cfg: Any = from_dict(
         get_variant("valle"),
         {
             "vocab": {
@@ -56,9 +63,27 @@ def tiny_valle_config(
     return apply_overrides(cfg, overrides)
 
 
-def tiny_model(seed: int = 0, **config_kwargs: Any) -> torch.nn.Module:
-    """A tiny VALL-E with seeded random weights (the global RNG is left untouched)."""
-    cfg = tiny_valle_config(**config_kwargs)
+_TINY: dict[str, Callable[..., Any]] = {"valle": tiny_valle_config}
+
+
+def register_tiny_config(variant: str, factory: Callable[..., Any]) -> None:
+    """Register the tiny-config factory of a variant (the contract tests run every variant)."""
+    _TINY[variant] = factory
+
+
+def tiny_config(variant: str = "valle", **kwargs: Any) -> Any:
+    """A tiny config of any registered variant that has a tiny factory."""
+    if variant not in _TINY:
+        raise KeyError(
+            f"no tiny config factory for variant {variant!r}; add one with "
+            f"valle.testing.model.register_tiny_config (have: {', '.join(sorted(_TINY))})"
+        )
+    return _TINY[variant](**kwargs)
+
+
+def tiny_model(seed: int = 0, variant: str = "valle", **config_kwargs: Any) -> torch.nn.Module:
+    """A tiny model with seeded random weights (the global RNG is left untouched)."""
+    cfg = tiny_config(variant, **config_kwargs)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return cfg.build()
@@ -113,7 +138,9 @@ def dummy_batch(
     def n(lo_hi: tuple[int, int]) -> int:
         return int(torch.randint(lo_hi[0], lo_hi[1] + 1, (1,), generator=g))
 
-    texts = [torch.randint(1, v.text_vocab_size, (n(text_len),), generator=g) for _ in range(batch_size)]
+    texts = [
+        torch.randint(1, v.text_vocab_size, (n(text_len),), generator=g) for _ in range(batch_size)
+    ]
     codes = [
         torch.randint(0, v.codebook_size, (n(audio_len), v.num_codebooks), generator=g)
         for _ in range(batch_size)

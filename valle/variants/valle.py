@@ -36,7 +36,9 @@ class ValleConfig:
 
     vocab: VocabConfig = opt(help="vocabulary facts read from tokens.txt and the codec")
     ar: ARConfig | None = opt(help="AR decoder over codebook 1 (null: none)", factory=ARConfig)
-    nar: NARConfig | None = opt(help="NAR decoder over codebooks 2..Q (null: none)", factory=NARConfig)
+    nar: NARConfig | None = opt(
+        help="NAR decoder over codebooks 2..Q (null: none)", factory=NARConfig
+    )
 
     def build(self) -> Valle:
         ar = ARDecoder.from_config(self.ar, self.vocab) if self.ar is not None else None
