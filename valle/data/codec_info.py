@@ -66,14 +66,14 @@ class CodecInfo:
         except TypeError as e:
             raise ValueError(f"{path} is not a valid codec.json: {e}") from e
 
-    def load_codec(self) -> Codec:
+    def load_codec(self, device: str = "cpu") -> Codec:
         """Rebuild the codec these facts describe."""
         if self.path is None:
             raise ValueError(f"codec.json for {self.name!r} records no path; cannot reload it")
-        return load_codec(self.name, self.path, **self.options)
+        return load_codec(self.name, self.path, device=device, **self.options)
 
 
-def load_codec(name: str, path: str | Path, **options: Any) -> Codec:
+def load_codec(name: str, path: str | Path, device: str = "cpu", **options: Any) -> Codec:
     """Build a codec by name.
 
     Args:
@@ -81,16 +81,17 @@ def load_codec(name: str, path: str | Path, **options: Any) -> Codec:
             24 kHz, VALL-E sec. 5.1 uses 6 kbps = 8 codebooks) or ``"mel_rvq"``
             (``MelRVQCodec.load(path)``, the offline codec fitted on the mini corpus).
         path: hub name or local directory.
+        device: where the codec runs ("cpu", "cuda").
         options: codec-specific options (``bandwidth`` for EnCodec, kbps).
     """
     if name == "encodec":
         from valle.codec.encodec import EncodecCodec
 
-        return EncodecCodec.from_pretrained(str(path), **options)
+        return EncodecCodec.from_pretrained(str(path), device=device, **options)
     if name == "mel_rvq":
         from valle.codec.mel_rvq import MelRVQCodec
 
         if options:
             raise ValueError(f"mel_rvq takes no options, got {options}")
-        return MelRVQCodec.load(path)
+        return MelRVQCodec.load(path, map_location=device).to(device)
     raise ValueError(f"unknown codec {name!r}; choose one of {list(CODEC_NAMES)}")

@@ -23,7 +23,7 @@ from lhotse.recipes import (
 )
 from lhotse.recipes.libritts import LIBRITTS
 
-from valle.data.manifests import save_cuts_atomic
+from valle.data.manifests import save_cuts_atomic, with_recording_ids
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +116,9 @@ def prepare_libritts_cuts(
     all_cuts = []
     for part in parts:
         m = manifests[part]
-        cuts = CutSet.from_manifests(recordings=m["recordings"], supervisions=m["supervisions"])
+        cuts = with_recording_ids(
+            CutSet.from_manifests(recordings=m["recordings"], supervisions=m["supervisions"])
+        )
         for cut in cuts:
             for sup in cut.supervisions:
                 sup.custom = dict(sup.custom or {}, **{SUBSET_FIELD: part})
@@ -163,6 +165,8 @@ def prepare_librispeech_test_clean_cuts(
         corpus_dir=corpus_dir, dataset_parts=["test-clean"], output_dir=output_dir, num_jobs=num_jobs
     )
     m = manifests["test-clean"]
-    cuts = CutSet.from_manifests(recordings=m["recordings"], supervisions=m["supervisions"])
+    cuts = with_recording_ids(
+        CutSet.from_manifests(recordings=m["recordings"], supervisions=m["supervisions"])
+    )
     save_cuts_atomic(cuts, output_dir / "librispeech_cuts_test-clean.jsonl.gz")
     return cuts

@@ -15,11 +15,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from lhotse import CutSet
+from lhotse import CutSet, RecordingSet, SupervisionSet
+from lhotse.utils import fastcopy
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["atomic_path", "save_cuts_atomic", "write_json_atomic", "write_text_atomic", "load_cuts"]
+__all__ = [
+    "atomic_path",
+    "save_cuts_atomic",
+    "write_json_atomic",
+    "write_text_atomic",
+    "load_cuts",
+    "cuts_from_manifests",
+    "with_recording_ids",
+]
 
 
 @contextmanager
@@ -65,3 +74,36 @@ def load_cuts(path: str | Path, what: str = "cuts") -> CutSet:
             f"{what} manifest {path} not found; run the earlier recipe stage that writes it"
         )
     return CutSet.from_file(path).to_eager()
+
+
+def cuts_from_manifests(
+    recordings: str | Path | RecordingSet, supervisions: str | Path | SupervisionSet
+) -> CutSet:
+    """One cut per recording with its supervisions (paths or manifests accepted)."""
+    if not isinstance(recordings, RecordingSet):
+        if not Path(recordings).is_file():
+            raise FileNotFoundError(f"recordings manifest {recordings} not found; run stage 1")
+        recordings = RecordingSet.from_file(recordings)
+    if not isinstance(supervisions, SupervisionSet):
+        if not Path(supervisions).is_file():
+            raise FileNotFoundError(f"supervisions manifest {supervisions} not found; run stage 1")
+        supervisions = SupervisionSet.from_file(supervisions)
+    cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions)
+    cuts = with_recording_ids(cuts)
+    no_sup = [c.id for c in cuts if not c.supervisions]
+    if no_sup:
+        logger.warning("%d recording(s) without a transcript dropped, e.g. %s", len(no_sup), no_sup[0])
+        cuts = cuts.filter(lambda c: bool(c.supervisions)).to_eager()
+    return cuts
+
+
+def with_recording_ids(cuts: CutSet) -> CutSet:
+    """Name each whole-recording cut after its recording (the corpus's utterance id).
+
+    lhotse's ``CutSet.from_manifests`` adds a suffix to cut ids; corpus ids are what people
+    (and evaluation lists) refer to. Ids stay unique or an error says why.
+    """
+    renamed = [fastcopy(c, id=c.recording_id) for c in cuts]
+    if len({c.id for c in renamed}) != len(renamed):
+        raise ValueError("several cuts share a recording; keep lhotse's cut ids for this corpus")
+    return CutSet.from_cuts(renamed)

@@ -44,9 +44,15 @@ def _split_libritts(cuts: CutSet) -> dict[str, CutSet]:
     return {s: CutSet.from_cuts(v) for s, v in parts.items()}
 
 
+def _split_librispeech(cuts: CutSet) -> dict[str, CutSet]:
+    """LibriSpeech test-clean is evaluation data only (VALL-E sec. 5.1)."""
+    return {"train": CutSet.from_cuts([]), "dev": CutSet.from_cuts([]), "test": cuts}
+
+
 CORPORA: dict[str, Callable[[CutSet], dict[str, CutSet]]] = {
     "mini": _split_mini,
     "libritts": _split_libritts,
+    "librispeech": _split_librispeech,
 }
 
 

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# Data preparation for LibriTTS (stages 0-4; DESIGN.md section 3), through lhotse's recipes.
+#
+#   ./prepare.sh --stage 0                                # download (needs network) and prepare
+#   ./prepare.sh --stage 1 --corpus-dir /corpora/LibriTTS # a local copy: skip the download
+#   ./prepare.sh --codec-path /models/encodec_24khz       # a local EnCodec (save_pretrained dir)
+#
+# Stages: 0 download LibriTTS parts and LibriSpeech test-clean (lhotse), 1 manifests (lhotse's
+# prepare_libritts / prepare_librispeech), 2 EnCodec codes (24 kHz, 6 kbps = 8 codebooks, VALL-E
+# sec. 5.1), 3 phoneme tokens + tokens.txt over the train split, 4 train/dev/test cut manifests
+# (train-* -> train, dev-clean -> dev, test-clean -> test) and a summary table. LibriSpeech
+# test-clean, when present, is tokenized too, for the zero-shot evaluation.
+# Each stage is skipped when its .done marker exists.
+set -euo pipefail
+
+# ---- defaults (each one can be overridden with --name value) ----
+stage=0
+stop_stage=4
+data_dir=data                        # every output goes under here
+parts="dev-clean test-clean train-clean-100 train-clean-360 train-other-500"
+corpus_dir=                          # LibriTTS dir with <part>/...; default $data_dir/download/LibriTTS
+librispeech_dir=                     # LibriSpeech dir with test-clean/; default $data_dir/download/LibriSpeech
+codec_path=facebook/encodec_24khz    # hub id or local EnCodec directory (save_pretrained layout)
+bandwidth=6.0                        # EnCodec bandwidth, kbps (6.0 -> 8 codebooks)
+num_jobs=2                           # lhotse manifest workers
+chunk_size=500                       # cuts per resumable tokenization chunk
+batch_size=16                        # cuts per codec call
+device=cpu                           # where the codec runs (cuda on a GPU machine)
+python=python3
+help_vars="stage stop_stage data_dir parts corpus_dir librispeech_dir codec_path bandwidth num_jobs chunk_size batch_size device python"
+
+cd "$(dirname "$0")"
+. shared/parse_options.sh
+
+repo_root=$(cd ../.. && pwd)
+export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
+
+log() {
+  local fname=${BASH_SOURCE[1]##*/}
+  echo -e "$(date '+%Y-%m-%d %H:%M:%S') ($fname:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+
+need() {  # need FILE WHAT: fail with a clear message when an earlier stage's output is missing
+  if [ ! -e "$1" ]; then
+    log "ERROR: $1 not found ($2); run the earlier stages first (see --stage)"
+    exit 1
+  fi
+}
+
+download_dir=$data_dir/download
+corpus_dir=${corpus_dir:-$download_dir/LibriTTS}
+librispeech_dir=${librispeech_dir:-$download_dir/LibriSpeech}
+manifest_dir=$data_dir/manifests
+token_dir=$data_dir/tokenized
+mkdir -p "$data_dir"
+
+log "libritts recipe: stages $stage..$stop_stage, data in $data_dir, parts: $parts"
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log "Stage 0: download LibriTTS ($parts) and LibriSpeech test-clean into $download_dir"
+  if [ ! -f "$download_dir/.libritts.done" ]; then
+    # shellcheck disable=SC2086
+    $python -m valle.bin.prepare libritts-download --target-dir "$download_dir" --parts $parts
+    $python -m valle.bin.prepare librispeech-download --target-dir "$download_dir"
+    touch "$download_dir/.libritts.done"
+  else
+    log "  $download_dir/.libritts.done exists, skipping"
+  fi
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "Stage 1: manifests of $corpus_dir -> $manifest_dir"
+  need "$corpus_dir" "the LibriTTS directory (stage 0, or pass --corpus-dir)"
+  if [ ! -f "$manifest_dir/.libritts.done" ]; then
+    # shellcheck disable=SC2086
+    $python -m valle.bin.prepare libritts-manifests --corpus-dir "$corpus_dir" \
+      --output-dir "$manifest_dir" --parts $parts --num-jobs "$num_jobs"
+    touch "$manifest_dir/.libritts.done"
+  else
+    log "  $manifest_dir/.libritts.done exists, skipping"
+  fi
+  if [ -d "$librispeech_dir/test-clean" ]; then
+    if [ ! -f "$manifest_dir/.librispeech.done" ]; then
+      $python -m valle.bin.prepare librispeech-manifests --corpus-dir "$librispeech_dir" \
+        --output-dir "$manifest_dir" --num-jobs "$num_jobs"
+      touch "$manifest_dir/.librispeech.done"
+    fi
+  else
+    log "  no $librispeech_dir/test-clean: LibriSpeech test-clean (evaluation) left out"
+  fi
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "Stage 2: EnCodec codes ($codec_path, $bandwidth kbps) -> $token_dir"
+  need "$manifest_dir/libritts_cuts_all.jsonl.gz" "cuts of stage 1"
+  if [ ! -f "$token_dir/.libritts_codes.done" ]; then
+    $python -m valle.bin.tokenize codes --cuts "$manifest_dir/libritts_cuts_all.jsonl.gz" \
+      --codec encodec --codec-path "$codec_path" --bandwidth "$bandwidth" \
+      --output-dir "$token_dir" --prefix libritts \
+      --chunk-size "$chunk_size" --batch-size "$batch_size" --device "$device"
+    touch "$token_dir/.libritts_codes.done"
+  else
+    log "  $token_dir/.libritts_codes.done exists, skipping"
+  fi
+  if [ -f "$manifest_dir/.librispeech.done" ] && [ ! -f "$token_dir/.librispeech_codes.done" ]; then
+    $python -m valle.bin.tokenize codes \
+      --cuts "$manifest_dir/librispeech_cuts_test-clean.jsonl.gz" \
+      --codec encodec --codec-path "$codec_path" --bandwidth "$bandwidth" \
+      --output-dir "$token_dir" --prefix librispeech \
+      --chunk-size "$chunk_size" --batch-size "$batch_size" --device "$device"
+    touch "$token_dir/.librispeech_codes.done"
+  fi
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log "Stage 3: phoneme tokens -> $token_dir/libritts_cuts_tokenized.jsonl.gz, $data_dir/tokens.txt"
+  need "$token_dir/.libritts_codes.done" "codec tokens of stage 2"
+  if [ ! -f "$token_dir/.libritts_text.done" ]; then
+    $python -m valle.bin.tokenize text --cuts "$token_dir/libritts_cuts_codes.jsonl.gz" \
+      --corpus libritts --output "$token_dir/libritts_cuts_tokenized.jsonl.gz" \
+      --tokens "$data_dir/tokens.txt"
+    touch "$token_dir/.libritts_text.done"
+  else
+    log "  $token_dir/.libritts_text.done exists, skipping"
+  fi
+  if [ -f "$token_dir/.librispeech_codes.done" ] && [ ! -f "$token_dir/.librispeech_text.done" ]; then
+    $python -m valle.bin.tokenize text --cuts "$token_dir/librispeech_cuts_codes.jsonl.gz" \
+      --output "$token_dir/librispeech_cuts_tokenized.jsonl.gz"
+    touch "$token_dir/.librispeech_text.done"
+  fi
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  log "Stage 4: splits -> $token_dir/libritts_cuts_{train,dev,test}.jsonl.gz"
+  need "$token_dir/.libritts_text.done" "text tokens of stage 3"
+  if [ ! -f "$token_dir/.libritts_split.done" ]; then
+    $python -m valle.bin.prepare split --cuts "$token_dir/libritts_cuts_tokenized.jsonl.gz" \
+      --corpus libritts --tokens "$data_dir/tokens.txt" --output-dir "$token_dir" --prefix libritts
+    touch "$token_dir/.libritts_split.done"
+  else
+    log "  $token_dir/.libritts_split.done exists, skipping"
+  fi
+  if [ -f "$token_dir/.librispeech_text.done" ] && [ ! -f "$token_dir/.librispeech_split.done" ]; then
+    $python -m valle.bin.prepare split --cuts "$token_dir/librispeech_cuts_tokenized.jsonl.gz" \
+      --corpus librispeech --splits test --tokens "$data_dir/tokens.txt" \
+      --output-dir "$token_dir" --prefix librispeech
+    touch "$token_dir/.librispeech_split.done"
+  fi
+  log "Summary ($token_dir/libritts_summary.txt):"
+  cat "$token_dir/libritts_summary.txt"
+fi
+
+log "Done (stages $stage..$stop_stage)."

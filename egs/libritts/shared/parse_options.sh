@@ -1,0 +1,1 @@
+../../mini/shared/parse_options.sh

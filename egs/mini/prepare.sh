@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Data preparation for the offline mini corpus (stages 0-4; DESIGN.md section 3).
+#
+#   ./prepare.sh                          # everything
+#   ./prepare.sh --stage 2 --stop-stage 2 # only the codec tokens
+#   ./prepare.sh --scale 0.01 --data-dir /tmp/mini_data   # a tiny run (tests)
+#
+# Stages: 0 synthesise the corpus, 1 lhotse manifests, 2 codec tokens (fit the offline MelRVQ
+# codec on the train speakers, then encode every cut), 3 phoneme tokens + tokens.txt (train
+# split), 4 train/dev/test cut manifests and a summary table. Each stage is skipped when its
+# .done marker exists; delete the marker (or the stage's output) to redo it.
+set -euo pipefail
+
+# ---- defaults (each one can be overridden with --name value) ----
+stage=0
+stop_stage=4
+data_dir=data                   # every output goes under here
+scale=1.0                       # fraction of the full corpus (~76 min at 1.0)
+seed=0                          # sentence shuffling of the corpus
+num_jobs=2                      # synthesis worker processes
+codec_config=conf/mel_rvq.yaml  # MelRVQ codec settings (YAML of MelRVQConfig fields)
+chunk_size=200                  # cuts per resumable tokenization chunk
+batch_size=16                   # cuts per codec call
+device=cpu                      # where the codec runs
+python=python3
+help_vars="stage stop_stage data_dir scale seed num_jobs codec_config chunk_size batch_size device python"
+
+cd "$(dirname "$0")"
+. shared/parse_options.sh
+
+repo_root=$(cd ../.. && pwd)
+export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
+
+log() {
+  local fname=${BASH_SOURCE[1]##*/}
+  echo -e "$(date '+%Y-%m-%d %H:%M:%S') ($fname:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+
+need() {  # need FILE WHAT: fail with a clear message when an earlier stage's output is missing
+  if [ ! -e "$1" ]; then
+    log "ERROR: $1 not found ($2); run the earlier stages first (see --stage)"
+    exit 1
+  fi
+}
+
+corpus_dir=$data_dir/corpus/mini
+manifest_dir=$data_dir/manifests
+codec_dir=$data_dir/codec/mel_rvq
+token_dir=$data_dir/tokenized
+mkdir -p "$data_dir"
+
+log "mini recipe: stages $stage..$stop_stage, data in $data_dir, scale $scale"
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log "Stage 0: synthesise the mini corpus into $corpus_dir (flite, festival, espeak-ng)"
+  if [ ! -f "$corpus_dir/.done" ]; then
+    $python -m valle.bin.prepare mini-corpus --corpus-dir "$corpus_dir" \
+      --num-jobs "$num_jobs" --seed "$seed" --scale "$scale"
+    echo "scale=$scale seed=$seed" > "$corpus_dir/.done"
+  else
+    log "  $corpus_dir/.done exists ($(cat "$corpus_dir/.done")), skipping"
+  fi
+fi
+
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log "Stage 1: manifests of $corpus_dir -> $manifest_dir"
+  need "$corpus_dir/.done" "the synthesised corpus (stage 0)"
+  if [ ! -f "$manifest_dir/.mini.done" ]; then
+    $python -m valle.bin.prepare mini-manifests --corpus-dir "$corpus_dir" --output-dir "$manifest_dir"
+    touch "$manifest_dir/.mini.done"
+  else
+    log "  $manifest_dir/.mini.done exists, skipping"
+  fi
+fi
+
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log "Stage 2: codec tokens (fit MelRVQ on train speakers -> $codec_dir, encode -> $token_dir)"
+  need "$manifest_dir/mini_cuts_all.jsonl.gz" "cuts of stage 1"
+  if [ ! -f "$codec_dir/.done" ]; then
+    $python -m valle.bin.prepare fit-mel-rvq --cuts "$manifest_dir/mini_cuts_all.jsonl.gz" \
+      --corpus mini --config "$codec_config" --output-dir "$codec_dir"
+    touch "$codec_dir/.done"
+  else
+    log "  $codec_dir/.done exists, skipping the fit"
+  fi
+  if [ ! -f "$token_dir/.mini_codes.done" ]; then
+    $python -m valle.bin.tokenize codes --cuts "$manifest_dir/mini_cuts_all.jsonl.gz" \
+      --codec mel_rvq --codec-path "$codec_dir" --output-dir "$token_dir" --prefix mini \
+      --chunk-size "$chunk_size" --batch-size "$batch_size" --device "$device"
+    touch "$token_dir/.mini_codes.done"
+  else
+    log "  $token_dir/.mini_codes.done exists, skipping"
+  fi
+fi
+
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log "Stage 3: phoneme tokens -> $token_dir/mini_cuts_tokenized.jsonl.gz, $data_dir/tokens.txt"
+  need "$token_dir/.mini_codes.done" "codec tokens of stage 2"
+  if [ ! -f "$token_dir/.mini_text.done" ]; then
+    $python -m valle.bin.tokenize text --cuts "$token_dir/mini_cuts_codes.jsonl.gz" --corpus mini \
+      --output "$token_dir/mini_cuts_tokenized.jsonl.gz" --tokens "$data_dir/tokens.txt"
+    touch "$token_dir/.mini_text.done"
+  else
+    log "  $token_dir/.mini_text.done exists, skipping"
+  fi
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  log "Stage 4: splits -> $token_dir/mini_cuts_{train,dev,test}.jsonl.gz"
+  need "$token_dir/.mini_text.done" "text tokens of stage 3"
+  if [ ! -f "$token_dir/.mini_split.done" ]; then
+    $python -m valle.bin.prepare split --cuts "$token_dir/mini_cuts_tokenized.jsonl.gz" \
+      --corpus mini --tokens "$data_dir/tokens.txt" --output-dir "$token_dir" --prefix mini
+    touch "$token_dir/.mini_split.done"
+  else
+    log "  $token_dir/.mini_split.done exists, skipping"
+  fi
+  log "Summary ($token_dir/mini_summary.txt):"
+  cat "$token_dir/mini_summary.txt"
+fi
+
+log "Done (stages $stage..$stop_stage)."
