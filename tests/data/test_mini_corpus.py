@@ -204,3 +204,12 @@ def test_mandarin_sentences_stay_in_mandarin() -> None:
         check=True,
     ).stdout
     assert "(en)" not in out  # espeak-ng would otherwise spell syllables in English
+
+
+@needs_engines
+def test_unknown_espeak_voice_is_a_clear_error(tmp_path: Path) -> None:
+    from valle.data.mini.engines import synthesize_espeak
+
+    with pytest.raises(ValueError, match="espeak-ng --voices"):
+        synthesize_espeak("hello there", "no-such-voice", tmp_path / "x.wav", rate=150, pitch=50)
+    assert not (tmp_path / "x.wav").exists()

@@ -104,8 +104,8 @@ def _speaker(cut) -> str:  # type: ignore[no-untyped-def]
 def split_mini(cuts: CutSet, *, dev_per_speaker: int = 2, seed: int = 0) -> dict[str, CutSet]:
     """Zero-shot split: ``{"train", "dev", "test"}``.
 
-    ``test`` holds every cut of :data:`MINI_TEST_SPEAKERS` (unseen speakers, as in VALL-E's
-    zero-shot evaluation, VALL-E section 5.1); ``dev`` holds ``dev_per_speaker`` random cuts of
+    ``test`` holds every cut of :data:`MINI_TEST_SPEAKERS` (speakers unseen in training, as in
+    the zero-shot evaluation of the VALL-E papers); ``dev`` holds ``dev_per_speaker`` random cuts of
     each training speaker (fewer if that would leave the speaker without training cuts);
     ``train`` the rest. No test speaker appears in train or dev.
     """
