@@ -32,6 +32,8 @@ __all__ = [
     "TransformerConfig",
     "VocabConfig",
     "ARConfig",
+    "SamplerConfig",
+    "atomic_write_text",
     "PromptConfig",
     "NARConfig",
     "opt",
@@ -102,6 +104,20 @@ class VocabConfig:
 
 
 @dataclass(frozen=True)
+class SamplerConfig:
+    """The AR's default token sampler (``valle.sampling.build_sampler`` arguments)."""
+
+    kind: str = opt("sample", "greedy | sample | repetition_aware")
+    temperature: float | None = opt(None, "softmax temperature, > 0 (null: 1)")
+    top_k: int | None = opt(None, "keep the k most likely tokens (count; null: all)")
+    top_p: float | None = opt(
+        None, "nucleus probability mass in (0, 1] (null: none; repetition_aware: 0.8)"
+    )
+    window: int = opt(10, "repetition_aware: history window K (steps)")
+    threshold: float = opt(0.1, "repetition_aware: repetition ratio t_r in [0, 1]")
+
+
+@dataclass(frozen=True)
 class ARConfig:
     """Autoregressive decoder over the first codebook (VALL-E Sec 4.2.1)."""
 
@@ -114,6 +130,7 @@ class ARConfig:
     max_len_ratio: float = opt(
         20.0, "generation bound: at most ceil(ratio * text tokens) new frames (frames per token)"
     )
+    sampler: SamplerConfig = opt(help="default sampler for generation", factory=SamplerConfig)
 
 
 @dataclass(frozen=True)

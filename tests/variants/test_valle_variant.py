@@ -93,6 +93,21 @@ def test_stages_select_parts_and_errors() -> None:
     assert all(o.shape[1] == 1 for o in out)
 
 
+def test_default_sampler_comes_from_config() -> None:
+    from valle.sampling import FilteredSampler, Greedy
+
+    assert isinstance(tiny_model().ar.default_sampler, Greedy)
+    model = tiny_model(overrides=["ar.sampler.kind=sample", "ar.sampler.top_k=5"]).eval()
+    assert isinstance(model.ar.default_sampler, FilteredSampler)
+    batch = dummy_batch(tiny_config("valle"), batch_size=2, seed=5)
+    args = (batch["text_tokens"], batch["text_lens"], batch["prompt_codes"], batch["prompt_lens"])
+    runs = [model.generate(*args, generator=torch.Generator().manual_seed(s)) for s in (0, 0, 1)]
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[1], strict=True))
+    assert not all(
+        a.shape == c.shape and torch.equal(a, c) for a, c in zip(runs[0], runs[2], strict=True)
+    )
+
+
 def test_tiny_model_overfits_two_utterances() -> None:
     """Teacher-forced accuracy reaches 1 and greedy AR + NAR reproduce the codes.
 

@@ -32,6 +32,7 @@ from valle.modules.embedding import SinusoidalPositionalEncoding, TokenEmbedding
 from valle.modules.positions import AUDIO, TEXT, SegmentPositions
 from valle.modules.transformer import KVCache, TransformerStack
 from valle.registry import choose_component
+from valle.sampling import Greedy, TokenSampler, build_sampler
 
 __all__ = ["ARDecoder"]
 
@@ -50,7 +51,8 @@ class ARDecoder(nn.Module):
     """Decoder-only AR over phonemes and first-codebook codes.
 
     Build it from a config with :meth:`from_config`, or from parts to swap a component.
-    ``text_conditioner`` (optional) maps ``(text embeddings (B, S, D), language (B,) | None)``
+    ``default_sampler`` is used when ``generate`` gets none (the variant's choice; greedy
+    when built from parts). ``text_conditioner`` (optional) maps ``(text embeddings (B, S, D), language (B,) | None)``
     to new text embeddings; VALL-E X adds its language embedding that way.
     """
 
@@ -66,9 +68,11 @@ class ARDecoder(nn.Module):
         dropout: float = 0.0,
         max_len_ratio: float = 20.0,
         text_conditioner: nn.Module | None = None,
+        default_sampler: TokenSampler | None = None,
     ) -> None:
         super().__init__()
         d = backbone.d_model
+        self.default_sampler: TokenSampler = default_sampler or Greedy()
         self.codebook_size = codebook_size
         self.eos_id = codebook_size  # head class and audio input id
         self.bos_id = codebook_size + 1  # audio input id only
@@ -97,6 +101,14 @@ class ARDecoder(nn.Module):
             head=head_cls(b.d_model, vocab.codebook_size + 1),
             dropout=b.dropout,
             max_len_ratio=cfg.max_len_ratio,
+            default_sampler=build_sampler(
+                cfg.sampler.kind,
+                temperature=cfg.sampler.temperature,
+                top_k=cfg.sampler.top_k,
+                top_p=cfg.sampler.top_p,
+                window=cfg.sampler.window,
+                threshold=cfg.sampler.threshold,
+            ),
             **parts,
         )
 

@@ -13,25 +13,21 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
+from valle.sampling import TokenSampler
+
 if TYPE_CHECKING:
     from valle.ar.decoder import ARDecoder
 
-__all__ = ["Sampler", "greedy", "generate_ar", "max_new_steps"]
+__all__ = ["Sampler", "generate_ar", "max_new_steps"]
 
 logger = logging.getLogger(__name__)
 
-Sampler = Callable[[Tensor, Tensor, "torch.Generator | None"], Tensor]
-
-
-def greedy(logits: Tensor, history: Tensor, generator: torch.Generator | None = None) -> Tensor:
-    """Arg-max sampler: logits (B, V) -> ids (B,)."""
-    return logits.argmax(-1)
+Sampler = TokenSampler  # (logits (B, V), history (B, t), generator) -> (B,)
 
 
 def max_new_steps(text_lens: Tensor, ratio: float) -> Tensor:
@@ -50,7 +46,7 @@ def generate_ar(
     prompt_lens: Tensor,
     *,
     language: Tensor | None = None,
-    sampler: Sampler = greedy,
+    sampler: Sampler | None = None,
     generator: torch.Generator | None = None,
     max_len_ratio: float | None = None,
 ) -> list[Tensor]:
@@ -63,9 +59,10 @@ def generate_ar(
         prompt_codes: (B, P, Q) acoustic prompt, right-padded (P may be 0).
         prompt_lens: (B,) valid prompt frames per row.
         sampler: ``(logits (B, V), history (B, t), generator) -> (B,)``; ``history`` holds
-            the steps generated so far.
+            the steps generated so far. None: the decoder's ``default_sampler``.
         max_len_ratio: overrides the decoder's bound on new steps per text token.
     """
+    sampler = ar.default_sampler if sampler is None else sampler
     B = text_tokens.shape[0]
     device = text_tokens.device
     ratio = ar.max_len_ratio if max_len_ratio is None else max_len_ratio

@@ -36,9 +36,10 @@ def tiny_valle_config(
     mask: str = "prefix",
     prompt: str = "same_utterance_prefix",
     max_len_ratio: float = 4.0,
+    sampler: str = "greedy",
     overrides: Iterable[str] = (),
 ) -> Any:
-    """A VALL-E config small enough to train in seconds on a CPU."""
+    """A VALL-E config small enough to train in seconds on a CPU (greedy AR by default)."""
     backbone = {
         "num_layers": num_layers,
         "num_heads": num_heads,
@@ -56,7 +57,12 @@ def tiny_valle_config(
                 "codebook_size": codebook_size,
                 "num_codebooks": num_codebooks,
             },
-            "ar": {"backbone": backbone, "mask": mask, "max_len_ratio": max_len_ratio},
+            "ar": {
+                "backbone": backbone,
+                "mask": mask,
+                "max_len_ratio": max_len_ratio,
+                "sampler": {"kind": sampler},
+            },
             "nar": {"backbone": backbone, "prompt": {"kind": prompt}},
         },
     )

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from valle.ar.decoder import ARDecoder
-from valle.ar.generate import Sampler, greedy
+from valle.ar.generate import Sampler
 from valle.config import ARConfig, NARConfig, VocabConfig, opt
 from valle.nar.decoder import NARDecoder
 from valle.registry import register_variant
@@ -107,7 +107,7 @@ class Valle(nn.Module):
         prompt_lens: Tensor,
         *,
         language: Tensor | None = None,
-        sampler: Sampler = greedy,
+        sampler: Sampler | None = None,
         generator: torch.Generator | None = None,
         max_len_ratio: float | None = None,
         nar_sampler: Sampler | None = None,
@@ -119,7 +119,9 @@ class Valle(nn.Module):
             text_lens: (B,).
             prompt_codes: (B, P, Q) acoustic prompt codes, right-padded.
             prompt_lens: (B,).
-            sampler: the AR's sampler ``(logits (B, V), history (B, t), generator) -> (B,)``.
+            sampler: the AR's sampler ``(logits (B, V), history (B, t), generator) -> (B,)``;
+                None: the AR's default (the config's ``ar.sampler``).
+            generator: random state for the samplers (on the model's device).
             nar_sampler: the NAR's sampler; None = greedy (the paper's choice).
         Returns:
             B long tensors (T_b, Q): the continuation only, without the prompt.
