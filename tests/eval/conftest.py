@@ -17,7 +17,9 @@ VOCAB_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ'"
 
 
 @pytest.fixture(scope="session")
-def flite_say(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str, str], tuple[np.ndarray, int]]:
+def flite_say(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str, str], tuple[np.ndarray, int]]:
     """``flite_say(voice, text) -> (wave, sample_rate)``; skips when flite is not installed."""
     if shutil.which("flite") is None:
         pytest.skip("flite is not installed (apt-get install flite)")
@@ -99,8 +101,15 @@ def flite_corpus(tmp_path_factory: pytest.TempPathFactory, flite_say):
             rec = Recording.from_file(path, recording_id=cid)
             cut = rec.to_cut()
             cut.supervisions = [
-                SupervisionSegment(id=cid, recording_id=cid, start=0.0, duration=rec.duration,
-                                   text=text, speaker=voice, language="en")  # fmt: skip
+                SupervisionSegment(
+                    id=cid,
+                    recording_id=cid,
+                    start=0.0,
+                    duration=rec.duration,
+                    text=text,
+                    speaker=voice,
+                    language="en",
+                )
             ]
             cuts.append(cut)
     path = d / "cuts.jsonl.gz"

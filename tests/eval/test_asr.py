@@ -83,8 +83,26 @@ class ScriptedCTC(torch.nn.Module):
 
 
 def test_ctc_collapse_keeps_double_letters_across_blank(ctc_processor, ctc_vocab):
-    spelled = ["H", "H", "<pad>", "E", "L", "<pad>", "L", "L", "O", "|", "|", "W", "O", "<pad>",
-               "R", "L", "D", "<pad>"]  # fmt: skip
+    spelled = [
+        "H",
+        "H",
+        "<pad>",
+        "E",
+        "L",
+        "<pad>",
+        "L",
+        "L",
+        "O",
+        "|",
+        "|",
+        "W",
+        "O",
+        "<pad>",
+        "R",
+        "L",
+        "D",
+        "<pad>",
+    ]
     asr = HubertCTCASR(ScriptedCTC([ctc_vocab[s] for s in spelled], len(ctc_vocab)), ctc_processor)
     assert asr.transcribe([noise(8000, 5)], 16000) == ["HELLO WORLD"]
 

@@ -30,14 +30,30 @@ def fake_asr(monkeypatch, flite_corpus):
 
     cuts = CutSet.from_file(flite_corpus[0])
     texts = {c.num_samples: c.supervisions[0].text for c in cuts}
-    monkeypatch.setitem(asr_module.ASR_BACKENDS, "fake", lambda path, device: DropLastWordASR(texts))
+    monkeypatch.setitem(
+        asr_module.ASR_BACKENDS, "fake", lambda path, device: DropLastWordASR(texts)
+    )
 
 
 def test_protocol_wer_sim_report(flite_corpus, fake_asr, tmp_path, capsys):
     cuts_path, audio_dir = flite_corpus
     lst = tmp_path / "cross.jsonl"
-    assert bench.main(["protocol", "--cuts", str(cuts_path), "--setting", "cross", "--seed", "1",
-                       "--out", str(lst)]) == 0  # fmt: skip
+    assert (
+        bench.main(
+            [
+                "protocol",
+                "--cuts",
+                str(cuts_path),
+                "--setting",
+                "cross",
+                "--seed",
+                "1",
+                "--out",
+                str(lst),
+            ]
+        )
+        == 0
+    )
     items = [json.loads(line) for line in lst.read_text().splitlines()]
     assert len(items) == 6 and all(i["prompt_cut_id"].split("-")[0] == i["speaker"] for i in items)
 
@@ -48,8 +64,24 @@ def test_protocol_wer_sim_report(flite_corpus, fake_asr, tmp_path, capsys):
         shutil.copy(audio_dir / f"{i['id']}.wav", hyp / f"{i['id']}.wav")
 
     wer_out = tmp_path / "wer"
-    assert bench.main(["wer", "--hyp-dir", str(hyp), "--ref", str(lst), "--asr", "fake",
-                       "--out-dir", str(wer_out), "--system", "copy"]) == 0  # fmt: skip
+    assert (
+        bench.main(
+            [
+                "wer",
+                "--hyp-dir",
+                str(hyp),
+                "--ref",
+                str(lst),
+                "--asr",
+                "fake",
+                "--out-dir",
+                str(wer_out),
+                "--system",
+                "copy",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((wer_out / "wer_summary.json").read_text())
     rows = read_csv(wer_out / "wer_rows.csv")
     # One deletion per utterance: corpus WER = 6 / total reference words.
@@ -58,28 +90,67 @@ def test_protocol_wer_sim_report(flite_corpus, fake_asr, tmp_path, capsys):
     assert all(r["deletions"] == "1" and r["substitutions"] == "0" for r in rows)
 
     sim_out = tmp_path / "sim"
-    assert bench.main(["sim", "--hyp-dir", str(hyp), "--list", str(lst), "--cuts", str(cuts_path),
-                       "--out-dir", str(sim_out), "--system", "copy"]) == 0  # fmt: skip
+    assert (
+        bench.main(
+            [
+                "sim",
+                "--hyp-dir",
+                str(hyp),
+                "--list",
+                str(lst),
+                "--cuts",
+                str(cuts_path),
+                "--out-dir",
+                str(sim_out),
+                "--system",
+                "copy",
+            ]
+        )
+        == 0
+    )
     sim = json.loads((sim_out / "sim_summary.json").read_text())
     assert sim["sim_utt"] == pytest.approx(1.0, abs=1e-4)  # output == original utterance
     assert 0.6 < sim["sim_o"] < 0.99  # same speaker, other sentence
     assert sim["sim_r"] is None
 
     report = tmp_path / "report" / "results"
-    assert bench.main(["report", "--inputs", str(wer_out / "wer_summary.json"),
-                       str(sim_out / "sim_summary.json"), "--out", str(report)]) == 0  # fmt: skip
+    assert (
+        bench.main(
+            [
+                "report",
+                "--inputs",
+                str(wer_out / "wer_summary.json"),
+                str(sim_out / "sim_summary.json"),
+                "--out",
+                str(report),
+            ]
+        )
+        == 0
+    )
     md = report.with_suffix(".md").read_text()
     assert "| copy |" in md and "SIM-utt" in md
     assert report.with_suffix(".png").stat().st_size > 1000
     row = read_csv(report.with_suffix(".csv"))[0]
     assert row["system"] == "copy" and float(row["wer_percent"]) == pytest.approx(100 * 6 / n_words)
 
+
 def test_missing_outputs_are_a_clear_error(flite_corpus, fake_asr, tmp_path, capsys):
     cuts_path, _ = flite_corpus
     empty = tmp_path / "empty"
     empty.mkdir()
-    code = bench.main(["wer", "--hyp-dir", str(empty), "--ref", str(cuts_path), "--asr", "fake",
-                       "--out-dir", str(tmp_path / "o")])  # fmt: skip
+    code = bench.main(
+        [
+            "wer",
+            "--hyp-dir",
+            str(empty),
+            "--ref",
+            str(cuts_path),
+            "--asr",
+            "fake",
+            "--out-dir",
+            str(tmp_path / "o"),
+        ]
+    )
     assert code == 2
     assert "--allow-missing" in capsys.readouterr().err
 
@@ -87,8 +158,22 @@ def test_missing_outputs_are_a_clear_error(flite_corpus, fake_asr, tmp_path, cap
 def test_ground_truth_row_from_cuts(flite_corpus, fake_asr, tmp_path):
     cuts_path, _ = flite_corpus
     out = tmp_path / "gt"
-    assert bench.main(["wer", "--audio-from-cuts", str(cuts_path), "--ref", str(cuts_path),
-                       "--asr", "fake", "--out-dir", str(out)]) == 0  # fmt: skip
+    assert (
+        bench.main(
+            [
+                "wer",
+                "--audio-from-cuts",
+                str(cuts_path),
+                "--ref",
+                str(cuts_path),
+                "--asr",
+                "fake",
+                "--out-dir",
+                str(out),
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "wer_summary.json").read_text())
     assert summary["system"] == "ground truth" and summary["utterances"] == 6
 

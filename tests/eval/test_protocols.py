@@ -55,9 +55,15 @@ def cuts(tmp_path_factory: pytest.TempPathFactory):
             items += [AlignmentItem(words[-2], 4.0, 1.0), AlignmentItem(words[-1], 5.5, 1.0)]
             alignment = {"word": items}
         sup = SupervisionSegment(
-            id=cid, recording_id=cid, start=0.0, duration=dur, text=text, speaker=spk,
-            language="en", alignment=alignment,
-        )  # fmt: skip
+            id=cid,
+            recording_id=cid,
+            start=0.0,
+            duration=dur,
+            text=text,
+            speaker=spk,
+            language="en",
+            alignment=alignment,
+        )
         cut = rec.to_cut()
         cut.supervisions = [sup]
         out.append(cut)
@@ -108,7 +114,9 @@ def test_cross_sentence_list(cuts, tmp_path):
         assert it.target_text == it.text and it.prompt_text
     # Reproducible from the seed, and a round trip through the jsonl file.
     assert build_protocol(cuts, "cross", seed=3) == items
-    seeds = {tuple(i.prompt_cut_id for i in build_protocol(cuts, "cross", seed=s)) for s in range(8)}
+    seeds = {
+        tuple(i.prompt_cut_id for i in build_protocol(cuts, "cross", seed=s)) for s in range(8)
+    }
     assert len(seeds) > 1, "the seed must change the prompt choice for speaker A"
     path = write_protocol(items, tmp_path / "cross.jsonl")
     assert read_protocol(path) == items

@@ -89,7 +89,9 @@ def tiny_wavlm_sv(seed: int = 0):
         xvector_output_dim=12,
     )
     torch.manual_seed(seed)
-    fe = Wav2Vec2FeatureExtractor(sampling_rate=16000, do_normalize=True, return_attention_mask=True)
+    fe = Wav2Vec2FeatureExtractor(
+        sampling_rate=16000, do_normalize=True, return_attention_mask=True
+    )
     return WavLMSVEncoder(WavLMForXVector(cfg), fe)
 
 
@@ -114,8 +116,12 @@ def test_tiny_wavlm_sv_embeddings():
 def test_score_similarity_checks_lengths():
     enc = tiny_wavlm_sv()
     with pytest.raises(ValueError, match="one per id"):
-        score_similarity(enc, ["a", "b"], WaveBatch([noise(8000, 0)] * 2, 16000),
-                         prompt=WaveBatch([noise(8000, 1)], 16000))  # fmt: skip
+        score_similarity(
+            enc,
+            ["a", "b"],
+            WaveBatch([noise(8000, 0)] * 2, 16000),
+            prompt=WaveBatch([noise(8000, 1)], 16000),
+        )
     with pytest.raises(ValueError, match="at least one reference"):
         score_similarity(enc, ["a"], WaveBatch([noise(8000, 0)], 16000))
 

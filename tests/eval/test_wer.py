@@ -38,9 +38,15 @@ def test_number_to_words(n, words):
 
 def test_ordinals_and_years():
     assert [ordinal_to_words(n) for n in (1, 2, 3, 5, 12, 20, 21, 100)] == [
-        "first", "second", "third", "fifth", "twelfth", "twentieth", "twenty first",
+        "first",
+        "second",
+        "third",
+        "fifth",
+        "twelfth",
+        "twentieth",
+        "twenty first",
         "one hundredth",
-    ]  # fmt: skip
+    ]
     assert year_to_words(1990) == "nineteen ninety"
     assert year_to_words(1905) == "nineteen oh five"
     assert year_to_words(1800) == "eighteen hundred"
@@ -73,7 +79,9 @@ def test_english_normalizer(raw, expected):
 
 
 def test_digits_and_words_normalise_to_the_same_text():
-    assert norm("In 1990 he had 105 books.") == norm("in nineteen ninety he had one hundred and five books")
+    assert norm("In 1990 he had 105 books.") == norm(
+        "in nineteen ninety he had one hundred and five books"
+    )
 
 
 def test_wer_counts_by_hand():

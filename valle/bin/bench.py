@@ -239,7 +239,9 @@ def _configure_wer(p: argparse.ArgumentParser) -> None:
     from valle.eval.asr import ASR_BACKENDS
 
     _add_audio_source(p)
-    p.add_argument("--ref", required=True, help="protocol list, cuts manifest or '<id> <text>' list")
+    p.add_argument(
+        "--ref", required=True, help="protocol list, cuts manifest or '<id> <text>' list"
+    )
     p.add_argument("--ref-field", default="text", help="for protocol lists: text or target_text")
     p.add_argument("--asr", default="faster-whisper", choices=sorted(ASR_BACKENDS))
     p.add_argument("--asr-path", default=None, help="model directory or hub name of the backend")
@@ -256,7 +258,7 @@ def run_wer(args: argparse.Namespace) -> int:
     refs, kind = load_references(args.ref, args.ref_field)
     by_id = {r.id: r for r in refs}
     ids, waves = _collect_waves([r.id for r in refs], args)
-    languages = {by_id[i].language for i in ids} - {None}
+    languages = {lang for i in ids if (lang := by_id[i].language)}
     if args.language is None and len(languages) > 1:
         raise BenchError(f"references mix languages {sorted(languages)}; score one at a time")
     language = args.language or (languages.pop() if languages else "en")
@@ -271,9 +273,11 @@ def run_wer(args: argparse.Namespace) -> int:
         hyps = [""] * len(ids)
         for sr, members in group_sr.items():
             texts = asr.transcribe([waves[n][k][0] for n in members], sr, language)
-            for n, t in zip(members, texts):
+            for n, t in zip(members, texts, strict=True):
                 hyps[n] = t
-        transcripts += [{"id": i, "sample": k, "hypothesis": h} for i, h in zip(ids, hyps)]
+        transcripts += [
+            {"id": i, "sample": k, "hypothesis": h} for i, h in zip(ids, hyps, strict=True)
+        ]
         per_sample.append(score_corpus(ids, [by_id[i].text for i in ids], hyps, language))
     first = per_sample[0]
     first.write_csv(out_dir / "wer_rows.csv")
@@ -289,7 +293,10 @@ def run_wer(args: argparse.Namespace) -> int:
     if len(per_sample) > 1:
         best_rows = []
         for n in range(len(ids)):
-            scores = [SampleScore(k, c.rows[n].errors, c.rows[n].ref_len) for k, c in enumerate(per_sample)]
+            scores = [
+                SampleScore(k, c.rows[n].errors, c.rows[n].ref_len)
+                for k, c in enumerate(per_sample)
+            ]
             best_rows.append(per_sample[select_best(scores, LowestWER()).sample].rows[n])
         best = CorpusErrors(rows=best_rows, unit=first.unit)
         best.write_csv(out_dir / "wer_rows_best_of_n.csv")
@@ -312,8 +319,9 @@ def _configure_sim(p: argparse.ArgumentParser) -> None:
     _add_audio_source(p)
     p.add_argument("--list", required=True, help="protocol list (.jsonl) from `protocol`")
     p.add_argument("--cuts", required=True, help="cuts manifest holding prompts and originals")
-    p.add_argument("--prompt-resynth-dir", default=None,
-                   help="codec-resynthesized prompts <id>.wav, for SIM-r")  # fmt: skip
+    p.add_argument(
+        "--prompt-resynth-dir", default=None, help="codec-resynthesized prompts <id>.wav, for SIM-r"
+    )
     p.add_argument("--no-original", action="store_true", help="skip SIM-utt")
     p.add_argument("--encoder", default="resemblyzer", choices=sorted(SPEAKER_ENCODERS))
     p.add_argument("--encoder-path", default=None, help="model directory or hub name")
@@ -352,19 +360,26 @@ def run_sim(args: argparse.Namespace) -> int:
     ]
     out_dir = Path(args.out_dir)
     results[0].write_csv(out_dir / "sim_rows.csv")
-    summary: dict[str, Any] = {"system": _system_name(args), **results[0].summary(),
-                               "encoder": args.encoder}  # fmt: skip
+    summary: dict[str, Any] = {
+        "system": _system_name(args),
+        **results[0].summary(),
+        "encoder": args.encoder,
+    }
     if len(results) > 1:
         # Best of N by SIM-o (VALL-E 2 style reranking by speaker similarity).
         best = SimilarityResult(
-            rows=[max((r.rows[n] for r in results), key=lambda row: row.sim_o or 0.0)
-                  for n in range(len(ids))]  # fmt: skip
+            rows=[
+                max((r.rows[n] for r in results), key=lambda row: row.sim_o or 0.0)
+                for n in range(len(ids))
+            ]
         )
         best.write_csv(out_dir / "sim_rows_best_of_n.csv")
         summary["sim_o_best_of_n"] = best.mean("sim_o")
         summary["n_samples"] = len(results)
     write_json(out_dir / "sim_summary.json", summary)
-    shown = ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("sim") and v is not None)
+    shown = ", ".join(
+        f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("sim") and v is not None
+    )
     print(f"{summary['system']}: {shown} over {len(ids)} utterances")
     return 0
 

@@ -1,1 +1,59 @@
+"""Evaluation: WER/CER with ASR backends, speaker similarity, test-set protocols, report tables.
 
+Public entry points (see each module for the paper practice it follows):
+
+- :mod:`valle.eval.asr`: ``ASR`` protocol; ``HubertCTCASR``, ``WhisperASR``, ``FasterWhisperASR``.
+- :mod:`valle.eval.normalize` and :mod:`valle.eval.wer`: normalisation, ``score_corpus``.
+- :mod:`valle.eval.similarity`: ``SpeakerEncoder``; ``ResemblyzerEncoder``, ``WavLMSVEncoder``;
+  ``score_similarity`` (SIM-o, SIM-r, SIM-utt).
+- :mod:`valle.eval.protocols` and :mod:`valle.eval.rerank`: continuation / cross-sentence lists,
+  best-of-N selection.
+- :mod:`valle.eval.report`: ``ResultsTable`` (CSV, markdown, PNG).
+
+The command line front end is ``valle-bench`` (:mod:`valle.bin.bench`).
+"""
+
+from valle.eval.asr import ASR, FasterWhisperASR, HubertCTCASR, WhisperASR, build_asr
+from valle.eval.normalize import EnglishNormalizer, normalizer_for
+from valle.eval.protocols import TestItem, build_protocol, read_protocol, write_protocol
+from valle.eval.report import ResultsTable
+from valle.eval.rerank import HighestSimilarity, LowestWER, SampleScore, select_best
+from valle.eval.similarity import (
+    ResemblyzerEncoder,
+    SpeakerEncoder,
+    WaveBatch,
+    WavLMSVEncoder,
+    build_speaker_encoder,
+    cosine_similarity,
+    score_similarity,
+)
+from valle.eval.wer import CorpusErrors, UtteranceErrors, score_corpus
+
+__all__ = [
+    "ASR",
+    "CorpusErrors",
+    "EnglishNormalizer",
+    "FasterWhisperASR",
+    "HighestSimilarity",
+    "HubertCTCASR",
+    "LowestWER",
+    "ResemblyzerEncoder",
+    "ResultsTable",
+    "SampleScore",
+    "SpeakerEncoder",
+    "TestItem",
+    "UtteranceErrors",
+    "WavLMSVEncoder",
+    "WaveBatch",
+    "WhisperASR",
+    "build_asr",
+    "build_protocol",
+    "build_speaker_encoder",
+    "cosine_similarity",
+    "normalizer_for",
+    "read_protocol",
+    "score_corpus",
+    "score_similarity",
+    "select_best",
+    "write_protocol",
+]

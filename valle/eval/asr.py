@@ -138,7 +138,7 @@ class WhisperASR:
 
     def __init__(
         self,
-        model: torch.nn.Module,
+        model: Any,
         processor: Any,
         device: str | torch.device = "cpu",
         num_beams: int = 5,

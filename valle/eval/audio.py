@@ -11,14 +11,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
 
 logger = logging.getLogger(__name__)
 
-Wave = Union[np.ndarray, torch.Tensor]
+Wave = np.ndarray | torch.Tensor
 
 
 def to_mono_float32(wave: Wave) -> np.ndarray:

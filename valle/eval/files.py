@@ -77,7 +77,9 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def write_csv(path: str | Path, fieldnames: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> Path:
+def write_csv(
+    path: str | Path, fieldnames: Sequence[str], rows: Iterable[Mapping[str, Any]]
+) -> Path:
     """Write a CSV table with a header row, atomically."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(fieldnames), lineterminator="\n")

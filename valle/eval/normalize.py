@@ -129,8 +129,11 @@ def _digits(s: str) -> str:
     return " ".join(_ONES[int(d)] for d in s)
 
 
-_CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
-             "€": ("euro", "euros", "cent", "cents")}
+_CURRENCY = {
+    "$": ("dollar", "dollars", "cent", "cents"),
+    "£": ("pound", "pounds", "penny", "pence"),
+    "€": ("euro", "euros", "cent", "cents"),
+}
 
 _NUM = r"\d+(?:,\d{3})*"
 _CURRENCY_RE = re.compile(r"([$£€])\s?(" + _NUM + r")(?:\.(\d{1,2}))?\b")

@@ -141,9 +141,7 @@ def select_utterances(
     if min_seconds > max_seconds:
         raise ValueError(f"min_seconds {min_seconds} > max_seconds {max_seconds}")
     chosen = [
-        c
-        for c in cuts
-        if min_seconds <= c.duration <= max_seconds and _supervision(c) is not None
+        c for c in cuts if min_seconds <= c.duration <= max_seconds and _supervision(c) is not None
     ]
     return sorted(chosen, key=lambda c: c.id)
 

@@ -66,7 +66,9 @@ def merge_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, dict[st
     for s in summaries:
         name = s.get("system")
         if not name:
-            raise ValueError(f"summary without a 'system' name: {dict(s)}; add --system when scoring")
+            raise ValueError(
+                f"summary without a 'system' name: {dict(s)}; add --system when scoring"
+            )
         row = table.setdefault(str(name), {})
         for k, v in s.items():
             key = _ALIASES.get(k, k)
@@ -123,7 +125,10 @@ class ResultsTable:
     def to_markdown(self) -> str:
         cols = self.columns
         header = ["system"] + [c.header for c in cols]
-        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * len(cols)) + "|"]
+        lines = [
+            "| " + " | ".join(header) + " |",
+            "|" + "|".join(["---"] + ["---:"] * len(cols)) + "|",
+        ]
         for name, r in self.rows.items():
             cells = [name] + [c.fmt.format(r[c.key] * c.scale) if c.key in r else "-" for c in cols]
             lines.append("| " + " | ".join(cells) + " |")
@@ -149,7 +154,9 @@ class ResultsTable:
         width = 0.8 / max(1, len(sims))
         for k, c in enumerate(sims):
             vals = [self.rows[n].get(c.key, float("nan")) for n in names]
-            ax_sim.bar([i + (k - (len(sims) - 1) / 2) * width for i in x], vals, width, label=c.header)
+            ax_sim.bar(
+                [i + (k - (len(sims) - 1) / 2) * width for i in x], vals, width, label=c.header
+            )
         ax_sim.set_title("speaker similarity - higher is better")
         if sims:
             ax_sim.legend(fontsize=8)

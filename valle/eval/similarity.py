@@ -20,7 +20,7 @@ wheel, so it is the offline default) and :class:`WavLMSVEncoder`
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -68,7 +68,9 @@ class ResemblyzerEncoder:
                 "(a drop-in webrtcvad without pkg_resources) or 'setuptools<81'"
             ) from e
         self._preprocess = preprocess_wav
-        self.encoder = encoder if encoder is not None else VoiceEncoder(device=device, verbose=False)
+        self.encoder = (
+            encoder if encoder is not None else VoiceEncoder(device=device, verbose=False)
+        )
 
     def embed(self, waves: Sequence[Wave], sample_rate: int) -> torch.Tensor:
         out = []
@@ -94,7 +96,9 @@ class WavLMSVEncoder:
         self.device = torch.device(device)
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str = WAVLM_SV_NAME, device: str = "cpu") -> WavLMSVEncoder:
+    def from_pretrained(
+        cls, name_or_path: str = WAVLM_SV_NAME, device: str = "cpu"
+    ) -> WavLMSVEncoder:
         from transformers import AutoFeatureExtractor, WavLMForXVector
 
         fe = AutoFeatureExtractor.from_pretrained(name_or_path)
@@ -193,7 +197,9 @@ def score_similarity(
             ref_emb = encoder.embed(batch.waves, batch.sample_rate)  # (B, D)
             sims[name] = [float(x) for x in cosine_similarity(sys_emb, ref_emb)]
     rows = [
-        SimilarityRow(id=i, sim_o=sims["sim_o"][k], sim_r=sims["sim_r"][k], sim_utt=sims["sim_utt"][k])
+        SimilarityRow(
+            id=i, sim_o=sims["sim_o"][k], sim_r=sims["sim_r"][k], sim_utt=sims["sim_utt"][k]
+        )
         for k, i in enumerate(ids)
     ]
     result = SimilarityResult(rows=rows)
@@ -202,14 +208,18 @@ def score_similarity(
 
 
 #: Encoder name -> factory ``(path or None, device) -> SpeakerEncoder``; used by ``valle-bench sim``.
-SPEAKER_ENCODERS = {
+SPEAKER_ENCODERS: dict[str, Callable[[str | None, str], SpeakerEncoder]] = {
     "resemblyzer": lambda path, device: ResemblyzerEncoder(device=device),
     "wavlm-sv": lambda path, device: WavLMSVEncoder.from_pretrained(path or WAVLM_SV_NAME, device),
 }
 
 
-def build_speaker_encoder(name: str, path: str | None = None, device: str = "cpu") -> SpeakerEncoder:
+def build_speaker_encoder(
+    name: str, path: str | None = None, device: str = "cpu"
+) -> SpeakerEncoder:
     """Build a speaker encoder by name (``resemblyzer``, ``wavlm-sv``)."""
     if name not in SPEAKER_ENCODERS:
-        raise ValueError(f"unknown speaker encoder {name!r}; choose one of {sorted(SPEAKER_ENCODERS)}")
+        raise ValueError(
+            f"unknown speaker encoder {name!r}; choose one of {sorted(SPEAKER_ENCODERS)}"
+        )
     return SPEAKER_ENCODERS[name](path, device)

@@ -179,7 +179,10 @@ def score_corpus(
         raise ValueError("utterance ids must be unique")
     norm = normalizer if normalizer is not None else normalizer_for(language)
     u: Unit = unit if unit is not None else ("char" if is_character_language(language) else "word")
-    rows = [score_utterance(i, r, h, norm, u) for i, r, h in zip(ids, references, hypotheses)]
+    rows = [
+        score_utterance(i, r, h, norm, u)
+        for i, r, h in zip(ids, references, hypotheses, strict=True)
+    ]
     result = CorpusErrors(rows=rows, unit=u)
     logger.info("%s %.4f over %d utterances", result.metric, result.error_rate, len(rows))
     return result
