@@ -127,3 +127,45 @@ def test_unknown_backend_lists_names():
 def test_missing_faster_whisper_dir_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="--asr-path"):
         build_asr("faster-whisper", str(tmp_path / "nope"))
+
+
+class RecordingWhisperParts:
+    """Stand-ins for a Whisper processor and model that record what they are given."""
+
+    def __init__(self) -> None:
+        self.feature_extractor = type("FE", (), {"sampling_rate": 16000})()
+        self.seen_lengths: list[list[int]] = []
+        self.generate_kwargs: list[dict] = []
+
+    # processor API
+    def __call__(self, batch, sampling_rate, return_tensors):
+        assert sampling_rate == 16000
+        self.seen_lengths.append([len(w) for w in batch])
+        feats = torch.zeros(len(batch), 80, 3000)  # (B, F, T)
+        return type("Feats", (), {"input_features": feats})()
+
+    def batch_decode(self, ids, skip_special_tokens):
+        assert skip_special_tokens
+        return [f" utterance {int(row[0])} " for row in ids]
+
+    # model API
+    def to(self, device):
+        return self
+
+    def eval(self):
+        return self
+
+    def generate(self, feats, **kwargs):
+        self.generate_kwargs.append(kwargs)
+        return torch.arange(feats.shape[0])[:, None]  # (B, L=1)
+
+
+def test_whisper_asr_resamples_batches_and_passes_language():
+    from valle.eval.asr import WhisperASR
+
+    parts = RecordingWhisperParts()
+    asr = WhisperASR(parts, parts, batch_size=2, num_beams=5)
+    out = asr.transcribe([noise(8000, 0), noise(4000, 1), noise(2000, 2)], 8000, language="fr")
+    assert out == ["utterance 0", "utterance 1", "utterance 0"]
+    assert parts.seen_lengths == [[16000, 8000], [4000]]  # 8 kHz -> 16 kHz, batches of 2
+    assert parts.generate_kwargs[0] == {"num_beams": 5, "task": "transcribe", "language": "fr"}
