@@ -124,8 +124,9 @@ class ARConfig:
     backbone: TransformerConfig = opt(help="transformer size", factory=TransformerConfig)
     mask: str = opt("prefix", "attention-mask policy: prefix | causal")
     layout: str = opt(
-        "first_codebook", "acoustic layout (what one AR step predicts): first_codebook"
+        "first_codebook", "acoustic layout (what one AR step predicts): first_codebook | grouped"
     )
+    group_size: int = opt(1, "frames per AR step when layout is grouped (count, >= 1)")
     head: str = opt("categorical", "output head: categorical")
     max_len_ratio: float = opt(
         20.0, "generation bound: at most ceil(ratio * text tokens) new frames (frames per token)"

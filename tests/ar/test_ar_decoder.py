@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from valle.ar.generate import generate_ar, max_new_steps
 from valle.testing.model import dummy_batch, tiny_model, tiny_valle_config
+
+LAYOUTS = [[], ["ar.layout=grouped", "ar.group_size=2"]]
 
 
 def _pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -18,8 +21,9 @@ def _pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return out, lens
 
 
-def test_loss_finite_and_every_parameter_gets_a_gradient() -> None:
-    model = tiny_model(dropout=0.1)
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["first_codebook", "grouped2"])
+def test_loss_finite_and_every_parameter_gets_a_gradient(layout: list[str]) -> None:
+    model = tiny_model(dropout=0.1, overrides=layout)
     batch = dummy_batch(tiny_valle_config(), batch_size=3)
     loss, metrics = model.ar.loss(batch)
     assert torch.isfinite(loss)
@@ -45,18 +49,20 @@ def test_loss_targets_end_with_eos_and_ignore_padding() -> None:
     torch.testing.assert_close(loss, loss2)
 
 
-def test_kv_cache_logits_equal_full_recomputation_over_50_steps() -> None:
-    model = tiny_model(seed=1).eval()
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["first_codebook", "grouped2"])
+def test_kv_cache_logits_equal_full_recomputation_over_50_steps(layout: list[str]) -> None:
+    model = tiny_model(seed=1, overrides=layout).eval()
     ar = model.ar
+    E = ar.layout.step_shape
     g = torch.Generator().manual_seed(0)
     text = [torch.randint(1, 12, (n,), generator=g) for n in (7, 4, 9)]
     prompt = [torch.randint(0, 16, (n, 4), generator=g) for n in (3, 6, 1)]
-    future = torch.randint(0, 16, (3, 50), generator=g)  # (B, 50) tokens fed step by step
+    future = torch.randint(0, 16, (3, 50, *E), generator=g)  # (B, 50, *E) fed step by step
     text_tokens, text_lens = _pad(text)
     prompt_codes, prompt_lens = _pad(prompt)
     with torch.no_grad():
         # incremental
-        steps, step_lens = ar.layout.to_steps(prompt_codes, prompt_lens)
+        steps, step_lens = ar.layout.prompt_steps(prompt_codes, prompt_lens)
         audio_in, in_lens = ar.with_bos(steps, step_lens)
         logits, cache = ar.prefill(text_tokens, text_lens, audio_in, in_lens)
         inc = [logits]
@@ -64,12 +70,10 @@ def test_kv_cache_logits_equal_full_recomputation_over_50_steps() -> None:
         for n in range(50):
             inc.append(ar.step(future[:, n], index, cache))
             index = index + 1
-        # full recomputation, per row layout [BOS, prompt, future]
-        rows = [
-            torch.cat([torch.tensor([ar.bos_id]), prompt[b][:, 0], future[b]]) for b in range(3)
-        ]
+        # full recomputation, per row [BOS, prompt steps, future]
+        rows = [torch.cat([audio_in[b, : int(in_lens[b])], future[b]]) for b in range(3)]
         full_in, full_lens = _pad(rows)
-        full = ar(text_tokens, text_lens, full_in, full_lens)  # (B, N, V)
+        full = ar(text_tokens, text_lens, full_in, full_lens)  # (B, N, *E, V)
     worst = 0.0
     for b in range(3):
         for n, step_logits in enumerate(inc):
@@ -88,8 +92,9 @@ def _eos_when(code: int, eos: int):
     return sampler
 
 
-def test_batched_generation_equals_per_item() -> None:
-    model = tiny_model(seed=2).eval()
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["first_codebook", "grouped2"])
+def test_batched_generation_equals_per_item(layout: list[str]) -> None:
+    model = tiny_model(seed=2, overrides=layout).eval()
     ar = model.ar
     g = torch.Generator().manual_seed(5)
     text = [torch.randint(1, 12, (n,), generator=g) for n in (3, 8, 5, 6)]
@@ -116,9 +121,11 @@ def test_batched_generation_equals_per_item() -> None:
     assert len({len(x) for x in batched}) > 1 or all(len(x) == 0 for x in batched)
 
 
-def test_length_bound_holds_when_eos_never_comes() -> None:
-    model = tiny_model(seed=3, max_len_ratio=2.5).eval()
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["first_codebook", "grouped2"])
+def test_length_bound_holds_when_eos_never_comes(layout: list[str]) -> None:
+    model = tiny_model(seed=3, max_len_ratio=2.5, overrides=layout).eval()
     ar = model.ar
+    G = ar.layout.frames_per_step
 
     def never_eos(logits, history, generator):
         logits = logits.clone()
@@ -129,7 +136,7 @@ def test_length_bound_holds_when_eos_never_comes() -> None:
     text_lens = torch.tensor([3, 5])
     prompt = torch.randint(0, 16, (2, 2, 4))
     out = generate_ar(ar, text_tokens, text_lens, prompt, torch.tensor([2, 1]), sampler=never_eos)
-    assert [len(o) for o in out] == [math.ceil(2.5 * 3), math.ceil(2.5 * 5)]
+    assert [len(o) for o in out] == [math.ceil(math.ceil(2.5 * n) / G) for n in (3, 5)]
     assert all(int(o.max()) < 16 for o in out)
     out = generate_ar(
         ar,
@@ -140,7 +147,7 @@ def test_length_bound_holds_when_eos_never_comes() -> None:
         sampler=never_eos,
         max_len_ratio=1.0,
     )
-    assert [len(o) for o in out] == [3, 5]
+    assert [len(o) for o in out] == [math.ceil(n / G) for n in (3, 5)]
     assert max_new_steps(torch.tensor([0, 1]), 0.1).tolist() == [1, 1]
 
 

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from valle.ar.heads import HEADS, CategoricalHead
-from valle.ar.layouts import LAYOUTS, AcousticLayout
+from valle.ar.layouts import LAYOUTS, AcousticLayout, GroupedCodeLayout
 from valle.ar.masks import MASK_POLICIES, MaskPolicy, attention_mask
 from valle.config import ARConfig, VocabConfig
 from valle.data import batch as B_
@@ -77,7 +77,7 @@ class ARDecoder(nn.Module):
         self.eos_id = codebook_size  # head class and audio input id
         self.bos_id = codebook_size + 1  # audio input id only
         self.text_embedding = TokenEmbedding(text_vocab_size, d)
-        self.audio_embedding = TokenEmbedding(codebook_size + 2, d)
+        self.audio_embedding = layout.embedding(codebook_size + 2, d)  # steps (B, N, *E)
         self.text_position = SinusoidalPositionalEncoding(d, dropout)
         self.audio_position = SinusoidalPositionalEncoding(d, dropout)
         self.text_conditioner = text_conditioner
@@ -92,13 +92,15 @@ class ARDecoder(nn.Module):
         """Build from a config; keyword ``parts`` (e.g. ``text_conditioner=``) are passed on."""
         b = cfg.backbone
         head_cls = choose_component(HEADS, cfg.head, "AR head")
+        layout_cls = choose_component(LAYOUTS, cfg.layout, "acoustic layout")
+        layout = layout_cls(cfg.group_size) if layout_cls is GroupedCodeLayout else layout_cls()
         return cls(
             text_vocab_size=vocab.text_vocab_size,
             codebook_size=vocab.codebook_size,
             backbone=TransformerStack(b.num_layers, b.d_model, b.num_heads, b.ffn_dim, b.dropout),
             mask=choose_component(MASK_POLICIES, cfg.mask, "AR mask policy")(),
-            layout=choose_component(LAYOUTS, cfg.layout, "acoustic layout")(),
-            head=head_cls(b.d_model, vocab.codebook_size + 1),
+            layout=layout,
+            head=head_cls(b.d_model, vocab.codebook_size + 1, layout.step_shape),
             dropout=b.dropout,
             max_len_ratio=cfg.max_len_ratio,
             default_sampler=build_sampler(
@@ -127,13 +129,13 @@ class ARDecoder(nn.Module):
     def embed_audio(
         self, steps: Tensor, lens: Tensor, start: Tensor | None = None
     ) -> tuple[Tensor, SegmentPositions]:
-        """Audio input ids (B, N) -> embeddings (B, N, D); indices start at ``start`` (B,)."""
+        """Audio input ids (B, N, *E) -> embeddings (B, N, D); indices start at ``start`` (B,)."""
         pos = SegmentPositions.span(AUDIO, lens, steps.shape[1], start)
         return self.audio_position(self.audio_embedding(steps), pos.index), pos
 
     def with_bos(self, steps: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
-        """``[BOS, s_1 .. s_N]`` (B, N+1) and lengths + 1."""
-        bos = steps.new_full((steps.shape[0], 1), self.bos_id)  # (B, 1)
+        """``[BOS, s_1 .. s_N]`` (B, N+1, *E) and lengths + 1."""
+        bos = steps.new_full((steps.shape[0], 1, *steps.shape[2:]), self.bos_id)  # (B, 1, *E)
         return torch.cat([bos, steps], dim=1), lens + 1
 
     # ------------------------------------------------------------------ teacher forcing
@@ -146,24 +148,26 @@ class ARDecoder(nn.Module):
         audio_lens: Tensor,
         language: Tensor | None = None,
     ) -> Tensor:
-        """Teacher-forced logits at the audio positions: (B, N, V) for inputs ``audio_in`` (B, N)."""
+        """Teacher-forced logits at the audio positions: (B, N, *E, V) for inputs (B, N, *E)."""
         x_text, p_text = self.embed_text(text_tokens, text_lens, language)
         x_audio, p_audio = self.embed_audio(audio_in, audio_lens)
         x = torch.cat([x_text, x_audio], dim=1)  # (B, S + N, D)
         pos = p_text.cat(p_audio)
         h = self.backbone(x, attention_mask(self.mask, pos, pos))
-        return self.head(h[:, text_tokens.shape[1] :])  # (B, N, V)
+        return self.head(h[:, text_tokens.shape[1] :])  # (B, N, *E, V)
 
     def loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """Next-code cross entropy on the audio part (with EOS), VALL-E Sec 4.2.1."""
-        steps, lens = self.layout.to_steps(batch[B_.AUDIO_CODES], batch[B_.AUDIO_LENS])
-        audio_in, in_lens = self.with_bos(steps, lens)  # (B, N+1)
-        targets = torch.cat([steps, steps.new_zeros((steps.shape[0], 1))], dim=1)  # (B, N+1)
-        targets = targets.scatter(1, lens[:, None], self.eos_id)  # EOS after the last code
+        steps, lens, valid = self.layout.to_steps(batch[B_.AUDIO_CODES], batch[B_.AUDIO_LENS])
+        audio_in, in_lens = self.with_bos(steps, lens)  # (B, N+1, *E)
+        rows = torch.arange(steps.shape[0], device=lens.device)
+        targets = torch.cat([steps, torch.zeros_like(audio_in[:, :1])], dim=1)  # (B, N+1, *E)
+        targets[rows, lens] = self.eos_id  # the step after the last is EOS
+        mask = torch.cat([valid, torch.zeros_like(valid[:, :1])], dim=1)  # (B, N+1, *E)
+        mask[rows, lens] = True
         logits = self(
             batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS], audio_in, in_lens, batch.get(B_.LANGUAGE)
         )
-        mask = torch.arange(targets.shape[1], device=lens.device) < in_lens[:, None]  # (B, N+1)
         return self.head.loss(logits, targets, mask)
 
     # ------------------------------------------------------------------ incremental decoding
@@ -176,7 +180,7 @@ class ARDecoder(nn.Module):
         audio_lens: Tensor,
         language: Tensor | None = None,
     ) -> tuple[Tensor, KVCache]:
-        """Run text and the audio given so far; logits (B, V) after each row's last audio input."""
+        """Run text and the audio so far; logits (B, *E, V) after each row's last audio input."""
         x_text, p_text = self.embed_text(text_tokens, text_lens, language)
         x_audio, p_audio = self.embed_audio(audio_in, audio_lens)
         pos = p_text.cat(p_audio)
@@ -190,8 +194,9 @@ class ARDecoder(nn.Module):
         return self.head(h_last), cache
 
     def step(self, ids: Tensor, index: Tensor, cache: KVCache) -> Tensor:
-        """Feed one audio id per row (B,) at in-segment index (B,); returns logits (B, V)."""
-        x, pos = self.embed_audio(ids[:, None], torch.ones_like(ids), index)  # (B, 1, D)
+        """Feed one step per row (B, *E) at in-segment index (B,); returns logits (B, *E, V)."""
+        ones = torch.ones_like(index)
+        x, pos = self.embed_audio(ids[:, None], ones, index)  # (B, 1, D)
         assert cache.positions is not None, "call prefill() first"
         keys = cache.positions.cat(pos)
         h = self.backbone(x, attention_mask(self.mask, pos, keys), cache)  # (B, 1, D)

@@ -50,7 +50,7 @@ def generate_ar(
     generator: torch.Generator | None = None,
     max_len_ratio: float | None = None,
 ) -> list[Tensor]:
-    """Continue each row's prompt; returns B long tensors (N_b,) of new step tokens (no EOS).
+    """Continue each row's prompt; returns B long tensors (N_b, *E) of new steps (no EOS).
 
     Args:
         ar: an :class:`~valle.ar.decoder.ARDecoder`.
@@ -59,35 +59,46 @@ def generate_ar(
         prompt_codes: (B, P, Q) acoustic prompt, right-padded (P may be 0).
         prompt_lens: (B,) valid prompt frames per row.
         sampler: ``(logits (B, V), history (B, t), generator) -> (B,)``; ``history`` holds
-            the steps generated so far. None: the decoder's ``default_sampler``.
-        max_len_ratio: overrides the decoder's bound on new steps per text token.
+            the codes generated so far (for a grouped layout, frame by frame: the elements
+            of a step are drawn in order, each seeing the earlier ones). None: the
+            decoder's ``default_sampler``.
+        max_len_ratio: overrides the decoder's bound (new frames per text token).
+    Each row stops at its first step holding an EOS (that step is dropped) or after
+    ``ceil(ceil(ratio * text_len) / frames_per_step)`` steps.
     """
     sampler = ar.default_sampler if sampler is None else sampler
     B = text_tokens.shape[0]
     device = text_tokens.device
     ratio = ar.max_len_ratio if max_len_ratio is None else max_len_ratio
-    limit = max_new_steps(text_lens, ratio).to(device)  # (B,)
-    steps, step_lens = ar.layout.to_steps(prompt_codes, prompt_lens)  # (B, P)
-    audio_in, in_lens = ar.with_bos(steps, step_lens)  # (B, P + 1)
+    per_step = ar.layout.frames_per_step
+    limit = (max_new_steps(text_lens, ratio) + per_step - 1) // per_step  # (B,) steps
+    limit = limit.to(device)
+    steps, step_lens = ar.layout.prompt_steps(prompt_codes, prompt_lens)  # (B, P', *E)
+    audio_in, in_lens = ar.with_bos(steps, step_lens)  # (B, P' + 1, *E)
     logits, cache = ar.prefill(text_tokens, text_lens, audio_in, in_lens, language)
+    step_shape = tuple(audio_in.shape[2:])
+    width = math.prod(step_shape)  # codes per step
     index = in_lens.clone()  # (B,) in-segment index of the next audio input
     out_lens = limit.clone()
     finished = torch.zeros(B, dtype=torch.bool, device=device)
-    history = torch.zeros(B, 0, dtype=torch.long, device=device)
+    history = torch.zeros(B, 0, dtype=torch.long, device=device)  # (B, n * width)
     total = int(limit.max())
     for n in range(total):
-        ids = sampler(logits, history, generator).to(device)  # (B,)
-        stop = ~finished & ((ids == ar.eos_id) | (n >= limit))
+        flat = logits.reshape(B, width, -1)  # (B, width, V)
+        for e in range(width):
+            ids = sampler(flat[:, e], history, generator).to(device)  # (B,)
+            history = torch.cat([history, ids[:, None]], dim=1)
+        new = history[:, n * width :]  # (B, width)
+        stop = ~finished & ((new == ar.eos_id).any(-1) | (n >= limit))
         out_lens = torch.where(stop, torch.full_like(out_lens, n), out_lens)
         finished |= stop
-        if bool(finished.all()):
+        if bool(finished.all()) or n + 1 == total:
             break
-        ids = torch.where(finished, torch.zeros_like(ids), ids)  # finished rows: any valid id
-        history = torch.cat([history, ids[:, None]], dim=1)  # (B, n + 1)
-        if n + 1 == total:
-            break
-        logits = ar.step(ids, index, cache)
+        new = torch.where(finished[:, None] | (new == ar.eos_id), 0, new)  # any valid id
+        history[:, n * width :] = new
+        logits = ar.step(new.reshape(B, *step_shape), index, cache)
         index = index + 1
     if int(finished.sum()) < B:
         logger.debug("AR generation hit the length bound for %d rows", int((~finished).sum()))
+    history = history[:, : total * width].reshape(B, -1, *step_shape)  # (B, total, *E)
     return [history[b, : int(out_lens[b])] for b in range(B)]
