@@ -67,13 +67,19 @@ def write_text_atomic(text: str, path: str | Path) -> Path:
 
 
 def load_cuts(path: str | Path, what: str = "cuts") -> CutSet:
-    """Load a cut manifest eagerly, with an error that says which stage makes it."""
+    """Load a cut manifest eagerly, with an error that says which stage makes it.
+
+    Unlike ``CutSet.from_file``, an empty manifest gives an empty CutSet, not ``None``.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
             f"{what} manifest {path} not found; run the earlier recipe stage that writes it"
         )
-    return CutSet.from_file(path).to_eager()
+    cuts = CutSet.from_file(path)
+    if cuts is None:  # lhotse returns None for an empty manifest (e.g. an empty dev split)
+        return CutSet.from_cuts([])
+    return cuts.to_eager()
 
 
 def cuts_from_manifests(
