@@ -157,7 +157,7 @@ class NARConfig:
     """Non-autoregressive decoder for codebooks 2..Q (VALL-E Sec 4.2.2)."""
 
     backbone: TransformerConfig = opt(help="transformer size", factory=TransformerConfig)
-    stage: str = opt("adaln", "stage conditioning: adaln")
+    stage: str = opt("adaln", "stage conditioning: adaln | code_id_token")
     prompt: PromptConfig = opt(help="training prompt policy", factory=PromptConfig)
 
 

@@ -8,8 +8,9 @@ import torch
 from valle.testing.model import dummy_batch, tiny_model, tiny_valle_config
 
 
-def test_loss_finite_and_gradients_for_every_stage() -> None:
-    model = tiny_model(dropout=0.1)
+@pytest.mark.parametrize("stage_kind", ["adaln", "code_id_token"])
+def test_loss_finite_and_gradients_for_every_stage(stage_kind: str) -> None:
+    model = tiny_model(dropout=0.1, overrides=[f"nar.stage={stage_kind}"])
     nar = model.nar
     batch = dummy_batch(tiny_valle_config(), batch_size=3, audio_len=(6, 12))
     for stage in range(1, nar.num_codebooks):
@@ -47,8 +48,9 @@ def test_head_j_is_tied_to_embedding_j_plus_1() -> None:
     assert not any(n.startswith("heads.") for n in names)  # shared, counted once
 
 
-def test_adaln_stage_embedding_changes_output() -> None:
-    model = tiny_model().eval()
+@pytest.mark.parametrize("stage_kind", ["adaln", "code_id_token"])
+def test_stage_embedding_changes_output(stage_kind: str) -> None:
+    model = tiny_model(overrides=[f"nar.stage={stage_kind}"]).eval()
     nar = model.nar
     batch = dummy_batch(tiny_valle_config(), batch_size=2)
     args = (
@@ -102,3 +104,13 @@ def test_generate_fills_codebooks_and_keeps_the_first() -> None:
     assert torch.equal(out[..., 0], first * mask)
     assert (out[~mask] == 0).all()
     assert int(out.max()) < 16
+
+
+def test_stage_kinds_use_their_norms() -> None:
+    from valle.modules.norms import AdaptiveLayerNorm, LayerNorm
+
+    adaln = tiny_model().nar
+    token = tiny_model(overrides=["nar.stage=code_id_token"]).nar
+    assert isinstance(adaln.backbone.final_norm, AdaptiveLayerNorm)
+    assert isinstance(token.backbone.final_norm, LayerNorm)
+    assert token.heads[0].weight is token.audio_embeddings[1].weight

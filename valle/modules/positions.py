@@ -19,13 +19,14 @@ from torch import Tensor
 
 TEXT = 0
 AUDIO = 1
+CONDITION = 2  # prepended condition tokens (e.g. VALL-E 2's NAR code-ID token)
 
 
 @dataclass(frozen=True)
 class SegmentPositions:
     """Descriptors of L columns of a packed batch."""
 
-    segment: Tensor  # (B, L) long: TEXT, AUDIO (later variants may add segment ids)
+    segment: Tensor  # (B, L) long: TEXT, AUDIO, CONDITION (variants may add ids)
     index: Tensor  # (B, L) long: position inside the segment
     valid: Tensor  # (B, L) bool: a real token, not padding
 

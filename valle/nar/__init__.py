@@ -10,10 +10,11 @@ from valle.nar.prompts import (
     SameUtterancePrefix,
     build_prompt_policy,
 )
-from valle.nar.stage import AdaLNStage, StageConditioning
+from valle.nar.stage import AdaLNStage, CodeIdTokenStage, StageConditioning
 
 __all__ = [
     "AdaLNStage",
+    "CodeIdTokenStage",
     "NARDecoder",
     "NoPrompt",
     "OtherUtterancePrompt",

@@ -4,8 +4,8 @@ Shape legend: B batch, L sequence positions, D model width.
 
 VALL-E (Sec 4.2.2) injects the stage with adaptive layer norm: every norm of the NAR
 transformer is ``a * LayerNorm(h) + b`` with ``a, b`` from a learned stage embedding
-(:class:`AdaLNStage`). VALL-E 2 instead prepends a code-ID token; such a conditioning would
-return an extended sequence and ``cond=None`` from ``forward``.
+(:class:`AdaLNStage`). VALL-E 2 (Sec 3.1) instead prepends a learned code-ID token to the
+NAR input and keeps plain LayerNorm (:class:`CodeIdTokenStage`).
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from valle.modules.norms import AdaptiveLayerNorm
-from valle.modules.positions import SegmentPositions
+from valle.modules.norms import AdaptiveLayerNorm, LayerNorm
+from valle.modules.positions import CONDITION, SegmentPositions
 from valle.modules.transformer import NormFactory
 
-__all__ = ["StageConditioning", "AdaLNStage", "STAGE_CONDITIONINGS"]
+__all__ = ["StageConditioning", "AdaLNStage", "CodeIdTokenStage", "STAGE_CONDITIONINGS"]
 
 
 class StageConditioning(nn.Module):
@@ -55,4 +55,29 @@ class AdaLNStage(StageConditioning):
         return x, pos, self.embedding(ids)  # cond (B, D)
 
 
-STAGE_CONDITIONINGS: dict[str, type] = {"adaln": AdaLNStage}
+class CodeIdTokenStage(StageConditioning):
+    """A learned code-ID token per stage, prepended to the input; plain LayerNorm (VALL-E 2)."""
+
+    norm_factory = staticmethod(LayerNorm)
+
+    def __init__(self, num_codebooks: int, d_model: int) -> None:
+        super().__init__()
+        self.num_codebooks = num_codebooks
+        self.embedding = nn.Embedding(num_codebooks - 1, d_model)  # stages 1..Q-1
+
+    def forward(
+        self, x: Tensor, pos: SegmentPositions, stage: int
+    ) -> tuple[Tensor, SegmentPositions, Tensor | None]:
+        if not 1 <= stage < self.num_codebooks:
+            raise ValueError(f"NAR stage must be in 1..{self.num_codebooks - 1}, got {stage}")
+        B = x.shape[0]
+        ids = torch.full((B, 1), stage - 1, dtype=torch.long, device=x.device)
+        token = SegmentPositions(
+            torch.full_like(ids, CONDITION),
+            torch.zeros_like(ids),
+            torch.ones_like(ids, dtype=torch.bool),
+        )
+        return torch.cat([self.embedding(ids), x], dim=1), token.cat(pos), None  # (B, 1 + L, D)
+
+
+STAGE_CONDITIONINGS: dict[str, type] = {"adaln": AdaLNStage, "code_id_token": CodeIdTokenStage}
