@@ -19,6 +19,8 @@ from faster_whisper import WhisperModel
 
 from valle.data.mini.corpus import load_metadata
 
+_ZH_PROMPT = "以下是普通话的句子，使用简体中文。"
+
 
 def _norm_en(text: str) -> str:
     text = re.sub(r"[^a-z' ]+", " ", text.lower().replace("-", " "))
@@ -37,6 +39,7 @@ def main() -> None:
     parser.add_argument("--per-speaker", type=int, default=5)
     parser.add_argument("--model", default="/work/shared/models/faster-whisper-base")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--speakers", nargs="*", help="only these speakers (default: all)")
     args = parser.parse_args()
 
     model = WhisperModel(
@@ -44,6 +47,8 @@ def main() -> None:
     )
     records = load_metadata(args.corpus_dir)
     speakers = sorted({r["speaker"] for r in records if r["language"] != "ja"})
+    if args.speakers:
+        speakers = [s for s in speakers if s in args.speakers]
     rng = random.Random(args.seed)
     print(f"{'speaker':26s} {'lang':4s} {'n':>3s} {'error':>7s}")
     for speaker in speakers:
@@ -53,7 +58,12 @@ def main() -> None:
         refs, hyps = [], []
         for r in picked:
             segments, _ = model.transcribe(
-                str(args.corpus_dir / r["wav"]), language=language, beam_size=1
+                str(args.corpus_dir / r["wav"]),
+                language=language,
+                beam_size=1,
+                # Whisper often writes Mandarin in traditional characters; a simplified prompt
+                # steers it to the script of the references.
+                initial_prompt=_ZH_PROMPT if language == "zh" else None,
             )
             hyp = " ".join(s.text for s in segments)
             norm = _norm_en if language == "en" else _norm_zh
