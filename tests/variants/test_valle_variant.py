@@ -152,3 +152,18 @@ def test_tiny_model_overfits_two_utterances() -> None:
     out = model.generate(pb["text_tokens"], pb["text_lens"], pb["prompt_codes"], pb["prompt_lens"])
     for o, c, p in zip(out, codes, prompt_lens, strict=True):
         assert torch.equal(o, c[p:])
+
+
+def test_batch_that_does_not_fit_the_vocabulary_is_a_clear_error() -> None:
+    cfg = tiny_config("valle")
+    model = build_model(cfg)
+    batch = dummy_batch(cfg)
+    bad = dict(batch, audio_codes=batch["audio_codes"] + cfg.vocab.codebook_size)
+    with pytest.raises(ValueError, match="audio_codes.*vocabulary facts"):
+        model.loss(bad)
+    bad = dict(batch, text_tokens=batch["text_tokens"] + 100)
+    with pytest.raises(ValueError, match="text_tokens"):
+        model.loss(bad)
+    bad = dict(batch, audio_codes=batch["audio_codes"][..., :2])
+    with pytest.raises(ValueError, match="codebooks"):
+        model.loss(bad)

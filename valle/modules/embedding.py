@@ -40,10 +40,18 @@ class SinusoidalPositionalEncoding(nn.Module):
 
 
 class TokenEmbedding(nn.Embedding):
-    """``nn.Embedding`` with a clear error for out-of-range ids (a common data bug)."""
+    """``nn.Embedding`` with a clear error for out-of-range ids (a common data bug).
+
+    The check runs for CPU tensors only (on an accelerator it would cost a device sync per
+    call; models check a whole batch once instead, see ``Valle.loss``).
+    """
 
     def forward(self, ids: Tensor) -> Tensor:
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_embeddings):
+        if (
+            ids.device.type == "cpu"
+            and ids.numel()
+            and (int(ids.min()) < 0 or int(ids.max()) >= self.num_embeddings)
+        ):
             raise ValueError(
                 f"token id out of range [0, {self.num_embeddings}): min {int(ids.min())}, "
                 f"max {int(ids.max())}; check that the model's vocabulary facts (tokens.txt, "

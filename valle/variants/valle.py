@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from valle.ar.decoder import ARDecoder
 from valle.ar.generate import Sampler
 from valle.config import ARConfig, NARConfig, VocabConfig, opt
+from valle.data import batch as B_
 from valle.nar.decoder import NARDecoder
 from valle.registry import register_variant
 
@@ -81,6 +82,7 @@ class Valle(nn.Module):
 
         ``stages`` picks what trains: ``("ar",)`` and ``("nar",)`` train the parts apart.
         """
+        self.check_batch(batch)
         stages = tuple(stages)
         unknown = [s for s in stages if s not in STAGES]
         if unknown or not stages:
@@ -97,6 +99,33 @@ class Valle(nn.Module):
         assert total is not None
         metrics["loss"] = total.detach()
         return total, metrics
+
+    def check_batch(self, batch: Mapping[str, Any]) -> None:
+        """Raise a clear error when the batch's ids do not fit the vocabulary (one device sync)."""
+        if self.config is None:
+            return
+        v = self.config.vocab
+        checks = [(B_.TEXT_TOKENS, v.text_vocab_size), (B_.AUDIO_CODES, v.codebook_size)]
+        if B_.PROMPT_CODES in batch:
+            checks.append((B_.PROMPT_CODES, v.codebook_size))
+        present = [(k, n) for k, n in checks if batch[k].numel()]
+        if not present:
+            return
+        stats = torch.stack(
+            [torch.stack([batch[k].min(), batch[k].max()]) for k, _ in present]
+        ).tolist()
+        for (key, n), (lo, hi) in zip(present, stats, strict=True):
+            if lo < 0 or hi >= n:
+                raise ValueError(
+                    f"batch[{key!r}] has ids in [{lo}, {hi}] but the model expects [0, {n}); "
+                    "the model's vocabulary facts (tokens.txt, codec) do not match the data"
+                )
+        q = batch[B_.AUDIO_CODES].shape[-1]
+        if q != v.num_codebooks:
+            raise ValueError(
+                f"batch['audio_codes'] has {q} codebooks but the model was built for "
+                f"{v.num_codebooks}; rebuild the config with the codec's num_codebooks"
+            )
 
     @torch.no_grad()
     def generate(
