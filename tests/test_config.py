@@ -81,6 +81,15 @@ def test_overrides_coerce_types() -> None:
     assert cfg.nar.backbone.num_layers == 2  # untouched
 
 
+def test_optional_values_override_to_null_and_back() -> None:
+    cfg = apply_overrides(tiny_valle_config(), ["ar.sampler.top_k=50", "ar.sampler.top_p=0.9"])
+    assert cfg.ar.sampler.top_k == 50 and cfg.ar.sampler.top_p == 0.9
+    cfg = apply_overrides(cfg, ["ar.sampler.top_k=null"])
+    assert cfg.ar.sampler.top_k is None and cfg.ar.sampler.top_p == 0.9
+    with pytest.raises(ConfigError, match="top_k"):
+        apply_overrides(cfg, ["ar.sampler.top_k=0.5"])
+
+
 @pytest.mark.parametrize(
     "override, pattern",
     [

@@ -143,6 +143,8 @@ class Valle(nn.Module):
     ) -> list[Tensor]:
         """Zero-shot TTS: continue each acoustic prompt with speech for the text.
 
+        Call ``model.eval()`` first (dropout stays as the caller set it).
+
         Args:
             text_tokens: (B, S) prompt transcript + target text, right-padded.
             text_lens: (B,).
