@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -119,7 +119,7 @@ class EncodecCodec:
                 f"could not load EnCodec weights from {path!r} ({err}). Pass a local directory "
                 "made with EncodecModel.save_pretrained, or a hub id with network access."
             ) from err
-        model = model.to(device=torch.device(device), dtype=torch.float32)
+        torch.nn.Module.to(model, torch.device(device))  # the constructor casts to float32
         return cls(model, bandwidth=bandwidth)
 
     # ------------------------------------------------------------------ codec facts
@@ -198,7 +198,9 @@ class EncodecCodec:
             if limit is None or t < limit:
                 yield [i]
 
-    def _pad_waves(self, wavs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
+    def _pad_waves(
+        self, wavs: Sequence[torch.Tensor]
+    ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
         """Zero-pad each wave to whole frames, then the batch to its longest item.
 
         Returns:
@@ -206,15 +208,18 @@ class EncodecCodec:
         """
         frames = [self.num_frames(w.shape[-1]) for w in wavs]
         total = max(frames) * self._hop_length
-        device = self.device
-        input_values = torch.zeros(len(wavs), 1, total, device=device)  # (B, 1, N)
+        weight = next(self._model.parameters())
+        device, dtype = weight.device, weight.dtype  # float32 unless a test cast the model
+        input_values = torch.zeros(len(wavs), 1, total, device=device, dtype=dtype)  # (B, 1, N)
         padding_mask = torch.zeros(len(wavs), 1, total, dtype=torch.bool, device=device)
         for b, wav in enumerate(wavs):
-            input_values[b, 0, : wav.shape[-1]] = wav.to(device=device, dtype=torch.float32)
+            input_values[b, 0, : wav.shape[-1]] = wav.to(device=device, dtype=dtype)
             padding_mask[b, 0, : wav.shape[-1]] = True
         return input_values, padding_mask, frames
 
-    def latents(self, wavs: list[torch.Tensor]) -> Iterator[tuple[list[int], torch.Tensor, list[int]]]:
+    def latents(
+        self, wavs: list[torch.Tensor]
+    ) -> Iterator[tuple[list[int], torch.Tensor, list[int]]]:
         """Encoder outputs before quantisation, batch by batch.
 
         Yields:
@@ -266,11 +271,11 @@ class EncodecCodec:
                 audio = decoded.audio_values[:, 0]  # (b, N)
                 for j, i in enumerate(group):
                     n = items[j].shape[0] * self._hop_length
-                    out[i] = audio[j, :n]
+                    out[i] = audio[j, :n].float()
         return [w.to(codes[0].device).clone() for w in out if w is not None]
 
 
-def _reach(modules: Sequence[Any], index: int) -> int | None:
+def _reach(modules: Iterable[Any], index: int) -> int | None:
     """Largest input index that outputs ``0..index`` of ``modules`` (run in order) read.
 
     Causal EnCodec convolutions pad on the left by reflection, so their first outputs read
@@ -285,9 +290,9 @@ def _reach(modules: Sequence[Any], index: int) -> int | None:
             stride = conv.stride[0]
             index = max((index + 1) * stride - 1, span - stride)
         elif isinstance(module, me.EncodecConvTranspose1d):
-            conv = module.conv
-            stride = conv.stride[0]
-            pad = conv.kernel_size[0] - stride
+            tconv = module.conv
+            stride = tconv.stride[0]
+            pad = tconv.kernel_size[0] - stride
             left = pad - math.ceil(pad * module.trim_right_ratio)
             index = (index + left) // stride
         elif isinstance(module, me.EncodecResnetBlock):

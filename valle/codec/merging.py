@@ -63,23 +63,28 @@ def merge_residual(residual: torch.Tensor, rate: int, frames: Sequence[int]) -> 
     """
     batch, dim, total = residual.shape
     windows = -(-total // rate)
-    valid = torch.arange(total, device=residual.device)[None, :] < torch.tensor(
-        list(frames), device=residual.device
-    )[:, None]  # (B, T)
+    valid = (
+        torch.arange(total, device=residual.device)[None, :]
+        < torch.tensor(list(frames), device=residual.device)[:, None]
+    )  # (B, T)
     valid = valid.to(residual.dtype).unsqueeze(1)  # (B, 1, T)
     pad = windows * rate - total
     sums = torch.nn.functional.pad(residual * valid, (0, pad))  # (B, D, W * m)
     sums = sums.view(batch, dim, windows, rate).sum(-1)  # (B, D, W)
-    counts = torch.nn.functional.pad(valid, (0, pad)).view(batch, 1, windows, rate).sum(-1)  # (B, 1, W)
+    counts = (
+        torch.nn.functional.pad(valid, (0, pad)).view(batch, 1, windows, rate).sum(-1)
+    )  # (B, 1, W)
     return sums / counts.clamp_min(1)
 
 
-def _merged_rvq(codec: EncodecCodec, latent: torch.Tensor, frames: Sequence[int], rates: Sequence[int]) -> torch.Tensor:
+def _merged_rvq(
+    codec: EncodecCodec, latent: torch.Tensor, frames: Sequence[int], rates: Sequence[int]
+) -> torch.Tensor:
     """Residual VQ with per-layer merging. latent ``(B, D, T)`` -> codes ``(B, Q, T)``."""
     total = latent.shape[-1]
     residual = latent
     codes = []
-    for layer, rate in zip(codec.quantizer_layers, rates):
+    for layer, rate in zip(codec.quantizer_layers, rates, strict=True):
         if rate == 1:
             indices = layer.encode(residual)  # (B, T)
             quantized = layer.decode(indices)  # (B, D, T)
@@ -87,13 +92,17 @@ def _merged_rvq(codec: EncodecCodec, latent: torch.Tensor, frames: Sequence[int]
             pooled = merge_residual(residual, rate, frames)  # (B, D, W)
             window_codes = layer.encode(pooled)  # (B, W)
             indices = window_codes.repeat_interleave(rate, dim=-1)[:, :total]  # (B, T)
-            quantized = layer.decode(window_codes).repeat_interleave(rate, dim=-1)[..., :total]  # (B, D, T)
+            quantized = layer.decode(window_codes).repeat_interleave(rate, dim=-1)[
+                ..., :total
+            ]  # (B, D, T)
         residual = residual - quantized
         codes.append(indices)
     return torch.stack(codes, dim=1)  # (B, Q, T)
 
 
-def encode_merged(codec: EncodecCodec, wavs: list[torch.Tensor], merge_rates: Sequence[int]) -> list[torch.Tensor]:
+def encode_merged(
+    codec: EncodecCodec, wavs: list[torch.Tensor], merge_rates: Sequence[int]
+) -> list[torch.Tensor]:
     """Encode mono waves with merged RVQ layers (VALL-E R, Sec. 3.2).
 
     Args:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "init_codebooks",
+    "non_tie_mismatches",
     "random_full_encodec_codec",
     "synthetic_waves",
     "tiny_encodec_codec",
@@ -33,9 +34,7 @@ __all__ = [
 ]
 
 
-def synthetic_waves(
-    lengths: Sequence[int], sample_rate: int, seed: int = 0
-) -> list[torch.Tensor]:
+def synthetic_waves(lengths: Sequence[int], sample_rate: int, seed: int = 0) -> list[torch.Tensor]:
     """Speech-like test waves: a gliding harmonic tone with syllable-rate envelope plus noise.
 
     Args:
@@ -117,9 +116,12 @@ def init_codebooks(
         latents.append(model.encoder(x)[0].transpose(0, 1).cpu())  # (T, D)
     residual = torch.cat(latents)  # (sum T, D)
     for layer in model.quantizer.layers:
-        book = layer.codebook
-        k = book.embed.shape[0]
-        pick = torch.randint(0, residual.shape[0], (k,), generator=gen)
+        book: Any = layer.codebook
+        k = int(book.embed.shape[0])
+        if residual.shape[0] >= k:
+            pick = torch.randperm(residual.shape[0], generator=gen)[:k]
+        else:
+            pick = torch.randint(0, residual.shape[0], (k,), generator=gen)
         std = residual.std(0, keepdim=True).clamp_min(1e-8)
         centroids = residual[pick] + 0.1 * std * torch.randn(k, residual.shape[1], generator=gen)
         for _ in range(iters):
@@ -131,10 +133,14 @@ def init_codebooks(
         book.embed_avg.copy_(centroids.to(book.embed_avg))
         book.cluster_size.fill_(1.0)
         residual = residual - centroids[torch.cdist(residual, centroids).argmin(1)]
-    logger.debug("initialised %d codebooks from %d frames", len(model.quantizer.layers), len(residual))
+    logger.debug(
+        "initialised %d codebooks from %d frames", len(model.quantizer.layers), len(residual)
+    )
 
 
-def _random_codec(config: EncodecConfig, seconds: float, bandwidth: float | None, seed: int) -> EncodecCodec:
+def _random_codec(
+    config: EncodecConfig, seconds: float, bandwidth: float | None, seed: int
+) -> EncodecCodec:
     from transformers import EncodecModel
 
     with torch.random.fork_rng(devices=[]):
@@ -170,3 +176,50 @@ def random_full_encodec_codec(bandwidth: float = 6.0, seed: int = 0) -> EncodecC
     from transformers import EncodecConfig
 
     return _random_codec(EncodecConfig(), seconds=5.0, bandwidth=bandwidth, seed=seed)
+
+
+@torch.no_grad()
+def non_tie_mismatches(
+    codec: EncodecCodec,
+    wave: torch.Tensor,
+    codes: torch.Tensor,
+    reference: torch.Tensor,
+    latent_atol: float = 1e-6,
+) -> list[tuple[int, int]]:
+    """Frames where ``codes`` and ``reference`` (both ``(T, Q)`` for ``wave``) differ for a
+    reason other than float rounding.
+
+    Batched and single-item runs may differ by ~1e-7 in the encoder output (different kernels),
+    which can flip a nearest-codeword choice when two codewords are almost equally near. For each
+    frame, the first layer where the two disagree is walked to with ``reference`` on the wave's
+    own latents; the frame counts as a real mismatch unless a perturbation of at most
+    ``latent_atol`` per latent entry could swap the two codewords' order of distance there.
+    Later layers of a tied frame are allowed to differ (their residuals differ).
+
+    Returns:
+        list of (frame, layer) of real mismatches; empty when the codes agree up to ties.
+    """
+    if codes.shape != reference.shape:
+        return [(-1, -1)]
+    differs = codes != reference  # (T, Q)
+    if not bool(differs.any()):
+        return []
+    ((_, latent, frames),) = list(codec.latents([wave]))
+    residual = latent[0, :, : frames[0]].transpose(0, 1)  # (T, D)
+    bad = []
+    for t in torch.nonzero(differs.any(1)).flatten().tolist():
+        r = residual[t]
+        q_first = int(torch.nonzero(differs[t]).flatten()[0])
+        for q, layer in enumerate(codec.quantizer_layers[:q_first]):
+            r = r - layer.codebook.embed[reference[t, q]]
+        embed = codec.quantizer_layers[q_first].codebook.embed
+        e_got, e_ref = embed[codes[t, q_first]], embed[reference[t, q_first]]
+        gap = abs(float((r - e_got).pow(2).sum() - (r - e_ref).pow(2).sum()))
+        # A perturbation delta of r moves the gap by at most 2 |delta| |e_got - e_ref|; the
+        # quantizer's own distance arithmetic (|x|^2 - 2 x.e + |e|^2) errs by ~eps |x|^2.
+        slack = 2 * latent_atol * math.sqrt(r.numel()) * float((e_got - e_ref).norm())
+        norms = float(r.pow(2).sum() + e_got.pow(2).sum() + e_ref.pow(2).sum())
+        slack += 8 * torch.finfo(r.dtype).eps * norms
+        if gap > slack:
+            bad.append((t, q_first))
+    return bad
