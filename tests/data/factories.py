@@ -16,8 +16,14 @@ class FakeCodec:
     Follows valle.codec.base.Codec; counts the waves it encoded (``calls``).
     """
 
-    def __init__(self, sample_rate: int = 8000, frame_rate: float = 50.0, num_codebooks: int = 2,
-                 codebook_size: int = 16, fail_after: int | None = None) -> None:
+    def __init__(
+        self,
+        sample_rate: int = 8000,
+        frame_rate: float = 50.0,
+        num_codebooks: int = 2,
+        codebook_size: int = 16,
+        fail_after: int | None = None,
+    ) -> None:
         self._sr, self._fr, self._q, self._k = sample_rate, frame_rate, num_codebooks, codebook_size
         self.hop = int(round(sample_rate / frame_rate))
         self.encoded: list[int] = []  # lengths of the waves encoded, in call order
@@ -69,9 +75,18 @@ def make_cuts(root: Path, speakers: int = 3, utts: int = 3, sr: int = 16000) -> 
             p = write_tone(root / f"{rid}.wav", dur, sr, 180 + 40 * s + 7 * u, seed=s * 10 + u)
             rec = Recording.from_file(p, recording_id=rid)
             recs.append(rec)
-            sups.append(SupervisionSegment(
-                id=rid, recording_id=rid, start=0.0, duration=rec.duration, channel=0,
-                text=f"hello number {u} from {s}", language="English", speaker=f"spk{s}"))
+            sups.append(
+                SupervisionSegment(
+                    id=rid,
+                    recording_id=rid,
+                    start=0.0,
+                    duration=rec.duration,
+                    channel=0,
+                    text=f"hello number {u} from {s}",
+                    language="English",
+                    speaker=f"spk{s}",
+                )
+            )
     return CutSet.from_manifests(
         recordings=RecordingSet.from_recordings(recs),
         supervisions=SupervisionSet.from_segments(sups),

@@ -29,8 +29,14 @@ def test_collate_shapes_and_lens(tokenized):
     assert batch[B.TEXT_TOKENS].shape == (b, int(batch[B.TEXT_LENS].max()))
     assert batch[B.AUDIO_CODES].shape == (b, int(batch[B.AUDIO_LENS].max()), 2)
     assert batch[B.PROMPT_CODES].shape == (b, int(batch[B.PROMPT_LENS].max()), 2)
-    for key in (B.TEXT_TOKENS, B.AUDIO_CODES, B.PROMPT_CODES, B.TEXT_LENS, B.AUDIO_LENS,
-                B.LANGUAGE):
+    for key in (
+        B.TEXT_TOKENS,
+        B.AUDIO_CODES,
+        B.PROMPT_CODES,
+        B.TEXT_LENS,
+        B.AUDIO_LENS,
+        B.LANGUAGE,
+    ):
         assert batch[key].dtype == torch.long
     assert batch[B.LANGUAGE].tolist() == [0] * b
     assert batch[B.CUT_IDS] == [c.id for c in some]
@@ -67,8 +73,9 @@ def test_same_speaker_prompt_other_utterance(tokenized):
     # deterministic under a seed, and the seed matters
     again = SameSpeakerPrompt(tokenized, duration=0.4, seed=3)
     assert [provider.source(c) for c in tokenized] == [again.source(c) for c in tokenized]
-    choices = {tuple(SameSpeakerPrompt(tokenized, seed=s).source(c) for c in tokenized)
-               for s in range(6)}
+    choices = {
+        tuple(SameSpeakerPrompt(tokenized, seed=s).source(c) for c in tokenized) for s in range(6)
+    }
     assert len(choices) > 1
 
 
@@ -93,8 +100,15 @@ def test_prefix_prompt(tokenized):
 def test_sampler_two_ranks_disjoint_and_covering(tokenized):
     seen = []
     for rank in range(2):
-        s = make_sampler(tokenized, max_duration=3.0, num_buckets=2, shuffle=True, seed=7,
-                         rank=rank, world_size=2)
+        s = make_sampler(
+            tokenized,
+            max_duration=3.0,
+            num_buckets=2,
+            shuffle=True,
+            seed=7,
+            rank=rank,
+            world_size=2,
+        )
         ids = [c.id for batch in s for c in batch]
         assert len(ids) == len(set(ids))
         seen.append(set(ids))
@@ -105,12 +119,21 @@ def test_sampler_two_ranks_disjoint_and_covering(tokenized):
 
 def test_dataloader_batches(tokenized):
     symbols = build_symbol_table(tokenized)
-    dl = make_dataloader(tokenized, SpeechTokenDataset(symbols), max_duration=4.0,
-                         num_buckets=2, seed=0, rank=0, world_size=1)
+    dl = make_dataloader(
+        tokenized,
+        SpeechTokenDataset(symbols),
+        max_duration=4.0,
+        num_buckets=2,
+        seed=0,
+        rank=0,
+        world_size=1,
+    )
     ids = []
     for batch in dl:
-        assert sum(next(c for c in tokenized if c.id == i).duration
-                   for i in batch[B.CUT_IDS]) <= 4.0 + 1e-6
+        assert (
+            sum(next(c for c in tokenized if c.id == i).duration for i in batch[B.CUT_IDS])
+            <= 4.0 + 1e-6
+        )
         ids += batch[B.CUT_IDS]
     assert sorted(ids) == sorted(c.id for c in tokenized)
 

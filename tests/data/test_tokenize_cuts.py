@@ -63,7 +63,7 @@ def test_resume_after_interruption(cuts, tmp_path):
     assert stats.chunks_computed == 2
     assert len(second.encoded) == len(cuts) - 4  # the finished chunk was not recomputed
     assert [c.id for c in result] == [c.id for c in ref]
-    for a, b in zip(result, ref):
+    for a, b in zip(result, ref, strict=True):
         np.testing.assert_array_equal(a.load_codes(), b.load_codes())
 
     third = FakeCodec()
@@ -100,9 +100,7 @@ def test_phonemes_and_unknown_symbols(cuts):
     assert cut_phonemes(first) == [ch for ch in first.supervisions[0].text if ch.isalpha()]
     table = SymbolTable.build(cut_phonemes(c) for c in ph if c.supervisions[0].speaker != "spk2")
     # speaker 2's texts use the same letters as the others: all known; a made-up token is not
-    odd = add_phonemes(
-        cuts, frontend_for=lambda lang: (lambda t: ["zz_unknown"]), progress=False
-    )
+    odd = add_phonemes(cuts, frontend_for=lambda lang: lambda t: ["zz_unknown"], progress=False)
     assert len(drop_unknown_symbols(ph, table)) == len(ph)
     assert len(drop_unknown_symbols(odd, table)) == 0
 

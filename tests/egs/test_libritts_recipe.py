@@ -48,7 +48,9 @@ def make_libritts(root: Path, sr: int = 24000) -> Path:
                 n += 1
                 secs = 0.8 + 0.2 * i
                 t = np.arange(int(secs * sr)) / sr
-                wav = 0.2 * np.sin(2 * np.pi * (150 + 20 * i) * t) + 0.01 * rng.standard_normal(t.shape)
+                wav = 0.2 * np.sin(2 * np.pi * (150 + 20 * i) * t) + 0.01 * rng.standard_normal(
+                    t.shape
+                )
                 sf.write(str(d / f"{utt}.wav"), wav.astype(np.float32), sr)
                 (d / f"{utt}.normalized.txt").write_text(text)
                 (d / f"{utt}.original.txt").write_text(text)
@@ -75,10 +77,26 @@ def recipe_run(tmp_path_factory):
     codec.model.save_pretrained(codec_dir)
     data = tmp / "data"
     cmd = [
-        "bash", str(RECIPE), "--stage", "1", "--stop-stage", "4", "--data-dir", str(data),
-        "--corpus-dir", str(corpus), "--parts", "train-clean-100 dev-clean test-clean",
-        "--codec-path", str(codec_dir), "--bandwidth", str(codec.bandwidth),
-        "--num-jobs", "1", "--chunk-size", "3",
+        "bash",
+        str(RECIPE),
+        "--stage",
+        "1",
+        "--stop-stage",
+        "4",
+        "--data-dir",
+        str(data),
+        "--corpus-dir",
+        str(corpus),
+        "--parts",
+        "train-clean-100 dev-clean test-clean",
+        "--codec-path",
+        str(codec_dir),
+        "--bandwidth",
+        str(codec.bandwidth),
+        "--num-jobs",
+        "1",
+        "--chunk-size",
+        "3",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -99,9 +117,8 @@ def test_splits_and_summary(recipe_run):
 
 
 def test_codes_and_phonemes_usable(recipe_run):
-    from lhotse import CutSet
-
     import torch
+    from lhotse import CutSet
 
     from valle.data import batch as B
     from valle.data.audio import load_cut_audio
@@ -137,9 +154,21 @@ def test_codes_and_phonemes_usable(recipe_run):
 def test_rerun_skips_done_stages(recipe_run):
     data, codec, _ = recipe_run
     proc = subprocess.run(
-        ["bash", str(RECIPE), "--stage", "2", "--stop-stage", "4", "--data-dir", str(data),
-         "--codec-path", "/does/not/exist"],
-        capture_output=True, text=True, timeout=120,
+        [
+            "bash",
+            str(RECIPE),
+            "--stage",
+            "2",
+            "--stop-stage",
+            "4",
+            "--data-dir",
+            str(data),
+            "--codec-path",
+            "/does/not/exist",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("skipping") == 3
@@ -147,15 +176,28 @@ def test_rerun_skips_done_stages(recipe_run):
 
 def test_missing_corpus_says_what_to_do(tmp_path):
     proc = subprocess.run(
-        ["bash", str(RECIPE), "--stage", "1", "--stop-stage", "1", "--data-dir", str(tmp_path),
-         "--corpus-dir", str(tmp_path / "nowhere")],
-        capture_output=True, text=True, timeout=60,
+        [
+            "bash",
+            str(RECIPE),
+            "--stage",
+            "1",
+            "--stop-stage",
+            "1",
+            "--data-dir",
+            str(tmp_path),
+            "--corpus-dir",
+            str(tmp_path / "nowhere"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode != 0
     assert "nowhere not found" in proc.stdout + proc.stderr
 
 
 def test_unknown_option_is_an_error(tmp_path):
-    proc = subprocess.run(["bash", str(RECIPE), "--stgae", "1"], capture_output=True, text=True,
-                          timeout=30)
+    proc = subprocess.run(
+        ["bash", str(RECIPE), "--stgae", "1"], capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode != 0 and "unknown option --stgae" in proc.stderr

@@ -25,9 +25,23 @@ def mini_run(tmp_path_factory):
     conf.write_text(TINY_CODEC)
     data = tmp / "data"
     proc = subprocess.run(
-        ["bash", str(RECIPE), "--scale", "0.01", "--data-dir", str(data),
-         "--codec-config", str(conf), "--chunk-size", "4", "--num-jobs", "2"],
-        capture_output=True, text=True, timeout=420,
+        [
+            "bash",
+            str(RECIPE),
+            "--scale",
+            "0.01",
+            "--data-dir",
+            str(data),
+            "--codec-config",
+            str(conf),
+            "--chunk-size",
+            "4",
+            "--num-jobs",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=420,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return data, proc
@@ -59,7 +73,7 @@ def test_stages_0_to_4_outputs(mini_run):
     assert batch[B.AUDIO_CODES].shape[0] == len(train) and batch[B.AUDIO_CODES].shape[2] == 2
     assert int(batch[B.AUDIO_CODES].max()) < 16
     # frames at the codec's rate: T ~ duration * 80 Hz
-    for cut, n in zip(train, batch[B.AUDIO_LENS].tolist()):
+    for cut, n in zip(train, batch[B.AUDIO_LENS].tolist(), strict=True):
         assert abs(n - cut.duration * info.frame_rate) <= 1
     # the summary table is printed at the end
     summary = (tok / "mini_summary.txt").read_text()
@@ -67,8 +81,7 @@ def test_stages_0_to_4_outputs(mini_run):
     assert summary in proc.stdout
     total = next(line.split() for line in summary.splitlines() if line.startswith("total"))
     assert int(total[3]) == sum(
-        len(load_cuts(tok / f"mini_cuts_{n}.jsonl.gz"))
-        for n in ("train", "dev", "test")
+        len(load_cuts(tok / f"mini_cuts_{n}.jsonl.gz")) for n in ("train", "dev", "test")
     )
 
 
@@ -77,7 +90,9 @@ def test_rerun_is_idempotent(mini_run):
     before = (data / "tokenized" / "mini_cuts_train.jsonl.gz").stat().st_mtime_ns
     proc = subprocess.run(
         ["bash", str(RECIPE), "--scale", "0.01", "--data-dir", str(data)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("skipping") == 6  # stage 0, 1, fit, codes, 3, 4
@@ -87,13 +102,16 @@ def test_rerun_is_idempotent(mini_run):
 def test_missing_input_says_which_stage(tmp_path):
     proc = subprocess.run(
         ["bash", str(RECIPE), "--stage", "3", "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode != 0
     assert "codec tokens of stage 2" in proc.stdout
 
 
 def test_help_lists_options():
-    proc = subprocess.run(["bash", str(RECIPE), "--help"], capture_output=True, text=True,
-                          timeout=30)
+    proc = subprocess.run(
+        ["bash", str(RECIPE), "--help"], capture_output=True, text=True, timeout=30
+    )
     assert proc.returncode == 0 and "--stop-stage 4" in proc.stdout and "--scale" in proc.stdout

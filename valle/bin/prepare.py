@@ -72,9 +72,7 @@ def _librispeech_manifests(args: argparse.Namespace) -> None:
 def _fit_mel_rvq(args: argparse.Namespace) -> None:
     from valle.data.codec_fit import fit_mel_rvq_on_train
 
-    codec = fit_mel_rvq_on_train(
-        args.cuts, args.corpus, args.output_dir, config_path=args.config
-    )
+    codec = fit_mel_rvq_on_train(args.cuts, args.corpus, args.output_dir, config_path=args.config)
     print(
         f"mel_rvq codec ({codec.num_codebooks} x {codec.codebook_size} at {codec.frame_rate:g} Hz) "
         f"fitted -> {args.output_dir}; fit info: {codec.fit_info}"
@@ -97,7 +95,9 @@ def _split(args: argparse.Namespace) -> None:
     if args.tokens is not None:
         symbols = SymbolTable.from_file(args.tokens)
         before = {k: len(v) for k, v in splits.items()}
-        splits = {k: drop_unknown_symbols(v, symbols, f"{args.prefix} {k}") for k, v in splits.items()}
+        splits = {
+            k: drop_unknown_symbols(v, symbols, f"{args.prefix} {k}") for k, v in splits.items()
+        }
         dropped = ", ".join(f"{k} {before[k] - len(v)}" for k, v in splits.items())
         dropped = f"cuts dropped for phonemes outside {args.tokens.name}: {dropped}\n"
     paths = write_splits(splits, args.output_dir, args.prefix)
@@ -109,8 +109,11 @@ def _split(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="valle-prepare", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="valle-prepare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("mini-corpus", help="stage 0: synthesise the offline mini corpus")
@@ -167,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         args.func(args)
     except (FileNotFoundError, ValueError, RuntimeError) as e:

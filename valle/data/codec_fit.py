@@ -49,8 +49,11 @@ def fit_mel_rvq_on_train(
     if len(train) == 0:
         raise ValueError(f"the {corpus} train split of {cuts_path} is empty; nothing to fit on")
     config = load_mel_rvq_config(config_path)
-    logger.info("fitting MelRVQ on %d train cuts (%.1f min)", len(train),
-                sum(c.duration for c in train) / 60)
+    logger.info(
+        "fitting MelRVQ on %d train cuts (%.1f min)",
+        len(train),
+        sum(c.duration for c in train) / 60,
+    )
     codec = MelRVQCodec.fit(train, config)
     codec.save(output_dir)
     return codec

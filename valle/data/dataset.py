@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 from lhotse import CutSet
-from lhotse.dataset import DynamicBucketingSampler
 from lhotse.cut import Cut
+from lhotse.dataset import DynamicBucketingSampler
 from torch.utils.data import DataLoader, Dataset
 
 from valle.data import batch as B
@@ -31,7 +31,13 @@ from valle.data.tokenize import cut_phonemes, supervision_language
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SpeechTokenDataset", "pad_sequences", "collate_items", "make_sampler", "make_dataloader"]
+__all__ = [
+    "SpeechTokenDataset",
+    "pad_sequences",
+    "collate_items",
+    "make_sampler",
+    "make_dataloader",
+]
 
 
 def pad_sequences(seqs: Sequence[torch.Tensor], pad_value: int = B.PAD_ID) -> torch.Tensor:

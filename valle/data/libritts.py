@@ -162,7 +162,10 @@ def prepare_librispeech_test_clean_cuts(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     manifests = prepare_librispeech(
-        corpus_dir=corpus_dir, dataset_parts=["test-clean"], output_dir=output_dir, num_jobs=num_jobs
+        corpus_dir=corpus_dir,
+        dataset_parts=["test-clean"],
+        output_dir=output_dir,
+        num_jobs=num_jobs,
     )
     m = manifests["test-clean"]
     cuts = with_recording_ids(

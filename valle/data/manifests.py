@@ -98,7 +98,9 @@ def cuts_from_manifests(
     cuts = with_recording_ids(cuts)
     no_sup = [c.id for c in cuts if not c.supervisions]
     if no_sup:
-        logger.warning("%d recording(s) without a transcript dropped, e.g. %s", len(no_sup), no_sup[0])
+        logger.warning(
+            "%d recording(s) without a transcript dropped, e.g. %s", len(no_sup), no_sup[0]
+        )
         cuts = cuts.filter(lambda c: bool(c.supervisions)).to_eager()
     return cuts
 

@@ -75,11 +75,15 @@ def summarize(splits: dict[str, CutSet]) -> list[dict[str, float | int | str]]:
     for name, cuts in splits.items():
         secs = sum(c.duration for c in cuts)
         spk = {s.speaker for c in cuts for s in c.supervisions if s.speaker is not None}
-        rows.append({"split": name, "hours": secs / 3600, "speakers": len(spk), "utterances": len(cuts)})
+        rows.append(
+            {"split": name, "hours": secs / 3600, "speakers": len(spk), "utterances": len(cuts)}
+        )
         all_spk |= spk
         tot_s += secs
         tot_n += len(cuts)
-    rows.append({"split": "total", "hours": tot_s / 3600, "speakers": len(all_spk), "utterances": tot_n})
+    rows.append(
+        {"split": "total", "hours": tot_s / 3600, "speakers": len(all_spk), "utterances": tot_n}
+    )
     return rows
 
 

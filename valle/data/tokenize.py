@@ -117,6 +117,10 @@ def _batches(cuts: list[Cut], batch_size: int, max_batch_seconds: float) -> list
     return batches
 
 
+def _load_waves(cuts: list[Cut], sample_rate: int) -> list[torch.Tensor]:
+    return [load_cut_audio(c, sample_rate) for c in cuts]  # list of (N_b,)
+
+
 def _check_codes(codes: torch.Tensor, codec: Codec, cut: Cut) -> np.ndarray:
     if codes.dim() != 2 or codes.shape[1] != codec.num_codebooks:
         raise RuntimeError(
@@ -216,7 +220,10 @@ def encode_cuts(
     todo_s = sum(c.duration for k in todo for c in chunks[k])
     if len(todo) < len(chunks):
         logger.info(
-            "%s: %d of %d chunks already encoded, resuming", prefix, len(chunks) - len(todo), len(chunks)
+            "%s: %d of %d chunks already encoded, resuming",
+            prefix,
+            len(chunks) - len(todo),
+            len(chunks),
         )
     bar = tqdm(
         total=round(total_s, 2),
@@ -236,19 +243,18 @@ def encode_cuts(
             )
             out: dict[str, Cut] = {}
             with get_writer(storage_type)(str(writer_path), mode="w") as writer:
-                pending = pool.submit(lambda b=batches[0]: [load_cut_audio(c, sample_rate) for c in b])
+                pending = pool.submit(_load_waves, batches[0], sample_rate)
                 for i, batch in enumerate(batches):
                     wavs = pending.result()  # list of (N_b,)
                     if i + 1 < len(batches):
-                        nxt = batches[i + 1]
-                        pending = pool.submit(lambda b=nxt: [load_cut_audio(c, sample_rate) for c in b])
+                        pending = pool.submit(_load_waves, batches[i + 1], sample_rate)
                     with torch.inference_mode():
                         codes = codec.encode(wavs)  # list of (T_b, Q)
                     if len(codes) != len(batch):
                         raise RuntimeError(
                             f"codec returned {len(codes)} code sequences for {len(batch)} waves"
                         )
-                    for cut, c in zip(batch, codes):
+                    for cut, c in zip(batch, codes, strict=True):
                         arr = _check_codes(c, codec, cut)  # (T, Q)
                         manifest = writer.store_array(
                             cut.id, arr, frame_shift=frame_shift, temporal_dim=0, start=cut.start
@@ -343,7 +349,9 @@ def add_phonemes(
         for j, sup in enumerate(cut.supervisions):
             if not sup.text or not sup.text.strip():
                 raise ValueError(f"supervision {sup.id} of cut {cut.id} has empty text")
-            by_lang.setdefault(supervision_language(sup.language, default_language), []).append((i, j))
+            by_lang.setdefault(supervision_language(sup.language, default_language), []).append(
+                (i, j)
+            )
 
     phonemes: dict[tuple[int, int], list[str]] = {}
     bar = tqdm(total=sum(len(v) for v in by_lang.values()), desc="phonemes", disable=not progress)
@@ -356,7 +364,7 @@ def add_phonemes(
                 out = fe.batch(texts)
             else:
                 out = [fe(t) for t in texts]
-            for key, toks in zip(part, out):
+            for key, toks in zip(part, out, strict=True):
                 toks = list(toks)
                 if not toks:
                     i, j = key
