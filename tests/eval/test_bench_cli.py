@@ -21,7 +21,13 @@ class DropLastWordASR:
         self.texts = texts_by_samples
 
     def transcribe(self, waves, sample_rate, language=None):
-        return [" ".join(self.texts[len(w)].split()[:-1]) for w in waves]
+        # Waves 160 samples longer than a corpus utterance are "perfect" samples.
+        return [
+            " ".join(self.texts[len(w)].split()[:-1])
+            if len(w) in self.texts
+            else self.texts[len(w) - 160]
+            for w in waves
+        ]
 
 
 @pytest.fixture()
@@ -182,3 +188,24 @@ def test_subcommands_are_a_registry():
     assert {"wer", "sim", "protocol", "report"} <= set(bench.SUBCOMMANDS)
     with pytest.raises(ValueError, match="twice"):
         bench.subcommand("wer", "again", lambda p: None)(lambda a: 0)
+
+
+def test_best_of_n_samples(flite_corpus, fake_asr, tmp_path):
+    import numpy as np
+    import soundfile as sf
+
+    cuts_path, audio_dir = flite_corpus
+    hyp = tmp_path / "system"
+    hyp.mkdir()
+    for wav in sorted(audio_dir.glob("*.wav")):
+        wave, sr = sf.read(wav, dtype="float32")
+        sf.write(hyp / f"{wav.stem}-0.wav", wave, sr)  # drops a word
+        sf.write(hyp / f"{wav.stem}-1.wav", np.concatenate([wave, np.zeros(160, "float32")]), sr)
+    out = tmp_path / "wer"
+    args = ["wer", "--hyp-dir", str(hyp), "--ref", str(cuts_path), "--asr", "fake"]
+    assert bench.main([*args, "--n-samples", "2", "--out-dir", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "wer_summary.json").read_text())
+    assert summary["deletions"] == 6 and summary["wer"] > 0  # sample 0 alone
+    assert summary["wer_best_of_n"] == 0.0 and summary["n_samples"] == 2
+    best_rows = read_csv(out / "wer_rows_best_of_n.csv")
+    assert len(best_rows) == 6 and all(r["errors"] == "0" for r in best_rows)

@@ -189,6 +189,7 @@ def _add_audio_source(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system", help="system name in the summary (default: the directory name)")
     p.add_argument("--out-dir", required=True, help="where rows and the summary are written")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _system_name(args: argparse.Namespace) -> str:
@@ -250,6 +251,8 @@ def _configure_wer(p: argparse.ArgumentParser) -> None:
 
 @subcommand("wer", "transcribe outputs and score WER/CER", _configure_wer)
 def run_wer(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from valle.eval.asr import build_asr
     from valle.eval.files import write_json, write_jsonl
     from valle.eval.rerank import LowestWER, SampleScore, select_best
@@ -271,10 +274,18 @@ def run_wer(args: argparse.Namespace) -> int:
         for n, w in enumerate(waves):
             group_sr.setdefault(w[k][1], []).append(n)
         hyps = [""] * len(ids)
-        for sr, members in group_sr.items():
-            texts = asr.transcribe([waves[n][k][0] for n in members], sr, language)
-            for n, t in zip(members, texts, strict=True):
-                hyps[n] = t
+        chunks = [
+            (sr, members[c : c + 8])
+            for sr, members in group_sr.items()
+            for c in range(0, len(members), 8)
+        ]
+        desc = f"ASR sample {k}" if len(waves[0]) > 1 else "ASR"
+        with tqdm(total=len(ids), desc=desc, unit="utt", disable=args.no_progress) as bar:
+            for sr, chunk in chunks:
+                texts = asr.transcribe([waves[n][k][0] for n in chunk], sr, language)
+                for n, t in zip(chunk, texts, strict=True):
+                    hyps[n] = t
+                bar.update(len(chunk))
         transcripts += [
             {"id": i, "sample": k, "hypothesis": h} for i, h in zip(ids, hyps, strict=True)
         ]
