@@ -157,3 +157,36 @@ def test_rerank_criteria():
     assert select_best(samples, HighestSimilarity()).sample == 3
     with pytest.raises(ValueError, match="similarity"):
         select_best([SampleScore(0, errors=1, ref_len=3)], HighestSimilarity())
+
+
+def test_alignment_times_follow_the_recording_when_cuts_are_trimmed(tmp_path):
+    from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+    from lhotse.supervision import AlignmentItem
+
+    path = tmp_path / "long.wav"
+    sf.write(path, np.zeros(12 * SR, np.float32), SR)
+    rec = Recording.from_file(path, recording_id="long")
+    words = [
+        AlignmentItem("early", 2.5, 0.5),
+        AlignmentItem("mid", 4.0, 0.8),
+        AlignmentItem("late", 5.5, 1.0),
+    ]
+    sup = SupervisionSegment(
+        id="s",
+        recording_id="long",
+        start=2.0,
+        duration=5.0,
+        text="early mid late",
+        speaker="X",
+        alignment={"word": words},
+    )
+    cuts = CutSet.from_manifests(
+        recordings=RecordingSet.from_recordings([rec]),
+        supervisions=SupervisionSet.from_segments([sup]),
+    ).trim_to_supervisions()
+    cut = cuts[0]
+    assert cut.start == 2.0
+    # In cut time the midpoints are 0.75, 2.4 and 4.0 s: two words inside the first 3 s.
+    assert words_in_window(cut, 0.0, 3.0) == ("early mid", "late", "alignment")
+    (item,) = build_protocol(cuts, "cont", min_seconds=4.0)
+    assert item.prompt_start == 2.0 and item.prompt_text == "early mid"

@@ -11,8 +11,9 @@ the LibriSpeech test-clean utterances of 4 to 10 seconds and evaluate two settin
 Any lhotse ``CutSet`` whose cuts have a supervision with text and speaker works.
 
 Prompt transcripts. A prompt's transcript is the words spoken inside the prompt window. With word
-alignments (``supervision.alignment["word"]``, times in the same frame as ``supervision.start``)
-a word belongs to the prompt when its midpoint lies inside the window. Without alignments we use a
+alignments (``supervision.alignment["word"]``; lhotse keeps their times relative to the
+*recording*, so they are shifted by ``cut.start``) a word belongs to the prompt when its midpoint
+lies inside the window. Without alignments we use a
 *time-proportional split*: the ``n`` words of the transcript are spread evenly over the
 supervision, word ``k`` taking the midpoint ``start + (k + 0.5) / n * duration``; the item records
 ``prompt_text_source = "proportional"`` so such approximate prompts can be told apart.
@@ -122,7 +123,11 @@ def words_in_window(cut: Any, window_start: float, window_end: float) -> tuple[s
         raise ValueError(f"cut {cut.id} has no supervision with text")
     alignment = (sup.alignment or {}).get("word")
     if alignment:
-        items = [(a.symbol, a.start + a.duration / 2) for a in alignment if a.symbol.strip()]
+        # lhotse keeps alignment times in the recording's frame (trimming a cut to its
+        # supervision shifts supervision.start but not the alignment items).
+        items = [
+            (a.symbol, a.start + a.duration / 2 - cut.start) for a in alignment if a.symbol.strip()
+        ]
         source = "alignment"
     else:
         words = sup.text.split()
