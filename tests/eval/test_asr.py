@@ -113,10 +113,15 @@ def test_hubert_rejects_other_languages(ctc_processor, ctc_vocab):
         asr.transcribe([noise(8000, 6)], 16000, language="zh")
 
 
-def test_empty_wave_is_a_clear_error(ctc_processor, ctc_vocab):
-    asr = HubertCTCASR(tiny_hubert(len(ctc_vocab)), ctc_processor)
-    with pytest.raises(ValueError, match="empty"):
-        asr.transcribe([np.zeros(0, np.float32)], 16000)
+def test_empty_and_tiny_waves_are_empty_transcripts(ctc_processor, ctc_vocab):
+    model = tiny_hubert(len(ctc_vocab))
+    with torch.no_grad():
+        model.lm_head.bias.zero_()
+        model.lm_head.bias[ctc_vocab["K"]] = 1e4
+    asr = HubertCTCASR(model, ctc_processor)
+    waves = [np.zeros(0, np.float32), noise(16000, 7), noise(100, 8)]
+    # A system output with no audio is scored as deleting every word, not a crash.
+    assert asr.transcribe(waves, 16000) == ["", "K", ""]
 
 
 def test_unknown_backend_lists_names():

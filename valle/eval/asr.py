@@ -25,7 +25,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from valle.eval.audio import Wave, prepare_waves
+from valle.eval.audio import Wave, resample
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +53,39 @@ class ASR(Protocol):
         ...
 
 
+#: Waves shorter than this hold no word; they are transcribed as "" (all deletions) rather than
+#: fed to a model whose feature encoder cannot take them.
+MIN_SPEECH_SECONDS = 0.1
+
+
 def _batches(items: list[np.ndarray], size: int) -> list[list[np.ndarray]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def transcribe_nonempty(
+    core: Callable[[list[np.ndarray]], list[str]],
+    waves: Sequence[Wave],
+    sample_rate: int,
+    target_sr: int,
+) -> list[str]:
+    """Resample ``waves`` to ``target_sr``, run ``core`` on those of at least
+    :data:`MIN_SPEECH_SECONDS`, and answer ``""`` for the others: a system that outputs (almost)
+    nothing is scored as deleting every word, not as a crash of the benchmark."""
+    prepared = [resample(w, sample_rate, target_sr) for w in waves]
+    keep = [i for i, w in enumerate(prepared) if len(w) >= MIN_SPEECH_SECONDS * target_sr]
+    if len(keep) < len(prepared):
+        logger.warning(
+            "%d of %d waves are shorter than %.2f s: transcribed as empty",
+            len(prepared) - len(keep),
+            len(prepared),
+            MIN_SPEECH_SECONDS,
+        )
+    out = [""] * len(prepared)
+    if keep:
+        texts = core([prepared[i] for i in keep])
+        for i, t in zip(keep, texts, strict=True):
+            out[i] = t
+    return out
 
 
 class HubertCTCASR:
@@ -116,8 +147,11 @@ class HubertCTCASR:
                 f"HubertCTCASR is an English (LibriSpeech) model, got language={language!r}; "
                 "use WhisperASR or FasterWhisperASR for other languages"
             )
+        return transcribe_nonempty(self._transcribe, waves, sample_rate, self.sample_rate)
+
+    def _transcribe(self, waves: list[np.ndarray]) -> list[str]:
         out: list[str] = []
-        for batch in _batches(prepare_waves(waves, sample_rate, self.sample_rate), self.batch_size):
+        for batch in _batches(waves, self.batch_size):
             inputs = self.processor(
                 batch, sampling_rate=self.sample_rate, return_tensors="pt", padding=True
             )
@@ -168,11 +202,18 @@ class WhisperASR:
     def transcribe(
         self, waves: Sequence[Wave], sample_rate: int, language: str | None = None
     ) -> list[str]:
-        out: list[str] = []
         gen_kwargs: dict[str, Any] = {"num_beams": self.num_beams, "task": "transcribe"}
         if language is not None:
             gen_kwargs["language"] = language
-        for batch in _batches(prepare_waves(waves, sample_rate, self.sample_rate), self.batch_size):
+
+        def core(prepared: list[np.ndarray]) -> list[str]:
+            return self._transcribe(prepared, gen_kwargs)
+
+        return transcribe_nonempty(core, waves, sample_rate, self.sample_rate)
+
+    def _transcribe(self, waves: list[np.ndarray], gen_kwargs: dict[str, Any]) -> list[str]:
+        out: list[str] = []
+        for batch in _batches(waves, self.batch_size):
             feats = self.processor(
                 batch, sampling_rate=self.sample_rate, return_tensors="pt"
             ).input_features  # (B, F, T)
@@ -218,17 +259,20 @@ class FasterWhisperASR:
     def transcribe(
         self, waves: Sequence[Wave], sample_rate: int, language: str | None = None
     ) -> list[str]:
-        out = []
-        for wave in prepare_waves(waves, sample_rate, self.sample_rate):
-            segments, _info = self.model.transcribe(
-                wave,
-                language=language,
-                beam_size=self.beam_size,
-                condition_on_previous_text=False,
-                without_timestamps=True,
-            )
-            out.append(" ".join(s.text.strip() for s in segments).strip())
-        return out
+        def core(prepared: list[np.ndarray]) -> list[str]:
+            out = []
+            for wave in prepared:
+                segments, _info = self.model.transcribe(
+                    wave,
+                    language=language,
+                    beam_size=self.beam_size,
+                    condition_on_previous_text=False,
+                    without_timestamps=True,
+                )
+                out.append(" ".join(seg.text.strip() for seg in segments).strip())
+            return out
+
+        return transcribe_nonempty(core, waves, sample_rate, self.sample_rate)
 
 
 #: Backend name -> factory ``(path or None, device) -> ASR``; used by ``valle-bench wer``.
