@@ -68,6 +68,53 @@ def _text(args: argparse.Namespace) -> None:
     print(msg)
 
 
+def _bench(args: argparse.Namespace) -> None:
+    """Tokenization speed on synthetic speech-like wav files (reading + resampling included)."""
+    import tempfile
+
+    import soundfile as sf
+    from lhotse import CutSet, Recording
+
+    from valle.data.codec_info import CodecInfo, load_codec
+    from valle.data.tokenize import encode_cuts
+    from valle.testing.codec import random_full_encodec_codec, synthetic_waves
+
+    if args.codec == "random-encodec":
+        codec = random_full_encodec_codec(bandwidth=args.bandwidth or 6.0)
+        if args.device != "cpu":
+            codec = type(codec)(codec.model.to(args.device), bandwidth=codec.bandwidth)
+        name, path = "encodec", None
+    else:
+        options = {} if args.bandwidth is None else {"bandwidth": args.bandwidth}
+        codec = load_codec(args.codec, args.codec_path, device=args.device, **options)
+        name, path = args.codec, args.codec_path
+    info = CodecInfo.from_codec(codec, name=name, path=path)
+    lengths = [int(args.utterance_seconds * args.file_rate)] * args.num_utterances
+    with tempfile.TemporaryDirectory() as tmp:
+        cuts = []
+        for i, wave in enumerate(synthetic_waves(lengths, args.file_rate, seed=0)):
+            f = Path(tmp) / f"utt{i:04d}.wav"
+            sf.write(str(f), wave.numpy(), args.file_rate)
+            cuts.append(Recording.from_file(f).to_cut())
+        _, stats = encode_cuts(
+            CutSet.from_cuts(cuts),
+            codec,
+            Path(tmp) / "out",
+            prefix="bench",
+            codec_info=info,
+            chunk_size=args.num_utterances,
+            batch_size=args.batch_size,
+            max_batch_seconds=args.max_batch_seconds,
+        )
+    print("| codec | Q x K | frame rate | device | audio (s) | wall (s) | audio s / s |")
+    print("|---|---|---|---|---|---|---|")
+    print(
+        f"| {args.codec} | {info.num_codebooks} x {info.codebook_size} | {info.frame_rate:g} Hz "
+        f"| {args.device} | {stats.audio_seconds:.1f} | {stats.wall_seconds:.1f} "
+        f"| {stats.speed:.1f} |"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="valle-tokenize",
@@ -97,6 +144,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tokens", type=Path, default=None, help="symbol table to build and write")
     t.add_argument("--language", default=None, help="language code for unlabelled supervisions")
     t.set_defaults(func=_text)
+
+    b = sub.add_parser("bench", help="tokenization speed on synthetic wav files")
+    b.add_argument(
+        "--codec",
+        default="random-encodec",
+        choices=[*CODEC_NAMES, "random-encodec"],
+        help="random-encodec: full-size 24 kHz EnCodec with random weights",
+    )
+    b.add_argument("--codec-path", default=None)
+    b.add_argument("--bandwidth", type=float, default=None, help="EnCodec bandwidth, kbps")
+    b.add_argument("--num-utterances", type=int, default=16)
+    b.add_argument("--utterance-seconds", type=float, default=6.0)
+    b.add_argument("--file-rate", type=int, default=24000, help="sample rate of the wav files")
+    b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument("--max-batch-seconds", type=float, default=160.0)
+    b.add_argument("--device", default="cpu")
+    b.set_defaults(func=_bench)
     return p
 
 
