@@ -50,6 +50,7 @@ __all__ = [
     "DataConfig",
     "ExperimentConfig",
     "TrainConfig",
+    "compose_data",
     "compose_experiment",
     "dump_experiment_yaml",
     "experiment_from_dict",
@@ -63,6 +64,7 @@ __all__ = [
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 DECAYS = ("cosine", "inverse_sqrt", "linear", "constant")
 STAGES = ("ar", "nar")
+PROMPTS = ("same_speaker", "prefix", "none")
 
 
 @dataclass(frozen=True)
@@ -141,13 +143,19 @@ class DataConfig:
     codec_dir: str = opt("", "directory with codec.json (codec facts; decodes logged samples)")
     num_workers: int = opt(2, "dataloader worker processes (count); 0 loads in the main process")
     shuffle: bool = opt(True, "shuffle the training cuts (seeded by train.seed and the epoch)")
+    prompt: str = opt(
+        "same_speaker",
+        "prompt_codes in the batches: same_speaker (crop of another utterance) | prefix | none",
+    )
     prompt_seconds: float = opt(3.0, "acoustic prompt length for training batches (seconds)")
 
     def __post_init__(self) -> None:
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
-        if self.prompt_seconds < 0:
-            raise ConfigError(f"data.prompt_seconds must be >= 0, got {self.prompt_seconds}")
+        if self.prompt not in PROMPTS:
+            raise ConfigError(f"data.prompt={self.prompt!r}; use one of {PROMPTS}")
+        if self.prompt_seconds <= 0:
+            raise ConfigError(f"data.prompt_seconds must be > 0, got {self.prompt_seconds}")
 
 
 @dataclass(frozen=True)
@@ -269,6 +277,22 @@ def parse_stages(text: str) -> tuple[str, ...]:
     if not stages or any(s not in STAGES for s in stages):
         raise ConfigError(f"--stages {text!r}: give a comma list of {list(STAGES)}, e.g. ar,nar")
     return stages
+
+
+def compose_data(
+    config_files: Sequence[str | os.PathLike[str]] = (), overrides: Iterable[str] = ()
+) -> DataConfig:
+    """Only the data section of what :func:`compose_experiment` would build (no model).
+
+    The model needs vocabulary facts read from the data, so the data paths are resolved first.
+    """
+    sections: dict[str, Any] = {}
+    for path in config_files:
+        sections = _deep_merge(sections, _read_sections(path))
+    _, _, data_ovr = split_overrides(overrides)
+    return apply_overrides(
+        from_dict(DataConfig, sections.get("data") or {}, _where="data"), data_ovr
+    )
 
 
 def compose_experiment(

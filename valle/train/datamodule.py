@@ -145,7 +145,7 @@ class SpeechDataModule(L.LightningDataModule):
             seed=self.seed,
             rank=rank,
             world_size=world,
-            drop_last=True,
+            drop_last=world > 1,  # keeps ranks in step; alone, every cut is used
         )
         self.train_sampler = ResumableSampler(inner)
         if self._restored is not None:

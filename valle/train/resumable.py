@@ -41,6 +41,10 @@ def seed_everything_from(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+class EmptyEpochError(ValueError):
+    """An epoch without a single batch (training would loop forever)."""
+
+
 class ResumableSampler(Sampler):
     """Yields ``(epoch, index, item)`` for each ``item`` of the wrapped sampler.
 
@@ -90,6 +94,12 @@ class ResumableSampler(Sampler):
             try:
                 item = next(it)
             except StopIteration:
+                if index == 0:
+                    raise EmptyEpochError(
+                        f"the sampler yielded no batch in epoch {epoch}; there are too few "
+                        "cuts for the batch size (raise train.max_duration, lower "
+                        "train.num_buckets, or add data)"
+                    ) from None
                 return
             yield epoch, index, item
             index += 1

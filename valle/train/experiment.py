@@ -1,0 +1,118 @@
+"""Assemble a run from an experiment's data section: vocabulary facts, data module, samples.
+
+This is what ``valle-train`` calls between parsing its arguments and ``valle.train.trainer.train``;
+it reads the tokenize stage's outputs (``tokens.txt``, ``codec.json``, tokenized cut manifests).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from valle.train.config import DataConfig, ExperimentConfig
+from valle.train.datamodule import SpeechDataModule
+from valle.train.samples import SampleProvider
+
+logger = logging.getLogger(__name__)
+
+
+def codec_json(codec_dir: str | Path) -> Path:
+    """``codec.json`` inside ``codec_dir`` (or ``codec_dir`` itself when it is the file)."""
+    p = Path(codec_dir)
+    return p if p.suffix == ".json" else p / "codec.json"
+
+
+def vocab_facts(data: DataConfig) -> dict[str, int]:
+    """``text_vocab_size``, ``codebook_size``, ``num_codebooks`` from tokens.txt and codec.json."""
+    from valle.data.codec_info import CodecInfo
+    from valle.text.symbol_table import SymbolTable
+
+    if not data.tokens:
+        raise ValueError("no symbol table: pass --tokens data/tokens.txt (written by stage 3)")
+    if not data.codec_dir:
+        raise ValueError("no codec facts: pass --codec-dir with the codec.json of stage 2")
+    if not Path(data.tokens).is_file():
+        raise FileNotFoundError(f"{data.tokens} not found; run the text-token stage (stage 3)")
+    info = CodecInfo.from_file(codec_json(data.codec_dir))
+    return {
+        "text_vocab_size": len(SymbolTable.from_file(data.tokens)),
+        "codebook_size": int(info.codebook_size),
+        "num_codebooks": int(info.num_codebooks),
+    }
+
+
+def _prompt_provider(data: DataConfig, cuts: Any, seed: int) -> Any:
+    from valle.data.prompt import PrefixPrompt, SameSpeakerPrompt
+
+    if data.prompt == "none":
+        return None
+    if data.prompt == "prefix":
+        return PrefixPrompt(duration=data.prompt_seconds, seed=seed)
+    return SameSpeakerPrompt(cuts, duration=data.prompt_seconds, seed=seed)
+
+
+def build_datamodule(cfg: ExperimentConfig) -> SpeechDataModule:
+    """Data module over the experiment's tokenized train (and dev) cuts."""
+    from valle.data.dataset import SpeechTokenDataset, make_sampler
+    from valle.data.manifests import load_cuts
+    from valle.text.symbol_table import SymbolTable
+
+    data, train = cfg.data, cfg.train
+    if not data.train_cuts:
+        raise ValueError("no training cuts: pass --train-cuts data/tokenized/<corpus>_cuts_train...")
+    symbols = SymbolTable.from_file(data.tokens)
+    train_cuts = load_cuts(data.train_cuts, "training cuts")
+    if len(train_cuts) == 0:
+        raise ValueError(f"{data.train_cuts} holds no cuts; check the split stage (stage 4)")
+    longest = max(c.duration for c in train_cuts)
+    if longest > train.max_duration:
+        raise ValueError(
+            f"the longest training cut lasts {longest:.1f} s > train.max_duration "
+            f"{train.max_duration} s; raise it (--set train.max_duration=...) or filter the cuts"
+        )
+    dev_cuts = load_cuts(data.dev_cuts, "dev cuts") if data.dev_cuts else None
+    if dev_cuts is not None and len(dev_cuts) == 0:
+        logger.warning("%s is empty: no validation", data.dev_cuts)
+        dev_cuts = None
+    dataset = SpeechTokenDataset(symbols, prompt=_prompt_provider(data, train_cuts, train.seed))
+    dev_dataset = None
+    if dev_cuts is not None:
+        dev_dataset = SpeechTokenDataset(symbols, prompt=_prompt_provider(data, dev_cuts, train.seed))
+    return SpeechDataModule(
+        train_cuts,
+        dataset,
+        dev_cuts=dev_cuts,
+        dev_dataset=dev_dataset,
+        max_duration=train.max_duration,
+        num_buckets=train.num_buckets,
+        shuffle=data.shuffle,
+        seed=train.seed,
+        num_workers=data.num_workers,
+        sampler_factory=make_sampler,
+    )
+
+
+def build_sample_provider(cfg: ExperimentConfig, datamodule: SpeechDataModule) -> SampleProvider | None:
+    """A sample request from the first two dev cuts and the codec of ``codec.json``.
+
+    Returns ``None`` (samples are skipped) without dev cuts, without a codec, or when the codec
+    cannot be loaded here (e.g. pretrained weights that are not available offline).
+    """
+    from lhotse import CutSet
+
+    from valle.data.codec_info import CodecInfo
+
+    if cfg.train.sample_every_n_steps == 0:
+        return None
+    if datamodule.dev_cuts is None or not cfg.data.codec_dir:
+        logger.info("no dev cuts or codec configured: no audio samples during training")
+        return None
+    try:
+        codec = CodecInfo.from_file(codec_json(cfg.data.codec_dir)).load_codec()
+    except Exception as err:  # noqa: BLE001 - any failure only disables the samples
+        logger.warning("cannot load the codec for training samples (%s); samples are off", err)
+        return None
+    cuts = CutSet.from_cuts(list(datamodule.dev_cuts)[:2])
+    batch = datamodule.dev_dataset[cuts]
+    return SampleProvider.from_batch(batch, codec, prompt_index=0, target_index=1, seed=cfg.train.seed)
