@@ -1,0 +1,74 @@
+"""valle.data.libritts: thin wrappers over lhotse's LibriTTS / LibriSpeech recipes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from valle.data.libritts import (
+    libritts_split_of,
+    prepare_librispeech_test_clean_cuts,
+    prepare_libritts_cuts,
+)
+from valle.data.manifests import load_cuts
+
+
+def _tone(path, sr, secs=0.5):
+    t = np.arange(int(secs * sr)) / sr
+    sf.write(str(path), (0.1 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sr)
+
+
+def make_librispeech(root):
+    d = root / "LibriSpeech" / "test-clean" / "1089" / "134686"
+    d.mkdir(parents=True)
+    lines = []
+    for i, text in enumerate(["HE HOPED THERE WOULD BE STEW", "STUFF IT INTO YOU"]):
+        utt = f"1089-134686-{i:04d}"
+        _tone(d / f"{utt}.flac", 16000)
+        lines.append(f"{utt} {text}")
+    (d / "1089-134686.trans.txt").write_text("\n".join(lines) + "\n")
+
+
+def make_libritts(root):
+    for part, spk in (("train-clean-100", "19"), ("dev-other", "116")):
+        d = root / "LibriTTS" / part / spk / "198"
+        d.mkdir(parents=True)
+        utt = f"{spk}_198_000000_000000"
+        _tone(d / f"{utt}.wav", 24000)
+        (d / f"{spk}_198.trans.tsv").write_text(f"{utt}\tHello there.\tHello there.\n")
+        (d / f"{spk}_198.book.tsv").write_text(f"{utt}\tHello there.\tHello there.\ttrue\t30.1\n")
+
+
+def test_librispeech_test_clean(tmp_path):
+    make_librispeech(tmp_path / "corpus")
+    cuts = prepare_librispeech_test_clean_cuts(tmp_path / "corpus", tmp_path / "out")
+    assert sorted(c.id for c in cuts) == ["1089-134686-0000", "1089-134686-0001"]
+    assert {c.supervisions[0].speaker for c in cuts} == {"1089"}
+    again = load_cuts(tmp_path / "out" / "librispeech_cuts_test-clean.jsonl.gz")
+    assert sorted(c.supervisions[0].text for c in again) == [
+        "HE HOPED THERE WOULD BE STEW",
+        "STUFF IT INTO YOU",
+    ]
+
+
+def test_libritts_subset_routing(tmp_path):
+    make_libritts(tmp_path / "root")
+    # the parent of LibriTTS/ is accepted too; every present part is prepared
+    cuts = prepare_libritts_cuts(tmp_path / "root", tmp_path / "out")
+    by_id = {c.id: c for c in cuts}
+    assert set(by_id) == {"19_198_000000_000000", "116_198_000000_000000"}
+    assert libritts_split_of(by_id["19_198_000000_000000"]) == "train"
+    assert libritts_split_of(by_id["116_198_000000_000000"]) is None  # dev-other: unused
+    sup = by_id["19_198_000000_000000"].supervisions[0]
+    assert sup.custom["subset"] == "train-clean-100" and sup.custom["snr"] == pytest.approx(30.1)
+
+
+def test_libritts_errors_say_what_to_do(tmp_path):
+    make_libritts(tmp_path / "root")
+    with pytest.raises(FileNotFoundError, match="found .*train-clean-100"):
+        prepare_libritts_cuts(tmp_path / "root", tmp_path / "out", parts=["test-clean"])
+    with pytest.raises(ValueError, match="unknown LibriTTS part"):
+        prepare_libritts_cuts(tmp_path / "root", tmp_path / "out", parts=["train-clean-5"])
+    with pytest.raises(FileNotFoundError, match="stage 0"):
+        prepare_libritts_cuts(tmp_path / "missing", tmp_path / "out")
