@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -21,6 +22,15 @@ from valle.testing.codec import (
 # Lengths in samples at 16 kHz (hop 80): not multiples of the hop, one shorter than
 # min_batch_frames (7) frames, one a single sample.
 LENGTHS = [8_000, 6_171, 3_001, 1_003, 333, 1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models run ~20x faster on one thread when the 2 cores are shared (no spin-waits)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
