@@ -25,7 +25,7 @@ def _speechlike(seconds: float, seed: int) -> torch.Tensor:
     formant = 600 + 500 * torch.sin(2 * torch.pi * (0.5 + torch.rand(1, generator=g)) * t)
     wave = torch.zeros(n)
     for h in range(1, 25):
-        amp = torch.exp(-(((h * f0) - formant) / 400) ** 2) + 0.05
+        amp = torch.exp(-((((h * f0) - formant) / 400) ** 2)) + 0.05
         wave += amp * torch.sin(h * phase) / h**0.5
     envelope = (torch.sin(2 * torch.pi * 2.5 * t + seed) > -0.3).float()
     noise = torch.randn(n, generator=g) * 0.05 * (1 - envelope)
@@ -41,7 +41,11 @@ def waves() -> list[torch.Tensor]:
 def _tiny_config(**kw) -> MelRVQConfig:
     mel = MelConfig(n_fft=512, win_length=512, hop_length=160, n_mels=40)
     defaults = dict(
-        mel=mel, num_codebooks=4, codebook_size=16, kmeans_iters=8, griffin_lim_iters=4,
+        mel=mel,
+        num_codebooks=4,
+        codebook_size=16,
+        kmeans_iters=8,
+        griffin_lim_iters=4,
         max_fit_frames=2000,
     )
     defaults.update(kw)
@@ -63,7 +67,7 @@ def test_codec_facts_come_from_config(codec: MelRVQCodec) -> None:
 def test_codes_in_range_and_lengths(codec: MelRVQCodec) -> None:
     wavs = [_speechlike(0.5, 10), _speechlike(0.3, 11)[:4800], torch.zeros(100)]
     codes = codec.encode(wavs)
-    for w, c in zip(wavs, codes):
+    for w, c in zip(wavs, codes, strict=True):
         expected_t = -(-w.shape[0] // 160)  # ceil(N / hop)
         assert c.shape == (expected_t, 4)
         assert c.dtype == torch.long
@@ -73,7 +77,7 @@ def test_codes_in_range_and_lengths(codec: MelRVQCodec) -> None:
     # decode: T frames -> T * hop samples, with any number of codebooks Q' <= Q
     for q in (1, 4):
         out = codec.decode([c[:, :q] for c in codes])
-        for c, w in zip(codes, out):
+        for c, w in zip(codes, out, strict=True):
             assert w.shape == (c.shape[0] * 160,)
             assert torch.isfinite(w).all()
 
@@ -87,11 +91,11 @@ def test_error_falls_with_more_codebooks(codec: MelRVQCodec, waves) -> None:
             float((codec.codes_to_normalized(codes[:, :q]) - z).pow(2).mean())
             for q in range(1, codec.num_codebooks + 1)
         ]
-        assert all(b < a for a, b in zip(errors, errors[1:])), errors
+        assert all(b < a for a, b in zip(errors[:-1], errors[1:], strict=True)), errors
         assert errors[-1] < 0.5 * float(z.pow(2).mean())
     # the fitted training error per stage is recorded and decreasing too
     stage = codec.fit_info["train_mse_per_stage"]
-    assert len(stage) == 4 and all(b < a for a, b in zip(stage, stage[1:]))
+    assert len(stage) == 4 and all(b < a for a, b in zip(stage[:-1], stage[1:], strict=True))
 
 
 def test_decode_mel_matches_quantize(codec: MelRVQCodec) -> None:
@@ -169,9 +173,24 @@ def test_codec_report_cli_fits_and_reports(waves, tmp_path, capsys) -> None:
     for i, w in enumerate(waves):
         sf.write(data / f"u{i}.wav", w.numpy(), SR)
     out = tmp_path / "report"
-    args = [str(tmp_path / "codec"), "--data", str(data), "--fit-on", str(data), "--no-wer",
-            "--num-codebooks", "3", "--codebook-size", "8", "--kmeans-iters", "4", "--n-mels", "40",
-            "--out-dir", str(out)]
+    args = [
+        str(tmp_path / "codec"),
+        "--data",
+        str(data),
+        "--fit-on",
+        str(data),
+        "--no-wer",
+        "--num-codebooks",
+        "3",
+        "--codebook-size",
+        "8",
+        "--kmeans-iters",
+        "4",
+        "--n-mels",
+        "40",
+        "--out-dir",
+        str(out),
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "reconstruction error" in printed

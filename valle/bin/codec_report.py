@@ -17,12 +17,12 @@ on CPU; text normalised by ``valle.eval.normalize``).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -85,9 +85,11 @@ def load_utterances(path: Path, sample_rate: int, limit: int | None = None) -> l
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    line = "| " + " | ".join(h.rjust(w) for h, w in zip(header, widths)) + " |"
+    line = "| " + " | ".join(h.rjust(w) for h, w in zip(header, widths, strict=True)) + " |"
     sep = "|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|"
-    body = ["| " + " | ".join(c.rjust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    body = [
+        "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows
+    ]
     return "\n".join([line, sep, *body])
 
 
@@ -114,8 +116,12 @@ def reconstruction_errors(codec, utts: list[Utterance]) -> tuple[list[dict], flo
             sums[q - 1, 2] += float((codec.denormalize(zq) - mel).abs().sum())
         n_values += z.numel()
     rows = [
-        {"q": q, "l1": float(sums[q - 1, 0] / n_values), "mse": float(sums[q - 1, 1] / n_values),
-         "logmel_l1": float(sums[q - 1, 2] / n_values)}
+        {
+            "q": q,
+            "l1": float(sums[q - 1, 0] / n_values),
+            "mse": float(sums[q - 1, 1] / n_values),
+            "logmel_l1": float(sums[q - 1, 2] / n_values),
+        }
         for q in range(1, q_all + 1)
     ]
     return rows, enc_s, audio_s
@@ -136,30 +142,56 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="\n\n".join(__doc__.split("\n\n")[1:]),
     )
-    p.add_argument("codec_dir", type=Path, help="fitted MelRVQCodec directory (written with --fit-on)")
-    p.add_argument("--data", type=Path, required=True,
-                   help="evaluation audio: a directory of wav/flac + same-stem .txt, or a lhotse "
-                        "cuts/recordings manifest")
+    p.add_argument(
+        "codec_dir", type=Path, help="fitted MelRVQCodec directory (written with --fit-on)"
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="evaluation audio: a directory of wav/flac + same-stem .txt, or a lhotse "
+        "cuts/recordings manifest",
+    )
     p.add_argument("--max-utts", type=int, default=None, help="use at most this many utterances")
-    p.add_argument("--fit-on", type=Path, default=None,
-                   help="fit a new codec on this wav directory / lhotse manifest and save it to "
-                        "codec_dir first (refuses to overwrite an existing codec)")
+    p.add_argument(
+        "--fit-on",
+        type=Path,
+        default=None,
+        help="fit a new codec on this wav directory / lhotse manifest and save it to "
+        "codec_dir first (refuses to overwrite an existing codec)",
+    )
     p.add_argument("--num-codebooks", type=int, default=8, help="Q for --fit-on")
     p.add_argument("--codebook-size", type=int, default=1024, help="K for --fit-on")
     p.add_argument("--kmeans-iters", type=int, default=20, help="Lloyd iterations per stage")
     p.add_argument("--max-fit-frames", type=int, default=100_000, help="frame sample cap for fit")
-    p.add_argument("--n-mels", type=int, default=None, help="mel bins for --fit-on (default 100)")
+    p.add_argument("--n-mels", type=int, default=None, help="mel bins for --fit-on (default 128)")
     p.add_argument("--seed", type=int, default=0, help="fit seed")
-    p.add_argument("--griffin-lim-iters", type=int, default=None,
-                   help="override the codec's Griffin-Lim iterations for decoding")
+    p.add_argument(
+        "--griffin-lim-iters",
+        type=int,
+        default=None,
+        help="override the codec's Griffin-Lim iterations for decoding",
+    )
     p.add_argument("--no-wer", action="store_true", help="skip ASR (only reconstruction error)")
-    p.add_argument("--wer-codebooks", type=int, nargs="*", default=None,
-                   help="codebook counts Q' to resynthesise for WER (default: all Q)")
-    p.add_argument("--asr-path", default="/work/shared/models/faster-whisper-base",
-                   help="faster-whisper (CTranslate2) model directory")
+    p.add_argument(
+        "--wer-codebooks",
+        type=int,
+        nargs="*",
+        default=None,
+        help="codebook counts Q' to resynthesise for WER (default: all Q)",
+    )
+    p.add_argument(
+        "--asr-path",
+        default="/work/shared/models/faster-whisper-base",
+        help="faster-whisper (CTranslate2) model directory",
+    )
     p.add_argument("--language", default="en", help="ISO 639-1 language of the transcripts")
-    p.add_argument("--out-dir", type=Path, default=None,
-                   help="write report.json, per-utterance WER CSVs and resynthesised wavs here")
+    p.add_argument(
+        "--out-dir",
+        type=Path,
+        default=None,
+        help="write report.json, per-utterance WER CSVs and resynthesised wavs here",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
     return p
 
@@ -173,10 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     from valle.codec.mel_rvq import MelRVQCodec, MelRVQConfig, default_mel_config
     from valle.codec.vocoder import GriffinLimVocoder
 
-    report: dict = {}
+    report: dict[str, Any] = {}
     if args.fit_on is not None:
         if (args.codec_dir / "config.json").exists():
-            raise SystemExit(f"error: {args.codec_dir} already holds a codec; remove it or drop --fit-on")
+            raise SystemExit(
+                f"error: {args.codec_dir} already holds a codec; remove it or drop --fit-on"
+            )
         mel = default_mel_config()
         if args.n_mels is not None:
             from dataclasses import replace
@@ -193,32 +227,49 @@ def main(argv: list[str] | None = None) -> int:
         data = _read_as_cuts_or_waves(args.fit_on, mel.sample_rate)
         codec = MelRVQCodec.fit(data, config)
         codec.save(args.codec_dir)
-        print(f"fitted {config.num_codebooks} x {config.codebook_size} codebooks on "
-              f"{codec.fit_info['audio_seconds']:.1f} s of audio "
-              f"({codec.fit_info['frames_used']} frames) in {codec.fit_info['fit_seconds']:.1f} s "
-              f"-> {args.codec_dir}")
+        print(
+            f"fitted {config.num_codebooks} x {config.codebook_size} codebooks on "
+            f"{codec.fit_info['audio_seconds']:.1f} s of audio "
+            f"({codec.fit_info['frames_used']} frames) in {codec.fit_info['fit_seconds']:.1f} s "
+            f"-> {args.codec_dir}"
+        )
     vocoder = None
     codec = MelRVQCodec.load(args.codec_dir)
     if args.griffin_lim_iters is not None:
         c = codec.config
-        vocoder = GriffinLimVocoder(codec.logmel, n_iter=args.griffin_lim_iters,
-                                    momentum=c.griffin_lim_momentum, sharpen=c.griffin_lim_sharpen)
+        vocoder = GriffinLimVocoder(
+            codec.logmel,
+            n_iter=args.griffin_lim_iters,
+            momentum=c.griffin_lim_momentum,
+            sharpen=c.griffin_lim_sharpen,
+        )
         codec = MelRVQCodec.load(args.codec_dir, vocoder=vocoder)
-    report["codec"] = {"dir": str(args.codec_dir), "config": codec.config.to_dict(),
-                       "fit_info": codec.fit_info}
+    report["codec"] = {
+        "dir": str(args.codec_dir),
+        "config": codec.config.to_dict(),
+        "fit_info": codec.fit_info,
+    }
 
     utts = load_utterances(args.data, codec.sample_rate, args.max_utts)
     audio_total = sum(u.wave.shape[0] for u in utts) / codec.sample_rate
     print(f"\n{len(utts)} utterances, {audio_total:.1f} s of audio from {args.data}")
-    print(f"codec: Q={codec.num_codebooks} x K={codec.codebook_size}, {codec.frame_rate:g} Hz frames, "
-          f"{codec.config.mel.n_mels} mel bins, fit info {codec.fit_info}")
+    print(
+        f"codec: Q={codec.num_codebooks} x K={codec.codebook_size}, {codec.frame_rate:g} Hz frames, "
+        f"{codec.config.mel.n_mels} mel bins, fit info {codec.fit_info}"
+    )
 
     rows, enc_s, audio_s = reconstruction_errors(codec, utts)
     report["reconstruction"] = rows
     print("\n(a) reconstruction error on normalised log-mel (frame-weighted means)\n")
-    print(_table(["Q'", "L1", "MSE", "L1 log-mel (nats)"],
-                 [[str(r["q"]), f"{r['l1']:.4f}", f"{r['mse']:.4f}", f"{r['logmel_l1']:.4f}"]
-                  for r in rows]))
+    print(
+        _table(
+            ["Q'", "L1", "MSE", "L1 log-mel (nats)"],
+            [
+                [str(r["q"]), f"{r['l1']:.4f}", f"{r['mse']:.4f}", f"{r['logmel_l1']:.4f}"]
+                for r in rows
+            ],
+        )
+    )
     speed = {"encode_audio_s_per_s": audio_s / max(enc_s, 1e-9)}
     print(f"\nencode speed: {speed['encode_audio_s_per_s']:.1f} s audio / s")
 
@@ -239,14 +290,23 @@ def main(argv: list[str] | None = None) -> int:
         asr = FasterWhisperASR(args.asr_path)
         ids = [u.id for u in utts]
         refs = [u.text or "" for u in utts]
-        wer_rows = []
+        wer_rows: list[dict[str, Any]] = []
 
         def score(name: str, waves: list[torch.Tensor]) -> None:
             t0 = time.perf_counter()
-            hyps = asr.transcribe([w.numpy() for w in waves], codec.sample_rate, language=args.language)
+            hyps = asr.transcribe(
+                [w.numpy() for w in waves], codec.sample_rate, language=args.language
+            )
             result = score_corpus(ids, refs, hyps, language=args.language)
-            wer_rows.append({"audio": name, "wer": result.error_rate, "errors": result.errors,
-                             "ref_words": result.ref_len, "asr_s": time.perf_counter() - t0})
+            wer_rows.append(
+                {
+                    "audio": name,
+                    "wer": result.error_rate,
+                    "errors": result.errors,
+                    "ref_words": result.ref_len,
+                    "asr_s": time.perf_counter() - t0,
+                }
+            )
             if out_dir is not None:
                 result.write_csv(out_dir / f"wer_{name}.csv")
 
@@ -265,14 +325,20 @@ def main(argv: list[str] | None = None) -> int:
 
                 wav_dir = out_dir / f"resynth_q{q}"
                 wav_dir.mkdir(exist_ok=True)
-                for u, w in zip(utts, resynth):
+                for u, w in zip(utts, resynth, strict=True):
                     sf.write(wav_dir / f"{u.id}.wav", w.numpy(), codec.sample_rate)
         # the reference words are the same for every row
         report["wer"] = wer_rows
         print(f"\n(b) WER of faster-whisper ({Path(args.asr_path).name}, int8, cpu)\n")
-        print(_table(["audio", "WER %", "errors", "ref words"],
-                     [[r["audio"], f"{100 * r['wer']:.2f}", str(r["errors"]), str(r["ref_words"])]
-                      for r in wer_rows]))
+        print(
+            _table(
+                ["audio", "WER %", "errors", "ref words"],
+                [
+                    [r["audio"], f"{100 * r['wer']:.2f}", str(r["errors"]), str(r["ref_words"])]
+                    for r in wer_rows
+                ],
+            )
+        )
         for k, v in speed.items():
             if k.startswith("encode_decode"):
                 print(f"{k}: {v:.2f}")

@@ -189,14 +189,16 @@ class HifiGanVocoder(nn.Module):
 
     def __init__(self, model: nn.Module, mel_config: MelConfig | None = None) -> None:
         super().__init__()
-        cfg = model.config  # type: ignore[union-attr]
+        cfg: Any = model.config
         mel_config = mel_config or MelConfig.speecht5()
         upsample = math.prod(cfg.upsample_rates)
         problems = []
         if cfg.model_in_dim != mel_config.n_mels:
             problems.append(f"model_in_dim {cfg.model_in_dim} != n_mels {mel_config.n_mels}")
         if upsample != mel_config.hop_length:
-            problems.append(f"prod(upsample_rates) {upsample} != hop_length {mel_config.hop_length}")
+            problems.append(
+                f"prod(upsample_rates) {upsample} != hop_length {mel_config.hop_length}"
+            )
         if cfg.sampling_rate != mel_config.sample_rate:
             problems.append(
                 f"sampling_rate {cfg.sampling_rate} != mel sample_rate {mel_config.sample_rate}"
