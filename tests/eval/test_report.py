@@ -64,3 +64,13 @@ def test_bad_summaries():
         ResultsTable.from_summaries([{"wer": 0.1}])
     with pytest.raises(ValueError, match="two values"):
         ResultsTable.from_summaries([{"system": "a", "wer": 0.1}, {"system": "a", "wer": 0.2}])
+
+
+def test_best_of_n_columns_only_when_given():
+    table = ResultsTable.from_summaries(
+        SUMMARIES + [{"system": "valle", "wer_best_of_n": 0.031, "sim_o_best_of_n": 0.6}]
+    )
+    md = table.to_markdown()
+    assert "| WER best-of-N (%) | SIM-o best-of-N |" in md.splitlines()[0] + " |"
+    assert "| valle | 6.12 | 0.512 | 0.550 | 3.10 | 0.600 |" in md
+    assert "wer_best_of_n" not in [c.key for c in ResultsTable.from_summaries(SUMMARIES).columns]

@@ -42,6 +42,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("sim_o", "SIM-o", "{:.3f}", always=True),
     Column("sim_r", "SIM-r", "{:.3f}", always=True),
     Column("sim_utt", "SIM-utt", "{:.3f}"),
+    Column("wer_best_of_n", "WER best-of-N (%)", "{:.2f}", scale=100.0),
+    Column("sim_o_best_of_n", "SIM-o best-of-N", "{:.3f}"),
     Column("rtf", "RTF", "{:.3f}"),
     Column("ar_ms_per_step", "AR ms/step", "{:.2f}"),
     Column("train_tokens_per_s", "train tokens/s", "{:,.0f}"),
@@ -150,7 +152,11 @@ class ResultsTable:
         wer = [self.rows[n].get("wer", float("nan")) * 100 for n in names]
         ax_wer.bar(x, wer, color="tab:red")
         ax_wer.set_title("WER (%) - lower is better")
-        sims = [c for c in COLUMNS[1:4] if any(c.key in self.rows[n] for n in names)]
+        sims = [
+            c
+            for c in COLUMNS
+            if c.key in ("sim_o", "sim_r", "sim_utt") and any(c.key in self.rows[n] for n in names)
+        ]
         width = 0.8 / max(1, len(sims))
         for k, c in enumerate(sims):
             vals = [self.rows[n].get(c.key, float("nan")) for n in names]
