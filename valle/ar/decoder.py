@@ -179,28 +179,35 @@ class ARDecoder(nn.Module):
         audio_in: Tensor,
         audio_lens: Tensor,
         language: Tensor | None = None,
+        capacity: int = 0,
     ) -> tuple[Tensor, KVCache]:
-        """Run text and the audio so far; logits (B, *E, V) after each row's last audio input."""
+        """Run text and the audio so far; logits (B, *E, V) after each row's last audio input.
+
+        ``capacity``: positions (text + audio, all steps to come) to preallocate the cache for.
+        """
         x_text, p_text = self.embed_text(text_tokens, text_lens, language)
         x_audio, p_audio = self.embed_audio(audio_in, audio_lens)
-        pos = p_text.cat(p_audio)
-        cache = KVCache()
+        cache = KVCache(capacity)
+        pos = cache.extend(p_text.cat(p_audio))
         h = self.backbone(
             torch.cat([x_text, x_audio], 1), attention_mask(self.mask, pos, pos), cache
         )
-        cache.positions = pos
         last = text_tokens.shape[1] + audio_lens - 1  # (B,) column of the last audio input
         h_last = h[torch.arange(h.shape[0], device=h.device), last]  # (B, D)
         return self.head(h_last), cache
 
     def step(self, ids: Tensor, index: Tensor, cache: KVCache) -> Tensor:
-        """Feed one step per row (B, *E) at in-segment index (B,); returns logits (B, *E, V)."""
+        """Feed one step per row (B, *E) at in-segment index (B,); returns logits (B, *E, V).
+
+        The step's keys/values and descriptors are written into ``cache`` in place; its mask
+        is one (B, 1, K) row.
+        """
+        if cache.positions is None:
+            raise ValueError("call prefill() before step()")
         ones = torch.ones_like(index)
         x, pos = self.embed_audio(ids[:, None], ones, index)  # (B, 1, D)
-        assert cache.positions is not None, "call prefill() first"
-        keys = cache.positions.cat(pos)
+        keys = cache.extend(pos)
         h = self.backbone(x, attention_mask(self.mask, pos, keys), cache)  # (B, 1, D)
-        cache.positions = keys
         return self.head(h[:, 0])
 
     def generate(self, *args: Any, **kwargs: Any) -> list[Tensor]:

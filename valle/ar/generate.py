@@ -37,7 +37,7 @@ def max_new_steps(text_lens: Tensor, ratio: float) -> Tensor:
     return torch.ceil(text_lens.double() * ratio).long().clamp(min=1)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def generate_ar(
     ar: ARDecoder,
     text_tokens: Tensor,
@@ -75,30 +75,32 @@ def generate_ar(
     limit = limit.to(device)
     steps, step_lens = ar.layout.prompt_steps(prompt_codes, prompt_lens)  # (B, P', *E)
     audio_in, in_lens = ar.with_bos(steps, step_lens)  # (B, P' + 1, *E)
-    logits, cache = ar.prefill(text_tokens, text_lens, audio_in, in_lens, language)
+    total = int(limit.max())
+    capacity = text_tokens.shape[1] + audio_in.shape[1] + total  # every key this call makes
+    logits, cache = ar.prefill(text_tokens, text_lens, audio_in, in_lens, language, capacity)
     step_shape = tuple(audio_in.shape[2:])
     width = math.prod(step_shape)  # codes per step
     index = in_lens.clone()  # (B,) in-segment index of the next audio input
     out_lens = limit.clone()
     finished = torch.zeros(B, dtype=torch.bool, device=device)
-    history = torch.zeros(B, 0, dtype=torch.long, device=device)  # (B, n * width)
-    total = int(limit.max())
+    history = torch.zeros(B, total * width, dtype=torch.long, device=device)  # (B, n * width)
+    eos = ar.eos_id
     for n in range(total):
         flat = logits.reshape(B, width, -1)  # (B, width, V)
+        t = n * width
         for e in range(width):
-            ids = sampler(flat[:, e], history, generator).to(device)  # (B,)
-            history = torch.cat([history, ids[:, None]], dim=1)
-        new = history[:, n * width :]  # (B, width)
-        stop = ~finished & ((new == ar.eos_id).any(-1) | (n >= limit))
-        out_lens = torch.where(stop, torch.full_like(out_lens, n), out_lens)
+            history[:, t + e] = sampler(flat[:, e], history[:, : t + e], generator)
+        new = history[:, t : t + width]  # (B, width)
+        is_eos = new == eos
+        stop = ~finished & (is_eos.any(-1) | (n >= limit))
+        out_lens = torch.where(stop, n, out_lens)
         finished |= stop
-        if bool(finished.all()) or n + 1 == total:
+        if n + 1 == total or bool(finished.all()):
             break
-        new = torch.where(finished[:, None] | (new == ar.eos_id), 0, new)  # any valid id
-        history[:, n * width :] = new
+        new.masked_fill_(finished[:, None] | is_eos, 0)  # any valid id
         logits = ar.step(new.reshape(B, *step_shape), index, cache)
         index = index + 1
     if int(finished.sum()) < B:
         logger.debug("AR generation hit the length bound for %d rows", int((~finished).sum()))
-    history = history[:, : total * width].reshape(B, -1, *step_shape)  # (B, total, *E)
+    history = history.reshape(B, total, *step_shape)  # (B, total, *E)
     return [history[b, : int(out_lens[b])] for b in range(B)]

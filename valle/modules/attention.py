@@ -1,6 +1,11 @@
 """Multi-head self-attention over ``F.scaled_dot_product_attention`` with a KV cache.
 
-Shape legend: B batch, L query positions, K key positions, H heads, E head width, D model width.
+Shape legend: B batch, L query positions, K key positions, C cache capacity, H heads,
+E head width, D model width.
+
+Incremental decoding writes each step's keys/values in place into preallocated per-layer
+buffers (:class:`LayerKV`, (B, H, C, E)) instead of concatenating: a step then costs O(1)
+copies, not O(K), so the time per step stays flat as the sequence grows.
 """
 
 from __future__ import annotations
@@ -10,6 +15,48 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 KV = tuple[Tensor, Tensor]  # keys, values: (B, H, K, E) each
+
+
+class LayerKV:
+    """One layer's cached keys and values in buffers grown geometrically (amortised O(1)).
+
+    ``capacity`` (optional) sizes the buffers up front so that decoding never reallocates.
+    """
+
+    def __init__(self, capacity: int = 0) -> None:
+        self.capacity = capacity
+        self.length = 0
+        self._k: Tensor | None = None  # (B, H, C, E)
+        self._v: Tensor | None = None
+
+    def _reserve(self, like: Tensor, needed: int) -> None:
+        if self._k is not None and needed <= self._k.shape[2]:
+            return
+        B, H, _, E = like.shape
+        cap = max(needed, self.capacity, 2 * (0 if self._k is None else self._k.shape[2]), 16)
+        k = like.new_empty(B, H, cap, E)  # (B, H, C, E)
+        v = like.new_empty(B, H, cap, E)
+        if self._k is not None and self._v is not None and self.length:
+            k[:, :, : self.length] = self._k[:, :, : self.length]
+            v[:, :, : self.length] = self._v[:, :, : self.length]
+        self._k, self._v = k, v
+
+    def append(self, k: Tensor, v: Tensor) -> KV:
+        """Write new keys/values (B, H, L, E) after the cached ones; return all (B, H, K, E)."""
+        end = self.length + k.shape[2]
+        self._reserve(k, end)
+        assert self._k is not None and self._v is not None
+        self._k[:, :, self.length : end] = k
+        self._v[:, :, self.length : end] = v
+        self.length = end
+        return self._k[:, :, :end], self._v[:, :, :end]
+
+    @property
+    def kv(self) -> KV:
+        """The cached keys and values (B, H, K, E) (views of the buffers)."""
+        if self._k is None or self._v is None:
+            raise ValueError("this layer's cache is empty")
+        return self._k[:, :, : self.length], self._v[:, :, : self.length]
 
 
 class MultiHeadAttention(nn.Module):
@@ -25,20 +72,20 @@ class MultiHeadAttention(nn.Module):
         self.out = nn.Linear(d_model, d_model)
         self.dropout = dropout
 
-    def forward(self, x: Tensor, mask: Tensor | None, past: KV | None = None) -> tuple[Tensor, KV]:
-        """Attend from ``x`` (B, L, D) to ``past`` keys followed by ``x``'s own keys.
+    def forward(self, x: Tensor, mask: Tensor | None, cache: LayerKV | None = None) -> Tensor:
+        """Attend from ``x`` (B, L, D) to the cached keys followed by ``x``'s own keys.
 
-        Returns the output (B, L, D) and the keys/values of past + new positions, for a cache.
+        With a ``cache`` the new keys/values are written into it; ``mask`` (B, L, K) covers
+        cached + new keys. Returns the output (B, L, D).
         """
         B, L, D = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.num_heads, self.head_dim).unbind(2)
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, H, L, E)
-        if past is not None:
-            k = torch.cat([past[0], k], dim=2)  # (B, H, K, E)
-            v = torch.cat([past[1], v], dim=2)
+        if cache is not None:
+            k, v = cache.append(k, v)  # (B, H, K, E)
         attn_mask = None if mask is None else mask.unsqueeze(1)  # (B, 1, L, K)
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )  # (B, H, L, E)
         y = y.transpose(1, 2).reshape(B, L, D)  # (B, L, D)
-        return self.out(y), (k, v)
+        return self.out(y)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
-from valle.modules.attention import KV, MultiHeadAttention
+from valle.modules.attention import KV, LayerKV, MultiHeadAttention
 from valle.modules.norms import LayerNorm
 from valle.modules.positions import SegmentPositions
 
@@ -21,14 +21,69 @@ NormFactory = Callable[[int], nn.Module]
 
 
 class KVCache:
-    """Keys/values of every layer for the positions decoded so far, plus their descriptors."""
+    """Keys/values of every layer for the positions decoded so far, plus their descriptors.
 
-    def __init__(self) -> None:
-        self.layers: dict[int, KV] = {}
-        self.positions: SegmentPositions | None = None  # descriptors of the cached keys
+    Buffers are preallocated for ``capacity`` positions (grown geometrically beyond it) and
+    written in place, as are the position descriptors, so a decoding step copies O(1) data.
+    """
+
+    def __init__(self, capacity: int = 0) -> None:
+        self.capacity = capacity
+        self.kv: dict[int, LayerKV] = {}
+        self._pos: tuple[Tensor, Tensor, Tensor] | None = None  # (B, C) segment, index, valid
+        self._len = 0
+
+    def layer(self, i: int) -> LayerKV:
+        """Layer ``i``'s buffers (made on first use)."""
+        if i not in self.kv:
+            self.kv[i] = LayerKV(self.capacity)
+        return self.kv[i]
+
+    @property
+    def layers(self) -> dict[int, KV]:
+        """Cached keys/values (B, H, K, E) per layer (views)."""
+        return {i: c.kv for i, c in self.kv.items()}
+
+    @property
+    def positions(self) -> SegmentPositions | None:
+        """Descriptors of the cached keys (views of the buffers)."""
+        if self._pos is None:
+            return None
+        seg, idx, valid = self._pos
+        n = self._len
+        return SegmentPositions(seg[:, :n], idx[:, :n], valid[:, :n])
+
+    @positions.setter
+    def positions(self, pos: SegmentPositions | None) -> None:
+        self._pos, self._len = None, 0
+        if pos is not None:
+            self.extend(pos)
+
+    def extend(self, pos: SegmentPositions) -> SegmentPositions:
+        """Append descriptors (B, L) of new keys; returns the descriptors of all keys."""
+        n, L = self._len, len(pos)
+        end = n + L
+        if self._pos is None or end > self._pos[0].shape[1]:
+            cap = max(end, self.capacity, 2 * (0 if self._pos is None else self._pos[0].shape[1]))
+            B = pos.segment.shape[0]
+            new = (
+                pos.segment.new_empty(B, cap),
+                pos.index.new_empty(B, cap),
+                pos.valid.new_empty(B, cap),
+            )
+            if self._pos is not None and n:
+                for dst, src in zip(new, self._pos, strict=True):
+                    dst[:, :n] = src[:, :n]
+            self._pos = new
+        for dst, src in zip(self._pos, (pos.segment, pos.index, pos.valid), strict=True):
+            dst[:, n:end] = src
+        self._len = end
+        positions = self.positions
+        assert positions is not None
+        return positions
 
     def __len__(self) -> int:
-        return 0 if self.positions is None else len(self.positions)
+        return self._len
 
 
 class FeedForward(nn.Module):
@@ -61,12 +116,14 @@ class TransformerLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x: Tensor, mask: Tensor | None, past: KV | None = None, cond: Tensor | None = None
-    ) -> tuple[Tensor, KV]:
-        a, kv = self.attn(self.norm1(x, cond), mask, past)
-        x = x + self.dropout(a)  # (B, L, D)
-        x = x + self.dropout(self.ffn(self.norm2(x, cond)))
-        return x, kv
+        self,
+        x: Tensor,
+        mask: Tensor | None,
+        cache: LayerKV | None = None,
+        cond: Tensor | None = None,
+    ) -> Tensor:
+        x = x + self.dropout(self.attn(self.norm1(x, cond), mask, cache))  # (B, L, D)
+        return x + self.dropout(self.ffn(self.norm2(x, cond)))
 
 
 class TransformerStack(nn.Module):
@@ -98,12 +155,9 @@ class TransformerStack(nn.Module):
     ) -> Tensor:
         """Run ``x`` (B, L, D); ``mask`` (B, L, K) covers cached keys followed by ``x``'s keys.
 
-        With a ``cache`` the new keys/values are appended to it (the caller keeps
+        With a ``cache`` the new keys/values are written into it (the caller keeps
         ``cache.positions`` in step).
         """
         for i, layer in enumerate(self.layers):
-            past = cache.layers.get(i) if cache is not None else None
-            x, kv = layer(x, mask, past, cond)
-            if cache is not None:
-                cache.layers[i] = kv
+            x = layer(x, mask, None if cache is None else cache.layer(i), cond)
         return self.final_norm(x, cond)
