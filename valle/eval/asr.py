@@ -235,7 +235,10 @@ class FasterWhisperASR:
         beam_size: int = 5,
         cpu_threads: int = 0,
         model: Any | None = None,
+        initial_prompt: str | None = None,
     ) -> None:
+        """``initial_prompt`` steers Whisper's output style, e.g. ``"以下是普通话的句子。"`` for
+        simplified rather than traditional Chinese characters (CER compares characters)."""
         if model is None:
             from pathlib import Path
 
@@ -255,6 +258,7 @@ class FasterWhisperASR:
             )
         self.model = model
         self.beam_size = beam_size
+        self.initial_prompt = initial_prompt
 
     def transcribe(
         self, waves: Sequence[Wave], sample_rate: int, language: str | None = None
@@ -268,6 +272,7 @@ class FasterWhisperASR:
                     beam_size=self.beam_size,
                     condition_on_previous_text=False,
                     without_timestamps=True,
+                    initial_prompt=self.initial_prompt,
                 )
                 out.append(" ".join(seg.text.strip() for seg in segments).strip())
             return out
