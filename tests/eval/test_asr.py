@@ -174,3 +174,24 @@ def test_whisper_asr_resamples_batches_and_passes_language():
     assert out == ["utterance 0", "utterance 1", "utterance 0"]
     assert parts.seen_lengths == [[16000, 8000], [4000]]  # 8 kHz -> 16 kHz, batches of 2
     assert parts.generate_kwargs[0] == {"num_beams": 5, "task": "transcribe", "language": "fr"}
+
+
+def test_faster_whisper_wrapper_passes_options_and_resamples():
+    from valle.eval.asr import FasterWhisperASR
+
+    class FakeWhisperModel:
+        def __init__(self) -> None:
+            self.calls: list[tuple[int, dict]] = []
+
+        def transcribe(self, audio, **kwargs):
+            self.calls.append((len(audio), kwargs))
+            seg = type("Segment", (), {"text": f" {len(audio)} samples "})()
+            return iter([seg, seg]), None
+
+    fake = FakeWhisperModel()
+    asr = FasterWhisperASR(model=fake, beam_size=5)
+    out = asr.transcribe([noise(22050, 0), np.zeros(10, np.float32)], 22050, language="ja")
+    assert out == ["16000 samples 16000 samples", ""]
+    assert len(fake.calls) == 1  # the 10-sample wave never reaches the model
+    kwargs = fake.calls[0][1]
+    assert kwargs["language"] == "ja" and kwargs["beam_size"] == 5
