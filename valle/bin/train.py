@@ -83,6 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     import lightning as L
 
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # print once, not twice
+        logging.getLogger(name).propagate = False
+
     from valle.config import ConfigError
     from valle.registry import build_model
     from valle.train.checkpoint import CheckpointMismatchError

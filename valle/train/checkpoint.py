@@ -318,7 +318,8 @@ class PeriodicCheckpoint(L.Callback):
         if step == self._last_saved_step:
             return
         path = step_checkpoint_path(self.ckpt_dir, step)
-        trainer.save_checkpoint(path)  # every rank calls it; the strategy writes on rank 0
+        # every rank calls it; the strategy writes on rank 0
+        trainer.save_checkpoint(path, weights_only=False)
         self._last_saved_step = step
         if trainer.is_global_zero:
             model = getattr(pl_module, "model", pl_module)

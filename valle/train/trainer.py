@@ -142,6 +142,7 @@ def train(
         callbacks.append(SampleLogger(sample_provider, cfg.train.sample_every_n_steps))
     elif cfg.train.sample_every_n_steps > 0:
         logger.info("no codec or dev set configured: audio samples are not logged")
+    trainer_kwargs.setdefault("validate", getattr(datamodule, "dev_cuts", None) is not None)
     trainer = build_trainer(cfg.train, exp_dir, callbacks=callbacks, **trainer_kwargs)
 
     valle_config = experiment_to_dict(cfg)
