@@ -6,6 +6,8 @@ Subcommands (each a small registered entry; see :func:`subcommand`):
 - ``wer``: transcribe system outputs with an ASR backend and score WER (CER for zh/ja);
 - ``sim``: speaker similarity of system outputs to their prompts (SIM-o), codec-resynthesized
   prompts (SIM-r) and the original utterances (SIM-utt);
+- ``resynth``: pass the ground truth (and the prompts of a list) through the codec: the outputs of
+  the "codec" row, and the reconstructed prompts for SIM-r (``sim --prompt-resynth-dir``);
 - ``report``: merge JSON summaries into a CSV + markdown table and a PNG plot.
 
 System outputs live in a directory as ``<item id>.wav`` (or ``<item id>-<k>.wav`` for sample k
@@ -392,6 +394,53 @@ def run_sim(args: argparse.Namespace) -> int:
         f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("sim") and v is not None
     )
     print(f"{summary['system']}: {shown} over {len(ids)} utterances")
+    return 0
+
+
+# --------------------------------------------------------------------------- resynth
+def _configure_resynth(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cuts", required=True, help="cuts manifest with the ground-truth audio")
+    p.add_argument(
+        "--list",
+        default=None,
+        help="protocol list: resynthesize its targets and, under prompts/, its prompts",
+    )
+    p.add_argument("--codec-path", required=True, help="EnCodec directory or hub id")
+    p.add_argument("--bandwidth", type=float, default=6.0, help="EnCodec kbps (6.0 = 8 codebooks)")
+    p.add_argument("--num-codebooks", type=int, default=None, help="decode the first Q' only")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
+    p.add_argument("--out-dir", required=True, help="writes <id>.wav (and prompts/<id>.wav)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+@subcommand(
+    "resynth",
+    "codec resynthesis of ground truth and prompts (codec row, SIM-r)",
+    _configure_resynth,
+)
+def run_resynth(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from valle.codec.encodec import EncodecCodec
+    from valle.eval.audio import write_wave
+    from valle.eval.protocols import load_prompt_audio, load_target_audio, read_protocol
+    from valle.eval.resynth import resynthesize
+
+    cuts = _load_cuts(args.cuts)
+    codec = EncodecCodec.from_pretrained(args.codec_path, args.bandwidth, args.device)
+    out_dir = Path(args.out_dir)
+    jobs: list[tuple[Path, Any, int]] = []
+    if args.list:
+        for item in read_protocol(args.list):
+            jobs.append((out_dir / f"{item.id}.wav", *load_target_audio(item, cuts)))
+            jobs.append((out_dir / "prompts" / f"{item.id}.wav", *load_prompt_audio(item, cuts)))
+    else:
+        for cut in cuts:
+            jobs.append((out_dir / f"{cut.id}.wav", cut.load_audio()[0], int(cut.sampling_rate)))
+    for path, wave, sr in tqdm(jobs, desc="resynth", unit="wav", disable=args.no_progress):
+        (out,) = resynthesize(codec, [wave], sr, args.num_codebooks)
+        write_wave(path, out, codec.sample_rate)
+    print(f"wrote {len(jobs)} waves at {codec.sample_rate} Hz under {out_dir}")
     return 0
 
 

@@ -71,3 +71,14 @@ def load_wave(path: str | Path) -> tuple[np.ndarray, int]:
         raise FileNotFoundError(f"audio file not found: {path}")
     data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (N, C)
     return np.ascontiguousarray(data.mean(axis=1)), int(sr)
+
+
+def write_wave(path: str | Path, wave: Wave, sample_rate: int) -> Path:
+    """Write a mono wave as 16-bit PCM WAV, atomically."""
+    import soundfile as sf
+
+    from valle.eval.files import atomic_path
+
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), to_mono_float32(wave), sample_rate, subtype="PCM_16", format="WAV")
+    return Path(path)
