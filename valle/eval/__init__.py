@@ -8,6 +8,7 @@ Public entry points (see each module for the paper practice it follows):
   ``score_similarity`` (SIM-o, SIM-r, SIM-utt).
 - :mod:`valle.eval.protocols` and :mod:`valle.eval.rerank`: continuation / cross-sentence lists,
   best-of-N selection.
+- :mod:`valle.eval.resynth`: ``resynthesize`` (codec row, reconstructed prompts for SIM-r).
 - :mod:`valle.eval.report`: ``ResultsTable`` (CSV, markdown, PNG).
 
 The command line front end is ``valle-bench`` (:mod:`valle.bin.bench`).
@@ -18,6 +19,7 @@ from valle.eval.normalize import EnglishNormalizer, normalizer_for
 from valle.eval.protocols import TestItem, build_protocol, read_protocol, write_protocol
 from valle.eval.report import ResultsTable
 from valle.eval.rerank import HighestSimilarity, LowestWER, SampleScore, select_best
+from valle.eval.resynth import resynthesize
 from valle.eval.similarity import (
     ResemblyzerEncoder,
     SpeakerEncoder,
@@ -52,6 +54,7 @@ __all__ = [
     "cosine_similarity",
     "normalizer_for",
     "read_protocol",
+    "resynthesize",
     "score_corpus",
     "score_similarity",
     "select_best",
