@@ -214,6 +214,8 @@ def test_from_pretrained_local_directory(
         str(tmp_path), bandwidth=codec.model.config.target_bandwidths[0]
     )
     assert smaller.num_codebooks == 1
+    with pytest.raises(FileNotFoundError, match="not a model directory"):
+        EncodecCodec.from_pretrained(tmp_path / "missing")
 
 
 def test_non_causal_model_runs_items_alone() -> None:

@@ -2,7 +2,7 @@
 
 Shape legend: B batch, N samples, T frames, Q codebooks, D latent dim (codebook_dim).
 
-VALL-E (Wang et al., 2023, Sec. 3.1/5.1) tokenizes 24 kHz speech with EnCodec at 6 kbps:
+VALL-E (Wang et al., 2023, Sec. 3, speech quantization) tokenizes 24 kHz speech with EnCodec at 6 kbps:
 8 residual codebooks of 1024 entries at 75 frames per second. Here the bandwidth picks Q and
 every codec fact is read from the model config, so other EnCodec checkpoints work unchanged.
 
@@ -112,6 +112,11 @@ class EncodecCodec:
 
         path = os.fspath(name_or_path)
         local = os.path.isdir(path)
+        if not local and (path.startswith((os.sep, ".", "~")) or os.path.exists(path)):
+            raise FileNotFoundError(
+                f"{path!r} is not a model directory; pass a directory with config.json and "
+                "weights (EncodecModel.save_pretrained) or a hub id like facebook/encodec_24khz."
+            )
         try:
             model = EncodecModel.from_pretrained(path, local_files_only=local)
         except OSError as err:
@@ -217,21 +222,22 @@ class EncodecCodec:
             padding_mask[b, 0, : wav.shape[-1]] = True
         return input_values, padding_mask, frames
 
-    def latents(
-        self, wavs: list[torch.Tensor]
-    ) -> Iterator[tuple[list[int], torch.Tensor, list[int]]]:
-        """Encoder outputs before quantisation, batch by batch.
+    def latents(self, wavs: list[torch.Tensor]) -> list[tuple[list[int], torch.Tensor, list[int]]]:
+        """Encoder outputs before quantisation, batch by batch (as ``encode`` batches them).
 
-        Yields:
-            (indices into ``wavs``, latents ``(b, D, T)`` padded, valid frames per item).
+        Returns:
+            list of (indices into ``wavs``, latents ``(b, D, T)``, valid frames per item);
+            frames past an item's own count hold whatever the padding produced.
         """
         _check_waves(wavs)
+        out = []
         with torch.inference_mode():
             lengths = [self.num_frames(w.shape[-1]) for w in wavs]
             for group in self._groups(lengths):
                 input_values, padding_mask, frames = self._pad_waves([wavs[i] for i in group])
                 latent = self._model.encoder(input_values * padding_mask)  # (b, D, T)
-                yield group, latent, frames
+                out.append((group, latent, frames))
+        return out
 
     # ------------------------------------------------------------------ Codec protocol
 
