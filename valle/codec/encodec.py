@@ -13,7 +13,14 @@ is batched; the batch is then zero-padded to the longest item and the padding ma
 to the model. With every item a whole number of frames long, no convolution reads past an
 item's own end, so an item's codes do not depend on what else is in the batch. Decoding is
 causal as well: the decoded batch is trimmed to ``T_b * hop_length`` samples per item.
-Non-causal models (e.g. the 48 kHz one) are encoded one item at a time instead.
+The first frames are the exception: EnCodec's causal convolutions pad on the left by
+reflection, so frame 0 reads a few frames ahead; items shorter than ``min_batch_frames`` (7 for
+the 24 kHz model, worked out from the layers) therefore run alone. Non-causal models (e.g. the
+48 kHz one) are encoded one item at a time. In float64 batched and single runs agree bit for
+bit; in float32 the convolution kernels for different batch shapes round differently (~1e-7),
+which can flip a code where two codewords are almost equally near (see
+``valle.testing.codec.non_tie_mismatches``). Callers choose the batch size: one call is one
+padded batch.
 """
 
 from __future__ import annotations
