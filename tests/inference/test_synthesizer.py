@@ -1,0 +1,157 @@
+"""Synthesizer: checkpoint loading, wave length at the codec rate, batch == single, errors."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from valle.inference import (
+    CheckpointContentError,
+    CodecMismatchError,
+    PromptTrim,
+    SynthesisJob,
+    Synthesizer,
+)
+from valle.sampling import Greedy
+from valle.testing.codec import tiny_encodec_codec
+from valle.text import UnknownSymbolError, UnsupportedLanguageError
+
+
+def never_eos(eos: int):
+    """Greedy sampling that can never stop early: every job runs to its length bound."""
+
+    def sampler(logits, history, generator):
+        logits = logits.clone()
+        logits[:, eos] = -math.inf
+        return logits.argmax(-1)
+
+    return sampler
+
+
+@pytest.fixture(scope="module")
+def synth(setup) -> Synthesizer:
+    return Synthesizer.from_checkpoint(setup.checkpoint)
+
+
+def test_from_checkpoint_reads_symbols_and_codec_from_the_checkpoint(setup, synth) -> None:
+    assert synth.symbols == setup.symbols
+    assert synth.sample_rate == 16000
+    assert (synth.codec.num_codebooks, synth.codec.codebook_size) == (4, 16)
+    assert not synth.model.training
+
+
+def test_wave_is_finite_with_the_bound_length_at_the_codec_rate(setup, synth) -> None:
+    ar = synth.model.ar
+    text, prompt_text = "She sells sea shells.", "The quick brown fox."
+    n_text = len(synth.text_ids(text, prompt_text))
+    wave, sr = synth.synthesize(text, setup.prompt_wav, prompt_text, sampler=never_eos(ar.eos_id))
+    assert sr == 16000 and wave.dtype == np.float32 and wave.ndim == 1
+    assert np.isfinite(wave).all() and np.abs(wave).max() > 0
+    frames = math.ceil(1.5 * n_text)  # max_len_ratio 1.5 of the whole text (prompt + target)
+    hop = round(sr / synth.codec.frame_rate)
+    assert len(wave) == frames * hop
+
+
+def test_text_is_prompt_then_boundary_then_target(synth) -> None:
+    ids = synth.text_ids("lazy dog", "quick fox")
+    from valle.text import tokenize_text
+
+    want = tokenize_text("quick fox", "en") + ["_"] + tokenize_text("lazy dog", "en")
+    assert synth.symbols.decode(ids) == want
+
+
+def test_batch_equals_single_under_greedy(setup, synth) -> None:
+    rng = np.random.default_rng(0)
+    sr = 16000
+    jobs = [
+        SynthesisJob("The lazy dog.", setup.prompt_wav, "She sells sea shells."),
+        SynthesisJob(
+            "Hello world, this is a test.",
+            (0.1 * rng.standard_normal(int(0.7 * sr))).astype(np.float32),
+            "The quick brown fox.",
+            prompt_sample_rate=sr,
+        ),
+        SynthesisJob("Sea shells.", setup.prompt_wav, "Hello.", prompt_language="en"),
+    ]
+    sampler = never_eos(synth.model.ar.eos_id)
+    batched = synth.synthesize_batch(jobs, sampler=sampler)
+    assert len({len(w) for w, _ in batched}) > 1  # different lengths in one batch
+    for job, (wave, sr_b) in zip(jobs, batched, strict=True):
+        single, sr_s = synth.synthesize_batch([job], sampler=sampler)[0]
+        assert sr_b == sr_s
+        np.testing.assert_allclose(wave, single, atol=1e-5, rtol=0)
+    # batch_size splits into several generate calls with the same results
+    split = synth.synthesize_batch(jobs, sampler=sampler, batch_size=2)
+    for (a, _), (b, _) in zip(batched, split, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+
+
+def test_seed_makes_sampling_reproducible(setup, synth) -> None:
+    from valle.sampling import build_sampler
+
+    sampler = build_sampler("sample", temperature=1.5)
+    args = ("The lazy dog.", setup.prompt_wav, "She sells sea shells.")
+    a, _ = synth.synthesize(*args, seed=3, sampler=sampler)
+    b, _ = synth.synthesize(*args, seed=3, sampler=sampler)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_errors_empty_text_language_unknown_symbols(setup, synth) -> None:
+    with pytest.raises(ValueError, match="empty"):
+        synth.synthesize("   ", setup.prompt_wav, "She sells sea shells.")
+    with pytest.raises(ValueError, match="prompt transcript is empty"):
+        synth.synthesize("The dog.", setup.prompt_wav, "")
+    with pytest.raises(UnsupportedLanguageError, match="supported languages"):
+        synth.synthesize("The dog.", setup.prompt_wav, "Hello.", language="xx")
+    with pytest.raises(UnknownSymbolError) as err:
+        synth.synthesize("Measure the azure vision.", setup.prompt_wav, "Hello.")
+    assert set(err.value.symbols) == {"ʒ", "ˈæ"}  # every unknown phoneme, each once
+    assert "symbol table" in str(err.value)
+
+
+def test_codec_mismatch_is_a_clear_error(setup) -> None:
+    other = tiny_encodec_codec(num_codebooks=2, codebook_size=16)
+    with pytest.raises(CodecMismatchError, match="2 codebooks of 16 codes.*4 codebooks of 16"):
+        Synthesizer.from_checkpoint(setup.checkpoint, codec=other)
+
+
+def test_bare_checkpoint_needs_explicit_tokens_and_codec(setup) -> None:
+    with pytest.raises(CheckpointContentError, match="tokens.txt"):
+        Synthesizer.from_checkpoint(setup.bare_checkpoint)
+    with pytest.raises(CheckpointContentError, match="codec"):
+        Synthesizer.from_checkpoint(setup.bare_checkpoint, tokens=setup.tokens)
+    synth = Synthesizer.from_checkpoint(
+        setup.bare_checkpoint, tokens=setup.tokens, codec=setup.codec_dir, sampler=Greedy()
+    )
+    wave, sr = synth.synthesize("The dog.", setup.prompt_wav, "Hello.")
+    assert sr == 16000 and np.isfinite(wave).all()
+
+
+def test_tokens_of_another_size_are_refused(setup, tmp_path) -> None:
+    from valle.text import SymbolTable
+
+    small = SymbolTable(setup.symbols.symbols[:-1])
+    with pytest.raises(CheckpointContentError, match="symbols but the model was trained with"):
+        Synthesizer.from_checkpoint(setup.checkpoint, tokens=small)
+
+
+def test_long_prompt_is_trimmed_and_untrimmed_on_request(setup) -> None:
+    sr = 16000
+    t = np.arange(6 * sr) / sr
+    wave = (0.3 * np.sin(2 * np.pi * 150 * t)).astype(np.float32)
+    wave[int(2.9 * sr) : int(3.0 * sr)] = 0.0  # a pause near 3 s
+    prompt_text = "one two three four five six"
+    synth = Synthesizer.from_checkpoint(setup.checkpoint, sampler=Greedy())
+    codes, text = synth.prompt_codes(wave, prompt_text, sr)
+    frame_rate = synth.codec.frame_rate
+    assert abs(codes.shape[0] / frame_rate - 2.95) < 0.05
+    assert text == "one two three"
+    keep = Synthesizer.from_checkpoint(
+        setup.checkpoint, sampler=Greedy(), prompt_trim=PromptTrim(seconds=None)
+    )
+    codes_all, text_all = keep.prompt_codes(wave, prompt_text, sr)
+    assert abs(codes_all.shape[0] / frame_rate - 6.0) < 0.05 and text_all == prompt_text
+    assert torch.equal(codes_all[: codes.shape[0] - 2], codes[:-2])  # same audio up to the cut

@@ -1,0 +1,137 @@
+"""Acoustic prompts for zero-shot TTS: loading at the codec's rate and trimming to ~3 s.
+
+Shape legend: N samples, C channels, W analysis frames.
+
+VALL-E (Sec 4.3, 5.1) uses a 3 s enrolled recording as the acoustic prompt. Longer prompts
+cost AR steps (every prompt frame is a key of every step) and, cut at an arbitrary point,
+leave a transcript that no longer matches the audio. Without a word alignment the cut follows
+this rule (:func:`trim_prompt`):
+
+1. A prompt of at most ``max_ratio * seconds`` (default 1.5 x 3 s = 4.5 s) is kept whole.
+2. Otherwise the audio is cut at the quietest 20 ms frame (most likely a pause between
+   words) within ``seconds +- search`` (default 3 s +- 0.5 s); ties go to the frame nearest
+   ``seconds``.
+3. The transcript keeps the same fraction of its words (whitespace-separated; for text
+   without spaces, such as Chinese or Japanese, characters), rounded, at least one, and a
+   warning is logged: the cut is approximate. Disable trimming (``seconds=None``) for
+   prompts whose transcript must stay exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from valle.data.audio import load_audio, to_mono_at_rate
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["PromptAudio", "PromptTrim", "load_prompt", "trim_prompt"]
+
+PromptAudio = Union[str, os.PathLike, np.ndarray, Tensor]  # a file, or samples (N,) / (C, N)
+
+
+@dataclass(frozen=True)
+class PromptTrim:
+    """How to shorten a long prompt (see the module docstring); ``seconds=None``: never."""
+
+    seconds: float | None = 3.0  # target prompt length (s)
+    max_ratio: float = 1.5  # prompts up to max_ratio * seconds are kept whole
+    search: float = 0.5  # look for a pause within seconds +- search (s)
+    frame: float = 0.02  # energy analysis frame (s)
+
+    def __post_init__(self) -> None:
+        if self.seconds is not None and self.seconds <= 0:
+            raise ValueError(f"prompt seconds must be > 0 (or None: no trimming), got {self.seconds}")
+        if self.max_ratio < 1:
+            raise ValueError(f"max_ratio must be >= 1, got {self.max_ratio}")
+        if self.search < 0 or self.frame <= 0:
+            raise ValueError("search must be >= 0 and frame > 0 seconds")
+
+
+def load_prompt(
+    audio: PromptAudio, sample_rate: int, source_rate: int | None = None
+) -> Tensor:
+    """A prompt as mono float32 (N,) at ``sample_rate`` (the codec's).
+
+    ``audio`` is a file path (any rate and channel count) or samples (N,) / (C, N) at
+    ``source_rate`` (default: ``sample_rate``).
+    """
+    if isinstance(audio, (str, os.PathLike)):
+        return load_audio(Path(audio), sample_rate)
+    if isinstance(audio, Tensor):
+        audio = audio.detach().cpu().float().numpy()
+    if not isinstance(audio, np.ndarray):
+        raise TypeError(
+            f"prompt audio must be a file path or an array of samples, got {type(audio).__name__}"
+        )
+    if audio.ndim == 2 and audio.shape[0] > audio.shape[1]:
+        raise ValueError(
+            f"prompt samples of shape {audio.shape} look like (N, C); pass (C, N) (transpose "
+            "soundfile's output) or a mono (N,) array"
+        )
+    wave = to_mono_at_rate(audio, source_rate or sample_rate, sample_rate)
+    if wave.numel() == 0:
+        raise ValueError("the prompt audio is empty; pass a recording of about 3 s")
+    if not torch.isfinite(wave).all():
+        raise ValueError("the prompt audio holds NaN or inf samples")
+    return wave
+
+
+def _units(text: str) -> tuple[list[str], str]:
+    """Words (joined by spaces) or, for text without spaces, characters (joined by nothing)."""
+    words = text.split()
+    if len(words) > 1:
+        return words, " "
+    return [c for c in text.strip()], ""
+
+
+def trim_prompt(
+    wave: Tensor, text: str, sample_rate: int, trim: PromptTrim = PromptTrim()
+) -> tuple[Tensor, str]:
+    """Shorten a long prompt wave (N,) and its transcript by the rule of the module docstring.
+
+    Returns the (possibly) shortened wave and transcript.
+    """
+    if trim.seconds is None:
+        return wave, text
+    n = wave.shape[-1]
+    duration = n / sample_rate
+    if duration <= trim.max_ratio * trim.seconds:
+        return wave, text
+    hop = max(1, int(round(trim.frame * sample_rate)))
+    W = n // hop
+    energy = wave[: W * hop].reshape(W, hop).double().pow(2).mean(-1)  # (W,)
+    centre = (torch.arange(W, dtype=torch.float64) + 0.5) * hop / sample_rate  # (W,) seconds
+    lo, hi = trim.seconds - trim.search, trim.seconds + trim.search
+    window = ((centre >= lo) & (centre <= hi)).nonzero().flatten()
+    if window.numel() == 0:  # frame longer than the window: cut at the target itself
+        cut = int(round(trim.seconds * sample_rate))
+    else:
+        e = energy[window]
+        quiet = window[e <= e.min() * (1 + 1e-9) + 1e-20]  # (ties)
+        best = quiet[(centre[quiet] - trim.seconds).abs().argmin()]
+        cut = int(round(float(centre[best]) * sample_rate))
+    units, sep = _units(text)
+    keep = min(len(units), max(1, int(round(len(units) * cut / n))))
+    new_text = sep.join(units[:keep])
+    logger.warning(
+        "prompt of %.2f s trimmed to %.2f s at a pause; transcript cut to %d of %d %s "
+        "proportionally (%r) -- pass a ~%.0f s prompt or disable trimming if it is wrong",
+        duration,
+        cut / sample_rate,
+        keep,
+        len(units),
+        "words" if sep else "characters",
+        new_text,
+        trim.seconds,
+    )
+    return wave[:cut], new_text
+

@@ -1,0 +1,37 @@
+"""Writing synthesized waves: atomically (temp file in the same directory, then os.replace)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["write_wav"]
+
+
+def write_wav(path: str | os.PathLike[str], wave: np.ndarray, sample_rate: int) -> Path:
+    """Write a mono float wave (N,) as 16-bit PCM WAV; samples beyond [-1, 1] are clipped."""
+    path = Path(path)
+    wave = np.asarray(wave, dtype=np.float32).reshape(-1)
+    if not np.isfinite(wave).all():
+        raise ValueError(f"refusing to write {path}: the wave holds NaN or inf samples")
+    clipped = int(np.count_nonzero(np.abs(wave) > 1.0))
+    if clipped:
+        logger.warning("%s: %d samples beyond [-1, 1] clipped", path, clipped)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        sf.write(tmp, np.clip(wave, -1.0, 1.0), int(sample_rate), format="WAV", subtype="PCM_16")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
