@@ -47,8 +47,12 @@ def average_to(paths: Sequence[str | Path], output: str | Path) -> Path:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoints", nargs="*", help="checkpoints to average (or use --exp-dir/--last)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "checkpoints", nargs="*", help="checkpoints to average (or use --exp-dir/--last)"
+    )
     p.add_argument("--exp-dir", help="experiment directory whose last checkpoints are averaged")
     p.add_argument("--last", type=int, default=5, help="how many of the newest checkpoints")
     p.add_argument("--output", required=True, help="averaged inference checkpoint to write")

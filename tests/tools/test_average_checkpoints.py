@@ -37,12 +37,19 @@ def test_mean_of_two_checkpoints(tmp_path):
     save_inference_checkpoint(tmp_path / "a.pt", a, CONFIG, step=1)
     # the second one in the full (Lightning) format: weights under "model."
     atomic_torch_save(
-        {"state_dict": {f"model.{k}": v for k, v in b.items()}, "valle_config": CONFIG,
-         "optimizer_states": []},
+        {
+            "state_dict": {f"model.{k}": v for k, v in b.items()},
+            "valle_config": CONFIG,
+            "optimizer_states": [],
+        },
         tmp_path / "b.ckpt",
     )
-    assert avg.main([str(tmp_path / "a.pt"), str(tmp_path / "b.ckpt"),
-                     "--output", str(tmp_path / "avg.pt")]) == 0
+    assert (
+        avg.main(
+            [str(tmp_path / "a.pt"), str(tmp_path / "b.ckpt"), "--output", str(tmp_path / "avg.pt")]
+        )
+        == 0
+    )
     out = torch.load(tmp_path / "avg.pt", weights_only=True)
     assert out["valle_config"] == CONFIG and out["format"] == "valle-inference"
     torch.testing.assert_close(out["state_dict"]["w"], (a["w"] + b["w"]) / 2)
@@ -66,18 +73,25 @@ def test_mismatched_configs_or_shapes_are_refused(tmp_path):
     with pytest.raises(CheckpointMismatchError, match="shape"):
         avg.average_to([tmp_path / "a.pt", tmp_path / "c.pt"], tmp_path / "x.pt")
     assert not (tmp_path / "x.pt").exists()
-    assert avg.main([str(tmp_path / "a.pt"), str(tmp_path / "b.pt"),
-                     "--output", str(tmp_path / "x.pt")]) == 2
+    assert (
+        avg.main(
+            [str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--output", str(tmp_path / "x.pt")]
+        )
+        == 2
+    )
 
 
 def test_last_n_of_an_experiment(tmp_path):
     for step in (10, 20, 30):
-        save_inference_checkpoint(step_checkpoint_path(tmp_path / "checkpoints", step),
-                                  _state(step), CONFIG)
+        save_inference_checkpoint(
+            step_checkpoint_path(tmp_path / "checkpoints", step), _state(step), CONFIG
+        )
     chosen = avg.select_checkpoints(tmp_path, 2)
     assert [p.name for p in chosen] == ["step-00000020.ckpt", "step-00000030.ckpt"]
-    assert avg.main(["--exp-dir", str(tmp_path), "--last", "2",
-                     "--output", str(tmp_path / "avg.pt")]) == 0
+    assert (
+        avg.main(["--exp-dir", str(tmp_path), "--last", "2", "--output", str(tmp_path / "avg.pt")])
+        == 0
+    )
     out = torch.load(tmp_path / "avg.pt", weights_only=True)["state_dict"]
     torch.testing.assert_close(out["w"], (_state(20)["w"] + _state(30)["w"]) / 2)
     with pytest.raises(ValueError, match="fewer than --last 4"):

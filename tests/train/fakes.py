@@ -32,7 +32,9 @@ class FakeSpeechLM(nn.Module):
         super().__init__()
         self.text = nn.Embedding(TEXT_V, d)
         self.prev = nn.Embedding(V, d)
-        self.ar_out = nn.Sequential(nn.Dropout(dropout), nn.Linear(d, d), nn.ReLU(), nn.Linear(d, V))
+        self.ar_out = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(d, d), nn.ReLU(), nn.Linear(d, V)
+        )
         self.nar_in = nn.Embedding(V, d)
         self.nar_out = nn.Sequential(nn.Dropout(dropout), nn.Linear(d, V))
         self.norm = nn.LayerNorm(d)
@@ -62,8 +64,17 @@ class FakeSpeechLM(nn.Module):
         return total, metrics
 
     @torch.no_grad()
-    def generate(self, text_tokens, text_lens, prompt_codes, prompt_lens, *, language=None,
-                 generator=None, **kwargs):
+    def generate(
+        self,
+        text_tokens,
+        text_lens,
+        prompt_codes,
+        prompt_lens,
+        *,
+        language=None,
+        generator=None,
+        **kwargs,
+    ):
         """Greedy bigram continuation of the prompt's last code, 20 frames."""
         text = self.text(text_tokens).mean(1, keepdim=True)  # (B, 1, D)
         last = prompt_codes[:, -1, 0]  # (B,)
@@ -83,7 +94,8 @@ def make_cuts(n: int = 24, seed: int = 0) -> CutSet:
     gen = torch.Generator().manual_seed(seed)
     durs = (0.6 + 1.4 * torch.rand(n, generator=gen)).tolist()
     return CutSet.from_cuts(
-        dummy_cut(i, duration=round(d, 2), recording_duration=round(d, 2)) for i, d in enumerate(durs)
+        dummy_cut(i, duration=round(d, 2), recording_duration=round(d, 2))
+        for i, d in enumerate(durs)
     )
 
 

@@ -29,13 +29,36 @@ def data(tmp_path_factory):
 
 def _args(data, exp_dir, *extra):
     return [
-        "--variant", "valle", "--size", "tiny", "--exp-dir", str(exp_dir),
-        "--train-cuts", str(data / "train.jsonl.gz"), "--dev-cuts", str(data / "dev.jsonl.gz"),
-        "--tokens", str(data / "tokens.txt"), "--codec-dir", str(data / "tok"),
-        "--accelerator", "cpu", "--devices", "1",
-        "--set", "data.num_workers=0", "--set", "train.max_duration=6",
-        "--set", "train.checkpoint_every_n_steps=2", "--set", "train.val_every_n_steps=2",
-        "--set", "train.limit_val_batches=1", "--set", "train.log_every=1",
+        "--variant",
+        "valle",
+        "--size",
+        "tiny",
+        "--exp-dir",
+        str(exp_dir),
+        "--train-cuts",
+        str(data / "train.jsonl.gz"),
+        "--dev-cuts",
+        str(data / "dev.jsonl.gz"),
+        "--tokens",
+        str(data / "tokens.txt"),
+        "--codec-dir",
+        str(data / "tok"),
+        "--accelerator",
+        "cpu",
+        "--devices",
+        "1",
+        "--set",
+        "data.num_workers=0",
+        "--set",
+        "train.max_duration=6",
+        "--set",
+        "train.checkpoint_every_n_steps=2",
+        "--set",
+        "train.val_every_n_steps=2",
+        "--set",
+        "train.limit_val_batches=1",
+        "--set",
+        "train.log_every=1",
         *extra,
     ]
 
@@ -44,8 +67,23 @@ def test_train_then_resume(data, tmp_path, capsys):
     exp = tmp_path / "exp"
     extra = tmp_path / "extra.yaml"
     extra.write_text("train:\n  warmup_steps: 1\n  sample_every_n_steps: 2\n")
-    assert main(_args(data, exp, "--config", str(extra), "--stages", "ar,nar",
-                      "--set", "train.max_steps=3", "--set", "ar.backbone.num_layers=1")) == 0
+    assert (
+        main(
+            _args(
+                data,
+                exp,
+                "--config",
+                str(extra),
+                "--stages",
+                "ar,nar",
+                "--set",
+                "train.max_steps=3",
+                "--set",
+                "ar.backbone.num_layers=1",
+            )
+        )
+        == 0
+    )
     assert "trained to step 3" in capsys.readouterr().out
     assert [s for s, _ in list_step_checkpoints(exp / "checkpoints")] == [2, 3]
     model, cfg = build_model_from_checkpoint(exp / "model.pt")
@@ -53,8 +91,24 @@ def test_train_then_resume(data, tmp_path, capsys):
     assert cfg["data"]["tokens"].endswith("tokens.txt")
     assert (exp / "tensorboard").is_dir()
     # resume to step 5 with the same model; the step-3 checkpoint is the start
-    assert main(_args(data, exp, "--config", str(extra), "--stages", "ar,nar", "--resume",
-                      "--set", "train.max_steps=5", "--set", "ar.backbone.num_layers=1")) == 0
+    assert (
+        main(
+            _args(
+                data,
+                exp,
+                "--config",
+                str(extra),
+                "--stages",
+                "ar,nar",
+                "--resume",
+                "--set",
+                "train.max_steps=5",
+                "--set",
+                "ar.backbone.num_layers=1",
+            )
+        )
+        == 0
+    )
     assert "trained to step 5" in capsys.readouterr().out
     assert torch.load(exp / "model.pt", weights_only=True)["step"] == 5
 

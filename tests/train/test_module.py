@@ -29,13 +29,26 @@ def _fit(tmp_path, steps: int, **train_kw):
     torch.manual_seed(0)
     batch = dummy_batch(6)
     cfg = TrainConfig(
-        lr=1e-2, warmup_steps=2, max_steps=steps, log_every=1, val_every_n_steps=0,
-        checkpoint_every_n_steps=0, sample_every_n_steps=0, **train_kw
+        lr=1e-2,
+        warmup_steps=2,
+        max_steps=steps,
+        log_every=1,
+        val_every_n_steps=0,
+        checkpoint_every_n_steps=0,
+        sample_every_n_steps=0,
+        **train_kw,
     )
     module = TrainingModule(FakeSpeechLM(dropout=0.0), cfg, {"model": {"d": 32}})
     rec = Recorder()
-    trainer = build_trainer(cfg, tmp_path, accelerator="cpu", devices=1, tensorboard=False,
-                            validate=False, callbacks=[rec])
+    trainer = build_trainer(
+        cfg,
+        tmp_path,
+        accelerator="cpu",
+        devices=1,
+        tensorboard=False,
+        validate=False,
+        callbacks=[rec],
+    )
     trainer.fit(module, train_dataloaders=DataLoader([batch] * steps, batch_size=None))
     return rec, trainer
 
@@ -64,7 +77,7 @@ def test_lr_follows_warmup_then_decay(tmp_path):
     lrs = [m["train/lr"] for m in rec.metrics]
     assert lrs[0] == pytest.approx(1e-2 / 2) and lrs[1] == pytest.approx(1e-2)
     assert lrs[2] == pytest.approx(1e-2)  # decay starts from the peak
-    assert all(a > b for a, b in zip(lrs[2:], lrs[3:]))
+    assert all(a > b for a, b in zip(lrs[2:], lrs[3:], strict=False))
 
 
 def test_gradient_clipping_bounds_the_update(tmp_path):

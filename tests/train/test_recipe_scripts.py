@@ -17,12 +17,22 @@ def test_run_sh_help_and_errors(recipe, tmp_path):
     out = subprocess.run(["bash", str(script), "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--ar-config conf/train_ar.yaml" in out.stdout
     missing = subprocess.run(
-        ["bash", str(script), "--data-dir", str(tmp_path / "nodata"), "--exp-dir",
-         str(tmp_path / "exp")], capture_output=True, text=True,
+        [
+            "bash",
+            str(script),
+            "--data-dir",
+            str(tmp_path / "nodata"),
+            "--exp-dir",
+            str(tmp_path / "exp"),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert missing.returncode != 0
     assert "run the earlier stages first" in missing.stdout
-    later = subprocess.run(["bash", str(script), "--stage", "7", "--stop-stage", "8"], capture_output=True, text=True)
+    later = subprocess.run(
+        ["bash", str(script), "--stage", "7", "--stop-stage", "8"], capture_output=True, text=True
+    )
     assert later.returncode != 0 and "not written yet" in later.stdout
     typo = subprocess.run(["bash", str(script), "--max-steps", "3"], capture_output=True, text=True)
     assert typo.returncode != 0 and "unknown option" in typo.stderr
@@ -33,6 +43,13 @@ def test_run_sh_help_and_errors(recipe, tmp_path):
 def test_recipe_configs_load(recipe, which):
     from valle.train.config import compose_experiment
 
-    cfg = compose_experiment("valle", "tiny", [EGS / recipe / "conf" / which], [],
-                             text_vocab_size=10, codebook_size=16, num_codebooks=2)
+    cfg = compose_experiment(
+        "valle",
+        "tiny",
+        [EGS / recipe / "conf" / which],
+        [],
+        text_vocab_size=10,
+        codebook_size=16,
+        num_codebooks=2,
+    )
     assert cfg.train.stages == (("ar",) if which == "train_ar.yaml" else ("nar",))

@@ -70,8 +70,17 @@ def _run(exp_dir, max_steps, resume=False, num_workers=0, crash_at=None):
     rec = LossRecorder()
     callbacks = [rec] if crash_at is None else [rec, Crash(crash_at)]
     try:
-        train(cfg, model, dm, exp_dir, resume=resume, accelerator="cpu", devices=1,
-              tensorboard=False, callbacks=callbacks)
+        train(
+            cfg,
+            model,
+            dm,
+            exp_dir,
+            resume=resume,
+            accelerator="cpu",
+            devices=1,
+            tensorboard=False,
+            callbacks=callbacks,
+        )
     except SimulatedCrash:
         pass
     return rec

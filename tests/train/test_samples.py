@@ -9,7 +9,7 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.train.fakes import Q, TEXT_V, V, FakeCodec, FakeSpeechLM, dummy_batch
+from tests.train.fakes import TEXT_V, FakeCodec, FakeSpeechLM, Q, V, dummy_batch
 from valle.config import compose_config
 from valle.registry import build_model
 from valle.train.config import TrainConfig
@@ -18,8 +18,13 @@ from valle.train.samples import SampleLogger, SampleProvider, mel_figure
 
 
 def _trainer(logger):
-    trainer = L.Trainer(accelerator="cpu", logger=logger, enable_progress_bar=False,
-                        enable_checkpointing=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=logger,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
     return trainer
 
 
@@ -31,8 +36,14 @@ def test_provider_from_batch_works_with_the_real_model():
     assert provider.prompt_codes.shape == (int(batch["audio_lens"][0]), Q)
     torch.manual_seed(0)
     model = build_model(
-        compose_config("valle", "tiny", ["ar.max_len_ratio=2.0"], text_vocab_size=TEXT_V,
-                       codebook_size=V, num_codebooks=Q)
+        compose_config(
+            "valle",
+            "tiny",
+            ["ar.max_len_ratio=2.0"],
+            text_vocab_size=TEXT_V,
+            codebook_size=V,
+            num_codebooks=Q,
+        )
     ).eval()
     wave, sr = provider.synthesize(model)
     assert sr == 8000 and wave.ndim == 1 and torch.isfinite(wave).all()

@@ -20,7 +20,7 @@ def test_cosine_ends_at_floor_and_is_monotone():
     cfg = TrainConfig(warmup_steps=2, max_steps=12, decay="cosine", min_lr_ratio=0.1)
     values = [lr_multiplier(s, cfg) for s in range(2, 13)]
     assert values[0] == pytest.approx(1.0) and values[-1] == pytest.approx(0.1)
-    assert all(a >= b for a, b in zip(values, values[1:]))
+    assert all(a >= b for a, b in zip(values, values[1:], strict=False))
     mid = lr_multiplier(7, cfg)  # halfway through the decay
     assert mid == pytest.approx(0.1 + 0.9 * 0.5)
 

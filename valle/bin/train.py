@@ -33,23 +33,43 @@ def _devices(text: str) -> int | str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="valle-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="valle-train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--variant", default="valle", help="model variant preset or YAML (valle.registry)")
+    p.add_argument(
+        "--variant", default="valle", help="model variant preset or YAML (valle.registry)"
+    )
     p.add_argument("--size", default="tiny", help="size preset (tiny, base) or YAML")
-    p.add_argument("--config", action="append", default=[], metavar="YAML",
-                   help="experiment YAML with model/train/data sections (repeatable, in order)")
-    p.add_argument("--set", action="append", default=[], dest="overrides", metavar="KEY=VALUE",
-                   help="dotted override, e.g. train.max_steps=2000 or ar.backbone.num_layers=6")
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="YAML",
+        help="experiment YAML with model/train/data sections (repeatable, in order)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="overrides",
+        metavar="KEY=VALUE",
+        help="dotted override, e.g. train.max_steps=2000 or ar.backbone.num_layers=6",
+    )
     p.add_argument("--exp-dir", required=True, help="output directory of the run")
     p.add_argument("--train-cuts", help="tokenized training cuts (sets data.train_cuts)")
     p.add_argument("--dev-cuts", help="tokenized dev cuts (sets data.dev_cuts)")
     p.add_argument("--tokens", help="symbol table tokens.txt (sets data.tokens)")
     p.add_argument("--codec-dir", help="directory with codec.json (sets data.codec_dir)")
     p.add_argument("--stages", help="model parts to train: ar, nar or ar,nar (sets train.stages)")
-    p.add_argument("--init-from", help="start from the weights of this checkpoint (e.g. the AR run)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from the last checkpoint in <exp-dir>/checkpoints")
+    p.add_argument(
+        "--init-from", help="start from the weights of this checkpoint (e.g. the AR run)"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint in <exp-dir>/checkpoints",
+    )
     p.add_argument("--accelerator", default="auto", help="cpu | gpu | auto (Lightning)")
     p.add_argument("--devices", type=_devices, default="auto", help="devices per node, or auto")
     p.add_argument("--num-nodes", type=int, default=1, help="nodes (multi-node DDP)")
@@ -79,7 +99,9 @@ def _path_overrides(args: argparse.Namespace) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
     import lightning as L
 
@@ -116,12 +138,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             strategy=args.strategy,
             enable_progress_bar=args.progress_bar,
         )
-    except (ConfigError, CheckpointMismatchError, FileNotFoundError, FileExistsError,
-            ValueError) as err:
+    except (
+        ConfigError,
+        CheckpointMismatchError,
+        FileNotFoundError,
+        FileExistsError,
+        ValueError,
+    ) as err:
         log.error("%s", err)
         return 2
     if trainer.is_global_zero:
-        print(f"trained to step {trainer.global_step}; inference checkpoint {args.exp_dir}/model.pt")
+        print(
+            f"trained to step {trainer.global_step}; inference checkpoint {args.exp_dir}/model.pt"
+        )
     return 0
 
 

@@ -80,7 +80,9 @@ class TrainConfig:
     lr: float = opt(5e-4, "peak learning rate after warmup (AdamW)")
     betas: tuple[float, float] = opt((0.9, 0.95), "AdamW [beta1, beta2]")
     eps: float = opt(1e-8, "AdamW epsilon")
-    weight_decay: float = opt(0.01, "AdamW decoupled weight decay (matrices only, not norms/biases)")
+    weight_decay: float = opt(
+        0.01, "AdamW decoupled weight decay (matrices only, not norms/biases)"
+    )
     warmup_steps: int = opt(200, "linear warmup length (optimizer steps)")
     decay: str = opt("cosine", "lr decay after warmup: cosine | linear | inverse_sqrt | constant")
     min_lr_ratio: float = opt(0.0, "final lr / peak lr for cosine and linear decay, in [0, 1]")
@@ -137,7 +139,9 @@ class TrainConfig:
 class DataConfig:
     """Where the tokenized data lives and how it is loaded (paths relative to the cwd)."""
 
-    train_cuts: str = opt("", "tokenized training cuts (data/tokenized/<corpus>_cuts_train.jsonl.gz)")
+    train_cuts: str = opt(
+        "", "tokenized training cuts (data/tokenized/<corpus>_cuts_train.jsonl.gz)"
+    )
     dev_cuts: str = opt("", "tokenized dev cuts for validation and logged samples; empty: none")
     tokens: str = opt("", "symbol table tokens.txt written by the tokenize stage")
     codec_dir: str = opt("", "directory with codec.json (codec facts; decodes logged samples)")

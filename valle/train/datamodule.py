@@ -196,4 +196,7 @@ class SpeechDataModule(L.LightningDataModule):
             )
         if state_dict.get("seed", self.seed) != self.seed:
             logger.warning("train.seed changed since the checkpoint: the batch order will differ")
-        self._restored = {"epoch": int(state_dict["epoch"]), "consumed": int(state_dict["consumed"])}
+        self._restored = {
+            "epoch": int(state_dict["epoch"]),
+            "consumed": int(state_dict["consumed"]),
+        }

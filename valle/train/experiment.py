@@ -60,7 +60,9 @@ def build_datamodule(cfg: ExperimentConfig) -> SpeechDataModule:
 
     data, train = cfg.data, cfg.train
     if not data.train_cuts:
-        raise ValueError("no training cuts: pass --train-cuts data/tokenized/<corpus>_cuts_train...")
+        raise ValueError(
+            "no training cuts: pass --train-cuts data/tokenized/<corpus>_cuts_train..."
+        )
     symbols = SymbolTable.from_file(data.tokens)
     train_cuts = load_cuts(data.train_cuts, "training cuts")
     if len(train_cuts) == 0:
@@ -78,7 +80,9 @@ def build_datamodule(cfg: ExperimentConfig) -> SpeechDataModule:
     dataset = SpeechTokenDataset(symbols, prompt=_prompt_provider(data, train_cuts, train.seed))
     dev_dataset = None
     if dev_cuts is not None:
-        dev_dataset = SpeechTokenDataset(symbols, prompt=_prompt_provider(data, dev_cuts, train.seed))
+        dev_dataset = SpeechTokenDataset(
+            symbols, prompt=_prompt_provider(data, dev_cuts, train.seed)
+        )
     return SpeechDataModule(
         train_cuts,
         dataset,
@@ -93,7 +97,9 @@ def build_datamodule(cfg: ExperimentConfig) -> SpeechDataModule:
     )
 
 
-def build_sample_provider(cfg: ExperimentConfig, datamodule: SpeechDataModule) -> SampleProvider | None:
+def build_sample_provider(
+    cfg: ExperimentConfig, datamodule: SpeechDataModule
+) -> SampleProvider | None:
     """A sample request from the first two dev cuts and the codec of ``codec.json``.
 
     Returns ``None`` (samples are skipped) without dev cuts, without a codec, or when the codec
@@ -115,4 +121,6 @@ def build_sample_provider(cfg: ExperimentConfig, datamodule: SpeechDataModule) -
         return None
     cuts = CutSet.from_cuts(list(datamodule.dev_cuts)[:2])
     batch = datamodule.dev_dataset[cuts]
-    return SampleProvider.from_batch(batch, codec, prompt_index=0, target_index=1, seed=cfg.train.seed)
+    return SampleProvider.from_batch(
+        batch, codec, prompt_index=0, target_index=1, seed=cfg.train.seed
+    )

@@ -104,11 +104,14 @@ class TrainingModule(L.LightningModule):
 
     # ------------------------------------------------------------------ steps
     def _step(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        loss, metrics = self.model.loss(batch, stages=tuple(self.train_cfg.stages))
+        model: Any = self.model  # any nn.Module with the loss contract
+        loss, metrics = model.loss(batch, stages=tuple(self.train_cfg.stages))
         return loss, dict(metrics)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        seed_everything_from(derive_seed(self.train_cfg.seed, 2, self.global_rank, self.global_step))
+        seed_everything_from(
+            derive_seed(self.train_cfg.seed, 2, self.global_rank, self.global_step)
+        )
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> Tensor:
         loss, metrics = self._step(batch)
@@ -144,10 +147,11 @@ class TrainingModule(L.LightningModule):
         self.log("train/grad_norm", norm, batch_size=1)
 
     # ------------------------------------------------------------------ optimizer
-    def configure_optimizers(self) -> dict[str, Any]:
+    def configure_optimizers(self) -> Any:
         """AdamW (decoupled weight decay on matrices only) + per-step warmup/decay schedule."""
         cfg = self.train_cfg
-        decay, no_decay = [], []
+        decay: list[nn.Parameter] = []
+        no_decay: list[nn.Parameter] = []
         for _, p in self.model.named_parameters():
             if p.requires_grad:
                 # biases, norm gains and other vectors are not decayed
@@ -159,7 +163,9 @@ class TrainingModule(L.LightningModule):
         groups = [g for g in groups if g["params"]]
         if not groups:
             raise ValueError("the model has no trainable parameters")
-        optimizer = torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps)
+        optimizer = torch.optim.AdamW(
+            groups, lr=cfg.lr, betas=(cfg.betas[0], cfg.betas[1]), eps=cfg.eps
+        )
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
         return {
             "optimizer": optimizer,

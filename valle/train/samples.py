@@ -82,7 +82,8 @@ class SampleProvider:
         generator = torch.Generator(device=device).manual_seed(self.seed)
         text = self.text_tokens.to(device)[None]  # (1, S)
         prompt = self.prompt_codes.to(device)[None]  # (1, P, Q)
-        codes = model.generate(
+        generate: Any = model.generate  # the variant's zero-shot generate loop
+        codes = generate(
             text,
             torch.tensor([text.shape[1]], device=device),
             prompt,

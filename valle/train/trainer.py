@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
 import yaml
@@ -66,7 +66,7 @@ def build_trainer(
         devices=devices,
         num_nodes=num_nodes,
         strategy=strategy,
-        precision=train_cfg.precision,
+        precision=cast(Any, train_cfg.precision),  # validated against PRECISIONS
         max_steps=train_cfg.max_steps,
         max_epochs=-1,
         gradient_clip_val=train_cfg.grad_clip or None,
