@@ -110,3 +110,18 @@ def test_language_names():
     assert supervision_language(None, default="zh") == "zh"
     with pytest.raises(ValueError, match="unknown supervision language"):
         supervision_language("Klingon")
+
+
+def test_refitted_codec_at_same_path_is_refused(cuts, tmp_path):
+    codec_dir = tmp_path / "codec"
+    codec_dir.mkdir()
+    (codec_dir / "codebooks.pt").write_bytes(b"first fit")
+    codec = FakeCodec()
+    info = CodecInfo.from_codec(codec, name="fake", path=codec_dir)
+    assert info.fingerprint is not None
+    encode_cuts(cuts, codec, tmp_path / "tok", "t", info, progress=False)
+    (codec_dir / "codebooks.pt").write_bytes(b"second fit")
+    info2 = CodecInfo.from_codec(codec, name="fake", path=codec_dir)
+    assert info2.fingerprint != info.fingerprint
+    with pytest.raises(RuntimeError, match="different run"):
+        encode_cuts(cuts, codec, tmp_path / "tok", "t", info2, progress=False)

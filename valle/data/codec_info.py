@@ -7,6 +7,7 @@ rebuild the codec that made the codes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass, field
@@ -18,9 +19,30 @@ from valle.data.manifests import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CODEC_NAMES", "CodecInfo", "load_codec"]
+__all__ = ["CODEC_NAMES", "CodecInfo", "fingerprint_path", "load_codec"]
 
 CODEC_NAMES = ("encodec", "mel_rvq")
+
+
+def fingerprint_path(path: str | Path) -> str | None:
+    """sha1 over the names and bytes of the files of a local codec directory (or file).
+
+    Tells apart two codecs saved at the same path (e.g. a refitted MelRVQ), so stale codes are
+    never mixed with new ones. ``None`` for a hub name (not a local path).
+    """
+    p = Path(path)
+    if not p.exists():
+        return None
+    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+    h = hashlib.sha1()
+    for f in files:
+        if f.name.startswith("."):  # markers (.done), temp files
+            continue
+        h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -34,6 +56,7 @@ class CodecInfo:
     codebook_size: int  # codes lie in [0, codebook_size)
     path: str | None = None  # model name or local directory the codec was loaded from
     options: dict[str, Any] = field(default_factory=dict)  # e.g. {"bandwidth": 6.0} (kbps)
+    fingerprint: str | None = None  # sha1 of the codec files when ``path`` is a local directory
 
     @classmethod
     def from_codec(
@@ -48,6 +71,7 @@ class CodecInfo:
             codebook_size=int(codec.codebook_size),
             path=None if path is None else str(path),
             options=dict(options),
+            fingerprint=None if path is None else fingerprint_path(path),
         )
 
     def to_file(self, path: str | Path) -> Path:
