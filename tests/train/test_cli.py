@@ -11,6 +11,7 @@ from valle.bin.train import main
 from valle.data.codec_info import CodecInfo
 from valle.data.manifests import save_cuts_atomic
 from valle.data.tokenize import add_phonemes, build_symbol_table, encode_cuts
+from valle.text.symbol_table import SymbolTable
 from valle.train.checkpoint import build_model_from_checkpoint, list_step_checkpoints
 
 
@@ -90,6 +91,14 @@ def test_train_then_resume(data, tmp_path, capsys):
     assert cfg["model"]["ar"]["backbone"]["num_layers"] == 1
     assert cfg["data"]["tokens"].endswith("tokens.txt")
     assert (exp / "tensorboard").is_dir()
+    # the checkpoint carries the symbol table and codec facts: inference needs only it
+    obj = torch.load(exp / "model.pt", weights_only=True)
+    assert obj["symbols"] == SymbolTable.from_file(data / "tokens.txt").symbols
+    assert obj["codec"]["name"] == "fake" and obj["codec"]["num_codebooks"] == 2
+    from valle.inference.synthesizer import Synthesizer
+
+    synth = Synthesizer.from_checkpoint(exp / "model.pt", codec=FakeCodec())
+    assert len(synth.symbols) == len(obj["symbols"])
     # resume to step 5 with the same model; the step-3 checkpoint is the start
     assert (
         main(

@@ -112,7 +112,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from valle.registry import build_model
     from valle.train.checkpoint import CheckpointMismatchError
     from valle.train.config import compose_data, compose_experiment
-    from valle.train.experiment import build_datamodule, build_sample_provider, vocab_facts
+    from valle.train.experiment import (
+        build_datamodule,
+        build_sample_provider,
+        checkpoint_extras,
+        vocab_facts,
+    )
     from valle.train.trainer import train
 
     try:
@@ -132,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             resume=args.resume,
             init_from=args.init_from,
             sample_provider=provider,
+            checkpoint_extras=checkpoint_extras(cfg.data),
             accelerator=args.accelerator,
             devices=args.devices,
             num_nodes=args.num_nodes,

@@ -8,7 +8,9 @@ Two formats live in an experiment directory::
                                               RNG states and "valle_config"
     <exp_dir>/model.pt                        inference checkpoint of the latest step:
                                               {"format": "valle-inference", "valle_config",
-                                               "state_dict" (model weights), "step"}
+                                               "state_dict" (model weights), "step",
+                                               "symbols" (tokens.txt in id order),
+                                               "codec" (codec.json facts)}
 
 ``load_checkpoint_weights`` reads either; ``build_model_from_checkpoint`` rebuilds the model
 from the config stored inside, so a checkpoint alone is enough for inference (DESIGN.md, 2).
@@ -328,6 +330,7 @@ class PeriodicCheckpoint(L.Callback):
                 model.state_dict(),
                 getattr(pl_module, "valle_config", {}),
                 step=step,
+                **getattr(pl_module, "checkpoint_extras", {}),
             )
             logger.info("step %d: saved %s and %s", step, path, self.exp_dir / "model.pt")
             self._prune()

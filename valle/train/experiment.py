@@ -42,6 +42,25 @@ def vocab_facts(data: DataConfig) -> dict[str, int]:
     }
 
 
+def checkpoint_extras(data: DataConfig) -> dict[str, Any]:
+    """Entries stored in every checkpoint so inference needs only the checkpoint.
+
+    ``"symbols"``: the symbol table in id order; ``"codec"``: the ``codec.json`` facts
+    (``valle.data.codec_info.CodecInfo`` fields, including the codec's path).
+    """
+    from dataclasses import asdict
+
+    from valle.data.codec_info import CodecInfo
+    from valle.text.symbol_table import SymbolTable
+
+    extras: dict[str, Any] = {}
+    if data.tokens and Path(data.tokens).is_file():
+        extras["symbols"] = list(SymbolTable.from_file(data.tokens).symbols)
+    if data.codec_dir and codec_json(data.codec_dir).is_file():
+        extras["codec"] = asdict(CodecInfo.from_file(codec_json(data.codec_dir)))
+    return extras
+
+
 def _prompt_provider(data: DataConfig, cuts: Any, seed: int) -> Any:
     from valle.data.prompt import PrefixPrompt, SameSpeakerPrompt
 

@@ -84,6 +84,9 @@ class TrainingModule(L.LightningModule):
         valle_config: the resolved experiment config as a plain dict
             (``valle.train.config.experiment_to_dict``); saved in every checkpoint under
             ``"valle_config"``.
+        checkpoint_extras: more plain entries for every checkpoint, e.g. ``"symbols"`` (the
+            symbol table in id order) and ``"codec"`` (the codec facts) so that inference
+            needs nothing but the checkpoint (``valle.train.experiment.checkpoint_extras``).
     """
 
     def __init__(
@@ -91,6 +94,7 @@ class TrainingModule(L.LightningModule):
         model: nn.Module,
         train_cfg: TrainConfig,
         valle_config: Mapping[str, Any] | None = None,
+        checkpoint_extras: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if not callable(getattr(model, "loss", None)):
@@ -101,6 +105,10 @@ class TrainingModule(L.LightningModule):
         self.model = model
         self.train_cfg = train_cfg
         self.valle_config: dict[str, Any] = dict(valle_config or {})
+        self.checkpoint_extras: dict[str, Any] = dict(checkpoint_extras or {})
+        clash = {CONFIG_KEY, RNG_KEY, "state_dict"} & set(self.checkpoint_extras)
+        if clash:
+            raise ValueError(f"checkpoint_extras may not use the reserved keys {sorted(clash)}")
 
     # ------------------------------------------------------------------ steps
     def _step(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
@@ -176,6 +184,7 @@ class TrainingModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[CONFIG_KEY] = self.valle_config
         checkpoint[RNG_KEY] = rng_states()
+        checkpoint.update(self.checkpoint_extras)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get(CONFIG_KEY)

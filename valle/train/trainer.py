@@ -103,6 +103,7 @@ def train(
     resume: bool = False,
     init_from: str | os.PathLike[str] | None = None,
     sample_provider: SampleProvider | None = None,
+    checkpoint_extras: dict[str, Any] | None = None,
     **trainer_kwargs: Any,
 ) -> L.Trainer:
     """Train ``model`` for the experiment ``cfg`` in ``exp_dir``.
@@ -118,6 +119,8 @@ def train(
             top of a trained AR); ignored when resuming.
         sample_provider: request synthesized and logged every ``train.sample_every_n_steps``;
             ``None`` (no codec configured) skips samples.
+        checkpoint_extras: plain entries added to every checkpoint (``"symbols"``, ``"codec"``;
+            :func:`valle.train.experiment.checkpoint_extras`).
         trainer_kwargs: passed to :func:`build_trainer` (accelerator, devices, num_nodes,
             strategy, tensorboard, callbacks, enable_progress_bar).
     """
@@ -151,7 +154,7 @@ def train(
     if trainer.is_global_zero:
         exp_dir.mkdir(parents=True, exist_ok=True)
         save_experiment(cfg, exp_dir / "config.yaml")
-    module = TrainingModule(model, cfg.train, valle_config)
+    module = TrainingModule(model, cfg.train, valle_config, checkpoint_extras)
     if resume:
         logger.info("resuming from %s", ckpt_path)
     trainer.fit(
