@@ -80,6 +80,9 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
     $python -m valle.bin.prepare fit-mel-rvq --cuts "$manifest_dir/mini_cuts_all.jsonl.gz" \
       --corpus mini --config "$codec_config" --output-dir "$codec_dir"
     touch "$codec_dir/.done"
+    # a new codec invalidates codes (and what was built on them) from an earlier fit
+    rm -rf "$token_dir/mini_codes_chunks" "$token_dir/mini_codes" "$token_dir/mini_codes_plan.json" \
+      "$token_dir/.mini_codes.done" "$token_dir/.mini_text.done" "$token_dir/.mini_split.done"
   else
     log "  $codec_dir/.done exists, skipping the fit"
   fi
