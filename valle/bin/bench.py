@@ -461,6 +461,23 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- speed
+# Owned by the inference work: the benchmark itself lives in valle.eval.speed.
+def _configure_speed(p: argparse.ArgumentParser) -> None:
+    from valle.eval.speed import configure
+
+    configure(p)
+
+
+@subcommand(
+    "speed", "AR/NAR inference speed: KV-cached AR vs recomputation, RTF, memory", _configure_speed
+)
+def run_speed(args: argparse.Namespace) -> int:
+    from valle.eval.speed import run
+
+    return run(args)
+
+
 # --------------------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     for mod in SUBCOMMAND_MODULES:

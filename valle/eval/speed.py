@@ -1,0 +1,488 @@
+"""Inference speed of random-weight VALL-E models: KV-cached AR steps vs recomputation, the
+matrix-vector floor, NAR time, real-time factor and peak memory (``valle-bench speed``).
+
+Shape legend: B batch, S text tokens, P prompt frames, T generated frames, Q codebooks,
+D model width.
+
+What is measured, per size preset and batch size (all rows of a batch have the same lengths;
+``S`` random phoneme ids, a ``P``-frame random prompt, ``T = seconds * frame_rate`` steps):
+
+- AR with the KV cache: ``prefill`` once, then ``T - 1`` steps of arg-max sampling (EOS
+  excluded, so every run makes exactly ``T`` frames) + ``ARDecoder.step``, each timed; the mean,
+  the mean of the first and of the last 10 % of steps (flat = equal: a step's cost must not grow
+  with the sequence) are reported.
+- AR recomputing everything (no cache): one full forward over ``[text ; BOS, prompt, codes so
+  far]`` returning the last position's logits. Timing all ``T`` of them is slow, so
+  ``nocache_points`` lengths evenly spaced over the run are timed and a quadratic in the length
+  (the exact cost model: linear layers + quadratic attention) is fitted and averaged over all
+  steps; the table says how many lengths were timed.
+- The matrix-vector floor: ``x @ W.T`` for every weight matrix of the AR (``x`` of B rows, same
+  dtype, device and threads), the time any decoder step that reads all weights once needs (the
+  memory-bandwidth floor at batch 1). ``step/floor`` is the ratio of the cached step to it.
+- NAR: ``nar_stages_timed`` of the ``Q - 1`` stages are run (full forwards over text, prompt
+  and the ``T`` frames) and scaled to all stages when fewer are timed (every stage has the same
+  cost: only the input codes differ).
+- RTF = (AR prefill + AR steps + NAR) / (B * seconds): seconds of compute per second of speech,
+  the codec excluded.
+- Peak memory of the cached AR + NAR run: on CUDA ``torch.cuda.max_memory_allocated`` above the
+  memory held before; on CPU the growth of the process' peak RSS (VmHWM after resetting it
+  through ``/proc/self/clear_refs``), labelled as such.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import resource
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "SpeedRow",
+    "SpeedSetup",
+    "build_random_model",
+    "format_table",
+    "matvec_floor_ms",
+    "measure_speed",
+    "write_table",
+]
+
+
+@dataclass(frozen=True)
+class SpeedSetup:
+    """What one benchmark run decodes."""
+
+    seconds: float = 10.0  # speech to generate per row (s)
+    prompt_seconds: float = 3.0  # acoustic prompt (s)
+    phonemes: int = 120  # text tokens per row (prompt transcript + target)
+    frame_rate: float = 75.0  # codec frames per second (EnCodec 24 kHz)
+    num_codebooks: int = 8  # Q (EnCodec 6 kbps)
+    codebook_size: int = 1024
+    text_vocab_size: int = 120  # symbols in the random vocabulary
+    nocache_points: int = 3  # lengths timed for the no-cache estimate (>= 1)
+    nar_stages_timed: int | None = None  # NAR stages run (None: all Q - 1)
+    device: str = "cpu"
+    seed: int = 0
+
+    @property
+    def steps(self) -> int:
+        return max(2, int(round(self.seconds * self.frame_rate)))
+
+    @property
+    def prompt_frames(self) -> int:
+        return int(round(self.prompt_seconds * self.frame_rate))
+
+
+@dataclass
+class SpeedRow:
+    """One line of the table (times in ms or s as named)."""
+
+    size: str
+    batch: int
+    device: str
+    threads: int
+    text_tokens: int
+    prompt_frames: int
+    steps: int
+    ar_ms_step: float  # KV cache, mean over all steps
+    ar_ms_early: float  # mean over the first 10 % of steps
+    ar_ms_late: float  # mean over the last 10 % of steps
+    nocache_ms_step: float  # recomputation, quadratic fit averaged over all steps
+    nocache_points: int  # lengths actually timed for it
+    speedup: float  # nocache_ms_step / ar_ms_step
+    floor_ms: float  # one x @ W.T over all AR weight matrices
+    step_over_floor: float
+    prefill_ms: float
+    nar_s: float  # all Q - 1 stages
+    nar_stages_timed: int
+    rtf: float  # (prefill + AR steps + NAR) / (batch * seconds)
+    peak_mem_mb: float
+    mem_kind: str  # what peak_mem_mb measures
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("size", "size", "{}"),
+    ("batch", "B", "{}"),
+    ("ar_ms_step", "AR ms/step (cache)", "{:.2f}"),
+    ("ar_ms_early", "early 10%", "{:.2f}"),
+    ("ar_ms_late", "late 10%", "{:.2f}"),
+    ("nocache_ms_step", "AR ms/step (no cache)", "{:.1f}"),
+    ("speedup", "speed-up", "{:.1f}x"),
+    ("floor_ms", "matvec floor ms", "{:.2f}"),
+    ("step_over_floor", "step/floor", "{:.2f}"),
+    ("nar_s", "NAR s (7 stages)", "{:.2f}"),
+    ("rtf", "RTF", "{:.3f}"),
+    ("peak_mem_mb", "peak MiB", "{:.0f}"),
+)
+
+
+def build_random_model(size: str, setup: SpeedSetup) -> nn.Module:
+    """A VALL-E model of a size preset (``valle/conf/size``) with seeded random weights."""
+    from valle.config import compose_config
+
+    cfg = compose_config(
+        "valle",
+        size,
+        text_vocab_size=setup.text_vocab_size,
+        codebook_size=setup.codebook_size,
+        num_codebooks=setup.num_codebooks,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(setup.seed)
+        model = cfg.build()
+    return model.to(setup.device).eval()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.inference_mode()
+def matvec_floor_ms(module: nn.Module, batch: int = 1, reps: int = 5) -> float:
+    """Best of ``reps`` times (ms) of ``x @ W.T`` over every weight matrix of ``module``.
+
+    ``x`` has ``batch`` rows and the weights' dtype and device; embeddings are left out (a
+    step reads one row of them).
+    """
+    weights = [m.weight for m in module.modules() if isinstance(m, nn.Linear)]
+    if not weights:
+        raise ValueError("the module has no linear layers")
+    device = weights[0].device
+    xs = {w.shape[1]: torch.randn(batch, w.shape[1], dtype=w.dtype, device=device) for w in weights}
+    best = math.inf
+    for _ in range(reps + 1):  # the first pass warms up
+        _sync(device)
+        t0 = time.perf_counter()
+        for w in weights:
+            xs[w.shape[1]] @ w.T
+        _sync(device)
+        best = min(best, time.perf_counter() - t0)
+    return 1000.0 * best
+
+
+class _PeakMemory:
+    """Peak memory growth over a block: CUDA allocator peak, or the process' peak RSS on CPU."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.kind = ""
+        self.mb = float("nan")
+
+    @staticmethod
+    def _status(key: str) -> int | None:
+        try:
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) * 1024  # kB -> bytes
+        except OSError:
+            return None
+        return None
+
+    def __enter__(self) -> _PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.kind = "cuda max_memory_allocated growth"
+            return self
+        self._base = self._status("VmRSS")
+        try:  # "5" resets the peak RSS (VmHWM) to the current RSS (Linux >= 4.0)
+            Path("/proc/self/clear_refs").write_text("5")
+            self._reset = self._base is not None
+        except OSError:
+            self._reset = False
+        if self._reset:
+            self.kind = "CPU peak RSS growth (VmHWM)"
+        else:
+            self._base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+            self.kind = "CPU ru_maxrss growth (lower bound)"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            peak = torch.cuda.max_memory_allocated(self.device)
+        elif self._reset:
+            peak = self._status("VmHWM") or 0
+        else:
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        self.mb = max(0, peak - (self._base or 0)) / 2**20
+
+
+def _inputs(setup: SpeedSetup, batch: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    g = torch.Generator().manual_seed(setup.seed + 1)
+    S, P = setup.phonemes, setup.prompt_frames
+    text = torch.randint(1, setup.text_vocab_size, (batch, S), generator=g)  # (B, S)
+    prompt = torch.randint(
+        0, setup.codebook_size, (batch, P, setup.num_codebooks), generator=g
+    )  # (B, P, Q)
+    dev = setup.device
+    lens = torch.full((batch,), S, dtype=torch.long)
+    plens = torch.full((batch,), P, dtype=torch.long)
+    return text.to(dev), lens.to(dev), prompt.to(dev), plens.to(dev)
+
+
+def _full_forward_last(ar: Any, text: Tensor, tl: Tensor, audio_in: Tensor, al: Tensor) -> Tensor:
+    """No-cache step: a full forward over ``[text ; audio_in]``, logits at the last position."""
+    from valle.ar.masks import attention_mask
+
+    x_text, p_text = ar.embed_text(text, tl)
+    x_audio, p_audio = ar.embed_audio(audio_in, al)
+    pos = p_text.cat(p_audio)
+    h = ar.backbone(torch.cat([x_text, x_audio], 1), attention_mask(ar.mask, pos, pos))
+    return ar.head(h[:, -1])  # (B, V)
+
+
+@torch.inference_mode()
+def _time_ar(ar: Any, text: Tensor, tl: Tensor, prompt: Tensor, pl: Tensor, steps: int) -> tuple[
+    float, list[float], Tensor, Tensor, Tensor
+]:
+    """Cached decoding of ``steps`` frames; (prefill s, per-step s, codes (B, T), audio_in, lens)."""
+    device = text.device
+    cb = ar.codebook_size
+    p_steps, p_lens = ar.layout.prompt_steps(prompt, pl)
+    audio_in, in_lens = ar.with_bos(p_steps, p_lens)  # (B, P + 1)
+    capacity = text.shape[1] + audio_in.shape[1] + steps
+    _sync(device)
+    t0 = time.perf_counter()
+    logits, cache = ar.prefill(text, tl, audio_in, in_lens, capacity=capacity)
+    ids = logits[..., :cb].argmax(-1)  # (B,) never EOS: every run makes `steps` frames
+    _sync(device)
+    prefill = time.perf_counter() - t0
+    codes = torch.zeros(text.shape[0], steps, dtype=torch.long, device=device)  # (B, T)
+    codes[:, 0] = ids
+    index = in_lens.clone()
+    times = []
+    for n in range(1, steps):
+        t0 = time.perf_counter()
+        logits = ar.step(ids, index, cache)
+        ids = logits[..., :cb].argmax(-1)
+        codes[:, n] = ids
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+        index += 1
+    return prefill, times, codes, audio_in, in_lens
+
+
+@torch.inference_mode()
+def _time_nocache(
+    ar: Any,
+    text: Tensor,
+    tl: Tensor,
+    audio_in: Tensor,
+    in_lens: Tensor,
+    codes: Tensor,
+    points: int,
+) -> float:
+    """Mean seconds per step of recomputation over ``codes.shape[1]`` steps (quadratic fit)."""
+    device = text.device
+    T = codes.shape[1]
+    lengths = sorted({int(round(x)) for x in np.linspace(0, T - 1, max(1, points))})
+    seconds = []
+    for n in lengths:
+        a = torch.cat([audio_in, codes[:, :n]], dim=1)  # (B, P + 1 + n)
+        _sync(device)
+        t0 = time.perf_counter()
+        _full_forward_last(ar, text, tl, a, in_lens + n)
+        _sync(device)
+        seconds.append(time.perf_counter() - t0)
+    if len(lengths) == 1:
+        return seconds[0]
+    poly = np.polynomial.Polynomial.fit(lengths, seconds, deg=min(2, len(lengths) - 1))
+    return float(np.mean(poly(np.arange(T))))
+
+
+@torch.inference_mode()
+def _time_nar(
+    nar: Any,
+    text: Tensor,
+    tl: Tensor,
+    prompt: Tensor,
+    pl: Tensor,
+    first: Tensor,
+    stages_timed: int | None,
+) -> tuple[float, int]:
+    """Seconds for all NAR stages (scaled from the timed ones) and how many were timed."""
+    device = text.device
+    Q = nar.num_codebooks
+    timed = Q - 1 if stages_timed is None else max(1, min(stages_timed, Q - 1))
+    B, T = first.shape
+    codes = torch.zeros(B, T, Q, dtype=torch.long, device=device)  # (B, T, Q)
+    codes[..., 0] = first
+    lens = torch.full((B,), T, dtype=torch.long, device=device)
+    _sync(device)
+    t0 = time.perf_counter()
+    for stage in range(1, timed + 1):
+        codes[..., stage] = nar(text, tl, prompt, pl, codes, lens, stage).argmax(-1)
+    _sync(device)
+    return (time.perf_counter() - t0) * (Q - 1) / timed, timed
+
+
+def measure_speed(size: str, batch: int, setup: SpeedSetup, model: nn.Module | None = None) -> SpeedRow:
+    """Benchmark one size preset at one batch size (see the module docstring)."""
+    device = torch.device(setup.device)
+    if model is None:
+        model = build_random_model(size, setup)
+    ar, nar = model.ar, model.nar
+    text, tl, prompt, pl = _inputs(setup, batch)
+    steps = setup.steps
+    _time_ar(ar, text, tl, prompt, pl, min(steps, 4))  # warm-up (allocator, kernels)
+    logger.info("%s B=%d: AR %d steps with the KV cache", size, batch, steps)
+    with _PeakMemory(device) as mem:
+        prefill, times, codes, audio_in, in_lens = _time_ar(ar, text, tl, prompt, pl, steps)
+        nar_s, nar_timed = (0.0, 0)
+        if nar is not None:
+            logger.info("%s B=%d: NAR", size, batch)
+            nar_s, nar_timed = _time_nar(nar, text, tl, prompt, pl, codes, setup.nar_stages_timed)
+    logger.info("%s B=%d: AR without cache at %d lengths", size, batch, setup.nocache_points)
+    nocache = _time_nocache(ar, text, tl, audio_in, in_lens, codes, setup.nocache_points)
+    floor = matvec_floor_ms(ar, batch)
+    tenth = max(1, len(times) // 10)
+    step_ms = 1000.0 * float(np.mean(times))
+    return SpeedRow(
+        size=size,
+        batch=batch,
+        device=str(device),
+        threads=torch.get_num_threads(),
+        text_tokens=setup.phonemes,
+        prompt_frames=setup.prompt_frames,
+        steps=steps,
+        ar_ms_step=step_ms,
+        ar_ms_early=1000.0 * float(np.mean(times[:tenth])),
+        ar_ms_late=1000.0 * float(np.mean(times[-tenth:])),
+        nocache_ms_step=1000.0 * nocache,
+        nocache_points=min(setup.nocache_points, steps),
+        speedup=1000.0 * nocache / step_ms,
+        floor_ms=floor,
+        step_over_floor=step_ms / floor,
+        prefill_ms=1000.0 * prefill,
+        nar_s=nar_s,
+        nar_stages_timed=nar_timed,
+        rtf=(prefill + float(np.sum(times)) + nar_s) / (batch * setup.seconds),
+        peak_mem_mb=mem.mb,
+        mem_kind=mem.kind,
+    )
+
+
+def format_table(rows: Sequence[SpeedRow]) -> str:
+    """A fixed-width text table of the rows plus notes on what was measured."""
+    head = [h for _, h, _ in COLUMNS]
+    body = [[fmt.format(getattr(r, k)) for k, _, fmt in COLUMNS] for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+    lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.rjust(w) for c, w in zip(b, widths, strict=True)) for b in body]
+    if rows:
+        r = rows[0]
+        lines += [
+            "",
+            f"device {r.device}, {r.threads} threads, float32; {r.text_tokens} text tokens, "
+            f"{r.prompt_frames} prompt frames, {r.steps} AR steps per row (random weights)",
+            f"no cache: {r.nocache_points} sequence lengths timed, a quadratic fit averaged over "
+            "all steps; floor: x @ W.T over every AR weight matrix (x of B rows)",
+            f"NAR: {r.nar_stages_timed} stage(s) timed, scaled to all; RTF = (AR + NAR) / "
+            "(B x seconds), codec excluded; peak MiB: " + r.mem_kind,
+        ]
+    return "\n".join(lines)
+
+
+def write_table(rows: Sequence[SpeedRow], path: str | os.PathLike[str]) -> Path:
+    """All fields of the rows as CSV (atomic)."""
+    from valle.eval.files import write_csv
+
+    names = [k for k in asdict(rows[0]) if k != "extra"] if rows else []
+    return write_csv(path, names, [asdict(r) for r in rows])
+
+
+def summaries(rows: Sequence[SpeedRow]) -> list[dict[str, Any]]:
+    """``valle-bench report`` summaries: one system per size and batch."""
+    return [
+        {
+            "system": f"valle-{r.size} B={r.batch} ({r.device})",
+            "rtf": r.rtf,
+            "ar_ms_per_step": r.ar_ms_step,
+            "peak_memory_mb": r.peak_mem_mb,
+        }
+        for r in rows
+    ]
+
+
+# --------------------------------------------------------------------------- valle-bench speed
+def configure(p: Any) -> None:
+    """Arguments of ``valle-bench speed``."""
+    p.add_argument("--sizes", default="tiny,base", help="size presets, comma-separated")
+    p.add_argument("--batch-sizes", default="1,8", help="batch sizes, comma-separated")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--seconds", type=float, default=10.0, help="speech per row (s)")
+    p.add_argument("--prompt-seconds", type=float, default=3.0, help="acoustic prompt (s)")
+    p.add_argument("--phonemes", type=int, default=120, help="text tokens per row")
+    p.add_argument("--nocache-points", type=int, default=3,
+                   help="sequence lengths timed for the no-cache estimate")  # fmt: skip
+    p.add_argument("--nar-stages-timed", type=int, default=None,
+                   help="NAR stages to run (scaled to all; default: all)")  # fmt: skip
+    p.add_argument("--out", default=None, help="CSV of all measured fields")
+    p.add_argument("--summary", default=None, help="JSON summaries for `valle-bench report`")
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--{what} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"--{what} must list positive integers, got {text!r}")
+    return values
+
+
+def run(args: Any) -> int:
+    """``valle-bench speed``: print the table (and write --out / --summary)."""
+    from valle.config import preset_path
+    from valle.eval.files import write_json
+
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    for s in sizes:
+        preset_path("size", s)  # unknown size: ConfigError (a ValueError) naming the presets
+    batches = _int_list(args.batch_sizes, "batch-sizes")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: no CUDA device here; use --device cpu")
+    if args.seconds <= 0 or args.prompt_seconds < 0 or args.phonemes < 1:
+        raise ValueError("--seconds must be > 0, --prompt-seconds >= 0, --phonemes >= 1")
+    if args.nocache_points < 1:
+        raise ValueError("--nocache-points must be >= 1")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    setup = SpeedSetup(
+        seconds=args.seconds,
+        prompt_seconds=args.prompt_seconds,
+        phonemes=args.phonemes,
+        nocache_points=args.nocache_points,
+        nar_stages_timed=args.nar_stages_timed,
+        device=args.device,
+    )
+    rows = []
+    for size in sizes:
+        model = build_random_model(size, setup)
+        for b in batches:
+            rows.append(measure_speed(size, b, setup, model))
+            print(format_table(rows[-1:]).split("\n")[2], flush=True)  # progress: the row
+        del model
+    print()
+    print(format_table(rows))
+    if args.out:
+        print(f"wrote {write_table(rows, args.out)}")
+    if args.summary:
+        print(f"wrote {write_json(args.summary, summaries(rows))}")
+    return 0
