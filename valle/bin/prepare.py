@@ -6,9 +6,9 @@ Each subcommand is a thin call into ``valle.data``; the recipes (egs/*/prepare.s
     python -m valle.bin.prepare mini-manifests --corpus-dir data/corpus/mini --output-dir data/manifests
     python -m valle.bin.prepare libritts-download --target-dir data/download --parts dev-clean
     python -m valle.bin.prepare libritts-manifests --corpus-dir data/download/LibriTTS --output-dir data/manifests
-    python -m valle.bin.prepare fit-mel-rvq --cuts data/manifests/mini_cuts_all.jsonl.gz \
+    python -m valle.bin.prepare fit-mel-rvq --cuts data/manifests/mini_cuts_all.jsonl.gz
         --corpus mini --config conf/mel_rvq.yaml --output-dir data/codec/mel_rvq
-    python -m valle.bin.prepare split --cuts data/tokenized/mini_cuts_tokenized.jsonl.gz \
+    python -m valle.bin.prepare split --cuts data/tokenized/mini_cuts_tokenized.jsonl.gz
         --corpus mini --tokens data/tokens.txt --output-dir data/tokenized --prefix mini
 """
 
