@@ -75,14 +75,15 @@ def _bench(args: argparse.Namespace) -> None:
     import soundfile as sf
     from lhotse import CutSet, Recording
 
+    from valle.codec.base import Codec
     from valle.data.codec_info import CodecInfo, load_codec
     from valle.data.tokenize import encode_cuts
     from valle.testing.codec import random_full_encodec_codec, synthetic_waves
 
+    codec: Codec
     if args.codec == "random-encodec":
-        codec = random_full_encodec_codec(bandwidth=args.bandwidth or 6.0)
-        if args.device != "cpu":
-            codec = type(codec)(codec.model.to(args.device), bandwidth=codec.bandwidth)
+        rnd = random_full_encodec_codec(bandwidth=args.bandwidth or 6.0)
+        codec = type(rnd)(rnd.model.to(args.device), bandwidth=rnd.bandwidth)
         name, path = "encodec", None
     else:
         options = {} if args.bandwidth is None else {"bandwidth": args.bandwidth}
