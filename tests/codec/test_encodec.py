@@ -238,3 +238,15 @@ def test_throughput_reports_speed(codec: EncodecCodec) -> None:
     for key in ("encode_audio_s_per_s", "decode_audio_s_per_s"):
         assert result[key] > 0 and math.isfinite(result[key])
     assert result["encode_rtf"] == pytest.approx(1 / result["encode_audio_s_per_s"])
+
+
+def test_codebook_init_makes_random_models_usable() -> None:
+    config = tiny_encodec_config(num_codebooks=2, codebook_size=32)
+    torch.manual_seed(0)
+    model = EncodecModel(config).eval()
+    codec = EncodecCodec(model, bandwidth=config.target_bandwidths[-1])
+    wave = synthetic_waves([4000], config.sampling_rate, seed=2)[0]
+    assert codec.encode([wave])[0].unique().tolist() == [0]  # transformers zero-inits codebooks
+    init_codebooks(model, synthetic_waves([8000, 8000], config.sampling_rate), iters=3)
+    codes = codec.encode([wave])[0]
+    assert all(codes[:, q].unique().numel() >= 8 for q in range(2))
