@@ -40,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     from valle.sampling.factory import SAMPLER_KINDS
 
     p = argparse.ArgumentParser(
-        prog="valle-infer", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="valle-infer",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--checkpoint", required=True, help="<exp>/model.pt or a Lightning .ckpt")
     one = p.add_argument_group("one utterance")
@@ -53,20 +55,30 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument("--out-dir", help="output directory: <id>.wav per job")
     many.add_argument("--batch-size", type=int, default=8, help="jobs per generate call")
     p.add_argument("--language", default="en", help="language of --text (en, zh, ja)")
-    p.add_argument("--prompt-language", default=None, help="language of the prompt (default: --language)")
+    p.add_argument(
+        "--prompt-language", default=None, help="language of the prompt (default: --language)"
+    )
     p.add_argument("--tokens", help="tokens.txt (when the checkpoint carries no symbol table)")
     p.add_argument("--codec-dir", help="codec directory (when the checkpoint carries no codec)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, default=0, help="random seed of the samplers")
-    p.add_argument("--sampler", choices=SAMPLER_KINDS, default=None,
-                   help="AR sampler (default: the checkpoint config's)")
+    p.add_argument(
+        "--sampler",
+        choices=SAMPLER_KINDS,
+        default=None,
+        help="AR sampler (default: the checkpoint config's)",
+    )
     p.add_argument("--top-k", type=int, default=None, help="keep the k most likely codes")
     p.add_argument("--top-p", type=float, default=None, help="nucleus mass in (0, 1]")
     p.add_argument("--temperature", type=float, default=None, help="softmax temperature > 0")
     p.add_argument("--prompt-seconds", type=float, default=3.0, help="prompt length to trim to (s)")
     p.add_argument("--no-trim", action="store_true", help="keep long prompts whole")
-    p.add_argument("--max-len-ratio", type=float, default=None,
-                   help="AR bound: new frames per text token (default: the config's)")
+    p.add_argument(
+        "--max-len-ratio",
+        type=float,
+        default=None,
+        help="AR bound: new frames per text token (default: the config's)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -104,7 +116,14 @@ def read_jobs(path: str | Path, default_language: str = "en") -> list[Any]:
         missing = [k for k in ("id", "text", "prompt_wav", "prompt_text") if k not in d]
         if missing:
             raise InferError(f"{where}: missing key(s) {missing}")
-        unknown = set(d) - {"id", "text", "prompt_wav", "prompt_text", "language", "prompt_language"}
+        unknown = set(d) - {
+            "id",
+            "text",
+            "prompt_wav",
+            "prompt_text",
+            "language",
+            "prompt_language",
+        }
         if unknown:
             raise InferError(f"{where}: unknown key(s) {sorted(unknown)}")
         job_id = str(d["id"])
@@ -140,7 +159,9 @@ def run(args: argparse.Namespace) -> int:
     single = [args.text, args.prompt_wav, args.prompt_text, args.out]
     if args.jobs:
         if any(v is not None for v in single):
-            raise InferError("give either --jobs/--out-dir or --text/--prompt-wav/--prompt-text/--out")
+            raise InferError(
+                "give either --jobs/--out-dir or --text/--prompt-wav/--prompt-text/--out"
+            )
         if not args.out_dir:
             raise InferError("--jobs needs --out-dir")
         jobs = read_jobs(args.jobs, args.language)

@@ -179,6 +179,8 @@ class _PeakMemory:
         self.device = device
         self.kind = ""
         self.mb = float("nan")
+        self._base: int | None = None
+        self._reset = False
 
     @staticmethod
     def _status(key: str) -> int | None:
@@ -193,7 +195,7 @@ class _PeakMemory:
     def __enter__(self) -> _PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            self._base = torch.cuda.memory_allocated(self.device)
+            self._base = int(torch.cuda.memory_allocated(self.device))
             torch.cuda.reset_peak_memory_stats(self.device)
             self.kind = "cuda max_memory_allocated growth"
             return self
@@ -246,9 +248,9 @@ def _full_forward_last(ar: Any, text: Tensor, tl: Tensor, audio_in: Tensor, al: 
 
 
 @torch.inference_mode()
-def _time_ar(ar: Any, text: Tensor, tl: Tensor, prompt: Tensor, pl: Tensor, steps: int) -> tuple[
-    float, list[float], Tensor, Tensor, Tensor
-]:
+def _time_ar(
+    ar: Any, text: Tensor, tl: Tensor, prompt: Tensor, pl: Tensor, steps: int
+) -> tuple[float, list[float], Tensor, Tensor, Tensor]:
     """Cached decoding of ``steps`` frames; (prefill s, per-step s, codes (B, T), audio_in, lens)."""
     device = text.device
     cb = ar.codebook_size
@@ -330,12 +332,15 @@ def _time_nar(
     return (time.perf_counter() - t0) * (Q - 1) / timed, timed
 
 
-def measure_speed(size: str, batch: int, setup: SpeedSetup, model: nn.Module | None = None) -> SpeedRow:
+def measure_speed(
+    size: str, batch: int, setup: SpeedSetup, model: nn.Module | None = None
+) -> SpeedRow:
     """Benchmark one size preset at one batch size (see the module docstring)."""
     device = torch.device(setup.device)
     if model is None:
         model = build_random_model(size, setup)
-    ar, nar = model.ar, model.nar
+    ar: Any = model.ar
+    nar: Any = model.nar
     text, tl, prompt, pl = _inputs(setup, batch)
     steps = setup.steps
     _time_ar(ar, text, tl, prompt, pl, min(steps, 4))  # warm-up (allocator, kernels)
@@ -403,7 +408,7 @@ def write_table(rows: Sequence[SpeedRow], path: str | os.PathLike[str]) -> Path:
     from valle.eval.files import write_csv
 
     names = [k for k in asdict(rows[0]) if k != "extra"] if rows else []
-    return write_csv(path, names, [asdict(r) for r in rows])
+    return write_csv(Path(path), names, [asdict(r) for r in rows])
 
 
 def summaries(rows: Sequence[SpeedRow]) -> list[dict[str, Any]]:

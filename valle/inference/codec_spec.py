@@ -33,7 +33,7 @@ class CodecSpecError(ValueError):
 
 def codec_spec(codec: Codec, name: str, path: str | os.PathLike[str], **options: Any) -> dict:
     """The plain dict to store under a checkpoint's ``"codec"`` key (``CodecInfo`` fields)."""
-    return asdict(CodecInfo.from_codec(codec, name, path, **options))
+    return asdict(CodecInfo.from_codec(codec, name, Path(path), **options))
 
 
 def codec_from_spec(spec: Mapping[str, Any], device: str = "cpu") -> Codec:

@@ -23,7 +23,6 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 import torch
@@ -35,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PromptAudio", "PromptTrim", "load_prompt", "trim_prompt"]
 
-PromptAudio = Union[str, os.PathLike, np.ndarray, Tensor]  # a file, or samples (N,) / (C, N)
+PromptAudio = str | os.PathLike[str] | np.ndarray | Tensor  # a file, or samples (N,) / (C, N)
 
 
 @dataclass(frozen=True)
@@ -49,16 +48,16 @@ class PromptTrim:
 
     def __post_init__(self) -> None:
         if self.seconds is not None and self.seconds <= 0:
-            raise ValueError(f"prompt seconds must be > 0 (or None: no trimming), got {self.seconds}")
+            raise ValueError(
+                f"prompt seconds must be > 0 (or None: no trimming), got {self.seconds}"
+            )
         if self.max_ratio < 1:
             raise ValueError(f"max_ratio must be >= 1, got {self.max_ratio}")
         if self.search < 0 or self.frame <= 0:
             raise ValueError("search must be >= 0 and frame > 0 seconds")
 
 
-def load_prompt(
-    audio: PromptAudio, sample_rate: int, source_rate: int | None = None
-) -> Tensor:
+def load_prompt(audio: PromptAudio, sample_rate: int, source_rate: int | None = None) -> Tensor:
     """A prompt as mono float32 (N,) at ``sample_rate`` (the codec's).
 
     ``audio`` is a file path (any rate and channel count) or samples (N,) / (C, N) at
@@ -94,12 +93,13 @@ def _units(text: str) -> tuple[list[str], str]:
 
 
 def trim_prompt(
-    wave: Tensor, text: str, sample_rate: int, trim: PromptTrim = PromptTrim()
+    wave: Tensor, text: str, sample_rate: int, trim: PromptTrim | None = None
 ) -> tuple[Tensor, str]:
     """Shorten a long prompt wave (N,) and its transcript by the rule of the module docstring.
 
-    Returns the (possibly) shortened wave and transcript.
+    Returns the (possibly) shortened wave and transcript. ``trim`` None: ``PromptTrim()``.
     """
+    trim = PromptTrim() if trim is None else trim
     if trim.seconds is None:
         return wave, text
     n = wave.shape[-1]
@@ -134,4 +134,3 @@ def trim_prompt(
         trim.seconds,
     )
     return wave[:cut], new_text
-

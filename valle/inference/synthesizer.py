@@ -36,6 +36,7 @@ __all__ = ["CheckpointContentError", "CodecMismatchError", "SynthesisJob", "Synt
 
 SYMBOLS_KEY = "symbols"  # optional checkpoint entry: list[str], the symbol table in id order
 CODEC_KEY = "codec"  # optional checkpoint entry: a codec spec (CodecInfo fields)
+DEFAULT_TRIM = PromptTrim()  # ~3 s prompts (see valle.inference.prompt)
 
 
 class CodecMismatchError(ValueError):
@@ -125,7 +126,7 @@ class Synthesizer:
         *,
         device: str | torch.device = "cpu",
         sampler: TokenSampler | None = None,
-        prompt_trim: PromptTrim = PromptTrim(),
+        prompt_trim: PromptTrim = DEFAULT_TRIM,
         max_len_ratio: float | None = None,
     ) -> None:
         self.device = torch.device(device)
@@ -163,7 +164,9 @@ class Synthesizer:
         path = Path(path)
         obj = _read_checkpoint(path)
         model, config = _model_from(obj, path)
-        data = config.get("data") if isinstance(config.get("data"), Mapping) else {}
+        data: Mapping[str, Any] = config.get("data") or {}
+        if not isinstance(data, Mapping):
+            data = {}
         symbols = cls._symbols_from(tokens, obj.get(SYMBOLS_KEY), data.get("tokens"), path)
         codec_obj = cls._codec_from(codec, obj.get(CODEC_KEY), data.get("codec_dir"), path, device)
         logger.info("loaded %s (step %s) with %d symbols", path, obj.get("step"), len(symbols))
@@ -358,10 +361,14 @@ class Synthesizer:
         dev = self.device
         B = len(items)
         text_lens = torch.tensor([len(i.text_ids) for i in items], dtype=torch.long, device=dev)
-        prompt_lens = torch.tensor([len(i.prompt_codes) for i in items], dtype=torch.long, device=dev)
+        prompt_lens = torch.tensor(
+            [len(i.prompt_codes) for i in items], dtype=torch.long, device=dev
+        )
         Q = items[0].prompt_codes.shape[1]
         text = torch.zeros(B, int(text_lens.max()), dtype=torch.long, device=dev)  # (B, S)
-        prompt = torch.zeros(B, int(prompt_lens.max()), Q, dtype=torch.long, device=dev)  # (B, P, Q)
+        prompt = torch.zeros(
+            B, int(prompt_lens.max()), Q, dtype=torch.long, device=dev
+        )  # (B, P, Q)
         for b, it in enumerate(items):
             text[b, : len(it.text_ids)] = torch.tensor(it.text_ids, dtype=torch.long)
             prompt[b, : len(it.prompt_codes)] = it.prompt_codes.to(dev)
@@ -370,7 +377,8 @@ class Synthesizer:
         if self.max_len_ratio is not None:
             kwargs["max_len_ratio"] = self.max_len_ratio
         with torch.inference_mode():
-            codes = self.model.generate(
+            generate: Any = self.model.generate
+            codes = generate(
                 text,
                 text_lens,
                 prompt,
@@ -388,5 +396,7 @@ class Synthesizer:
         for b, w in zip(nonempty, waves, strict=True):
             out[b] = (w.detach().float().cpu().numpy().reshape(-1), self.sample_rate)
         if len(nonempty) < B:
-            logger.warning("%d of %d jobs ended at once (EOS first): empty waves", B - len(nonempty), B)
+            logger.warning(
+                "%d of %d jobs ended at once (EOS first): empty waves", B - len(nonempty), B
+            )
         return out
