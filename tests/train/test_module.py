@@ -114,3 +114,22 @@ def test_non_finite_loss_is_a_clear_error():
 def test_model_without_loss_is_rejected():
     with pytest.raises(TypeError, match="loss"):
         TrainingModule(torch.nn.Linear(2, 2), TrainConfig())
+
+
+def test_parts_of_untrained_stages_are_frozen():
+    class TwoParts(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ar = torch.nn.Linear(2, 2)
+            self.nar = torch.nn.Linear(2, 2)
+
+        def loss(self, batch, stages):
+            return self.ar.weight.sum(), {}
+
+    model = TwoParts()
+    module = TrainingModule(model, TrainConfig(stages=("ar",)))
+    assert module.frozen == ["nar"]
+    assert not any(p.requires_grad for p in model.nar.parameters())
+    assert all(p.requires_grad for p in model.ar.parameters())
+    groups = module.configure_optimizers()["optimizer"].param_groups
+    assert sum(len(g["params"]) for g in groups) == 2  # only the AR's weight and bias

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from valle.data import batch as B
 from valle.train.checkpoint import CheckpointMismatchError, check_state_dict, config_mismatch
-from valle.train.config import TrainConfig
+from valle.train.config import STAGES, TrainConfig
 from valle.train.resumable import derive_seed, seed_everything_from
 from valle.train.schedule import lr_lambda
 
@@ -75,6 +75,25 @@ def set_rng_states(states: Mapping[str, Any]) -> None:
         torch.cuda.set_rng_state_all(states["cuda"])
 
 
+def freeze_untrained_parts(model: nn.Module, stages: tuple[str, ...]) -> list[str]:
+    """Freeze the model parts named after stages that are not trained (``model.nar`` when only
+    ``"ar"`` trains). Their weights stay as loaded, the optimizer holds no state for them,
+    and DDP does not wait for gradients that never come.
+
+    Returns:
+        the names of the frozen parts.
+    """
+    frozen = []
+    for name in STAGES:
+        part = getattr(model, name, None)
+        if name not in stages and isinstance(part, nn.Module):
+            part.requires_grad_(False)
+            frozen.append(name)
+    if frozen:
+        logger.info("training %s; frozen: %s", ", ".join(stages), ", ".join(frozen))
+    return frozen
+
+
 class TrainingModule(L.LightningModule):
     """Trains ``model`` on the stages of ``train_cfg`` (``("ar",)``, ``("nar",)`` or both).
 
@@ -106,6 +125,7 @@ class TrainingModule(L.LightningModule):
         self.train_cfg = train_cfg
         self.valle_config: dict[str, Any] = dict(valle_config or {})
         self.checkpoint_extras: dict[str, Any] = dict(checkpoint_extras or {})
+        self.frozen = freeze_untrained_parts(model, train_cfg.stages)
         clash = {CONFIG_KEY, RNG_KEY, "state_dict"} & set(self.checkpoint_extras)
         if clash:
             raise ValueError(f"checkpoint_extras may not use the reserved keys {sorted(clash)}")
