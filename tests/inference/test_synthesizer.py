@@ -155,3 +155,34 @@ def test_long_prompt_is_trimmed_and_untrimmed_on_request(setup) -> None:
     codes_all, text_all = keep.prompt_codes(wave, prompt_text, sr)
     assert abs(codes_all.shape[0] / frame_rate - 6.0) < 0.05 and text_all == prompt_text
     assert torch.equal(codes_all[: codes.shape[0] - 2], codes[:-2])  # same audio up to the cut
+
+
+def test_lightning_checkpoint_loads_the_model_weights(setup, tmp_path) -> None:
+    obj = torch.load(setup.checkpoint, weights_only=True)
+    lightning = {
+        "state_dict": {f"model.{k}": v for k, v in obj["state_dict"].items()},
+        "valle_config": obj["valle_config"],
+        "global_step": 7,
+        "optimizer_states": [],
+    }
+    path = tmp_path / "step-00000007.ckpt"
+    torch.save(lightning, path)
+    synth = Synthesizer.from_checkpoint(path, tokens=setup.tokens, codec=setup.codec)
+    ref = Synthesizer.from_checkpoint(setup.checkpoint)
+    for (name, a), (_, b) in zip(
+        synth.model.state_dict().items(), ref.model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_codec_spec_pointing_nowhere_says_what_to_pass(setup, tmp_path) -> None:
+    from valle.inference import CodecSpecError
+
+    obj = torch.load(setup.checkpoint, weights_only=True)
+    obj["codec"] = dict(obj["codec"], path=str(tmp_path / "gone"))
+    path = tmp_path / "moved.pt"
+    torch.save(obj, path)
+    with pytest.raises(CodecSpecError, match="not on this machine.*--codec-dir"):
+        Synthesizer.from_checkpoint(path)
+    synth = Synthesizer.from_checkpoint(path, codec=setup.codec_dir)  # explicit wins
+    assert synth.codec.num_codebooks == 4
