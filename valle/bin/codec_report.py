@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("faster_whisper").setLevel(logging.WARNING)  # one line per utterance
     from valle.codec.mel_rvq import MelRVQCodec, MelRVQConfig, default_mel_config
     from valle.codec.vocoder import GriffinLimVocoder
 
