@@ -18,7 +18,9 @@ What is measured, per size preset and batch size (all rows of a batch have the s
   steps; the table says how many lengths were timed.
 - The matrix-vector floor: ``x @ W.T`` for every weight matrix of the AR (``x`` of B rows, same
   dtype, device and threads), the time any decoder step that reads all weights once needs (the
-  memory-bandwidth floor at batch 1). ``step/floor`` is the ratio of the cached step to it.
+  memory-bandwidth floor at batch 1). One pass is timed every 25 cached steps, interleaved, so
+  that both see the same machine load (on a shared machine the load changes by the minute);
+  ``step/floor`` is the mean cached step over the mean pass.
 - NAR: ``nar_stages_timed`` of the ``Q - 1`` stages are run (full forwards over text, prompt
   and the ``T`` frames) and scaled to all stages when fewer are timed (every stage has the same
   cost: only the input codes differ).
@@ -32,7 +34,6 @@ What is measured, per size preset and batch size (all rows of a batch have the s
 from __future__ import annotations
 
 import logging
-import math
 import os
 import resource
 import time
@@ -100,8 +101,9 @@ class SpeedRow:
     nocache_ms_step: float  # recomputation, quadratic fit averaged over all steps
     nocache_points: int  # lengths actually timed for it
     speedup: float  # nocache_ms_step / ar_ms_step
-    floor_ms: float  # one x @ W.T over all AR weight matrices
-    step_over_floor: float
+    floor_ms: float  # one x @ W.T over all AR weight matrices (mean of passes between steps)
+    step_over_floor: float  # ar_ms_step / floor_ms
+    floor_best_ms: float  # fastest of those passes
     prefill_ms: float
     nar_s: float  # all Q - 1 stages
     nar_stages_timed: int
@@ -149,27 +151,38 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-@torch.inference_mode()
-def matvec_floor_ms(module: nn.Module, batch: int = 1, reps: int = 5) -> float:
-    """Best of ``reps`` times (ms) of ``x @ W.T`` over every weight matrix of ``module``.
+class MatvecPass:
+    """One ``x @ W.T`` over every weight matrix of a module; calling it returns the seconds.
 
     ``x`` has ``batch`` rows and the weights' dtype and device; embeddings are left out (a
     step reads one row of them).
     """
-    weights = [m.weight for m in module.modules() if isinstance(m, nn.Linear)]
-    if not weights:
-        raise ValueError("the module has no linear layers")
-    device = weights[0].device
-    xs = {w.shape[1]: torch.randn(batch, w.shape[1], dtype=w.dtype, device=device) for w in weights}
-    best = math.inf
-    for _ in range(reps + 1):  # the first pass warms up
-        _sync(device)
+
+    def __init__(self, module: nn.Module, batch: int = 1) -> None:
+        self.weights = [m.weight for m in module.modules() if isinstance(m, nn.Linear)]
+        if not self.weights:
+            raise ValueError("the module has no linear layers")
+        self.device = self.weights[0].device
+        self.xs = {
+            w.shape[1]: torch.randn(batch, w.shape[1], dtype=w.dtype, device=self.device)
+            for w in self.weights
+        }
+
+    @torch.inference_mode()
+    def __call__(self) -> float:
+        _sync(self.device)
         t0 = time.perf_counter()
-        for w in weights:
-            xs[w.shape[1]] @ w.T
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return 1000.0 * best
+        for w in self.weights:
+            self.xs[w.shape[1]] @ w.T
+        _sync(self.device)
+        return time.perf_counter() - t0
+
+
+def matvec_floor_ms(module: nn.Module, batch: int = 1, reps: int = 5) -> float:
+    """Best of ``reps`` times (ms) of a :class:`MatvecPass` over ``module`` (after a warm-up)."""
+    floor = MatvecPass(module, batch)
+    floor()
+    return 1000.0 * min(floor() for _ in range(reps))
 
 
 class _PeakMemory:
@@ -249,9 +262,21 @@ def _full_forward_last(ar: Any, text: Tensor, tl: Tensor, audio_in: Tensor, al: 
 
 @torch.inference_mode()
 def _time_ar(
-    ar: Any, text: Tensor, tl: Tensor, prompt: Tensor, pl: Tensor, steps: int
-) -> tuple[float, list[float], Tensor, Tensor, Tensor]:
-    """Cached decoding of ``steps`` frames; (prefill s, per-step s, codes (B, T), audio_in, lens)."""
+    ar: Any,
+    text: Tensor,
+    tl: Tensor,
+    prompt: Tensor,
+    pl: Tensor,
+    steps: int,
+    floor: MatvecPass | None = None,
+    floor_every: int = 25,
+) -> tuple[float, list[float], list[float], Tensor, Tensor, Tensor]:
+    """Cached decoding of ``steps`` frames.
+
+    Every ``floor_every`` steps one ``floor`` pass is timed too, so that steps and floor see
+    the same machine load. Returns (prefill s, per-step s, floor pass s, codes (B, T),
+    audio_in, lens).
+    """
     device = text.device
     cb = ar.codebook_size
     p_steps, p_lens = ar.layout.prompt_steps(prompt, pl)
@@ -266,7 +291,7 @@ def _time_ar(
     codes = torch.zeros(text.shape[0], steps, dtype=torch.long, device=device)  # (B, T)
     codes[:, 0] = ids
     index = in_lens.clone()
-    times = []
+    times, floors = [], []
     for n in range(1, steps):
         t0 = time.perf_counter()
         logits = ar.step(ids, index, cache)
@@ -275,7 +300,9 @@ def _time_ar(
         _sync(device)
         times.append(time.perf_counter() - t0)
         index += 1
-    return prefill, times, codes, audio_in, in_lens
+        if floor is not None and n % floor_every == 1:
+            floors.append(floor())
+    return prefill, times, floors, codes, audio_in, in_lens
 
 
 @torch.inference_mode()
@@ -343,17 +370,21 @@ def measure_speed(
     nar: Any = model.nar
     text, tl, prompt, pl = _inputs(setup, batch)
     steps = setup.steps
+    floor = MatvecPass(ar, batch)
+    floor()
     _time_ar(ar, text, tl, prompt, pl, min(steps, 4))  # warm-up (allocator, kernels)
     logger.info("%s B=%d: AR %d steps with the KV cache", size, batch, steps)
     with _PeakMemory(device) as mem:
-        prefill, times, codes, audio_in, in_lens = _time_ar(ar, text, tl, prompt, pl, steps)
+        prefill, times, floors, codes, audio_in, in_lens = _time_ar(
+            ar, text, tl, prompt, pl, steps, floor
+        )
         nar_s, nar_timed = (0.0, 0)
         if nar is not None:
             logger.info("%s B=%d: NAR", size, batch)
             nar_s, nar_timed = _time_nar(nar, text, tl, prompt, pl, codes, setup.nar_stages_timed)
     logger.info("%s B=%d: AR without cache at %d lengths", size, batch, setup.nocache_points)
     nocache = _time_nocache(ar, text, tl, audio_in, in_lens, codes, setup.nocache_points)
-    floor = matvec_floor_ms(ar, batch)
+    floor_ms = 1000.0 * float(np.mean(floors))
     tenth = max(1, len(times) // 10)
     step_ms = 1000.0 * float(np.mean(times))
     return SpeedRow(
@@ -370,8 +401,9 @@ def measure_speed(
         nocache_ms_step=1000.0 * nocache,
         nocache_points=min(setup.nocache_points, steps),
         speedup=1000.0 * nocache / step_ms,
-        floor_ms=floor,
-        step_over_floor=step_ms / floor,
+        floor_ms=floor_ms,
+        step_over_floor=step_ms / floor_ms,
+        floor_best_ms=1000.0 * min(floors),
         prefill_ms=1000.0 * prefill,
         nar_s=nar_s,
         nar_stages_timed=nar_timed,
@@ -396,7 +428,8 @@ def format_table(rows: Sequence[SpeedRow]) -> str:
             f"device {r.device}, {r.threads} threads, float32; {r.text_tokens} text tokens, "
             f"{r.prompt_frames} prompt frames, {r.steps} AR steps per row (random weights)",
             f"no cache: {r.nocache_points} sequence lengths timed, a quadratic fit averaged over "
-            "all steps; floor: x @ W.T over every AR weight matrix (x of B rows)",
+            "all steps; floor: x @ W.T over every AR weight matrix (x of B rows), mean of "
+            "passes timed between the cached steps (same load)",
             f"NAR: {r.nar_stages_timed} stage(s) timed, scaled to all; RTF = (AR + NAR) / "
             "(B x seconds), codec excluded; peak MiB: " + r.mem_kind,
         ]
