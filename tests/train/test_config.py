@@ -25,6 +25,8 @@ def test_split_overrides_routes_by_prefix():
     )
     assert model == ["ar.mask=causal", "nar.stage=adaln"]
     assert train == ["lr=0.001"] and data == ["num_workers=0"]
+    # exponent notation that YAML 1.1 would read as text becomes a float
+    assert split_overrides(["train.lr=1e-3", "train.eps=2E-8"])[1] == ["lr=0.001", "eps=2e-08"]
     with pytest.raises(ConfigError, match="key.path=value"):
         split_overrides(["train.lr"])
 

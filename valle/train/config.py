@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -255,8 +256,23 @@ def _deep_merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_EXPONENT_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def _normalize_number(item: str) -> str:
+    """``lr=1e-3`` -> ``lr=0.001``: YAML 1.1 reads ``1e-3`` (no dot) as text, not a float."""
+    key, _, value = item.partition("=")
+    if _EXPONENT_FLOAT.match(value.strip()):
+        return f"{key}={float(value)!r}"
+    return item
+
+
 def split_overrides(overrides: Iterable[str]) -> tuple[list[str], list[str], list[str]]:
-    """Sort ``key=value`` overrides into (model, train, data) lists, prefixes removed."""
+    """Sort ``key=value`` overrides into (model, train, data) lists, prefixes removed.
+
+    Numbers in exponent notation are normalised (``1e-3`` -> ``0.001``) so that YAML parses
+    them as floats.
+    """
     model: list[str] = []
     train: list[str] = []
     data: list[str] = []
@@ -266,6 +282,7 @@ def split_overrides(overrides: Iterable[str]) -> tuple[list[str], list[str], lis
                 f"override {item!r} must look like key.path=value, e.g. train.lr=1e-3 or "
                 "ar.backbone.num_layers=6"
             )
+        item = _normalize_number(item)
         head, _, rest = item.partition(".")
         target = {"train": train, "data": data, "model": model}.get(head)
         if target is not None and rest:
