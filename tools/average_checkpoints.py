@@ -6,8 +6,8 @@
     # an explicit list (full .ckpt or inference .pt files of the same model config)
     python tools/average_checkpoints.py exp/a/model.pt exp/b/model.pt --output avg.pt
 
-The output has the inference format of ``valle.train.checkpoint`` (weights + config of the last
-input) and is written atomically. Checkpoints with different model configs are refused.
+The output has the inference format of ``valle.train.checkpoint`` (weights, plus the config, symbol
+table and codec facts of the last input) and is written atomically. Checkpoints with different model configs are refused.
 """
 
 from __future__ import annotations
@@ -38,11 +38,16 @@ def select_checkpoints(exp_dir: str | Path, last: int) -> list[Path]:
 
 def average_to(paths: Sequence[str | Path], output: str | Path) -> Path:
     """Average ``paths`` and write the inference checkpoint ``output`` (atomically)."""
-    from valle.train.checkpoint import average_checkpoints, save_inference_checkpoint
+    from valle.train.checkpoint import (
+        average_checkpoints,
+        checkpoint_extras_of,
+        save_inference_checkpoint,
+    )
 
     state, config = average_checkpoints(list(paths))
+    extras = checkpoint_extras_of(paths[-1])  # symbol table and codec facts, when present
     return save_inference_checkpoint(
-        output, state, config, step=None, averaged_from=[str(p) for p in paths]
+        output, state, config, step=None, averaged_from=[str(p) for p in paths], **extras
     )
 
 

@@ -41,6 +41,8 @@ def test_mean_of_two_checkpoints(tmp_path):
             "state_dict": {f"model.{k}": v for k, v in b.items()},
             "valle_config": CONFIG,
             "optimizer_states": [],
+            "symbols": ["<pad>", "a"],
+            "codec": {"name": "fake"},
         },
         tmp_path / "b.ckpt",
     )
@@ -59,6 +61,7 @@ def test_mean_of_two_checkpoints(tmp_path):
     )
     assert int(out["state_dict"]["count"]) == 2  # integer counters come from the last one
     assert out["averaged_from"][0].endswith("a.pt")
+    assert out["symbols"] == ["<pad>", "a"] and out["codec"] == {"name": "fake"}
 
 
 def test_mismatched_configs_or_shapes_are_refused(tmp_path):

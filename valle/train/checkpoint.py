@@ -207,6 +207,15 @@ def load_checkpoint_weights(
     return dict(state), dict(config)
 
 
+EXTRA_KEYS = ("symbols", "codec")  # self-description entries copied into derived checkpoints
+
+
+def checkpoint_extras_of(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The ``"symbols"`` / ``"codec"`` entries of a checkpoint (those it has)."""
+    obj = _read(Path(path))
+    return {k: obj[k] for k in EXTRA_KEYS if k in obj}
+
+
 def model_config_from(valle_config: Mapping[str, Any]) -> Any:
     """The variant config object stored in a checkpoint's ``valle_config["model"]``."""
     from valle.config import from_dict
