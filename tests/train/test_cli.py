@@ -90,7 +90,13 @@ def test_train_then_resume(data, tmp_path, capsys):
     model, cfg = build_model_from_checkpoint(exp / "model.pt")
     assert cfg["model"]["ar"]["backbone"]["num_layers"] == 1
     assert cfg["data"]["tokens"].endswith("tokens.txt")
-    assert (exp / "tensorboard").is_dir()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = EventAccumulator(str(exp / "tensorboard")).Reload().Tags()
+    assert "config/text_summary" in tags["tensors"]
+    assert {"train/loss", "train/ar/acc", "train/lr", "train/grad_norm", "val/loss"} <= set(
+        tags["scalars"]
+    )
     # the checkpoint carries the symbol table and codec facts: inference needs only it
     obj = torch.load(exp / "model.pt", weights_only=True)
     assert obj["symbols"] == SymbolTable.from_file(data / "tokens.txt").symbols

@@ -28,7 +28,13 @@ from valle.train.checkpoint import (
     load_checkpoint_weights,
     load_weights,
 )
-from valle.train.config import ExperimentConfig, TrainConfig, experiment_to_dict, save_experiment
+from valle.train.config import (
+    ExperimentConfig,
+    TrainConfig,
+    dump_experiment_yaml,
+    experiment_to_dict,
+    save_experiment,
+)
 from valle.train.module import TrainingModule
 from valle.train.samples import SampleLogger, SampleProvider
 
@@ -154,6 +160,10 @@ def train(
     if trainer.is_global_zero:
         exp_dir.mkdir(parents=True, exist_ok=True)
         save_experiment(cfg, exp_dir / "config.yaml")
+        for lg in trainer.loggers:  # the resolved config beside the curves
+            if isinstance(lg, TensorBoardLogger):
+                text = dump_experiment_yaml(cfg)
+                lg.experiment.add_text("config", f"```\n{text}```", trainer.global_step)
     module = TrainingModule(model, cfg.train, valle_config, checkpoint_extras)
     if resume:
         logger.info("resuming from %s", ckpt_path)
