@@ -110,7 +110,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    import lightning as L
     import torch
 
     if args.num_threads > 0:
@@ -129,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         checkpoint_extras,
         vocab_facts,
     )
+    from valle.train.resumable import seed_everything_from
     from valle.train.trainer import train
 
     try:
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = _path_overrides(args) + list(args.overrides)
         vocab = vocab_facts(compose_data(args.config, overrides))
         cfg = compose_experiment(args.variant, args.size, args.config, overrides, **vocab)
-        L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+        seed_everything_from(cfg.train.seed)  # the model's initial weights
         model = build_model(cfg.model)
         datamodule = build_datamodule(cfg)
         provider = build_sample_provider(cfg, datamodule)
