@@ -86,7 +86,7 @@ def _run(exp_dir, max_steps, resume=False, num_workers=0, crash_at=None):
     return rec
 
 
-@pytest.mark.parametrize("num_workers", [0, pytest.param(1, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("num_workers", [0, 1])
 def test_resume_reproduces_uninterrupted_losses(tmp_path, num_workers):
     full = _run(tmp_path / "full", 14, num_workers=num_workers)
     assert sorted(full.losses) == list(range(1, 15))
