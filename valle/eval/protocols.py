@@ -17,6 +17,8 @@ lies inside the window. Without alignments we use a
 *time-proportional split*: the ``n`` words of the transcript are spread evenly over the
 supervision, word ``k`` taking the midpoint ``start + (k + 0.5) / n * duration``; the item records
 ``prompt_text_source = "proportional"`` so such approximate prompts can be told apart.
+Chinese or Japanese transcripts written without spaces are split into characters instead of
+words (joined back without spaces).
 
 Prompt windows start at the beginning of the prompt cut (the first 3 s), which avoids cutting a
 word at the window start. Lists are written as JSON lines (one :class:`TestItem` per line) and
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from valle.eval.files import read_jsonl, write_jsonl
+from valle.eval.normalize import is_character_language
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +125,7 @@ def words_in_window(cut: Any, window_start: float, window_end: float) -> tuple[s
     if sup is None:
         raise ValueError(f"cut {cut.id} has no supervision with text")
     alignment = (sup.alignment or {}).get("word")
+    sep = " "
     if alignment:
         # lhotse keeps alignment times in the recording's frame (trimming a cut to its
         # supervision shifts supervision.start but not the alignment items).
@@ -131,12 +135,15 @@ def words_in_window(cut: Any, window_start: float, window_end: float) -> tuple[s
         source = "alignment"
     else:
         words = sup.text.split()
+        if len(words) == 1 and is_character_language(sup.language):
+            # Chinese/Japanese text written without spaces: spread the characters instead
+            words, sep = list(words[0]), ""
         n = len(words)
         items = [(w, sup.start + (k + 0.5) / n * sup.duration) for k, w in enumerate(words)]
         source = "proportional"
     inside = [w for w, mid in items if window_start <= mid < window_end]
     after = [w for w, mid in items if mid >= window_end]
-    return " ".join(inside), " ".join(after), source
+    return sep.join(inside), sep.join(after), source
 
 
 def select_utterances(
