@@ -152,6 +152,7 @@ def read_jobs(path: str | Path, default_language: str = "en") -> list[Any]:
 
 def run(args: argparse.Namespace) -> int:
     import torch
+    from tqdm.auto import tqdm
 
     from valle.inference import PromptTrim, SynthesisJob, Synthesizer
     from valle.inference.wavfile import write_wav
@@ -191,13 +192,16 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     generator = torch.Generator(device=synth.device).manual_seed(args.seed)
     total = 0.0
+    bar = tqdm(total=len(jobs), unit="utt", disable=len(jobs) <= args.batch_size, file=sys.stderr)
     for i in range(0, len(jobs), args.batch_size):
         chunk = jobs[i : i + args.batch_size]
         results = synth.synthesize_batch(chunk, generator=generator)
         for out, (wave, sr) in zip(outs[i : i + args.batch_size], results, strict=True):
             write_wav(out, wave, sr)
             total += len(wave) / sr
-            print(f"wrote {out} ({len(wave) / sr:.2f} s)")
+            bar.write(f"wrote {out} ({len(wave) / sr:.2f} s)", file=sys.stdout)
+        bar.update(len(chunk))
+    bar.close()
     took = time.perf_counter() - start
     print(f"{len(jobs)} utterance(s), {total:.2f} s of speech in {took:.2f} s "
           f"(RTF {took / max(total, 1e-9):.3f})")  # fmt: skip
