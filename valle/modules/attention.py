@@ -10,7 +10,6 @@ copies, not O(K), so the time per step stays flat as the sequence grows.
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
