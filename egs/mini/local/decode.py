@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""Stage 7 (decode): zero-shot synthesis of the held-out test cuts in both settings.
+
+Usage: python local/decode.py --config conf/decode.yaml \
+           --cuts data/tokenized/mini_cuts_test.jsonl.gz \
+           --checkpoint exp/valle_tiny/nar/model.pt --decode-dir exp/valle_tiny/decode \
+           [--tokens data/tokens.txt] [--codec-dir data/tokenized] [--device cpu]
+
+For every setting S (cont: the first seconds of the utterance and their transcript are the
+prompt; cross: the first seconds of another utterance of the same speaker) and every language L
+of the config, it writes under --decode-dir:
+
+  lists/test_<L>.jsonl.gz           the test cuts of language L
+  lists/<S>_<L>.jsonl               the test list of `valle-bench protocol` (bounds from the
+                                    config), without items the model cannot say
+  lists/<S>.jsonl                   all languages of S together
+  <S>/<id>.wav                      the model's output (cont: the continuation only)
+  <S>/resynth/<id>.wav              the ground truth through the codec (the "codec" row)
+  <S>/resynth/prompts/<id>.wav      the prompt through the codec (SIM-r)
+  decode_info.json                  items, seconds of speech and synthesis time per setting
+
+Synthesis runs in batches of `batch_size` jobs through Synthesizer.synthesize_batch with one
+generator seeded from `seed`, so a rerun writes the same waves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+log = logging.getLogger("decode")
+
+LANGUAGE_KEYS = {"prompt_seconds", "min_seconds", "max_seconds", "max_items"}
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read and check conf/decode.yaml (see its comments)."""
+    if not path.is_file():
+        sys.exit(f"decode.py: config {path} not found")
+    cfg = yaml.safe_load(path.read_text()) or {}
+    for key in ("seed", "batch_size", "settings", "languages"):
+        if key not in cfg:
+            sys.exit(f"decode.py: {path} lacks '{key}' (see egs/mini/conf/decode.yaml)")
+    bad = [s for s in cfg["settings"] if s not in ("cont", "cross")]
+    if bad:
+        sys.exit(f"decode.py: {path}: unknown settings {bad}; use cont and/or cross")
+    for lang, bounds in cfg["languages"].items():
+        missing = LANGUAGE_KEYS - set(bounds or {})
+        if missing:
+            sys.exit(f"decode.py: {path}: languages.{lang} lacks {sorted(missing)}")
+    return cfg
+
+
+def write_cuts_atomic(cuts: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.jsonl.gz")
+    cuts.to_file(tmp)
+    os.replace(tmp, path)
+
+
+def make_lists(cfg: dict[str, Any], cuts_path: Path, lists_dir: Path) -> dict[str, list[Path]]:
+    """Per-language test lists through `valle-bench protocol`; returns setting -> list files."""
+    from lhotse import CutSet
+
+    from valle.bin import bench
+
+    lists_dir.mkdir(parents=True, exist_ok=True)
+    cuts = CutSet.from_file(cuts_path).to_eager()
+    by_lang: dict[str, list[Any]] = {}
+    for c in cuts:
+        lang = c.supervisions[0].language if c.supervisions else None
+        by_lang.setdefault(lang or "en", []).append(c)
+    ignored = sorted(set(by_lang) - set(cfg["languages"]))
+    if ignored:
+        log.warning("test cuts in languages %s have no bounds in the config: left out", ignored)
+    out: dict[str, list[Path]] = {s: [] for s in cfg["settings"]}
+    for lang, bounds in cfg["languages"].items():
+        lang_cuts = by_lang.get(lang, [])
+        durations = [c.duration for c in lang_cuts]
+        n_in = sum(bounds["min_seconds"] <= d <= bounds["max_seconds"] for d in durations)
+        log.info(
+            "%s: %d test cuts (%.1f-%.1f s), %d within %.1f-%.1f s",
+            lang,
+            len(lang_cuts),
+            min(durations, default=0.0),
+            max(durations, default=0.0),
+            n_in,
+            bounds["min_seconds"],
+            bounds["max_seconds"],
+        )
+        if n_in == 0:
+            log.warning("%s: no test cut within the bounds: language skipped", lang)
+            continue
+        lang_file = lists_dir / f"test_{lang}.jsonl.gz"
+        write_cuts_atomic(CutSet.from_cuts(lang_cuts), lang_file)
+        for setting in cfg["settings"]:
+            dest = lists_dir / f"{setting}_{lang}.jsonl"
+            rc = bench.main(
+                [
+                    "protocol",
+                    "--cuts", str(lang_file),
+                    "--setting", setting,
+                    "--seed", str(cfg["seed"]),
+                    "--out", str(dest),
+                    "--prompt-seconds", str(bounds["prompt_seconds"]),
+                    "--min-seconds", str(bounds["min_seconds"]),
+                    "--max-seconds", str(bounds["max_seconds"]),
+                    "--max-items", str(bounds["max_items"]),
+                ]
+            )  # fmt: skip
+            if rc != 0:
+                log.warning("%s %s: valle-bench protocol made no list (see above): skipped",
+                            setting, lang)  # fmt: skip
+                dest.unlink(missing_ok=True)
+                continue
+            out[setting].append(dest)
+    return out
+
+
+def sayable(synth: Any, item: Any) -> str | None:
+    """Why the model cannot synthesize ``item`` (None: it can)."""
+    from valle.text import UnknownSymbolError
+
+    if not item.prompt_text.strip():
+        return "no word inside the prompt window"
+    if not item.target_text.strip():
+        return "no word after the prompt"
+    try:
+        synth.text_ids(item.target_text, item.prompt_text, item.language or "en")
+    except (UnknownSymbolError, ValueError) as e:
+        return str(e).splitlines()[0]
+    return None
+
+
+def filter_lists(synth: Any, list_files: list[Path]) -> list[Any]:
+    """Drop the items the model cannot say from each list (rewritten); returns the kept items."""
+    from valle.eval.protocols import read_protocol, write_protocol
+
+    kept_all = []
+    for path in list_files:
+        items = read_protocol(path)
+        kept = []
+        for item in items:
+            why = sayable(synth, item)
+            if why is None:
+                kept.append(item)
+            else:
+                log.warning("%s: item %s left out: %s", path.name, item.id, why)
+        write_protocol(kept, path)
+        kept_all += kept
+    return kept_all
+
+
+def synthesize(synth: Any, items: list[Any], cuts: Any, out_dir: Path, cfg: dict) -> dict:
+    """The model's outputs <out_dir>/<id>.wav; returns timing facts."""
+    import torch
+    from tqdm import tqdm
+
+    from valle.eval.protocols import load_prompt_audio
+    from valle.inference import SynthesisJob
+    from valle.inference.wavfile import write_wav
+
+    # similar lengths in a batch: fewer AR steps spent on rows that have ended
+    order = sorted(items, key=lambda i: (i.target_duration, i.id))
+    jobs = []
+    for item in order:
+        wave, sr = load_prompt_audio(item, cuts)
+        jobs.append(
+            SynthesisJob(
+                text=item.target_text,
+                prompt_wav=wave,
+                prompt_text=item.prompt_text,
+                language=item.language or "en",
+                prompt_sample_rate=sr,
+                id=item.id,
+            )
+        )
+    generator = torch.Generator(device=synth.device).manual_seed(int(cfg["seed"]))
+    size = int(cfg["batch_size"])
+    speech = 0.0
+    start = time.perf_counter()
+    with tqdm(total=len(jobs), desc=f"decode {out_dir.name}", unit="utt") as bar:
+        for b in range(0, len(jobs), size):
+            chunk = jobs[b : b + size]
+            for job, (wave, sr) in zip(
+                chunk, synth.synthesize_batch(chunk, generator=generator), strict=True
+            ):
+                write_wav(out_dir / f"{job.id}.wav", wave, sr)
+                speech += len(wave) / sr
+            bar.update(len(chunk))
+    took = time.perf_counter() - start
+    return {
+        "items": len(jobs),
+        "speech_seconds": round(speech, 3),
+        "synthesis_seconds": round(took, 3),
+        "rtf": round(took / max(speech, 1e-9), 4),
+    }
+
+
+def resynthesize_items(codec: Any, items: list[Any], cuts: Any, out_dir: Path) -> None:
+    """Ground truth and prompts through the codec (encode + decode)."""
+    from valle.eval.audio import write_wave
+    from valle.eval.protocols import load_prompt_audio, load_target_audio
+    from valle.eval.resynth import resynthesize
+
+    for item in items:
+        for path, (wave, sr) in (
+            (out_dir / f"{item.id}.wav", load_target_audio(item, cuts)),
+            (out_dir / "prompts" / f"{item.id}.wav", load_prompt_audio(item, cuts)),
+        ):
+            (out,) = resynthesize(codec, [wave], sr)
+            write_wave(path, out, codec.sample_rate)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--config", type=Path, required=True, help="conf/decode.yaml")
+    p.add_argument("--cuts", type=Path, required=True, help="test cuts (jsonl.gz)")
+    p.add_argument("--checkpoint", type=Path, required=True, help="<exp>/nar/model.pt")
+    p.add_argument("--decode-dir", type=Path, required=True)
+    p.add_argument("--tokens", default=None, help="tokens.txt (default: the checkpoint's)")
+    p.add_argument("--codec-dir", default=None, help="codec dir (default: the checkpoint's)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--num-threads", type=int, default=0, help="torch threads (0: torch default)")
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    import torch
+    from lhotse import CutSet
+
+    from valle.eval.files import write_json, write_jsonl
+    from valle.inference import PromptTrim, Synthesizer
+
+    if args.num_threads > 0:
+        torch.set_num_threads(args.num_threads)
+    if not args.cuts.is_file():
+        sys.exit(f"decode.py: test cuts {args.cuts} not found; run stage 4 first")
+    if not args.checkpoint.is_file():
+        sys.exit(f"decode.py: checkpoint {args.checkpoint} not found; run stages 5-6 first")
+    cfg = load_config(args.config)
+    lists_dir = args.decode_dir / "lists"
+    list_files = make_lists(cfg, args.cuts, lists_dir)
+    if not any(list_files.values()):
+        sys.exit("decode.py: no test list could be made; check the bounds in " + str(args.config))
+    # the protocol already cut the prompts to the configured length: no further trimming
+    synth = Synthesizer.from_checkpoint(
+        args.checkpoint,
+        codec=args.codec_dir,
+        tokens=args.tokens,
+        device=args.device,
+        prompt_trim=PromptTrim(seconds=None),
+    )
+    cuts = CutSet.from_file(args.cuts).to_eager()
+    info: dict[str, Any] = {"checkpoint": str(args.checkpoint), "settings": {}}
+    for setting, files in list_files.items():
+        items = filter_lists(synth, files)
+        if not items:
+            log.warning("%s: no item left to decode", setting)
+            continue
+        write_jsonl(lists_dir / f"{setting}.jsonl", (i.as_dict() for i in items))
+        out_dir = args.decode_dir / setting
+        facts = synthesize(synth, items, cuts, out_dir, cfg)
+        t0 = time.perf_counter()
+        resynthesize_items(synth.codec, items, cuts, out_dir / "resynth")
+        facts["resynth_seconds"] = round(time.perf_counter() - t0, 3)
+        facts["languages"] = sorted({i.language or "en" for i in items})
+        info["settings"][setting] = facts
+        log.info("%s: %s", setting, json.dumps(facts))
+    write_json(args.decode_dir / "decode_info.json", info)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
