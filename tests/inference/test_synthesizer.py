@@ -186,3 +186,21 @@ def test_codec_spec_pointing_nowhere_says_what_to_pass(setup, tmp_path) -> None:
         Synthesizer.from_checkpoint(path)
     synth = Synthesizer.from_checkpoint(path, codec=setup.codec_dir)  # explicit wins
     assert synth.codec.num_codebooks == 4
+
+
+def test_changed_codec_files_are_refused(setup, tmp_path) -> None:
+    import shutil
+
+    from valle.inference import CodecSpecError
+
+    copy = tmp_path / "codec"
+    shutil.copytree(setup.codec_dir, copy)
+    obj = torch.load(setup.checkpoint, weights_only=True)
+    assert obj["codec"]["fingerprint"]  # recorded by codec_spec
+    obj["codec"] = dict(obj["codec"], path=str(copy))
+    path = tmp_path / "copied.pt"
+    torch.save(obj, path)
+    assert Synthesizer.from_checkpoint(path).codec.num_codebooks == 4  # a copy is fine
+    (copy / "config.json").write_text((copy / "config.json").read_text() + "\n")
+    with pytest.raises(CodecSpecError, match="changed since"):
+        Synthesizer.from_checkpoint(path)

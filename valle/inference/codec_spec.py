@@ -61,6 +61,17 @@ def codec_from_spec(spec: Mapping[str, Any], device: str = "cpu") -> Codec:
             f"the {info.name} codec recorded at {info.path!r} is not on this machine; pass the "
             "codec directory explicitly (codec= / --codec-dir)"
         )
+    recorded = getattr(info, "fingerprint", None)
+    if recorded is not None:
+        from valle.data.codec_info import fingerprint_path
+
+        now = fingerprint_path(info.path)
+        if now is not None and now != recorded:
+            raise CodecSpecError(
+                f"the {info.name} codec files at {info.path} changed since the codes were made "
+                "(fingerprint mismatch, e.g. a refitted codec); pass the codec the model was "
+                "trained with (codec= / --codec-dir)"
+            )
     codec = load_codec(info.name, info.path, device=device, **info.options)
     _check_facts(codec, info, f"codec loaded from {info.path}")
     return codec
