@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Stage 8 (score): WER/CER and speaker similarity of three systems in both settings.
+
+Usage: python local/score.py --decode-dir exp/valle_tiny/decode \
+           --cuts data/tokenized/mini_cuts_test.jsonl.gz --score-dir exp/valle_tiny/score \
+           [--asr faster-whisper --asr-path DIR] [--encoder resemblyzer] [--model-name NAME]
+
+Reads what local/decode.py wrote. For every list <decode-dir>/lists/<S>_<L>.jsonl (setting S,
+language L) it scores, with `valle-bench wer` and `valle-bench sim` run in this process (the
+ASR language comes from the list: WER for en, CER for zh and ja):
+
+  ground truth         the test recordings (--audio-from-cuts), against the full transcript
+  codec resynthesis    <S>/resynth/<id>.wav (ground truth encoded and decoded by the codec)
+  the model            <S>/<id>.wav; for cont against the words after the prompt (target_text),
+                       since the model's output is the continuation only
+
+SIM-o compares each output with its prompt, SIM-r with the prompt through the codec
+(<S>/resynth/prompts), SIM-utt with the original utterance. Then `valle-bench report` writes
+<score-dir>/<S>_<L>.{csv,md,png}, and <score-dir>/index.json lists the tables for RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("score")
+
+
+def load_models_once() -> None:
+    """Keep the ASR and speaker models loaded between the valle-bench calls of this process
+    (each call would load them again): the backend factories are memoised by (path, device)."""
+    from valle.eval import asr, similarity
+
+    for registry in (asr.ASR_BACKENDS, similarity.SPEAKER_ENCODERS):
+        for name, factory in list(registry.items()):
+            registry[name] = functools.lru_cache(maxsize=None)(factory)  # type: ignore[assignment]
+
+
+def bench(argv: list[str]) -> None:
+    from valle.bin import bench as valle_bench
+
+    log.info("valle-bench %s", " ".join(argv))
+    rc = valle_bench.main(argv)
+    if rc != 0:
+        sys.exit(f"score.py: valle-bench {argv[0]} failed (exit {rc}); see the error above")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--decode-dir", type=Path, required=True)
+    p.add_argument("--cuts", type=Path, required=True, help="the test cuts decode.py read")
+    p.add_argument("--score-dir", type=Path, required=True)
+    p.add_argument("--asr", default="faster-whisper", help="hubert-ctc | whisper | faster-whisper")
+    p.add_argument("--asr-path", default=None, help="ASR model directory or hub name")
+    p.add_argument("--encoder", default="resemblyzer", help="resemblyzer | wavlm-sv")
+    p.add_argument("--encoder-path", default=None, help="speaker encoder directory or hub name")
+    p.add_argument("--model-name", default="VALL-E", help="the model's row name")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    from valle.eval.files import write_json
+    from valle.eval.protocols import read_protocol
+
+    load_models_once()
+    lists_dir = args.decode_dir / "lists"
+    lists = sorted(
+        f for f in lists_dir.glob("*_*.jsonl") if f.stem.split("_")[0] in ("cont", "cross")
+    )
+    if not lists:
+        sys.exit(f"score.py: no <setting>_<language>.jsonl in {lists_dir}; run stage 7 first")
+    if not args.cuts.is_file():
+        sys.exit(f"score.py: test cuts {args.cuts} not found")
+    asr = ["--asr", args.asr] + (["--asr-path", args.asr_path] if args.asr_path else [])
+    enc = ["--encoder", args.encoder] + (
+        ["--encoder-path", args.encoder_path] if args.encoder_path else []
+    )
+    common = ["--device", args.device, "--no-progress"]
+    index: list[dict[str, Any]] = []
+    for list_file in lists:
+        setting, language = list_file.stem.split("_", 1)
+        items = read_protocol(list_file)
+        if not items:
+            log.warning("%s is empty: skipped", list_file)
+            continue
+        hyp = args.decode_dir / setting
+        prompts = hyp / "resynth" / "prompts"
+        systems = [
+            ("ground truth", ["--audio-from-cuts", str(args.cuts)], "text"),
+            ("codec resynthesis", ["--hyp-dir", str(hyp / "resynth")], "text"),
+            (args.model_name, ["--hyp-dir", str(hyp)],
+             "target_text" if setting == "cont" else "text"),
+        ]  # fmt: skip
+        summaries = []
+        t0 = time.perf_counter()
+        for k, (name, source, ref_field) in enumerate(systems):
+            out = args.score_dir / setting / language / f"system{k}"
+            bench(["wer", *source, "--system", name, "--out-dir", str(out), "--ref",
+                   str(list_file), "--ref-field", ref_field, *asr, *common])  # fmt: skip
+            bench(["sim", *source, "--system", name, "--out-dir", str(out), "--list",
+                   str(list_file), "--cuts", str(args.cuts), "--prompt-resynth-dir",
+                   str(prompts), *enc, *common])  # fmt: skip
+            summaries += [out / "wer_summary.json", out / "sim_summary.json"]
+        table = args.score_dir / f"{setting}_{language}"
+        bench(["report", "--inputs", *map(str, summaries), "--out", str(table)])
+        index.append(
+            {
+                "setting": setting,
+                "language": language,
+                "items": len(items),
+                "prompt_seconds": items[0].prompt_duration,
+                "table": str(table.with_suffix(".csv")),
+                "markdown": str(table.with_suffix(".md")),
+                "png": str(table.with_suffix(".png")),
+                "summaries": [str(s) for s in summaries],
+                "asr": args.asr,
+                "encoder": args.encoder,
+                "score_seconds": round(time.perf_counter() - t0, 1),
+            }
+        )
+    write_json(args.score_dir / "index.json", index)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Write RESULTS.md from the tables of stage 8 (valle.eval.results_md does the rendering).
+
+Usage: python local/write_results.py --score-dir exp/valle_tiny/score \
+           --decode-dir exp/valle_tiny/decode --stage-times exp/valle_tiny/stage_times.tsv \
+           --command "./run.sh --stage 7 --stop-stage 8" --out RESULTS.md [--title ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--score-dir", type=Path, required=True)
+    p.add_argument("--decode-dir", type=Path, required=True)
+    p.add_argument("--stage-times", type=Path, required=True)
+    p.add_argument("--command", required=True, help="the command that made the results")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--title", default="Mini recipe results")
+    p.add_argument("--checkpoint", default=None, help="shown in the facts")
+    p.add_argument("--fact", action="append", default=[], help="'key: value' line (repeatable)")
+    args = p.parse_args()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    from valle.eval.files import read_json
+    from valle.eval.report import ResultsTable, load_summaries
+    from valle.eval.results_md import (
+        ResultSection,
+        git_commit,
+        hardware_line,
+        read_stage_times,
+        render_results_md,
+        write_results_md,
+    )
+
+    index_file = args.score_dir / "index.json"
+    if not index_file.is_file():
+        sys.exit(f"write_results.py: {index_file} not found; run stage 8 (score) first")
+    index = read_json(index_file)
+    sections = [
+        ResultSection(
+            setting=e["setting"],
+            language=e["language"],
+            table=ResultsTable.from_summaries(load_summaries(e["summaries"])),
+            items=int(e["items"]),
+            prompt_seconds=float(e["prompt_seconds"]),
+            png=Path(e["png"]).resolve() if Path(e["png"]).is_file() else None,
+        )
+        for e in index
+    ]
+    facts: dict[str, str] = {}
+    if args.checkpoint:
+        facts["checkpoint"] = args.checkpoint
+    if index:
+        facts["ASR / speaker encoder"] = f"{index[0]['asr']} / {index[0]['encoder']}"
+    info_file = args.decode_dir / "decode_info.json"
+    if info_file.is_file():
+        for setting, f in read_json(info_file).get("settings", {}).items():
+            facts[f"decoding {setting}"] = (
+                f"{f['items']} items, {f['speech_seconds']:.1f} s of speech in "
+                f"{f['synthesis_seconds']:.1f} s (RTF {f['rtf']:.3f})"
+            )
+    for line in args.fact:
+        key, _, value = line.partition(":")
+        facts[key.strip()] = value.strip()
+    notes = [
+        "Rows: the test recordings (ground truth), the same through the codec (encode + decode: "
+        "the ceiling of a codec language model) and the model.",
+        "WER is sum(S+D+I)/sum(reference words) over the list; Chinese and Japanese are scored "
+        "by characters (CER) in the same column.",
+        "Continuation: the model outputs only the continuation, scored against the words after "
+        "the prompt; the ground truth and codec rows are whole utterances scored against the "
+        "whole transcript.",
+        "SIM-o: speaker similarity of the output to the original prompt; SIM-r: to the prompt "
+        "passed through the codec; SIM-utt: to the original target utterance.",
+        "Prompt transcripts without word alignments use a time-proportional word split.",
+    ]
+    text = render_results_md(
+        sections,
+        title=args.title,
+        command=args.command,
+        commit=git_commit(REPO),
+        hardware=hardware_line(),
+        stage_times=read_stage_times(args.stage_times),
+        facts=facts,
+        notes=notes,
+        base_dir=args.out.resolve().parent,
+    )
+    write_results_md(args.out, text)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
