@@ -10,7 +10,11 @@
 # Stages: 0-4 prepare.sh (corpus, manifests, codec tokens, text tokens, splits),
 # 5 train the AR (conf/train_ar.yaml) -> $exp_dir/ar, 6 train the NAR from the stage-5 weights
 # (conf/train_nar.yaml) -> $exp_dir/nar, whose model.pt is the complete model,
-# 7 decode and 8 score (not written yet: they stop with an error).
+# 7 decode LibriSpeech test-clean (4-10 s utterances, 3 s prompts: conf/decode.yaml) in the
+# continuation and cross-sentence settings (local/decode.py) -> $exp_dir/decode/<setting>/<id>.wav,
+# 8 score WER (HuBERT-Large CTC, the papers' ASR) and speaker similarity (WavLM-TDNN SV) of ground
+# truth, EnCodec resynthesis and model (local/score.py) -> $exp_dir/score, then RESULTS.md.
+#   ./run.sh --stage 7 --asr faster-whisper --asr-path /models/faster-whisper-base  # other ASR
 # A training stage that was interrupted continues from its last checkpoint when run again
 # (valle-train --resume); a finished one is skipped (.done marker).
 set -euo pipefail
@@ -29,10 +33,22 @@ num_nodes=1                      # nodes; >1 under SLURM or torchrun (docs/train
 strategy=auto                    # Lightning strategy (auto picks ddp for several devices)
 accelerator=gpu                  # cpu | gpu | auto
 train_opts=                      # extra valle-train arguments, e.g. "--set train.max_steps=1000"
+checkpoint=                      # model to decode; default $exp_dir/nar/model.pt
+test_cuts=                       # default $data_dir/tokenized/librispeech_cuts_test.jsonl.gz
+decode_config=conf/decode.yaml   # test-list bounds, item caps, seed, batch size
+decode_device=cuda               # where stage 7 synthesizes and stage 8 scores (cpu | cuda)
+asr=hubert-ctc                   # ASR of stage 8: hubert-ctc | whisper | faster-whisper
+asr_path=facebook/hubert-large-ls960-ft  # hub name or local copy of the ASR model
+sim_encoder=wavlm-sv             # speaker encoder of stage 8: wavlm-sv | resemblyzer
+sim_encoder_path=                # default: the encoder's hub model (valle.eval.similarity)
+model_name=                      # the model's row in the tables; default "$variant ($size)"
+results=RESULTS.md               # written at the end of stage 8
 python=python3
 train_cmd="$python -m valle.bin.train"  # or "srun $python -m valle.bin.train" inside an sbatch job,
                                  # or "torchrun --nproc-per-node 8 -m valle.bin.train" (docs/training.md)
-help_vars="stage stop_stage data_dir exp_dir variant size ar_config nar_config devices num_nodes strategy accelerator train_opts python train_cmd"
+help_vars="stage stop_stage data_dir exp_dir variant size ar_config nar_config devices num_nodes strategy accelerator train_opts checkpoint test_cuts decode_config decode_device asr asr_path sim_encoder sim_encoder_path model_name results python train_cmd"
+
+run_command="./run.sh$(printf ' %q' "$@")"  # recorded in RESULTS.md
 
 cd "$(dirname "$0")"
 . shared/parse_options.sh
@@ -56,6 +72,25 @@ token_dir=$data_dir/tokenized
 train_cuts=$token_dir/libritts_cuts_train.jsonl.gz
 dev_cuts=$token_dir/libritts_cuts_dev.jsonl.gz
 tokens=$data_dir/tokens.txt
+checkpoint=${checkpoint:-$exp_dir/nar/model.pt}
+test_cuts=${test_cuts:-$token_dir/librispeech_cuts_test.jsonl.gz}
+decode_dir=$exp_dir/decode
+score_dir=$exp_dir/score
+stage_times=$exp_dir/stage_times.tsv
+model_name=${model_name:-$variant ($size)}
+
+# stage_begin [MARKER]; ...; stage_end N WHAT: append "N<TAB>start<TAB>end<TAB>WHAT" to
+# $stage_times, unless MARKER (the stage's .done file) existed at the start (a skipped stage)
+stage_begin() {
+  stage_t0=$(date +%s)
+  stage_skipped=false
+  if [ $# -gt 0 ] && [ -e "$1" ]; then stage_skipped=true; fi
+}
+stage_end() {
+  if $stage_skipped; then return; fi
+  mkdir -p "$exp_dir"
+  printf '%s\t%s\t%s\t%s\n' "$1" "$stage_t0" "$(date +%s)" "$2" >> "$stage_times"
+}
 
 # train STAGE_NAME OUT_DIR CONFIG [extra valle-train args]: run or resume one training stage
 train() {
@@ -93,24 +128,58 @@ fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   log "Stage 5: train the AR ($variant/$size, $ar_config) -> $exp_dir/ar"
+  stage_begin "$exp_dir/ar/.done"
   train AR "$exp_dir/ar" "$ar_config"
+  stage_end 5 "train AR"
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: train the NAR ($variant/$size, $nar_config) from $exp_dir/ar/model.pt -> $exp_dir/nar"
   need "$exp_dir/ar/.done" "the trained AR (stage 5)"
+  if [ ! -f "$exp_dir/nar/.done" ]; then  # a new model: earlier decodes and scores are stale
+    rm -f "$decode_dir/.done" "$score_dir/.done"
+  fi
+  stage_begin "$exp_dir/nar/.done"
   train NAR "$exp_dir/nar" "$nar_config" --init-from "$exp_dir/ar/model.pt"
+  stage_end 6 "train NAR"
   log "  complete model (AR + NAR): $exp_dir/nar/model.pt"
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
-  log "ERROR: stage 7 (decode) is not written yet; stop at --stop-stage 6"
-  exit 1
+  log "Stage 7: decode $test_cuts ($decode_config) with $checkpoint -> $decode_dir"
+  if [ -f "$decode_dir/.done" ]; then
+    log "  $decode_dir/.done exists ($(cat "$decode_dir/.done")), skipping"
+  else
+    need "$test_cuts" "tokenized LibriSpeech test-clean (stages 1-4 with LibriSpeech present)"
+    need "$checkpoint" "the trained model (stage 6, or pass --checkpoint)"
+    rm -f "$score_dir/.done"
+    stage_begin
+    $python local/decode.py --config "$decode_config" --cuts "$test_cuts" \
+      --checkpoint "$checkpoint" --decode-dir "$decode_dir" --tokens "$tokens" \
+      --codec-dir "$token_dir" --device "$decode_device"
+    date '+finished %Y-%m-%d %H:%M:%S' > "$decode_dir/.done"
+    stage_end 7 "decode"
+  fi
 fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log "ERROR: stage 8 (score) is not written yet; stop at --stop-stage 6"
-  exit 1
+  log "Stage 8: score $decode_dir ($asr, $sim_encoder) -> $score_dir, $results"
+  need "$decode_dir/.done" "the decoded test lists (stage 7)"
+  if [ -f "$score_dir/.done" ]; then
+    log "  $score_dir/.done exists ($(cat "$score_dir/.done")), skipping the scoring"
+  else
+    stage_begin
+    $python local/score.py --decode-dir "$decode_dir" --cuts "$test_cuts" \
+      --score-dir "$score_dir" --asr "$asr" ${asr_path:+--asr-path "$asr_path"} \
+      --encoder "$sim_encoder" ${sim_encoder_path:+--encoder-path "$sim_encoder_path"} \
+      --model-name "$model_name" --device "$decode_device"
+    date '+finished %Y-%m-%d %H:%M:%S' > "$score_dir/.done"
+    stage_end 8 "score"
+  fi
+  $python local/write_results.py --score-dir "$score_dir" --decode-dir "$decode_dir" \
+    --stage-times "$stage_times" --command "$run_command" --out "$results" \
+    --title "LibriTTS recipe results ($model_name)" --checkpoint "$checkpoint"
+  log "  tables: $score_dir/<setting>_<language>.{csv,md,png}; summary: $results"
 fi
 
 log "Done (stages $stage..$stop_stage)."

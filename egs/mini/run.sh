@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# Training (and later decoding/scoring) of the mini recipe; stages 0-4 are prepare.sh's.
+# The mini research loop: data (prepare.sh), training, decoding, scoring, RESULTS.md.
 #
-#   ./run.sh                                      # stages 5-6: train the AR, then the NAR
-#   ./run.sh --stage 0                            # data preparation (prepare.sh) first
+#   ./run.sh --stage 0                            # everything: stages 0-8
+#   ./run.sh                                      # stages 5-8: train, decode, score
 #   ./run.sh --stage 6 --stop-stage 6             # only the NAR
+#   ./run.sh --stage 7                            # decode and score an existing model
 #   ./run.sh --train-opts "--set train.max_steps=50"   # a shorter smoke run
 #
-# Stages: 0-4 prepare.sh (corpus, manifests, codec tokens, text tokens, splits),
-# 5 train the AR (conf/train_ar.yaml) -> $exp_dir/ar, 6 train the NAR from the stage-5 weights
-# (conf/train_nar.yaml) -> $exp_dir/nar, whose model.pt is the complete model,
-# 7 decode and 8 score (not written yet: they stop with an error).
+# Stages: 0-4 prepare.sh, one stage at a time (corpus, manifests, codec tokens, text tokens,
+# splits), 5 train the AR (conf/train_ar.yaml) -> $exp_dir/ar, 6 train the NAR from the stage-5
+# weights (conf/train_nar.yaml) -> $exp_dir/nar, whose model.pt is the complete model,
+# 7 decode the held-out-speaker test cuts in the continuation and cross-sentence settings
+# (local/decode.py, conf/decode.yaml) -> $exp_dir/decode/<setting>/<id>.wav, plus the codec
+# resynthesis of targets and prompts, 8 score WER/CER (faster-whisper) and speaker similarity
+# (resemblyzer) of ground truth, codec resynthesis and model (local/score.py) -> $exp_dir/score,
+# then RESULTS.md (local/write_results.py) with the tables, the command, the git commit, the
+# hardware and the wall time of each stage (appended to $exp_dir/stage_times.tsv as it runs).
 # A training stage that was interrupted continues from its last checkpoint when run again
-# (valle-train --resume); a finished one is skipped (.done marker).
+# (valle-train --resume); a finished stage is skipped (.done marker). Retraining the NAR clears
+# the decode and score markers; decoding again clears the score marker.
 set -euo pipefail
 
 # ---- defaults (each one can be overridden with --name value) ----
 stage=5
-stop_stage=6
+stop_stage=8
 data_dir=data                    # outputs of prepare.sh
 exp_dir=exp/valle_tiny           # training outputs (ar/ and nar/ below it)
 variant=valle                    # model variant preset (valle/conf/variant)
@@ -25,11 +32,24 @@ ar_config=conf/train_ar.yaml     # train/data settings of stage 5
 nar_config=conf/train_nar.yaml   # train/data settings of stage 6
 devices=1                        # devices for Lightning
 accelerator=cpu                  # cpu | gpu | auto
-num_threads=1                    # torch threads of the trainer (1 + one loader worker = 2 cores);
+num_threads=1                    # torch threads of the trainer and of decoding (1 + one loader worker = 2 cores);
                                  # measured: 0.45 s per tiny-model step with 1, 2-3 s with 2 on a busy 2-core machine
 train_opts=                      # extra valle-train arguments, e.g. "--set train.max_steps=50"
+prepare_opts=                    # extra prepare.sh arguments (stages 0-4), e.g. "--scale 0.1"
+checkpoint=                      # model to decode; default $exp_dir/nar/model.pt
+test_cuts=                       # cuts to decode; default $data_dir/tokenized/mini_cuts_test.jsonl.gz
+decode_config=conf/decode.yaml   # test-list bounds per language, item caps, seed, batch size
+decode_device=cpu                # where stage 7 synthesizes (cpu | cuda)
+asr=faster-whisper               # ASR of stage 8: faster-whisper | hubert-ctc | whisper
+asr_path=                        # default for faster-whisper: <repo>/../shared/models/faster-whisper-base
+sim_encoder=resemblyzer          # speaker encoder of stage 8: resemblyzer | wavlm-sv
+sim_encoder_path=                # encoder directory or hub name (wavlm-sv)
+model_name=                      # the model's row in the tables; default "$variant ($size)"
+results=RESULTS.md               # written at the end of stage 8
 python=python3
-help_vars="stage stop_stage data_dir exp_dir variant size ar_config nar_config devices accelerator num_threads train_opts python"
+help_vars="stage stop_stage data_dir exp_dir variant size ar_config nar_config devices accelerator num_threads train_opts prepare_opts checkpoint test_cuts decode_config decode_device asr asr_path sim_encoder sim_encoder_path model_name results python"
+
+run_command="./run.sh$(printf ' %q' "$@")"  # recorded in RESULTS.md
 
 cd "$(dirname "$0")"
 . shared/parse_options.sh
@@ -53,6 +73,28 @@ token_dir=$data_dir/tokenized
 train_cuts=$token_dir/mini_cuts_train.jsonl.gz
 dev_cuts=$token_dir/mini_cuts_dev.jsonl.gz
 tokens=$data_dir/tokens.txt
+checkpoint=${checkpoint:-$exp_dir/nar/model.pt}
+test_cuts=${test_cuts:-$token_dir/mini_cuts_test.jsonl.gz}
+decode_dir=$exp_dir/decode
+score_dir=$exp_dir/score
+stage_times=$exp_dir/stage_times.tsv
+model_name=${model_name:-$variant ($size)}
+if [ -z "$asr_path" ] && [ "$asr" = faster-whisper ]; then
+  asr_path=$repo_root/../shared/models/faster-whisper-base
+fi
+
+# stage_begin [MARKER]; ...; stage_end N WHAT: append "N<TAB>start<TAB>end<TAB>WHAT" to
+# $stage_times, unless MARKER (the stage's .done file) existed at the start (a skipped stage)
+stage_begin() {
+  stage_t0=$(date +%s)
+  stage_skipped=false
+  if [ $# -gt 0 ] && [ -e "$1" ]; then stage_skipped=true; fi
+}
+stage_end() {
+  if $stage_skipped; then return; fi
+  mkdir -p "$exp_dir"
+  printf '%s\t%s\t%s\t%s\n' "$1" "$stage_t0" "$(date +%s)" "$2" >> "$stage_times"
+}
 
 # train STAGE_NAME OUT_DIR CONFIG [extra valle-train args]: run or resume one training stage
 train() {
@@ -82,32 +124,75 @@ train() {
 
 log "mini recipe run.sh: stages $stage..$stop_stage, data in $data_dir, experiments in $exp_dir"
 
+prep_names=(corpus manifests "codec tokens" "text tokens" splits)
+# the .done markers of prepare.sh's stages (a marker present: the stage will be skipped)
+prep_markers=("$data_dir/corpus/mini/.done" "$data_dir/manifests/.mini.done"
+  "$token_dir/.mini_codes.done" "$token_dir/.mini_text.done" "$token_dir/.mini_split.done")
 if [ $stage -le 4 ]; then
   prep_stop=$(( stop_stage < 4 ? stop_stage : 4 ))
-  log "Stages $stage-$prep_stop: data preparation (prepare.sh)"
-  ./prepare.sh --stage "$stage" --stop-stage "$prep_stop" --data-dir "$data_dir"
+  log "Stages $stage-$prep_stop: data preparation (prepare.sh, one stage at a time)"
+  for (( s = stage; s <= prep_stop; s++ )); do
+    stage_begin "${prep_markers[$s]}"
+    # shellcheck disable=SC2086  # prepare_opts is a list of words
+    ./prepare.sh --stage "$s" --stop-stage "$s" --data-dir "$data_dir" $prepare_opts
+    stage_end "$s" "prepare: ${prep_names[$s]}"
+  done
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   log "Stage 5: train the AR ($variant/$size, $ar_config) -> $exp_dir/ar"
+  stage_begin "$exp_dir/ar/.done"
   train AR "$exp_dir/ar" "$ar_config"
+  stage_end 5 "train AR"
 fi
 
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: train the NAR ($variant/$size, $nar_config) from $exp_dir/ar/model.pt -> $exp_dir/nar"
   need "$exp_dir/ar/.done" "the trained AR (stage 5)"
+  if [ ! -f "$exp_dir/nar/.done" ]; then  # a new model: earlier decodes and scores are stale
+    rm -f "$decode_dir/.done" "$score_dir/.done"
+  fi
+  stage_begin "$exp_dir/nar/.done"
   train NAR "$exp_dir/nar" "$nar_config" --init-from "$exp_dir/ar/model.pt"
+  stage_end 6 "train NAR"
   log "  complete model (AR + NAR): $exp_dir/nar/model.pt"
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
-  log "ERROR: stage 7 (decode) is not written yet; stop at --stop-stage 6"
-  exit 1
+  log "Stage 7: decode $test_cuts ($decode_config) with $checkpoint -> $decode_dir"
+  if [ -f "$decode_dir/.done" ]; then
+    log "  $decode_dir/.done exists ($(cat "$decode_dir/.done")), skipping"
+  else
+    need "$test_cuts" "tokenized test cuts (stage 4)"
+    need "$checkpoint" "the trained model (stage 6, or pass --checkpoint)"
+    rm -f "$score_dir/.done"
+    stage_begin
+    $python local/decode.py --config "$decode_config" --cuts "$test_cuts" \
+      --checkpoint "$checkpoint" --decode-dir "$decode_dir" --tokens "$tokens" \
+      --codec-dir "$token_dir" --device "$decode_device" --num-threads "$num_threads"
+    date '+finished %Y-%m-%d %H:%M:%S' > "$decode_dir/.done"
+    stage_end 7 "decode"
+  fi
 fi
 
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log "ERROR: stage 8 (score) is not written yet; stop at --stop-stage 6"
-  exit 1
+  log "Stage 8: score $decode_dir ($asr, $sim_encoder) -> $score_dir, $results"
+  need "$decode_dir/.done" "the decoded test lists (stage 7)"
+  if [ -f "$score_dir/.done" ]; then
+    log "  $score_dir/.done exists ($(cat "$score_dir/.done")), skipping the scoring"
+  else
+    stage_begin
+    $python local/score.py --decode-dir "$decode_dir" --cuts "$test_cuts" \
+      --score-dir "$score_dir" --asr "$asr" ${asr_path:+--asr-path "$asr_path"} \
+      --encoder "$sim_encoder" ${sim_encoder_path:+--encoder-path "$sim_encoder_path"} \
+      --model-name "$model_name" --device "$decode_device"
+    date '+finished %Y-%m-%d %H:%M:%S' > "$score_dir/.done"
+    stage_end 8 "score"
+  fi
+  $python local/write_results.py --score-dir "$score_dir" --decode-dir "$decode_dir" \
+    --stage-times "$stage_times" --command "$run_command" --out "$results" \
+    --title "Mini recipe results ($model_name)" --checkpoint "$checkpoint"
+  log "  tables: $score_dir/<setting>_<language>.{csv,md,png}; summary: $results"
 fi
 
 log "Done (stages $stage..$stop_stage)."

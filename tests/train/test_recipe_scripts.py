@@ -31,9 +31,12 @@ def test_run_sh_help_and_errors(recipe, tmp_path):
     assert missing.returncode != 0
     assert "run the earlier stages first" in missing.stdout
     later = subprocess.run(
-        ["bash", str(script), "--stage", "7", "--stop-stage", "8"], capture_output=True, text=True
-    )
-    assert later.returncode != 0 and "not written yet" in later.stdout
+        ["bash", str(script), "--stage", "7", "--stop-stage", "8", "--data-dir",
+         str(tmp_path / "nodata"), "--exp-dir", str(tmp_path / "exp")],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert later.returncode != 0 and "run the earlier stages first" in later.stdout
     typo = subprocess.run(["bash", str(script), "--max-steps", "3"], capture_output=True, text=True)
     assert typo.returncode != 0 and "unknown option" in typo.stderr
 

@@ -68,15 +68,19 @@ def write_cuts_atomic(cuts: Any, path: Path) -> None:
 def make_lists(cfg: dict[str, Any], cuts_path: Path, lists_dir: Path) -> dict[str, list[Path]]:
     """Per-language test lists through `valle-bench protocol`; returns setting -> list files."""
     from lhotse import CutSet
+    from lhotse.utils import fastcopy
 
     from valle.bin import bench
+    from valle.data.tokenize import supervision_language
 
     lists_dir.mkdir(parents=True, exist_ok=True)
     cuts = CutSet.from_file(cuts_path).to_eager()
     by_lang: dict[str, list[Any]] = {}
     for c in cuts:
-        lang = c.supervisions[0].language if c.supervisions else None
-        by_lang.setdefault(lang or "en", []).append(c)
+        # lhotse recipes write language names ("English"): the lists carry the codes ("en")
+        lang = supervision_language(c.supervisions[0].language if c.supervisions else None, "en")
+        c = c.map_supervisions(lambda s, code=lang: fastcopy(s, language=code))
+        by_lang.setdefault(lang, []).append(c)
     ignored = sorted(set(by_lang) - set(cfg["languages"]))
     if ignored:
         log.warning("test cuts in languages %s have no bounds in the config: left out", ignored)
@@ -112,8 +116,8 @@ def make_lists(cfg: dict[str, Any], cuts_path: Path, lists_dir: Path) -> dict[st
                     "--prompt-seconds", str(bounds["prompt_seconds"]),
                     "--min-seconds", str(bounds["min_seconds"]),
                     "--max-seconds", str(bounds["max_seconds"]),
-                    "--max-items", str(bounds["max_items"]),
                 ]
+                + ([] if bounds["max_items"] is None else ["--max-items", str(bounds["max_items"])])
             )  # fmt: skip
             if rc != 0:
                 log.warning("%s %s: valle-bench protocol made no list (see above): skipped",

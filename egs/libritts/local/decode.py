@@ -1,0 +1,1 @@
+../../mini/local/decode.py

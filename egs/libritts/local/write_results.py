@@ -1,0 +1,1 @@
+../../mini/local/write_results.py
