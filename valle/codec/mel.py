@@ -63,7 +63,9 @@ class MelConfig:
 
     def __post_init__(self) -> None:
         if self.sample_rate <= 0 or self.hop_length <= 0 or self.n_mels <= 0:
-            raise ValueError(f"MelConfig: sample_rate, hop_length and n_mels must be > 0, got {self}")
+            raise ValueError(
+                f"MelConfig: sample_rate, hop_length and n_mels must be > 0, got {self}"
+            )
         if not 0 < self.win_length <= self.n_fft:
             raise ValueError(
                 f"MelConfig: need 0 < win_length ({self.win_length}) <= n_fft ({self.n_fft})"
@@ -75,7 +77,9 @@ class MelConfig:
                 f"({self.sample_rate / 2})"
             )
         if self.mel_scale not in ("htk", "slaney"):
-            raise ValueError(f"MelConfig: mel_scale must be 'htk' or 'slaney', got {self.mel_scale!r}")
+            raise ValueError(
+                f"MelConfig: mel_scale must be 'htk' or 'slaney', got {self.mel_scale!r}"
+            )
         if self.norm not in (None, "slaney"):
             raise ValueError(f"MelConfig: norm must be None or 'slaney', got {self.norm!r}")
         if self.log_base not in ("e", "10"):
@@ -98,7 +102,9 @@ class MelConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - names
         if unknown:
-            raise ValueError(f"MelConfig: unknown keys {sorted(unknown)}; known keys: {sorted(names)}")
+            raise ValueError(
+                f"MelConfig: unknown keys {sorted(unknown)}; known keys: {sorted(names)}"
+            )
         return cls(**d)
 
     @classmethod
