@@ -73,13 +73,21 @@ class ResemblyzerEncoder:
         )
 
     def embed(self, waves: Sequence[Wave], sample_rate: int) -> torch.Tensor:
-        out = []
+        out: list[torch.Tensor | None] = []
         for i, wave in enumerate(prepare_waves(waves, sample_rate, self.sample_rate)):
             trimmed = self._preprocess(wave)
             if trimmed.size == 0:
-                raise ValueError(f"wave {i} has no speech after silence trimming; check the audio")
+                # No voiced frame: a system output of silence or noise (an untrained model, an
+                # immediate stop). The benchmark scores it instead of failing: the whole wave is
+                # embedded, and a wave under 0.1 s gets a zero embedding (similarity 0).
+                logger.warning("wave %d has no speech after silence trimming", i)
+                if len(wave) < self.sample_rate // 10:
+                    out.append(None)
+                    continue
+                trimmed = np.asarray(wave, dtype=np.float32)
             out.append(torch.from_numpy(np.asarray(self.encoder.embed_utterance(trimmed))))
-        return torch.stack(out).float()  # (B, D)
+        dim = next((e.shape[-1] for e in out if e is not None), 256)  # (D,)
+        return torch.stack([torch.zeros(dim) if e is None else e for e in out]).float()  # (B, D)
 
 
 class WavLMSVEncoder:
