@@ -185,3 +185,16 @@ def test_chinese_prompt_transcript_is_split_by_characters():
     inside, after, source = words_in_window(cut, 0.0, 2.0)
     assert source == "proportional"
     assert (inside, after) == ("我每天早", "上六点起床")
+
+
+def test_similarity_scores_an_output_without_speech():
+    """An untrained model may output silence; stage 8 must score it, not stop."""
+    import numpy as np
+
+    from valle.eval.similarity import ResemblyzerEncoder
+
+    rng = np.random.default_rng(0)
+    voice = (0.1 * rng.standard_normal(32000)).astype(np.float32)
+    emb = ResemblyzerEncoder().embed([np.zeros(100, np.float32), voice], 16000)  # (B, D)
+    assert emb.shape[0] == 2
+    assert float(emb[0].norm()) == 0.0 and float(emb[1].norm()) > 0.5

@@ -42,6 +42,15 @@ def load_models_once() -> None:
             registry[name] = functools.lru_cache(maxsize=None)(factory)  # type: ignore[assignment]
 
 
+def copy_wer_outputs(src: Path, dest: Path) -> None:
+    """Copy the outputs of `valle-bench wer` (atomically, file by file)."""
+    from valle.eval.files import write_text_atomic
+
+    for name in ("wer_summary.json", "wer_rows.csv", "wer_transcripts.jsonl"):
+        if (src / name).is_file():
+            write_text_atomic(dest / name, (src / name).read_text(encoding="utf-8"))
+
+
 def bench(argv: list[str]) -> None:
     from valle.bin import bench as valle_bench
 
@@ -85,6 +94,7 @@ def main() -> int:
     )
     common = ["--device", args.device, "--no-progress"]
     index: list[dict[str, Any]] = []
+    transcribed: dict[tuple[Any, ...], Path] = {}
     for list_file in lists:
         setting, language = list_file.stem.split("_", 1)
         items = read_protocol(list_file)
@@ -103,8 +113,18 @@ def main() -> int:
         t0 = time.perf_counter()
         for k, (name, source, ref_field) in enumerate(systems):
             out = args.score_dir / setting / language / f"system{k}"
-            bench(["wer", *source, "--system", name, "--out-dir", str(out), "--ref",
-                   str(list_file), "--ref-field", ref_field, *asr, *common])  # fmt: skip
+            # The ground truth and its codec resynthesis do not depend on the prompt: when the
+            # other setting has the same targets, their transcripts are reused (same audio,
+            # same ASR) instead of transcribing everything twice.
+            key = (name, language, tuple((i.id, i.text) for i in items))
+            if k < 2 and key in transcribed:
+                copy_wer_outputs(transcribed[key], out)
+                log.info("%s %s %s: WER outputs reused from %s", setting, language, name,
+                         transcribed[key])  # fmt: skip
+            else:
+                bench(["wer", *source, "--system", name, "--out-dir", str(out), "--ref",
+                       str(list_file), "--ref-field", ref_field, *asr, *common])  # fmt: skip
+                transcribed[key] = out
             bench(["sim", *source, "--system", name, "--out-dir", str(out), "--list",
                    str(list_file), "--cuts", str(args.cuts), "--prompt-resynth-dir",
                    str(prompts), *enc, *common])  # fmt: skip
