@@ -198,3 +198,27 @@ def test_similarity_scores_an_output_without_speech():
     emb = ResemblyzerEncoder().embed([np.zeros(100, np.float32), voice], 16000)  # (B, D)
     assert emb.shape[0] == 2
     assert float(emb[0].norm()) == 0.0 and float(emb[1].norm()) > 0.5
+
+
+def test_faster_whisper_asks_for_simplified_chinese():
+    """CER of the zh test speaker compares characters: Whisper gets a simplified-Chinese prompt."""
+    import numpy as np
+
+    from valle.eval.asr import FasterWhisperASR
+
+    seen = []
+
+    class Segment:
+        text = " x "
+
+    class Model:
+        def transcribe(self, wave, language=None, initial_prompt=None, **kwargs):
+            seen.append((language, initial_prompt))
+            return [Segment()], None
+
+    asr = FasterWhisperASR(model=Model())
+    wave = np.zeros(16000, np.float32)
+    assert asr.transcribe([wave], 16000, "zh") == ["x"]
+    asr.transcribe([wave], 16000, "en")
+    FasterWhisperASR(model=Model(), initial_prompt="p").transcribe([wave], 16000, "zh")
+    assert seen == [("zh", "以下是普通话的句子。"), ("en", None), ("zh", "p")]
