@@ -222,3 +222,16 @@ def test_faster_whisper_asks_for_simplified_chinese():
     asr.transcribe([wave], 16000, "en")
     FasterWhisperASR(model=Model(), initial_prompt="p").transcribe([wave], 16000, "zh")
     assert seen == [("zh", "以下是普通话的句子。"), ("en", None), ("zh", "p")]
+
+
+def test_japanese_cer_compares_readings():
+    """The mini ja transcripts are kana, Whisper answers in kanji: same words, no error."""
+    pytest.importorskip("pyopenjtalk")
+    from valle.eval.wer import score_corpus
+
+    res = score_corpus(
+        ["a"], ["きょうは とても いい てんき です。"], ["今日はとてもいい天気です"], "ja"
+    )
+    assert res.metric == "CER" and res.error_rate == 0.0
+    res = score_corpus(["a"], ["きょうは いい てんき です。"], ["今日は悪い天気です"], "ja")
+    assert res.error_rate > 0.0
