@@ -76,7 +76,12 @@ def main() -> int:
         "Rows: the test recordings (ground truth), the same through the codec (encode + decode: "
         "the ceiling of a codec language model) and the model.",
         "WER is sum(S+D+I)/sum(reference words) over the list; Chinese and Japanese are scored "
-        "by characters (CER) in the same column.",
+        "by characters (CER) in the same column: Chinese with a simplified-character Whisper "
+        "prompt, Japanese on katakana readings (pyopenjtalk) of reference and transcript.",
+        "Whisper falls back to sampling on audio it cannot decode, so the WER of unintelligible "
+        "outputs varies between scoring runs by a few points; intelligible speech scores stably.",
+        "The ground-truth and codec rows transcribe each target once; both settings share "
+        "targets (same seed), so their WER is the same in both tables.",
         "Continuation: the model outputs only the continuation, scored against the words after "
         "the prompt; the ground truth and codec rows are whole utterances scored against the "
         "whole transcript.",
