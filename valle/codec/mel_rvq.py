@@ -20,6 +20,11 @@ Measured on held-out flite/espeak-ng speech, faster-whisper-base WER of Griffin-
 resynthesis from unquantised mels: 80 bins 17.3 %, 100 bins 14.0 %, 128 bins 12.5 %, original
 audio 11.1 % (magnitude sharpening 1.4 did not help: 14.8 % at 100 bins).
 
+Measured (``python -m valle.bin.codec_report``; 8 x 1024, 12 k-means iterations, fitted on 100k
+frames of 37 min of flite/espeak-ng speech, 8.3 min wall on the shared 2-core CPU; 180 held-out
+utterances, 8.9 min): normalised log-mel MSE 0.061 (Q'=1), 0.023 (4), 0.014 (8); log-mel L1
+0.42 / 0.26 / 0.20 nats; faster-whisper-base WER 11.6 % original vs 17.1 % resynthesis at Q'=8.
+
 Frame count: ``T = ceil(N / hop_length)`` (the centred STFT's extra last frame is dropped when
 ``N`` is a multiple of the hop); ``decode`` returns ``T * hop_length`` samples.
 """
