@@ -1,7 +1,27 @@
-"""Acoustic tokenizers: the ``Codec`` protocol, EnCodec, and RVQ codec merging (VALL-E R)."""
+"""Acoustic tokenizers and mel tools.
+
+The ``Codec`` protocol; EnCodec through transformers; RVQ codec merging (VALL-E R); the log-mel
+front end, vocoders (Griffin-Lim, HiFi-GAN) and the offline mel residual-VQ codec.
+"""
 
 from valle.codec.base import Codec
 from valle.codec.encodec import EncodecCodec, encodec_throughput
+from valle.codec.mel import LogMel, MelConfig
+from valle.codec.mel_rvq import MelRVQCodec, MelRVQConfig
 from valle.codec.merging import MergedEncodecCodec, encode_merged
+from valle.codec.vocoder import GriffinLimVocoder, HifiGanVocoder, Vocoder
 
-__all__ = ["Codec", "EncodecCodec", "MergedEncodecCodec", "encode_merged", "encodec_throughput"]
+__all__ = [
+    "Codec",
+    "EncodecCodec",
+    "GriffinLimVocoder",
+    "HifiGanVocoder",
+    "LogMel",
+    "MelConfig",
+    "MelRVQCodec",
+    "MelRVQConfig",
+    "MergedEncodecCodec",
+    "Vocoder",
+    "encode_merged",
+    "encodec_throughput",
+]
