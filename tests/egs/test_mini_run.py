@@ -235,3 +235,26 @@ def test_japanese_cer_compares_readings():
     assert res.metric == "CER" and res.error_rate == 0.0
     res = score_corpus(["a"], ["きょうは いい てんき です。"], ["今日は悪い天気です"], "ja")
     assert res.error_rate > 0.0
+
+
+def test_empty_system_output_has_zero_similarity():
+    """A model that stops at once writes an empty wave; stage 8 scores it as similarity 0."""
+    import numpy as np
+
+    from valle.eval.similarity import WaveBatch, score_similarity
+
+    class Encoder:
+        sample_rate = 16000
+
+        def embed(self, waves, sample_rate):
+            import torch
+
+            assert all(len(w) > 0 for w in waves)
+            return torch.stack([torch.tensor([1.0, float(len(w) % 7)]) for w in waves])
+
+    wave = np.ones(1600, np.float32)
+    res = score_similarity(
+        Encoder(), ["a", "b"], WaveBatch([np.zeros(0, np.float32), wave], 16000),
+        prompt=WaveBatch([wave, wave], 16000),
+    )  # fmt: skip
+    assert res.rows[0].sim_o == 0.0 and res.rows[1].sim_o == pytest.approx(1.0)

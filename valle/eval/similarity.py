@@ -196,11 +196,22 @@ def score_similarity(
             raise ValueError(f"{name} has {len(batch.waves)} waves for {n} ids; give one per id")
     if all(b is None for b in refs.values()):
         raise ValueError("give at least one reference: prompt, prompt_resynth or original")
-    sys_emb = encoder.embed(system.waves, system.sample_rate)  # (B, D)
+    # An empty system output (a model that stopped at once) is scored, not an error: its
+    # similarity to every reference is 0.
+    voiced = [k for k, w in enumerate(system.waves) if len(w) > 0]
+    if len(voiced) < n:
+        logger.warning("%d of %d system waves are empty: similarity 0", n - len(voiced), n)
+    sys_emb = None
+    if voiced:
+        emb = encoder.embed([system.waves[k] for k in voiced], system.sample_rate)  # (B', D)
+        sys_emb = emb.new_zeros(n, emb.shape[-1])  # (B, D)
+        sys_emb[voiced] = emb
     sims: dict[str, list[float | None]] = {}
     for name, batch in refs.items():
         if batch is None:
             sims[name] = [None] * n
+        elif sys_emb is None:
+            sims[name] = [0.0] * n
         else:
             ref_emb = encoder.embed(batch.waves, batch.sample_rate)  # (B, D)
             sims[name] = [float(x) for x in cosine_similarity(sys_emb, ref_emb)]
