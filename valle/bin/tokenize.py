@@ -1,9 +1,9 @@
 """valle-tokenize: codec codes and phoneme tokens for a cut manifest (recipe stages 2 and 3).
 
-    python -m valle.bin.tokenize codes --cuts data/manifests/mini_cuts_all.jsonl.gz
-        --codec mel_rvq --codec-path data/codec/mel_rvq --output-dir data/tokenized --prefix mini
-    python -m valle.bin.tokenize text --cuts data/tokenized/mini_cuts_codes.jsonl.gz
-        --corpus mini --output data/tokenized/mini_cuts_tokenized.jsonl.gz --tokens data/tokens.txt
+python -m valle.bin.tokenize codes --cuts data/manifests/mini_cuts_all.jsonl.gz
+    --codec mel_rvq --codec-path data/codec/mel_rvq --output-dir data/tokenized --prefix mini
+python -m valle.bin.tokenize text --cuts data/tokenized/mini_cuts_codes.jsonl.gz
+    --corpus mini --output data/tokenized/mini_cuts_tokenized.jsonl.gz --tokens data/tokens.txt
 """
 
 from __future__ import annotations
