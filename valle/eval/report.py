@@ -31,6 +31,13 @@ class Column:
     fmt: str
     scale: float = 1.0
     always: bool = False  # shown even when no system has a value
+    small_fmt: str | None = None  # for 0 < |value| < 0.1 (e.g. a tiny model's memory in GB)
+
+    def format(self, value: float) -> str:
+        v = value * self.scale
+        if self.small_fmt is not None and 0 < abs(v) < 0.1:
+            return self.small_fmt.format(v)
+        return self.fmt.format(v)
 
     @property
     def csv_name(self) -> str:
@@ -47,18 +54,25 @@ COLUMNS: tuple[Column, ...] = (
     Column("rtf", "RTF", "{:.3f}"),
     Column("ar_ms_per_step", "AR ms/step", "{:.2f}"),
     Column("train_tokens_per_s", "train tokens/s", "{:,.0f}"),
-    Column("peak_memory_gb", "peak mem (GB)", "{:.2f}"),
+    Column("peak_memory_gb", "peak mem (GB)", "{:.2f}", small_fmt="{:.2g}"),
+    Column("train_peak_memory_gb", "train peak mem (GB)", "{:.2f}", small_fmt="{:.2g}"),
 )
 _KEYS = {c.key for c in COLUMNS}
 # Synonyms accepted in summaries (e.g. ``valle-bench wer`` writes "error_rate").
-_ALIASES = {"error_rate": "wer", "cer": "wer", "peak_memory_mb": "peak_memory_gb"}
+# Speed summaries (``valle-bench speed --summary``) give memory in MiB.
+_ALIASES = {
+    "error_rate": "wer",
+    "cer": "wer",
+    "peak_memory_mb": "peak_memory_gb",
+    "train_peak_memory_mb": "train_peak_memory_gb",
+}
 
 
 def _value(key: str, value: Any) -> float | None:
     if value is None or value == "":
         return None
     v = float(value)
-    return v / 1024.0 if key == "peak_memory_mb" else v
+    return v / 1024.0 if key.endswith("_mb") else v
 
 
 def merge_summaries(summaries: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, float]]:
@@ -132,7 +146,7 @@ class ResultsTable:
             "|" + "|".join(["---"] + ["---:"] * len(cols)) + "|",
         ]
         for name, r in self.rows.items():
-            cells = [name] + [c.fmt.format(r[c.key] * c.scale) if c.key in r else "-" for c in cols]
+            cells = [name] + [c.format(r[c.key]) if c.key in r else "-" for c in cols]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
 

@@ -29,6 +29,14 @@ What is measured, per size preset and batch size (all rows of a batch have the s
 - Peak memory of the cached AR + NAR run: on CUDA ``torch.cuda.max_memory_allocated`` above the
   memory held before; on CPU the growth of the process' peak RSS (VmHWM after resetting it
   through ``/proc/self/clear_refs``), labelled as such.
+- Training throughput (:func:`measure_train_speed`): ``steps`` optimizer steps (forward of
+  ``model.loss(batch)``, i.e. every part the model has, backward, AdamW step) after ``warmup``
+  untimed ones, on a random batch of ``batch`` utterances of ``T`` code frames and ``S`` text
+  tokens (plus a ``P``-frame prompt); audio tokens per second = ``B * T`` code frames per step
+  over the mean step time, and the peak memory of the timed steps (same measure as above).
+
+``--checkpoint`` measures a trained model (its own config and vocabulary; the frame rate from the
+codec facts it carries or from ``--codec-dir``) instead of the size presets.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ import os
 import resource
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +59,11 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "SpeedRow",
     "SpeedSetup",
+    "TrainSetup",
+    "TrainSpeed",
     "build_random_model",
+    "load_checkpoint_model",
+    "measure_train_speed",
     "format_table",
     "matvec_floor_ms",
     "measure_speed",
@@ -110,6 +122,9 @@ class SpeedRow:
     rtf: float  # (prefill + AR steps + NAR) / (batch * seconds)
     peak_mem_mb: float
     mem_kind: str  # what peak_mem_mb measures
+    train_tokens_per_s: float = float("nan")  # code frames per second of training (B*T / step)
+    train_ms_step: float = float("nan")  # forward + backward + AdamW step
+    train_peak_mem_mb: float = float("nan")
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -126,7 +141,44 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("nar_s", "NAR s (7 stages)", "{:.2f}"),
     ("rtf", "RTF", "{:.3f}"),
     ("peak_mem_mb", "peak MiB", "{:.0f}"),
+    ("train_tokens_per_s", "train tokens/s", "{:,.0f}"),
+    ("train_ms_step", "train ms/step", "{:.1f}"),
+    ("train_peak_mem_mb", "train peak MiB", "{:.0f}"),
 )
+
+
+@dataclass(frozen=True)
+class TrainSetup:
+    """The batch and the number of optimizer steps of a training-throughput run."""
+
+    batch: int = 4  # utterances per batch (B)
+    seconds: float = 5.0  # speech per utterance (s); T = seconds * frame_rate code frames
+    prompt_seconds: float = 3.0  # acoustic prompt per utterance (s)
+    phonemes: int = 60  # text tokens per utterance (S)
+    steps: int = 3  # timed optimizer steps (>= 1)
+    warmup: int = 1  # untimed steps first (allocator, optimizer state)
+    lr: float = 1e-4  # AdamW learning rate (the value does not change the cost)
+    seed: int = 0
+
+    def frames(self, frame_rate: float) -> int:
+        return max(2, int(round(self.seconds * frame_rate)))
+
+    def prompt_frames(self, frame_rate: float) -> int:
+        return max(1, int(round(self.prompt_seconds * frame_rate)))
+
+
+@dataclass(frozen=True)
+class TrainSpeed:
+    """Training throughput of one model on one batch shape."""
+
+    batch: int
+    frames: int  # T per utterance
+    text_tokens: int  # S per utterance
+    steps: int  # timed steps
+    ms_step: float  # mean forward + backward + AdamW step
+    tokens_per_s: float  # B * T / mean step seconds
+    peak_mem_mb: float
+    mem_kind: str
 
 
 def build_random_model(size: str, setup: SpeedSetup) -> nn.Module:
@@ -360,9 +412,14 @@ def _time_nar(
 
 
 def measure_speed(
-    size: str, batch: int, setup: SpeedSetup, model: nn.Module | None = None
+    size: str,
+    batch: int,
+    setup: SpeedSetup,
+    model: nn.Module | None = None,
+    train: TrainSetup | None = None,
 ) -> SpeedRow:
-    """Benchmark one size preset at one batch size (see the module docstring)."""
+    """Benchmark one size preset (or ``model``) at one batch size (see the module docstring);
+    ``train`` also measures training throughput (``train_*`` fields, NaN without it)."""
     device = torch.device(setup.device)
     if model is None:
         model = build_random_model(size, setup)
@@ -385,6 +442,9 @@ def measure_speed(
     logger.info("%s B=%d: AR without cache at %d lengths", size, batch, setup.nocache_points)
     nocache = _time_nocache(ar, text, tl, audio_in, in_lens, codes, setup.nocache_points)
     floor_ms = 1000.0 * float(np.mean(floors))
+    tr = None
+    if train is not None:
+        tr = measure_train_speed(model, train, setup.frame_rate, setup.device)
     tenth = max(1, len(times) // 10)
     step_ms = 1000.0 * float(np.mean(times))
     return SpeedRow(
@@ -410,13 +470,130 @@ def measure_speed(
         rtf=(prefill + float(np.sum(times)) + nar_s) / (batch * setup.seconds),
         peak_mem_mb=mem.mb,
         mem_kind=mem.kind,
+        train_tokens_per_s=tr.tokens_per_s if tr else float("nan"),
+        train_ms_step=tr.ms_step if tr else float("nan"),
+        train_peak_mem_mb=tr.peak_mem_mb if tr else float("nan"),
+        extra={"train": asdict(tr)} if tr else {},
     )
+
+
+def measure_train_speed(
+    model: nn.Module, setup: TrainSetup, frame_rate: float, device: str = "cpu"
+) -> TrainSpeed:
+    """Time ``setup.steps`` optimizer steps of ``model`` (see the module docstring).
+
+    The model is trained on a copy of its weights, so the caller's model is left unchanged
+    (and in its original train/eval mode).
+    """
+    import copy
+
+    from valle.testing.model import batch_from_codes
+
+    if setup.steps < 1 or setup.warmup < 0 or setup.batch < 1:
+        raise ValueError("training speed needs steps >= 1, warmup >= 0 and batch >= 1")
+    if not hasattr(model, "loss") or getattr(model, "config", None) is None:
+        raise ValueError("training speed needs a valle model (with .config and .loss(batch))")
+    dev = torch.device(device)
+    net = copy.deepcopy(model).to(dev).train()
+    v = net.config.vocab
+    T, P, S = setup.frames(frame_rate), setup.prompt_frames(frame_rate), setup.phonemes
+    g = torch.Generator().manual_seed(setup.seed)
+    texts = [torch.randint(1, v.text_vocab_size, (S,), generator=g) for _ in range(setup.batch)]
+    codes = [
+        torch.randint(0, v.codebook_size, (T, v.num_codebooks), generator=g)  # (T, Q)
+        for _ in range(setup.batch)
+    ]
+    prompts = [
+        torch.randint(0, v.codebook_size, (P, v.num_codebooks), generator=g)  # (P, Q)
+        for _ in range(setup.batch)
+    ]
+    batch = {
+        k: x.to(dev) if isinstance(x, Tensor) else x
+        for k, x in batch_from_codes(texts, codes, prompts).items()
+    }
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=setup.lr)
+    step_gen = torch.Generator(device=dev).manual_seed(setup.seed)
+
+    def one_step() -> float:
+        _sync(dev)
+        t0 = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        try:
+            loss, _ = net.loss(batch, generator=step_gen)
+        except TypeError:  # a loss without a generator argument
+            loss, _ = net.loss(batch)
+        loss.backward()
+        optimizer.step()
+        _sync(dev)
+        return time.perf_counter() - t0
+
+    for _ in range(setup.warmup):
+        one_step()
+    logger.info("training: %d steps of B=%d x T=%d frames", setup.steps, setup.batch, T)
+    with _PeakMemory(dev) as mem:
+        times = [one_step() for _ in range(setup.steps)]
+    step_s = float(np.mean(times))
+    del net, optimizer
+    return TrainSpeed(
+        batch=setup.batch,
+        frames=T,
+        text_tokens=S,
+        steps=setup.steps,
+        ms_step=1000.0 * step_s,
+        tokens_per_s=setup.batch * T / step_s,
+        peak_mem_mb=mem.mb,
+        mem_kind=mem.kind,
+    )
+
+
+def _frame_rate_from(
+    obj: dict[str, Any], config: dict[str, Any], codec_dir: str | None
+) -> float | None:
+    """Code frames per second: the checkpoint's codec facts, else codec.json of ``codec_dir``
+    (or of the training config's ``data.codec_dir``)."""
+    import json
+
+    spec = obj.get("codec")
+    if isinstance(spec, dict) and spec.get("frame_rate"):
+        return float(spec["frame_rate"])
+    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    for d in (codec_dir, data.get("codec_dir") if data else None):
+        if not d:
+            continue
+        f = Path(d) if Path(d).is_file() else Path(d) / "codec.json"
+        if f.is_file():
+            rate = json.loads(f.read_text(encoding="utf-8")).get("frame_rate")
+            if rate:
+                return float(rate)
+    return None
+
+
+def load_checkpoint_model(
+    path: str | os.PathLike[str], codec_dir: str | None = None, device: str = "cpu"
+) -> tuple[nn.Module, float | None]:
+    """The trained model of a checkpoint (eval mode) and its codec frame rate (None: unknown)."""
+    from valle.train.checkpoint import build_model_from_checkpoint, checkpoint_extras_of
+
+    model, config = build_model_from_checkpoint(path, map_location=device)
+    if getattr(model, "ar", None) is None:
+        raise ValueError(
+            f"{path}: the model has no AR decoder; the speed benchmark times AR decoding "
+            "(pass the complete AR + NAR checkpoint, e.g. exp/.../nar/model.pt)"
+        )
+    return model, _frame_rate_from(checkpoint_extras_of(path), config, codec_dir)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if isinstance(value, float) and np.isnan(value):
+        return "-"
+    return fmt.format(value)
 
 
 def format_table(rows: Sequence[SpeedRow]) -> str:
     """A fixed-width text table of the rows plus notes on what was measured."""
     head = [h for _, h, _ in COLUMNS]
-    body = [[fmt.format(getattr(r, k)) for k, _, fmt in COLUMNS] for r in rows]
+    body = [[_cell(getattr(r, k), fmt) for k, _, fmt in COLUMNS] for r in rows]
     widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
@@ -433,6 +610,13 @@ def format_table(rows: Sequence[SpeedRow]) -> str:
             f"NAR: {r.nar_stages_timed} stage(s) timed, scaled to all; RTF = (AR + NAR) / "
             "(B x seconds), codec excluded; peak MiB: " + r.mem_kind,
         ]
+        tr = r.extra.get("train")
+        if tr:
+            lines.append(
+                f"training: {tr['steps']} timed AdamW steps (forward + backward + step) of "
+                f"B={tr['batch']} x {tr['frames']} code frames, {tr['text_tokens']} text tokens; "
+                "tokens/s = B x T / mean step"
+            )
     return "\n".join(lines)
 
 
@@ -444,17 +628,42 @@ def write_table(rows: Sequence[SpeedRow], path: str | os.PathLike[str]) -> Path:
     return write_csv(Path(path), names, [asdict(r) for r in rows])
 
 
-def summaries(rows: Sequence[SpeedRow]) -> list[dict[str, Any]]:
-    """``valle-bench report`` summaries: one system per size and batch."""
-    return [
-        {
-            "system": f"valle-{r.size} B={r.batch} ({r.device})",
-            "rtf": r.rtf,
-            "ar_ms_per_step": r.ar_ms_step,
-            "peak_memory_mb": r.peak_mem_mb,
-        }
-        for r in rows
-    ]
+def _finite(x: float) -> float | None:
+    return None if np.isnan(x) else float(x)
+
+
+def summaries(rows: Sequence[SpeedRow], system: str | None = None) -> list[dict[str, Any]]:
+    """``valle-bench report`` summaries: one system per size and batch.
+
+    With ``system`` (a named model, e.g. the row name of the quality tables) the first row is
+    that system and further rows are ``"<system> B=<batch>"``; without it every row is
+    ``"valle-<size> B=<batch> (<device>)"``. Keys other than the report's columns describe the
+    run (the report ignores them).
+    """
+    out = []
+    for k, r in enumerate(rows):
+        if system is None:
+            name = f"valle-{r.size} B={r.batch} ({r.device})"
+        else:
+            name = system if k == 0 else f"{system} B={r.batch}"
+        out.append(
+            {
+                "system": name,
+                "rtf": r.rtf,
+                "ar_ms_per_step": r.ar_ms_step,
+                "peak_memory_mb": r.peak_mem_mb,
+                "train_tokens_per_s": _finite(r.train_tokens_per_s),
+                "train_peak_memory_mb": _finite(r.train_peak_mem_mb),
+                "model": r.size,
+                "batch": r.batch,
+                "device": r.device,
+                "threads": r.threads,
+                "ar_steps": r.steps,
+                "memory": r.mem_kind,
+                **({"train": r.extra["train"]} if "train" in r.extra else {}),
+            }
+        )
+    return out
 
 
 # --------------------------------------------------------------------------- valle-bench speed
@@ -471,6 +680,21 @@ def configure(p: Any) -> None:
                    help="sequence lengths timed for the no-cache estimate")  # fmt: skip
     p.add_argument("--nar-stages-timed", type=int, default=None,
                    help="NAR stages to run (scaled to all; default: all)")  # fmt: skip
+    p.add_argument("--checkpoint", default=None,
+                   help="measure this trained model (its own config) instead of --sizes")  # fmt: skip
+    p.add_argument("--codec-dir", default=None,
+                   help="codec.json (or its directory) for the frame rate of a --checkpoint "
+                        "that carries no codec facts")  # fmt: skip
+    p.add_argument("--frame-rate", type=float, default=None,
+                   help="code frames per second (default: the checkpoint's codec, else 75)")  # fmt: skip
+    p.add_argument("--system", default=None,
+                   help="system name of the summary (the model's row in `valle-bench report`)")  # fmt: skip
+    p.add_argument("--train-steps", type=int, default=3,
+                   help="timed training steps for train tokens/s (0: no training measurement)")  # fmt: skip
+    p.add_argument("--train-warmup", type=int, default=1, help="untimed training steps first")
+    p.add_argument("--train-batch", type=int, default=4, help="utterances per training batch")
+    p.add_argument("--train-seconds", type=float, default=5.0,
+                   help="speech per training utterance (s)")  # fmt: skip
     p.add_argument("--out", default=None, help="CSV of all measured fields")
     p.add_argument("--summary", default=None, help="JSON summaries for `valle-bench report`")
 
@@ -491,8 +715,9 @@ def run(args: Any) -> int:
     from valle.eval.files import write_json
 
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
-    for s in sizes:
-        preset_path("size", s)  # unknown size: ConfigError (a ValueError) naming the presets
+    if args.checkpoint is None:
+        for s in sizes:
+            preset_path("size", s)  # unknown size: ConfigError (a ValueError) naming the presets
     batches = _int_list(args.batch_sizes, "batch-sizes")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: no CUDA device here; use --device cpu")
@@ -500,8 +725,22 @@ def run(args: Any) -> int:
         raise ValueError("--seconds must be > 0, --prompt-seconds >= 0, --phonemes >= 1")
     if args.nocache_points < 1:
         raise ValueError("--nocache-points must be >= 1")
+    if args.train_steps < 0 or args.train_warmup < 0 or args.train_batch < 1:
+        raise ValueError("--train-steps and --train-warmup must be >= 0, --train-batch >= 1")
+    if args.train_seconds <= 0 or (args.frame_rate is not None and args.frame_rate <= 0):
+        raise ValueError("--train-seconds and --frame-rate must be > 0")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    train = None
+    if args.train_steps > 0:
+        train = TrainSetup(
+            batch=args.train_batch,
+            seconds=args.train_seconds,
+            prompt_seconds=min(args.prompt_seconds, args.train_seconds),
+            phonemes=args.phonemes,
+            steps=args.train_steps,
+            warmup=args.train_warmup,
+        )
     setup = SpeedSetup(
         seconds=args.seconds,
         prompt_seconds=args.prompt_seconds,
@@ -509,12 +748,35 @@ def run(args: Any) -> int:
         nocache_points=args.nocache_points,
         nar_stages_timed=args.nar_stages_timed,
         device=args.device,
+        **({"frame_rate": args.frame_rate} if args.frame_rate else {}),
     )
+    if args.checkpoint is not None:
+        model, rate = load_checkpoint_model(args.checkpoint, args.codec_dir, args.device)
+        v = model.config.vocab
+        if args.frame_rate is None:
+            if rate is None:
+                logger.warning(
+                    "%s carries no codec facts and no --codec-dir / --frame-rate was given: "
+                    "assuming %g frames/s for the RTF", args.checkpoint, setup.frame_rate
+                )
+            else:
+                setup = replace(setup, frame_rate=rate)
+        setup = replace(
+            setup,
+            text_vocab_size=v.text_vocab_size,
+            codebook_size=v.codebook_size,
+            num_codebooks=v.num_codebooks,
+        )
+        label = Path(args.checkpoint).parent.name + "/" + Path(args.checkpoint).name
+        models = [(label, model)]
+    else:
+        models = [(size, None) for size in sizes]
     rows = []
-    for size in sizes:
-        model = build_random_model(size, setup)
+    for size, model in models:
+        if model is None:
+            model = build_random_model(size, setup)
         for b in batches:
-            rows.append(measure_speed(size, b, setup, model))
+            rows.append(measure_speed(size, b, setup, model, train))
             print(format_table(rows[-1:]).split("\n")[2], flush=True)  # progress: the row
         del model
     print()
@@ -522,5 +784,5 @@ def run(args: Any) -> int:
     if args.out:
         print(f"wrote {write_table(rows, args.out)}")
     if args.summary:
-        print(f"wrote {write_json(args.summary, summaries(rows))}")
+        print(f"wrote {write_json(args.summary, summaries(rows, args.system))}")
     return 0
