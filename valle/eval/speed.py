@@ -486,6 +486,7 @@ def measure_train_speed(
     (and in its original train/eval mode).
     """
     import copy
+    import inspect
 
     from valle.testing.model import batch_from_codes
 
@@ -494,7 +495,7 @@ def measure_train_speed(
     if not hasattr(model, "loss") or getattr(model, "config", None) is None:
         raise ValueError("training speed needs a valle model (with .config and .loss(batch))")
     dev = torch.device(device)
-    net = copy.deepcopy(model).to(dev).train()
+    net: Any = copy.deepcopy(model).to(dev).train()
     v = net.config.vocab
     T, P, S = setup.frames(frame_rate), setup.prompt_frames(frame_rate), setup.phonemes
     g = torch.Generator().manual_seed(setup.seed)
@@ -513,16 +514,15 @@ def measure_train_speed(
     }
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=setup.lr)
-    step_gen = torch.Generator(device=dev).manual_seed(setup.seed)
+    kwargs: dict[str, Any] = {}
+    if "generator" in inspect.signature(net.loss).parameters:  # seeded per-step randomness
+        kwargs["generator"] = torch.Generator(device=dev).manual_seed(setup.seed)
 
     def one_step() -> float:
         _sync(dev)
         t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        try:
-            loss, _ = net.loss(batch, generator=step_gen)
-        except TypeError:  # a loss without a generator argument
-            loss, _ = net.loss(batch)
+        loss, _ = net.loss(batch, **kwargs)
         loss.backward()
         optimizer.step()
         _sync(dev)
@@ -534,7 +534,6 @@ def measure_train_speed(
     with _PeakMemory(dev) as mem:
         times = [one_step() for _ in range(setup.steps)]
     step_s = float(np.mean(times))
-    del net, optimizer
     return TrainSpeed(
         batch=setup.batch,
         frames=T,
@@ -751,13 +750,15 @@ def run(args: Any) -> int:
         **({"frame_rate": args.frame_rate} if args.frame_rate else {}),
     )
     if args.checkpoint is not None:
-        model, rate = load_checkpoint_model(args.checkpoint, args.codec_dir, args.device)
-        v = model.config.vocab
+        trained, rate = load_checkpoint_model(args.checkpoint, args.codec_dir, args.device)
+        v: Any = trained.config.vocab  # type: ignore[union-attr]
         if args.frame_rate is None:
             if rate is None:
                 logger.warning(
                     "%s carries no codec facts and no --codec-dir / --frame-rate was given: "
-                    "assuming %g frames/s for the RTF", args.checkpoint, setup.frame_rate
+                    "assuming %g frames/s for the RTF",
+                    args.checkpoint,
+                    setup.frame_rate,
                 )
             else:
                 setup = replace(setup, frame_rate=rate)
@@ -768,17 +769,16 @@ def run(args: Any) -> int:
             num_codebooks=v.num_codebooks,
         )
         label = Path(args.checkpoint).parent.name + "/" + Path(args.checkpoint).name
-        models = [(label, model)]
+        models: list[tuple[str, nn.Module | None]] = [(label, trained)]
     else:
         models = [(size, None) for size in sizes]
     rows = []
-    for size, model in models:
-        if model is None:
-            model = build_random_model(size, setup)
+    for size, given in models:
+        net = given if given is not None else build_random_model(size, setup)
         for b in batches:
-            rows.append(measure_speed(size, b, setup, model, train))
+            rows.append(measure_speed(size, b, setup, net, train))
             print(format_table(rows[-1:]).split("\n")[2], flush=True)  # progress: the row
-        del model
+        del net
     print()
     print(format_table(rows))
     if args.out:
