@@ -14,7 +14,9 @@
 # (local/decode.py, conf/decode.yaml) -> $exp_dir/decode/<setting>/<id>.wav, plus the codec
 # resynthesis of targets and prompts, 8 score WER/CER (faster-whisper) and speaker similarity
 # (resemblyzer) of ground truth, codec resynthesis and model (local/score.py) -> $exp_dir/score,
-# then RESULTS.md (local/write_results.py) with the tables, the command, the git commit, the
+# plus the speed and cost of the decoded checkpoint (valle-bench speed: RTF, AR ms/step, train
+# tokens/s, peak memory at batch 1 in the model's row), then RESULTS.md
+# (local/write_results.py) with the tables, the command, the git commit, the
 # hardware and the wall time of each stage (appended to $exp_dir/stage_times.tsv as it runs).
 # A training stage that was interrupted continues from its last checkpoint when run again
 # (valle-train --resume); a finished stage is skipped (.done marker). Retraining the NAR clears
@@ -185,7 +187,8 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
     $python local/score.py --decode-dir "$decode_dir" --cuts "$test_cuts" \
       --score-dir "$score_dir" --asr "$asr" ${asr_path:+--asr-path "$asr_path"} \
       --encoder "$sim_encoder" ${sim_encoder_path:+--encoder-path "$sim_encoder_path"} \
-      --model-name "$model_name" --device "$decode_device"
+      --model-name "$model_name" --device "$decode_device" \
+      --checkpoint "$checkpoint" --codec-dir "$token_dir" --speed-threads "$num_threads"
     date '+finished %Y-%m-%d %H:%M:%S' > "$score_dir/.done"
     stage_end 8 "score"
   fi

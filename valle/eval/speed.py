@@ -602,7 +602,8 @@ def format_table(rows: Sequence[SpeedRow]) -> str:
         lines += [
             "",
             f"device {r.device}, {r.threads} threads, float32; {r.text_tokens} text tokens, "
-            f"{r.prompt_frames} prompt frames, {r.steps} AR steps per row (random weights)",
+            f"{r.prompt_frames} prompt frames, {r.steps} AR steps per row "
+            f"({r.extra.get('weights', 'random weights')})",
             f"no cache: {r.nocache_points} sequence lengths timed, a quadratic fit averaged over "
             "all steps; floor: x @ W.T over every AR weight matrix (x of B rows), mean of "
             "passes timed between the cached steps (same load)",
@@ -777,6 +778,8 @@ def run(args: Any) -> int:
         net = given if given is not None else build_random_model(size, setup)
         for b in batches:
             rows.append(measure_speed(size, b, setup, net, train))
+            if given is not None:
+                rows[-1].extra["weights"] = f"weights of {args.checkpoint}, random inputs"
             print(format_table(rows[-1:]).split("\n")[2], flush=True)  # progress: the row
         del net
     print()

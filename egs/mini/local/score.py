@@ -3,7 +3,8 @@
 
 Usage: python local/score.py --decode-dir exp/valle_tiny/decode \
            --cuts data/tokenized/mini_cuts_test.jsonl.gz --score-dir exp/valle_tiny/score \
-           [--asr faster-whisper --asr-path DIR] [--encoder resemblyzer] [--model-name NAME]
+           [--asr faster-whisper --asr-path DIR] [--encoder resemblyzer] [--model-name NAME] \
+           [--checkpoint exp/valle_tiny/nar/model.pt --codec-dir data/tokenized]
 
 Reads what local/decode.py wrote. For every list <decode-dir>/lists/<S>_<L>.jsonl (setting S,
 language L) it scores, with `valle-bench wer` and `valle-bench sim` run in this process (the
@@ -17,6 +18,12 @@ ASR language comes from the list: WER for en, CER for zh and ja):
 SIM-o compares each output with its prompt, SIM-r with the prompt through the codec
 (<S>/resynth/prompts), SIM-utt with the original utterance. Then `valle-bench report` writes
 <score-dir>/<S>_<L>.{csv,md,png}, and <score-dir>/index.json lists the tables for RESULTS.md.
+
+Speed and cost (with --checkpoint): before scoring, `valle-bench speed --checkpoint` measures the
+decoded model itself at batch 1 (short settings, --speed-threads threads): RTF, AR ms/step with
+the KV cache, training tokens/s (AdamW steps on a random batch) and peak memory, written to
+<score-dir>/speed/speed_summary.json under the model's row name, so every table gets these
+columns in the model's row (ground truth and codec rows leave them blank).
 """
 
 from __future__ import annotations
@@ -60,6 +67,41 @@ def bench(argv: list[str]) -> None:
         sys.exit(f"score.py: valle-bench {argv[0]} failed (exit {rc}); see the error above")
 
 
+# Speed settings of stage 8: batch 1, short runs (seconds on the tiny model). The speech and
+# prompt lengths follow the English test bounds of conf/decode.yaml (4-10 s, 3 s prompts).
+SPEED_ARGS = ["--batch-sizes", "1", "--seconds", "4", "--prompt-seconds", "3", "--phonemes",
+              "60", "--nocache-points", "2", "--train-steps", "2", "--train-warmup", "1",
+              "--train-batch", "4", "--train-seconds", "4"]  # fmt: skip
+
+
+def measure_speed(args: argparse.Namespace) -> Path | None:
+    """`valle-bench speed --checkpoint` of the decoded model; its summary, or None when the
+    benchmark failed (the quality tables are still written, without speed columns)."""
+    import torch
+
+    from valle.bin import bench as valle_bench
+
+    out = args.score_dir / "speed"
+    summary = out / "speed_summary.json"
+    argv = ["speed", "--checkpoint", str(args.checkpoint), "--system", args.model_name,
+            "--device", args.device, "--threads", str(args.speed_threads), *SPEED_ARGS,
+            "--out", str(out / "speed.csv"), "--summary", str(summary)]  # fmt: skip
+    if args.codec_dir is not None:
+        argv += ["--codec-dir", str(args.codec_dir)]
+    log.info("valle-bench %s", " ".join(argv))
+    t0 = time.perf_counter()
+    threads = torch.get_num_threads()
+    try:
+        rc = valle_bench.main(argv)
+    finally:
+        torch.set_num_threads(threads)  # the scoring models keep their threads
+    if rc != 0 or not summary.is_file():
+        log.warning("speed benchmark failed (exit %d): the tables get no speed columns", rc)
+        return None
+    log.info("speed and cost measured in %.1f s -> %s", time.perf_counter() - t0, summary)
+    return summary
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--decode-dir", type=Path, required=True)
@@ -71,6 +113,12 @@ def main() -> int:
     p.add_argument("--encoder-path", default=None, help="speaker encoder directory or hub name")
     p.add_argument("--model-name", default="VALL-E", help="the model's row name")
     p.add_argument("--device", default="cpu")
+    # ---- speed and cost of the model (valle-bench speed --checkpoint)
+    p.add_argument("--checkpoint", type=Path, default=None,
+                   help="the decoded model: measure its speed and cost (omit to skip)")  # fmt: skip
+    p.add_argument("--codec-dir", type=Path, default=None,
+                   help="codec.json directory (frame rate of the speed benchmark)")  # fmt: skip
+    p.add_argument("--speed-threads", type=int, default=1, help="torch threads of the benchmark")
     args = p.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -93,6 +141,7 @@ def main() -> int:
         ["--encoder-path", args.encoder_path] if args.encoder_path else []
     )
     common = ["--device", args.device, "--no-progress"]
+    speed = measure_speed(args) if args.checkpoint is not None else None
     index: list[dict[str, Any]] = []
     transcribed: dict[tuple[Any, ...], Path] = {}
     for list_file in lists:
@@ -129,6 +178,8 @@ def main() -> int:
                    str(list_file), "--cuts", str(args.cuts), "--prompt-resynth-dir",
                    str(prompts), *enc, *common])  # fmt: skip
             summaries += [out / "wer_summary.json", out / "sim_summary.json"]
+        if speed is not None:
+            summaries.append(speed)  # the model's row gets the speed columns
         table = args.score_dir / f"{setting}_{language}"
         bench(["report", "--inputs", *map(str, summaries), "--out", str(table)])
         index.append(
@@ -144,6 +195,7 @@ def main() -> int:
                 "asr": args.asr,
                 "encoder": args.encoder,
                 "score_seconds": round(time.perf_counter() - t0, 1),
+                "speed": str(speed) if speed is not None else None,
             }
         )
     write_json(args.score_dir / "index.json", index)

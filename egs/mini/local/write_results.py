@@ -16,6 +16,29 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[3]
 
 
+def speed_fact(index: list[dict]) -> str | None:
+    """How the speed columns were measured, from the speed summary stage 8 wrote (or None)."""
+    from valle.eval.files import read_json
+
+    path = next((e["speed"] for e in index if e.get("speed")), None)
+    if path is None or not Path(path).is_file():
+        return None
+    obj = read_json(path)
+    s = obj[0] if isinstance(obj, list) else obj
+    text = (
+        f"valle-bench speed on {s.get('device', '?')} with {s.get('threads', '?')} thread(s): "
+        f"batch {s.get('batch', '?')}, {s.get('ar_steps', '?')} AR steps; memory: "
+        f"{s.get('memory', '?')}"
+    )
+    tr = s.get("train")
+    if tr:
+        text += (
+            f"; training {tr['steps']} AdamW steps of {tr['batch']} x {tr['frames']} code frames "
+            f"({tr['ms_step']:.0f} ms/step)"
+        )
+    return text
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--score-dir", type=Path, required=True)
@@ -69,6 +92,9 @@ def main() -> int:
                 f"{f['items']} items, {f['speech_seconds']:.1f} s of speech in "
                 f"{f['synthesis_seconds']:.1f} s (RTF {f['rtf']:.3f})"
             )
+    speed_note = speed_fact(index)
+    if speed_note:
+        facts["speed and cost"] = speed_note
     for line in args.fact:
         key, _, value = line.partition(":")
         facts[key.strip()] = value.strip()
@@ -89,6 +115,15 @@ def main() -> int:
         "passed through the codec; SIM-utt: to the original target utterance.",
         "Prompt transcripts without word alignments use a time-proportional word split.",
     ]
+    if speed_note:
+        notes.append(
+            "Speed and cost columns (model row only; the same measurement in every table): RTF = "
+            "seconds of AR + NAR compute per second of speech at batch 1 (codec excluded); AR "
+            "ms/step = one KV-cached decoder step; train tokens/s = code frames per second of "
+            "AdamW training steps (forward + backward + step) on a random batch; peak mem = "
+            "memory growth during decoding / training (see 'speed and cost' above). Random "
+            "inputs, so the figures depend on the model's size, not on what it learned."
+        )
     text = render_results_md(
         sections,
         title=args.title,
