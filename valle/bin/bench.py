@@ -8,7 +8,10 @@ Subcommands (each a small registered entry; see :func:`subcommand`):
   prompts (SIM-r) and the original utterances (SIM-utt);
 - ``resynth``: pass the ground truth (and the prompts of a list) through the codec: the outputs of
   the "codec" row, and the reconstructed prompts for SIM-r (``sim --prompt-resynth-dir``);
-- ``report``: merge JSON summaries into a CSV + markdown table and a PNG plot.
+- ``report``: merge JSON summaries into a CSV + markdown table and a PNG plot;
+- ``speed``: inference speed (KV-cached AR ms/step, RTF, NAR time, peak memory) and training
+  throughput (code frames/s of AdamW steps) of size presets or of a trained ``--checkpoint``;
+  its ``--summary`` (named with ``--system``) adds these columns to that system's ``report`` row.
 
 System outputs live in a directory as ``<item id>.wav`` (or ``<item id>-<k>.wav`` for sample k
 of ``--n-samples``); ``--audio-from-cuts`` scores the corpus recordings themselves (the ground
@@ -470,7 +473,9 @@ def _configure_speed(p: argparse.ArgumentParser) -> None:
 
 
 @subcommand(
-    "speed", "AR/NAR inference speed: KV-cached AR vs recomputation, RTF, memory", _configure_speed
+    "speed",
+    "speed and cost: KV-cached AR vs recomputation, RTF, memory, training tokens/s",
+    _configure_speed,
 )
 def run_speed(args: argparse.Namespace) -> int:
     from valle.eval.speed import run
