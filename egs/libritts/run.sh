@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training (and later decoding/scoring) of the LibriTTS recipe; stages 0-4 are prepare.sh's.
 #
-#   ./run.sh                                      # stages 5-6: train the AR, then the NAR
+#   ./run.sh                                      # stages 5-8: train AR and NAR, decode, score
 #   ./run.sh --stage 0                            # data preparation (prepare.sh) first
 #   ./run.sh --stage 6 --stop-stage 6             # only the NAR
 #   ./run.sh --devices 8 --num-nodes 2           # multi-node DDP (under SLURM: see docs/training.md)
@@ -21,7 +21,7 @@ set -euo pipefail
 
 # ---- defaults (each one can be overridden with --name value) ----
 stage=5
-stop_stage=6
+stop_stage=8
 data_dir=data                    # outputs of prepare.sh
 exp_dir=exp/valle_base           # training outputs (ar/ and nar/ below it)
 variant=valle                    # model variant preset (valle/conf/variant)

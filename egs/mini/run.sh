@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The mini research loop: data (prepare.sh), training, decoding, scoring, RESULTS.md.
 #
-#   ./run.sh --stage 0                            # everything: stages 0-8
-#   ./run.sh                                      # stages 5-8: train, decode, score
+#   ./run.sh                                      # everything: stages 0-8 (done stages are skipped)
+#   ./run.sh --stage 5                            # stages 5-8: train, decode, score
 #   ./run.sh --stage 6 --stop-stage 6             # only the NAR
 #   ./run.sh --stage 7                            # decode and score an existing model
 #   ./run.sh --train-opts "--set train.max_steps=50"   # a shorter smoke run
@@ -24,7 +24,7 @@
 set -euo pipefail
 
 # ---- defaults (each one can be overridden with --name value) ----
-stage=5
+stage=0
 stop_stage=8
 data_dir=data                    # outputs of prepare.sh
 exp_dir=exp/valle_tiny           # training outputs (ar/ and nar/ below it)

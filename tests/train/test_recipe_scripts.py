@@ -20,6 +20,8 @@ def test_run_sh_help_and_errors(recipe, tmp_path):
         [
             "bash",
             str(script),
+            "--stage",
+            "5",
             "--data-dir",
             str(tmp_path / "nodata"),
             "--exp-dir",
