@@ -314,7 +314,9 @@ def read_protocol(path: str | Path) -> list[TestItem]:
 def load_prompt_audio(item: TestItem, cuts: Any) -> tuple[Any, int]:
     """The prompt wave of ``item`` cut from its prompt cut in ``cuts`` -> ``(wave (N,), sr)``."""
     cut = cuts[item.prompt_cut_id]
-    seg = cut.truncate(offset=item.prompt_start - cut.start, duration=item.prompt_duration)
+    # prompt_start is rounded to 0.1 ms in the list: never let that put the offset before the cut.
+    offset = max(0.0, item.prompt_start - cut.start)
+    seg = cut.truncate(offset=offset, duration=item.prompt_duration)
     return seg.load_audio()[0], int(cut.sampling_rate)
 
 

@@ -19,6 +19,7 @@ import multiprocessing
 import os
 import tempfile
 import time
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,13 @@ from valle.data.mini.engines import (
     tidy_phones,
     wav_info,
 )
-from valle.data.mini.voices import PlannedUtterance, Voice, plan_corpus, voice_by_speaker
+from valle.data.mini.voices import (
+    VOICES,
+    PlannedUtterance,
+    Voice,
+    plan_corpus,
+    voice_by_speaker,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -151,6 +158,7 @@ def make_mini_corpus(
     seed: int = 0,
     scale: float = 1.0,
     voices: tuple[Voice, ...] | None = None,
+    sentences_per_utterance: Mapping[str, int] | None = None,
 ) -> None:
     """Synthesise the mini corpus into ``corpus_dir`` (idempotent and resumable).
 
@@ -160,15 +168,18 @@ def make_mini_corpus(
         seed: shuffles which sentences each voice reads.
         scale: fraction of the full corpus (about 74 minutes at 1.0; tests use ~0.01).
         voices: restrict to these voices (default: all of ``VOICES``).
+        sentences_per_utterance: consecutive sentences read as one utterance, per language
+            (default ``SENTENCES_PER_UTTERANCE``: two in English, one in Mandarin and Japanese).
     """
     if num_jobs < 1:
         raise ValueError(f"num_jobs must be >= 1, got {num_jobs}")
     corpus_dir = Path(corpus_dir)
     corpus_dir.mkdir(parents=True, exist_ok=True)
-    plan = (
-        plan_corpus(seed=seed, scale=scale)
-        if voices is None
-        else plan_corpus(seed=seed, scale=scale, voices=voices)
+    plan = plan_corpus(
+        seed=seed,
+        scale=scale,
+        voices=VOICES if voices is None else voices,
+        sentences_per_utterance=sentences_per_utterance,
     )
     todo = [utt for utt in plan if _load_record(corpus_dir, utt) is None]
     logger.info("mini corpus: %d planned utterances, %d to synthesise", len(plan), len(todo))

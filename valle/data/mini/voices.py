@@ -14,6 +14,7 @@ from espeak-ng only (two variants each, one of them held out for the zero-shot t
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from valle.data.mini.sentences import load_sentences
@@ -29,7 +30,8 @@ class Voice:
         name: the engine's voice name (flite ``-voice``, festival ``voice_<name>``, espeak-ng
             voice with optional ``+variant``).
         language: ``"en"``, ``"zh"`` or ``"ja"``.
-        num_utterances: utterances this voice reads in the full-size corpus (scale 1).
+        num_utterances: utterances this voice reads in the full-size corpus (scale 1); an
+            utterance is :data:`SENTENCES_PER_UTTERANCE` consecutive sentences.
         source_speaker: the recorded person (or synthesiser) behind the voice.
         stretch: duration stretch (>1 is slower) for flite/festival.
         rate: espeak-ng words per minute.
@@ -64,26 +66,26 @@ class Voice:
 
 
 VOICES: tuple[Voice, ...] = (
-    Voice("flite-slt", "flite", "slt", "en", 110, "cmu-slt"),
-    Voice("flite-rms", "flite", "rms", "en", 110, "cmu-rms", stretch=1.05),
-    Voice("flite-awb", "flite", "awb", "en", 110, "cmu-awb"),
-    Voice("flite-kal16", "flite", "kal16", "en", 100, "cmu-kal", stretch=0.95),
-    Voice("festival-kal", "festival", "kal_diphone", "en", 100, "cmu-kal", stretch=1.1),
-    Voice("festival-ked", "festival", "ked_diphone", "en", 110, "cmu-ked"),
-    Voice("festival-slt-hts", "festival", "cmu_us_slt_arctic_hts", "en", 110, "cmu-slt"),
-    Voice("espeak-en-us-m3", "espeak", "en-us+m3", "en", 70, "espeak-m3", rate=165, pitch=45),
-    Voice("espeak-en-gb-f2", "espeak", "en+f2", "en", 70, "espeak-f2", rate=160, pitch=55),
+    Voice("flite-slt", "flite", "slt", "en", 55, "cmu-slt"),
+    Voice("flite-rms", "flite", "rms", "en", 55, "cmu-rms", stretch=1.05),
+    Voice("flite-awb", "flite", "awb", "en", 55, "cmu-awb"),
+    Voice("flite-kal16", "flite", "kal16", "en", 50, "cmu-kal", stretch=0.95),
+    Voice("festival-kal", "festival", "kal_diphone", "en", 50, "cmu-kal", stretch=1.1),
+    Voice("festival-ked", "festival", "ked_diphone", "en", 55, "cmu-ked"),
+    Voice("festival-slt-hts", "festival", "cmu_us_slt_arctic_hts", "en", 55, "cmu-slt"),
+    Voice("espeak-en-us-m3", "espeak", "en-us+m3", "en", 35, "espeak-m3", rate=165, pitch=45),
+    Voice("espeak-en-gb-f2", "espeak", "en+f2", "en", 35, "espeak-f2", rate=160, pitch=55),
     Voice(
         "espeak-en-gb-scotland-m5",
         "espeak",
         "en-gb-scotland+m5",
         "en",
-        70,
+        35,
         "espeak-m5",
         rate=155,
         pitch=40,
     ),
-    Voice("espeak-en-029-f4", "espeak", "en-029+f4", "en", 70, "espeak-f4", rate=170, pitch=60),
+    Voice("espeak-en-029-f4", "espeak", "en-029+f4", "en", 35, "espeak-f4", rate=170, pitch=60),
     Voice(
         "espeak-cmn-m1", "espeak", "cmn-latn-pinyin+m1", "zh", 40, "espeak-m1", rate=150, pitch=45
     ),
@@ -102,9 +104,21 @@ MINI_TEST_SPEAKERS: tuple[str, ...] = ("flite-awb", "festival-ked", "espeak-cmn-
 absent from training (AWB, KED), and one Mandarin and one Japanese espeak-ng variant."""
 
 
+SENTENCES_PER_UTTERANCE: dict[str, int] = {"en": 2, "zh": 1, "ja": 1}
+"""Consecutive sentences read as one utterance, per language (absent: 1). One English sentence
+lasts about 3.8 s (p90 5.8 s); a model trained on that never sees the 7-13 s prompt + target
+sequences of zero-shot inference (VALL-E sec. 5.1: 3 s prompt, 4-10 s targets) and stops early.
+Two sentences make 6-15 s utterances, the range of LibriTTS (VALL-E sec. 5.1). The engines read
+the joined text as one utterance with one continuous phone timing (a pause at the period)."""
+
+
 @dataclass(frozen=True)
 class PlannedUtterance:
-    """One utterance to synthesise: ``id`` is ``<speaker>_<sentence id>``."""
+    """One utterance to synthesise: ``id`` is ``<speaker>_<sentence id>``.
+
+    ``sentence_id`` names the first and last sentence read (``"en0012-0013"``) when the utterance
+    joins several, else the one sentence (``"zh0007"``).
+    """
 
     id: str
     voice: Voice
@@ -120,36 +134,68 @@ def voice_by_speaker(speaker: str) -> Voice:
     raise KeyError(f"unknown mini-corpus speaker {speaker!r}; known: {[v.speaker for v in VOICES]}")
 
 
-def plan_corpus(
-    *, seed: int = 0, scale: float = 1.0, voices: tuple[Voice, ...] = VOICES
-) -> list[PlannedUtterance]:
-    """Who reads which sentence.
+def group_sentences(num_sentences: int, per_utterance: int) -> list[list[int]]:
+    """Consecutive sentence indices in groups of ``per_utterance``; a shorter tail joins the last
+    full group (so no utterance is shorter than ``per_utterance`` sentences when there are that
+    many)."""
+    if per_utterance < 1:
+        raise ValueError(f"sentences per utterance must be >= 1, got {per_utterance}")
+    groups = [
+        list(range(i, min(i + per_utterance, num_sentences)))
+        for i in range(0, num_sentences, per_utterance)
+    ]
+    if len(groups) > 1 and len(groups[-1]) < per_utterance:
+        groups[-2].extend(groups.pop())
+    return groups
 
-    The sentences of each language are shuffled once (``seed``); voice ``k`` of ``K`` voices of a
-    language reads a window of that order starting at ``k * N / K``, wrapping around, so subsets
-    overlap, differ between speakers and, at scale 1, together cover every sentence. ``scale``
-    shrinks every voice's count proportionally (at least one utterance per voice).
+
+def _group_id(language: str, group: list[int]) -> str:
+    if len(group) == 1:
+        return f"{language}{group[0]:04d}"
+    return f"{language}{group[0]:04d}-{group[-1]:04d}"
+
+
+def plan_corpus(
+    *,
+    seed: int = 0,
+    scale: float = 1.0,
+    voices: tuple[Voice, ...] = VOICES,
+    sentences_per_utterance: Mapping[str, int] | None = None,
+) -> list[PlannedUtterance]:
+    """Who reads which sentences.
+
+    The sentences of each language are grouped into utterances of consecutive sentences
+    (``sentences_per_utterance``, default :data:`SENTENCES_PER_UTTERANCE`); the groups are
+    shuffled once (``seed``); voice ``k`` of ``K`` voices of a language reads a window of that
+    order starting at ``k * N / K``, wrapping around, so subsets overlap, differ between speakers
+    and, at scale 1, together cover every sentence. ``scale`` shrinks every voice's count
+    proportionally (at least one utterance per voice).
     """
     if scale <= 0:
         raise ValueError(f"scale must be > 0 (1.0 is the full corpus), got {scale}")
+    per_utterance = (
+        SENTENCES_PER_UTTERANCE if sentences_per_utterance is None else sentences_per_utterance
+    )
     plan: list[PlannedUtterance] = []
     for language in sorted({v.language for v in voices}):
         sentences = load_sentences(language)
-        order = list(range(len(sentences)))
+        groups = group_sentences(len(sentences), per_utterance.get(language, 1))
+        order = list(range(len(groups)))
         random.Random(f"{seed}-{language}").shuffle(order)
         lang_voices = [v for v in voices if v.language == language]
         for k, voice in enumerate(lang_voices):
-            count = min(len(sentences), max(1, round(voice.num_utterances * scale)))
-            offset = (k * len(sentences)) // len(lang_voices)
-            picked = sorted(order[(offset + j) % len(sentences)] for j in range(count))
+            count = min(len(groups), max(1, round(voice.num_utterances * scale)))
+            offset = (k * len(groups)) // len(lang_voices)
+            picked = sorted(order[(offset + j) % len(groups)] for j in range(count))
             for index in picked:
-                sentence_id = f"{language}{index:04d}"
+                group = groups[index]
+                sentence_id = _group_id(language, group)
                 plan.append(
                     PlannedUtterance(
                         id=f"{voice.speaker}_{sentence_id}",
                         voice=voice,
                         sentence_id=sentence_id,
-                        text=sentences[index],
+                        text=" ".join(sentences[i] for i in group),
                     )
                 )
     return plan
