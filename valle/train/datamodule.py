@@ -16,37 +16,12 @@ from typing import Any
 import lightning as L
 from torch.utils.data import DataLoader
 
+from valle.data.dataset import make_sampler
 from valle.train.resumable import ResumableSampler, SeededDataset
 
 logger = logging.getLogger(__name__)
 
 SamplerFactory = Callable[..., Any]
-
-
-def bucketing_sampler(
-    cuts: Any,
-    *,
-    max_duration: float,
-    num_buckets: int,
-    shuffle: bool,
-    seed: int,
-    rank: int,
-    world_size: int,
-    drop_last: bool,
-) -> Any:
-    """lhotse ``DynamicBucketingSampler`` with the rank and world size given explicitly."""
-    from lhotse.dataset import DynamicBucketingSampler
-
-    return DynamicBucketingSampler(
-        cuts,
-        max_duration=max_duration,
-        num_buckets=num_buckets,
-        shuffle=shuffle,
-        seed=seed,
-        rank=rank,
-        world_size=world_size,
-        drop_last=drop_last,
-    )
 
 
 def simple_sampler(
@@ -87,7 +62,7 @@ class SpeechDataModule(L.LightningDataModule):
         shuffle: shuffle the training cuts (seeded by ``seed`` and the epoch).
         seed: base seed of the sampler and of the per-batch dataset RNG.
         num_workers: dataloader worker processes.
-        sampler_factory: builds the training sampler (keywords as :func:`bucketing_sampler`).
+        sampler_factory: builds the training sampler (keywords as :func:`valle.data.dataset.make_sampler`).
         dev_dataset: dataset for dev batches (defaults to ``dataset``).
     """
 
@@ -102,7 +77,7 @@ class SpeechDataModule(L.LightningDataModule):
         shuffle: bool = True,
         seed: int = 42,
         num_workers: int = 0,
-        sampler_factory: SamplerFactory = bucketing_sampler,
+        sampler_factory: SamplerFactory = make_sampler,
         dev_dataset: Any | None = None,
     ) -> None:
         super().__init__()
