@@ -56,17 +56,7 @@ cd "$(dirname "$0")"
 repo_root=$(cd ../.. && pwd)
 export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%d %H:%M:%S') ($fname:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
-
-need() {  # need FILE WHAT: fail with a clear message when an earlier stage's output is missing
-  if [ ! -e "$1" ]; then
-    log "ERROR: $1 not found ($2); run the earlier stages first (see --stage)"
-    exit 1
-  fi
-}
+. shared/log.sh  # log, need
 
 token_dir=$data_dir/tokenized
 train_cuts=$token_dir/libritts_cuts_train.jsonl.gz
