@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from valle.text.errors import EmptyTextError, MissingDependencyError, UnsupportedCharactersError
@@ -74,15 +74,18 @@ class EnglishFrontend:
         self._backend = _make_backend(voice)
         self._lock = threading.Lock()  # the espeak library is not re-entrant
 
-    def __call__(self, text: str) -> list[str]:
-        return self.batch([text])[0]
+    def __call__(self, text: str, punctuation: Collection[str] | None = None) -> list[str]:
+        return self.batch([text], punctuation)[0]
 
-    def batch(self, texts: Sequence[str]) -> list[list[str]]:
+    def batch(
+        self, texts: Sequence[str], punctuation: Collection[str] | None = None
+    ) -> list[list[str]]:
         """Phonemize many texts at once; raises :class:`EmptyTextError` naming the first
-        text (by index) with nothing pronounceable."""
+        text (by index) with nothing pronounceable. ``punctuation``: the marks the model
+        knows (see :func:`~valle.text.normalize.basic_normalize`)."""
         if isinstance(texts, str):
             raise TypeError("batch() takes a list of texts; call the front end for one text")
-        normalized = [normalize_english(t) for t in texts]
+        normalized = [normalize_english(t, punctuation) for t in texts]
         for i, t in enumerate(normalized):
             if not t:
                 raise EmptyTextError(f"text {i} ({texts[i]!r}) is empty after normalisation")

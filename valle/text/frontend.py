@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Protocol, runtime_checkable
 
 from valle.text.errors import EmptyTextError
@@ -18,7 +18,8 @@ class TextFrontend(Protocol):
     """Text of one language -> phoneme tokens (strings without whitespace).
 
     Implementations may also offer ``batch(texts) -> list[list[str]]`` for fast corpus
-    tokenization; callers check with ``hasattr(frontend, "batch")``.
+    tokenization; callers check with ``hasattr(frontend, "batch")``. valle's front ends also
+    take ``punctuation=``, the marks a model knows (see :func:`tokenize_text`).
     """
 
     language: str
@@ -73,8 +74,13 @@ def get_frontend(lang: str) -> TextFrontend:
     return frontend
 
 
-def tokenize_text(text: str, lang: str) -> list[str]:
+def tokenize_text(text: str, lang: str, *, punctuation: Collection[str] | None = None) -> list[str]:
     """Phoneme tokens of ``text`` in language ``lang`` (``get_frontend(lang)(text)``, checked).
+
+    Emoji (with a warning) and soundless marks such as ``*`` are dropped. ``punctuation``: the
+    marks the model's symbol table has (e.g. ``{",", ".", "?"}``); other marks are rewritten
+    into known pauses or dropped (``"a — b (c)…"`` -> ``"a, b, c."``), so real-world text does
+    not fail on a quote or a dash. None keeps every canonical mark (corpus tokenization).
 
     Raises:
         TypeError: ``text`` is not a str.
@@ -86,7 +92,10 @@ def tokenize_text(text: str, lang: str) -> list[str]:
     frontend = get_frontend(lang)
     if not text.strip():
         raise EmptyTextError(f"cannot tokenize empty {lang} text {text!r}")
-    tokens = frontend(text)
+    if punctuation is None:
+        tokens = frontend(text)
+    else:
+        tokens = frontend(text, punctuation=punctuation)  # type: ignore[call-arg]
     if not tokens:
         raise EmptyTextError(f"{lang} text {text!r} gave no phoneme tokens")
     bad = [t for t in tokens if not isinstance(t, str) or not t or any(c.isspace() for c in t)]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from valle.text.errors import EmptyTextError, MissingDependencyError
@@ -118,8 +118,8 @@ class JapaneseFrontend:
             return prosody_tokens(self._ojt.extract_fullcontext(piece))
         return self._ojt.g2p(piece).split()
 
-    def __call__(self, text: str) -> list[str]:
-        normalized = basic_normalize(text)
+    def __call__(self, text: str, punctuation: Collection[str] | None = None) -> list[str]:
+        normalized = basic_normalize(text, punctuation)
         tokens: list[str] = []
         pronounced = False
         for piece in _PUNCT_SPLIT.split(normalized):
@@ -137,9 +137,11 @@ class JapaneseFrontend:
             raise EmptyTextError(f"Japanese text {text!r} has nothing pronounceable in it")
         return tokens
 
-    def batch(self, texts: Sequence[str]) -> list[list[str]]:
+    def batch(
+        self, texts: Sequence[str], punctuation: Collection[str] | None = None
+    ) -> list[list[str]]:
         """Tokenize many texts (same as calling the front end on each)."""
-        return [self(t) for t in texts]
+        return [self(t, punctuation) for t in texts]
 
     def __reduce__(self) -> tuple[type, tuple[bool]]:
         return (JapaneseFrontend, (self.prosody,))  # re-load pyopenjtalk when unpickled

@@ -12,7 +12,8 @@ Non-Han input:
   as in code-switched VALL-E X data;
 * punctuation is folded onto the shared set (``，`` -> ``,``, ``。`` -> ``.``, ``《》`` -> ``"``);
 * whitespace and ``·`` separate words and are not tokens;
-* anything else (kana, Cyrillic, emoji, ``@``) raises :class:`UnsupportedCharactersError`
+* emoji and soundless marks (``*``) are dropped (:mod:`valle.text.punctuation`);
+* anything else (kana, Cyrillic, ``@``) raises :class:`UnsupportedCharactersError`
   listing the characters.
 """
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from valle.text.chinese_numbers import verbalize_numbers
 from valle.text.errors import EmptyTextError, MissingDependencyError, UnsupportedCharactersError
@@ -71,17 +72,18 @@ class MandarinFrontend:
         self._english = english
         self.tone_sandhi = tone_sandhi
 
-    def normalize(self, text: str) -> str:
-        """Numbers to Han characters, NFKC, shared punctuation, collapsed whitespace."""
+    def normalize(self, text: str, punctuation: Collection[str] | None = None) -> str:
+        """Numbers to Han characters, NFKC, shared punctuation (only the marks in
+        ``punctuation`` when given), collapsed whitespace."""
         if not isinstance(text, str):
             raise TypeError(f"text must be a str, got {type(text).__name__}")
         # Numbers first: NFKC would turn the full-width comma in "100，200" into an ASCII
         # thousands separator.
         text = verbalize_numbers(text.translate(_FULLWIDTH_NUMERIC))
-        return basic_normalize(text)
+        return basic_normalize(text, punctuation)
 
-    def __call__(self, text: str) -> list[str]:
-        normalized = self.normalize(text)
+    def __call__(self, text: str, punctuation: Collection[str] | None = None) -> list[str]:
+        normalized = self.normalize(text, punctuation)
         tokens: list[str] = []
         unsupported: list[str] = []
         for m in _SEGMENT.finditer(normalized):
@@ -101,9 +103,11 @@ class MandarinFrontend:
             raise EmptyTextError(f"Mandarin text {text!r} has nothing pronounceable in it")
         return tokens
 
-    def batch(self, texts: Sequence[str]) -> list[list[str]]:
+    def batch(
+        self, texts: Sequence[str], punctuation: Collection[str] | None = None
+    ) -> list[list[str]]:
         """Tokenize many texts (same as calling the front end on each)."""
-        return [self(t) for t in texts]
+        return [self(t, punctuation) for t in texts]
 
     def _han(self, chunk: str) -> list[str]:
         pp = self._pypinyin

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Collection
 
-from valle.text.punctuation import fold_punctuation
+from valle.text.punctuation import clean_punctuation, fold_punctuation
 
 _SPACES = re.compile(r"\s+")
 
@@ -15,14 +16,19 @@ def collapse_whitespace(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def basic_normalize(text: str) -> str:
-    """NFKC (full-width ASCII -> ASCII, compatibility forms), canonical punctuation and
-    collapsed whitespace. Shared by every language."""
+def basic_normalize(text: str, punctuation: Collection[str] | None = None) -> str:
+    """NFKC (full-width ASCII -> ASCII, compatibility forms), canonical punctuation, no emoji
+    or soundless marks, and collapsed whitespace. Shared by every language.
+
+    ``punctuation``: the marks the model knows (those of its symbol table); others are
+    rewritten into known pauses or dropped (:func:`~valle.text.punctuation.fit_punctuation`).
+    None keeps every mark of :data:`~valle.text.punctuation.PUNCTUATION` (corpus tokenization).
+    """
     if not isinstance(text, str):
         raise TypeError(f"text must be a str, got {type(text).__name__}")
     text = unicodedata.normalize("NFKC", text)
     text = text.replace("’", "'").replace("‘", "'")
-    return collapse_whitespace(fold_punctuation(text))
+    return collapse_whitespace(clean_punctuation(fold_punctuation(text), punctuation))
 
 
 _CURRENCY = {"$": ("dollar", "dollars"), "£": ("pound", "pounds"), "€": ("euro", "euros")}
@@ -43,14 +49,14 @@ def _money(match: re.Match[str]) -> str:
     return words
 
 
-def normalize_english(text: str) -> str:
+def normalize_english(text: str, punctuation: Collection[str] | None = None) -> str:
     """English normalisation before espeak-ng.
 
     espeak-ng already reads cardinals, ordinals (``3rd``), decimals, ``%`` and digit groups
     (``1,500``) correctly; it reads ``$5`` as "dollar five", so currency amounts are rewritten
     here (``$5.50`` -> ``5 dollars 50 cents``), and ``&`` becomes "and".
     """
-    text = basic_normalize(text)
+    text = basic_normalize(text, punctuation)
     text = _MONEY.sub(_money, text)
     text = text.replace("&", " and ")
     return collapse_whitespace(text)
