@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from valle.data.batch import SynthesisInputs
 from valle.testing.model import dummy_batch, tiny_model, tiny_valle_config
 
 
@@ -91,14 +92,10 @@ def test_generate_fills_codebooks_and_keeps_the_first() -> None:
     model = tiny_model().eval()
     batch = dummy_batch(tiny_valle_config(), batch_size=2, seed=2)
     first = batch["audio_codes"][..., 0]
-    out = model.nar.generate(
-        batch["text_tokens"],
-        batch["text_lens"],
-        batch["prompt_codes"],
-        batch["prompt_lens"],
-        first,
-        batch["audio_lens"],
+    inputs = SynthesisInputs(
+        batch["text_tokens"], batch["text_lens"], batch["prompt_codes"], batch["prompt_lens"]
     )
+    out = model.nar.generate(inputs, first, batch["audio_lens"])
     assert out.shape == (*first.shape, 4)
     mask = torch.arange(first.shape[1]) < batch["audio_lens"][:, None]
     assert torch.equal(out[..., 0], first * mask)
@@ -114,3 +111,79 @@ def test_stage_kinds_use_their_norms() -> None:
     assert isinstance(adaln.backbone.final_norm, AdaptiveLayerNorm)
     assert isinstance(token.backbone.final_norm, LayerNorm)
     assert token.heads[0].weight is token.audio_embeddings[1].weight
+
+
+def _spy_text(nar) -> list[torch.Tensor]:
+    """Record the text rows (trimmed) that every NAR forward reads."""
+    seen: list[torch.Tensor] = []
+    original = nar.forward
+
+    def spy(text, text_lens, *args, **kwargs):
+        seen.append([text[b, : int(n)].clone() for b, n in enumerate(text_lens)])
+        return original(text, text_lens, *args, **kwargs)
+
+    nar.forward = spy
+    return seen
+
+
+@pytest.mark.parametrize(
+    "kind, reads_prompt_text",
+    [
+        ("same_utterance_prefix", True),
+        ("other_utterance", False),
+        ("random_segment", False),
+        ("none", False),
+    ],
+)
+def test_generate_gives_the_nar_the_text_its_policy_trained_on(kind, reads_prompt_text) -> None:
+    """The NAR reads the prompt transcript at inference only if its training text held it.
+
+    Under other_utterance / random_segment / none the training text is the target's alone;
+    the old generate always gave the NAR prompt transcript + target text.
+    """
+    model = tiny_model(prompt=kind).eval()
+    seen = _spy_text(model.nar)
+    g = torch.Generator().manual_seed(0)
+    prompt_text = [torch.randint(1, 12, (n,), generator=g) for n in (3, 5)]
+    target_text = [torch.randint(1, 12, (n,), generator=g) for n in (4, 2)]
+    prompts = [torch.randint(0, 16, (n, 4), generator=g) for n in (3, 6)]
+    texts = [torch.cat([p, t]) for p, t in zip(prompt_text, target_text, strict=True)]
+    inputs = SynthesisInputs.from_rows(texts, prompts, prompt_text_lens=[3, 5])
+    model.generate(
+        inputs.text_tokens,
+        inputs.text_lens,
+        inputs.prompt_codes,
+        inputs.prompt_lens,
+        prompt_text_lens=inputs.prompt_text_lens,
+        max_len_ratio=2.0,
+    )
+    expected = texts if reads_prompt_text else target_text
+    assert seen, "the NAR never ran"
+    for rows in seen:
+        assert all(torch.equal(a, b) for a, b in zip(rows, expected, strict=True))
+
+
+def test_target_text_policy_without_the_prompt_boundary_is_a_clear_error() -> None:
+    model = tiny_model(prompt="other_utterance").eval()
+    batch = dummy_batch(tiny_valle_config(), batch_size=2, seed=2)
+    inputs = SynthesisInputs(
+        batch["text_tokens"], batch["text_lens"], batch["prompt_codes"], batch["prompt_lens"]
+    )
+    with pytest.raises(ValueError, match="prompt_text_lens"):
+        model.nar.generate(inputs, batch["audio_codes"][..., 0], batch["audio_lens"])
+
+
+def test_no_prompt_policy_generates_without_the_acoustic_prompt() -> None:
+    model = tiny_model(prompt="none").eval()
+    batch = dummy_batch(tiny_valle_config(), batch_size=2, seed=2)
+    inputs = SynthesisInputs(
+        batch["text_tokens"],
+        batch["text_lens"],
+        batch["prompt_codes"],
+        batch["prompt_lens"],
+        prompt_text_lens=torch.zeros(2, dtype=torch.long),
+    )
+    first, lens = batch["audio_codes"][..., 0], batch["audio_lens"]
+    a = model.nar.generate(inputs, first, lens)
+    b = model.nar.generate(inputs.without_prompt(), first, lens)
+    assert torch.equal(a, b)

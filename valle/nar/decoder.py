@@ -31,6 +31,7 @@ from valle.ar.decoder import check_lengths
 from valle.ar.generate import Sampler
 from valle.config import NARConfig, VocabConfig
 from valle.data import batch as B_
+from valle.data.batch import SynthesisInputs
 from valle.modules.embedding import SinusoidalPositionalEncoding, TokenEmbedding
 from valle.modules.metrics import masked_token_loss
 from valle.modules.positions import AUDIO, TEXT, SegmentPositions
@@ -177,25 +178,26 @@ class NARDecoder(nn.Module):
     @torch.no_grad()
     def generate(
         self,
-        text_tokens: Tensor,
-        text_lens: Tensor,
-        prompt_codes: Tensor,
-        prompt_lens: Tensor,
+        inputs: SynthesisInputs,
         first_codes: Tensor,
         lens: Tensor,
         *,
-        language: Tensor | None = None,
         sampler: Sampler | None = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Fill codebooks 2..Q stage by stage (greedy unless a ``sampler`` is given).
 
         Args:
+            inputs: the zero-shot inputs (text = prompt transcript + target text, prompt
+                codes, languages). The prompt policy decides what of them the NAR reads
+                (:meth:`valle.nar.prompts.PromptPolicyBase.inference_inputs`), so that
+                generation sees what training saw.
             first_codes: (B, T) first-codebook codes from the AR, right-padded.
             lens: (B,) valid frames per row.
         Returns:
             (B, T, Q) long codes, zero beyond each row's length.
         """
+        x = self.prompt.inference_inputs(inputs)
         B, T = first_codes.shape
         codes = torch.zeros(B, T, self.num_codebooks, dtype=torch.long, device=first_codes.device)
         valid = torch.arange(T, device=lens.device) < lens[:, None]  # (B, T)
@@ -204,7 +206,14 @@ class NARDecoder(nn.Module):
             return codes
         for stage in range(1, self.num_codebooks):
             logits = self(
-                text_tokens, text_lens, prompt_codes, prompt_lens, codes, lens, stage, language
+                x.text_tokens,
+                x.text_lens,
+                x.prompt_codes,
+                x.prompt_lens,
+                codes,
+                lens,
+                stage,
+                x.language,
             )  # (B, T, V)
             if sampler is None:
                 ids = logits.argmax(-1)

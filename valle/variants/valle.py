@@ -22,6 +22,7 @@ from valle.ar.decoder import ARDecoder
 from valle.ar.generate import Sampler
 from valle.config import ARConfig, NARConfig, VocabConfig, opt
 from valle.data import batch as B_
+from valle.data.batch import SynthesisInputs
 from valle.nar.decoder import NARDecoder
 from valle.registry import register_variant
 
@@ -140,6 +141,7 @@ class Valle(nn.Module):
         generator: torch.Generator | None = None,
         max_len_ratio: float | None = None,
         nar_sampler: Sampler | None = None,
+        prompt_text_lens: Tensor | None = None,
     ) -> list[Tensor]:
         """Zero-shot TTS: continue each acoustic prompt with speech for the text.
 
@@ -154,6 +156,9 @@ class Valle(nn.Module):
                 None: the AR's default (the config's ``ar.sampler``).
             generator: random state for the samplers (on the model's device).
             nar_sampler: the NAR's sampler; None = greedy (the paper's choice).
+            prompt_text_lens: (B,) leading tokens of ``text_tokens`` that are the prompt's
+                transcript; needed when the NAR trained on the target text alone
+                (``nar.prompt.kind`` other_utterance, random_segment or none).
         Returns:
             B long tensors (T_b, Q): the continuation only, without the prompt.
         """
@@ -173,15 +178,11 @@ class Valle(nn.Module):
         if self.nar is None:
             return [f[:, None] for f in first]
         codes, lens = _pad_rows(first)  # (B, T)
+        inputs = SynthesisInputs(
+            text_tokens, text_lens, prompt_codes, prompt_lens, language, prompt_text_lens
+        )
+        # the NAR's prompt policy picks the text it reads (the one it trained on)
         full = self.nar.generate(
-            text_tokens,
-            text_lens,
-            prompt_codes,
-            prompt_lens,
-            codes,
-            lens,
-            language=language,
-            sampler=nar_sampler,
-            generator=generator,
+            inputs, codes, lens, sampler=nar_sampler, generator=generator
         )  # (B, T, Q)
         return [full[b, : int(lens[b])] for b in range(len(first))]
