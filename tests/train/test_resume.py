@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tests.train.fakes import FakeDataset, FakeModelConfig, FakeSpeechLM, make_cuts
+from valle.data.dataset import make_sampler
 from valle.train.config import ExperimentConfig, TrainConfig
 from valle.train.datamodule import SpeechDataModule
 from valle.train.trainer import train
@@ -16,11 +17,23 @@ class LossRecorder(L.Callback):
     def __init__(self) -> None:
         self.losses: dict[int, float] = {}
         self.cut_ids: dict[int, list[str]] = {}
+        self.position: dict[int, tuple[int, int]] = {}  # step -> (epoch, batch_idx)
+        self.model: torch.nn.Module | None = None
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         step = trainer.global_step  # after the optimizer step of this batch
         self.losses[step] = float(outputs["loss"])
         self.cut_ids[step] = list(batch["cut_ids"])
+        self.position[step] = (trainer.current_epoch, batch_idx)
+        self.model = pl_module.model
+
+    def on_train_end(self, trainer, pl_module):
+        # epoch, step and the step the loggers write at (Lightning's batches_that_stepped)
+        self.end = (
+            trainer.current_epoch,
+            trainer.global_step,
+            trainer.fit_loop.epoch_loop._batches_that_stepped,
+        )
 
 
 class Crash(L.Callback):
@@ -38,7 +51,7 @@ class SimulatedCrash(RuntimeError):
     pass
 
 
-def _run(exp_dir, max_steps, resume=False, num_workers=0, crash_at=None):
+def _run(exp_dir, max_steps, resume=False, num_workers=0, crash_at=None, checkpoint_every=5):
     # 24 cuts of ~1.3 s with 4 s batches -> ~9 batches per epoch: the run crosses an epoch.
     cfg = ExperimentConfig(
         model=FakeModelConfig(),
@@ -48,7 +61,7 @@ def _run(exp_dir, max_steps, resume=False, num_workers=0, crash_at=None):
             max_steps=max_steps,
             max_duration=4.0,
             num_buckets=2,
-            checkpoint_every_n_steps=5,
+            checkpoint_every_n_steps=checkpoint_every,
             keep_last_checkpoints=0,
             val_every_n_steps=6,
             limit_val_batches=2,
@@ -101,6 +114,58 @@ def test_resume_reproduces_uninterrupted_losses(tmp_path, num_workers):
         assert resumed.losses[step] == pytest.approx(full.losses[step], abs=1e-6), step
     for step in range(1, 9):
         assert part.losses[step] == pytest.approx(full.losses[step], abs=1e-6), step
+
+
+def _epoch_lengths(n_epochs: int) -> list[int]:
+    """Batches per epoch of the training stream that ``_run`` builds."""
+    cfg = TrainConfig(max_duration=4.0, num_buckets=2)
+    sampler = make_sampler(
+        make_cuts(24), max_duration=cfg.max_duration, num_buckets=cfg.num_buckets, seed=cfg.seed
+    )
+    lengths = []
+    for epoch in range(n_epochs):
+        sampler.set_epoch(epoch)
+        lengths.append(sum(1 for _ in sampler))
+    return lengths
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_resume_at_the_last_batch_of_an_epoch_is_exact(tmp_path, num_workers):
+    """Issue #8.2: a checkpoint written after the last batch of an epoch must resume with the
+    first batch of the next epoch, not skip that epoch."""
+    first, second = _epoch_lengths(2)
+    boundary = first  # the optimizer step of the last batch of epoch 0
+    max_steps = first + second + 2  # the resumed run crosses another boundary too
+    full = _run(tmp_path / "full", max_steps, num_workers=num_workers, checkpoint_every=boundary)
+    assert full.position[boundary] == (0, first - 1)
+    assert full.position[boundary + 1] == (1, 0)
+
+    part = _run(
+        tmp_path / "part",
+        max_steps,
+        num_workers=num_workers,
+        crash_at=boundary + 3,
+        checkpoint_every=boundary,
+    )
+    assert max(part.losses) == boundary + 3
+    resumed = _run(
+        tmp_path / "part",
+        max_steps,
+        resume=True,
+        num_workers=num_workers,
+        checkpoint_every=boundary,
+    )
+    assert min(resumed.losses) == boundary + 1
+    assert sorted(resumed.losses) == list(range(boundary + 1, max_steps + 1))
+    for step in range(boundary + 1, max_steps + 1):
+        assert resumed.position[step] == full.position[step], f"position differs at step {step}"
+        assert resumed.cut_ids[step] == full.cut_ids[step], f"batch differs at step {step}"
+        assert resumed.losses[step] == full.losses[step], f"loss differs at step {step}"
+    assert resumed.end == full.end
+    want, got = full.model.state_dict(), resumed.model.state_dict()
+    assert want.keys() == got.keys()
+    for name in want:
+        assert torch.equal(want[name], got[name]), f"final weight {name} differs"
 
 
 def test_resume_without_checkpoint_is_a_clear_error(tmp_path):

@@ -126,6 +126,7 @@ class SpeechDataModule(L.LightningDataModule):
         if self._restored is not None:
             self.train_sampler.resume_from(self._restored["epoch"], self._restored["consumed"])
             self._restored = None
+            self._resume_epoch_in_lightning()
         return self._loader(self.train_sampler, self.dataset, rank)
 
     def val_dataloader(self) -> DataLoader | list:
@@ -143,6 +144,24 @@ class SpeechDataModule(L.LightningDataModule):
             drop_last=False,
         )
         return self._loader(ResumableSampler(inner), self.dev_dataset, rank)
+
+    def _resume_epoch_in_lightning(self) -> None:
+        """Let Lightning finish the restored epoch through the data stream (issue #8.2).
+
+        A checkpoint written after the last batch of an epoch has Lightning's
+        ``batch_progress.is_last_batch`` set. With a sampler of unknown length Lightning then
+        moves to the next epoch on restore but keeps the finished epoch's batch count, so the
+        next epoch counts as done before its first batch and is skipped. Clearing the flag makes
+        Lightning continue the restored epoch like any mid-epoch resume: the sampler, told to
+        skip every batch of that epoch, ends it at once, and the next epoch starts from its
+        first batch exactly as in an uninterrupted run.
+        """
+        trainer = getattr(self, "trainer", None)
+        progress = getattr(
+            getattr(getattr(trainer, "fit_loop", None), "epoch_loop", None), "batch_progress", None
+        )
+        if progress is not None and progress.is_last_batch:
+            progress.is_last_batch = False
 
     # ------------------------------------------------------------------ checkpoint state
     def state_dict(self) -> dict[str, Any]:
