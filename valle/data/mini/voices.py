@@ -14,7 +14,7 @@ from espeak-ng only (two variants each, one of them held out for the zero-shot t
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from valle.data.mini.sentences import load_sentences
@@ -66,26 +66,26 @@ class Voice:
 
 
 VOICES: tuple[Voice, ...] = (
-    Voice("flite-slt", "flite", "slt", "en", 55, "cmu-slt"),
-    Voice("flite-rms", "flite", "rms", "en", 55, "cmu-rms", stretch=1.05),
+    Voice("flite-slt", "flite", "slt", "en", 230, "cmu-slt"),
+    Voice("flite-rms", "flite", "rms", "en", 230, "cmu-rms", stretch=1.05),
     Voice("flite-awb", "flite", "awb", "en", 55, "cmu-awb"),
-    Voice("flite-kal16", "flite", "kal16", "en", 50, "cmu-kal", stretch=0.95),
-    Voice("festival-kal", "festival", "kal_diphone", "en", 50, "cmu-kal", stretch=1.1),
+    Voice("flite-kal16", "flite", "kal16", "en", 230, "cmu-kal", stretch=0.95),
+    Voice("festival-kal", "festival", "kal_diphone", "en", 230, "cmu-kal", stretch=1.1),
     Voice("festival-ked", "festival", "ked_diphone", "en", 55, "cmu-ked"),
-    Voice("festival-slt-hts", "festival", "cmu_us_slt_arctic_hts", "en", 55, "cmu-slt"),
-    Voice("espeak-en-us-m3", "espeak", "en-us+m3", "en", 35, "espeak-m3", rate=165, pitch=45),
-    Voice("espeak-en-gb-f2", "espeak", "en+f2", "en", 35, "espeak-f2", rate=160, pitch=55),
+    Voice("festival-slt-hts", "festival", "cmu_us_slt_arctic_hts", "en", 230, "cmu-slt"),
+    Voice("espeak-en-us-m3", "espeak", "en-us+m3", "en", 150, "espeak-m3", rate=165, pitch=45),
+    Voice("espeak-en-gb-f2", "espeak", "en+f2", "en", 150, "espeak-f2", rate=160, pitch=55),
     Voice(
         "espeak-en-gb-scotland-m5",
         "espeak",
         "en-gb-scotland+m5",
         "en",
-        35,
+        150,
         "espeak-m5",
         rate=155,
         pitch=40,
     ),
-    Voice("espeak-en-029-f4", "espeak", "en-029+f4", "en", 35, "espeak-f4", rate=170, pitch=60),
+    Voice("espeak-en-029-f4", "espeak", "en-029+f4", "en", 150, "espeak-f4", rate=170, pitch=60),
     Voice(
         "espeak-cmn-m1", "espeak", "cmn-latn-pinyin+m1", "zh", 40, "espeak-m1", rate=150, pitch=45
     ),
@@ -155,20 +155,49 @@ def _group_id(language: str, group: list[int]) -> str:
     return f"{language}{group[0]:04d}-{group[-1]:04d}"
 
 
+@dataclass(frozen=True)
+class SentencePool:
+    """Sentences some voices read; ``prefix`` starts their sentence ids (``"enf0012-0013"``)."""
+
+    prefix: str
+    sentences: tuple[str, ...]
+
+
+def default_pools(language: str) -> tuple[SentencePool, SentencePool]:
+    """``(train pool, test pool)`` of a language: who reads what in the default corpus.
+
+    English training voices read sentences cut from Debian's ``fortunes`` files
+    (:mod:`valle.data.mini.fortune_sentences`, about 8,000 sentences) and the held-out test
+    voices read the committed Alice sentences, so no test text was heard in training and the
+    training speakers read thousands of different texts rather than the same ~160. Mandarin
+    and Japanese keep one committed list for both.
+    """
+    committed = SentencePool(language, tuple(load_sentences(language)))
+    if language == "en":
+        from valle.data.mini.fortune_sentences import fortune_sentences
+
+        return SentencePool("enf", tuple(fortune_sentences())), committed
+    return committed, committed
+
+
 def plan_corpus(
     *,
     seed: int = 0,
     scale: float = 1.0,
     voices: tuple[Voice, ...] = VOICES,
     sentences_per_utterance: Mapping[str, int] | None = None,
+    pools: Callable[[str], tuple[SentencePool, SentencePool]] = default_pools,
+    test_speakers: tuple[str, ...] | None = None,
 ) -> list[PlannedUtterance]:
     """Who reads which sentences.
 
-    The sentences of each language are grouped into utterances of consecutive sentences
-    (``sentences_per_utterance``, default :data:`SENTENCES_PER_UTTERANCE`); the groups are
-    shuffled once (``seed``); voice ``k`` of ``K`` voices of a language reads a window of that
-    order starting at ``k * N / K``, wrapping around, so subsets overlap, differ between speakers
-    and, at scale 1, together cover every sentence. ``scale`` shrinks every voice's count
+    ``pools(language)`` gives the sentences of training voices and of the held-out test voices
+    (``test_speakers``, default :data:`MINI_TEST_SPEAKERS`). The sentences of each pool are
+    grouped into utterances of consecutive sentences (``sentences_per_utterance``, default
+    :data:`SENTENCES_PER_UTTERANCE`); the groups are shuffled once (``seed``); voice ``k`` of
+    the ``K`` voices reading a pool reads a window of that order starting at ``k * N / K``,
+    wrapping around, so subsets overlap only when the voices read more than the pool holds and,
+    when they read enough, together cover every sentence. ``scale`` shrinks every voice's count
     proportionally (at least one utterance per voice).
     """
     if scale <= 0:
@@ -176,26 +205,36 @@ def plan_corpus(
     per_utterance = (
         SENTENCES_PER_UTTERANCE if sentences_per_utterance is None else sentences_per_utterance
     )
+    held_out = set(MINI_TEST_SPEAKERS if test_speakers is None else test_speakers)
     plan: list[PlannedUtterance] = []
     for language in sorted({v.language for v in voices}):
-        sentences = load_sentences(language)
-        groups = group_sentences(len(sentences), per_utterance.get(language, 1))
-        order = list(range(len(groups)))
-        random.Random(f"{seed}-{language}").shuffle(order)
+        train_pool, test_pool = pools(language)
         lang_voices = [v for v in voices if v.language == language]
-        for k, voice in enumerate(lang_voices):
-            count = min(len(groups), max(1, round(voice.num_utterances * scale)))
-            offset = (k * len(groups)) // len(lang_voices)
-            picked = sorted(order[(offset + j) % len(groups)] for j in range(count))
-            for index in picked:
-                group = groups[index]
-                sentence_id = _group_id(language, group)
-                plan.append(
-                    PlannedUtterance(
-                        id=f"{voice.speaker}_{sentence_id}",
-                        voice=voice,
-                        sentence_id=sentence_id,
-                        text=" ".join(sentences[i] for i in group),
+        readers = [
+            (train_pool, [v for v in lang_voices if v.speaker not in held_out]),
+            (test_pool, [v for v in lang_voices if v.speaker in held_out]),
+        ]
+        if train_pool == test_pool:  # one pool: spread all voices over it, as one group
+            readers = [(train_pool, lang_voices)]
+        for pool, pool_voices in readers:
+            if not pool_voices:
+                continue
+            groups = group_sentences(len(pool.sentences), per_utterance.get(language, 1))
+            order = list(range(len(groups)))
+            random.Random(f"{seed}-{language}").shuffle(order)
+            for k, voice in enumerate(pool_voices):
+                count = min(len(groups), max(1, round(voice.num_utterances * scale)))
+                offset = (k * len(groups)) // len(pool_voices)
+                picked = sorted(order[(offset + j) % len(groups)] for j in range(count))
+                for index in picked:
+                    group = groups[index]
+                    sentence_id = _group_id(pool.prefix, group)
+                    plan.append(
+                        PlannedUtterance(
+                            id=f"{voice.speaker}_{sentence_id}",
+                            voice=voice,
+                            sentence_id=sentence_id,
+                            text=" ".join(pool.sentences[i] for i in group),
+                        )
                     )
-                )
     return plan
