@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from torch import nn
@@ -27,6 +27,7 @@ __all__ = [
     "get_variant",
     "registered_variants",
     "build_model",
+    "data_request",
 ]
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,24 @@ def build_model(cfg: Any) -> nn.Module:
     n = sum(p.numel() for p in model.parameters())
     logger.info("built %s model with %.2fM parameters", cfg.variant_name, n / 1e6)
     return model
+
+
+def data_request(cfg: Any, stages: Iterable[str] | None = None) -> Any:
+    """What the model of ``cfg`` reads from the data beyond the core batch, when training
+    ``stages`` (None: all of them): a :class:`valle.data.featurizers.DataRequest`.
+
+    A variant declares it with a ``data_request(stages)`` method on its config; a variant
+    without one reads the core batch only.
+    """
+    from valle.data.featurizers import DataRequest
+
+    method = getattr(cfg, "data_request", None)
+    if method is None:
+        return DataRequest()
+    request = method(tuple(stages) if stages is not None else None)
+    if not isinstance(request, DataRequest):
+        raise TypeError(f"{type(cfg).__name__}.data_request() must return a DataRequest")
+    return request
 
 
 def _variant_name_of(cfg: Any) -> str | None:

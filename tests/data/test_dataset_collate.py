@@ -146,3 +146,132 @@ def test_bad_arguments(tokenized):
     ds = SpeechTokenDataset(build_symbol_table(tokenized))
     with pytest.raises(TypeError, match="CutSet"):
         ds[0]
+
+
+def _count_codes_reads(monkeypatch) -> list[str]:
+    """Record the id of every cut whose codes are read (the dataset's and the providers')."""
+    import valle.data.dataset as dataset_mod
+    import valle.data.prompt as prompt_mod
+
+    reads: list[str] = []
+    original = prompt_mod.load_codes
+
+    def counting(cut):
+        reads.append(cut.id)
+        return original(cut)
+
+    monkeypatch.setattr(dataset_mod, "load_codes", counting)
+    monkeypatch.setattr(prompt_mod, "load_codes", counting)
+    return reads
+
+
+def _experiment(tokenized, tmp_path, prompt_kind: str, stages=("ar", "nar"), data_prompt=None):
+    from valle.testing.model import tiny_valle_config
+    from valle.train.config import DataConfig, ExperimentConfig, TrainConfig
+
+    cuts_path = tmp_path / "train.jsonl.gz"
+    tokenized.to_file(cuts_path)
+    tokens = tmp_path / "tokens.txt"
+    build_symbol_table(tokenized).to_file(tokens)
+    data = DataConfig(
+        train_cuts=str(cuts_path),
+        tokens=str(tokens),
+        num_workers=0,
+        prompt=data_prompt or "same_speaker",
+        prompt_seconds=0.4,
+    )
+    return ExperimentConfig(
+        model=tiny_valle_config(prompt=prompt_kind),
+        train=TrainConfig(stages=stages, max_duration=30.0),
+        data=data,
+    )
+
+
+def test_default_policy_reads_no_second_utterance(tokenized, tmp_path, monkeypatch):
+    """VALL-E's default NAR prompt (same_utterance_prefix) never reads batch prompt_codes:
+    the training data then reads one codes file per item, not two (the old loader gave every
+    item a same-speaker prompt whatever the model)."""
+    from valle.train.experiment import build_datamodule
+
+    dm = build_datamodule(_experiment(tokenized, tmp_path, "same_utterance_prefix"))
+    reads = _count_codes_reads(monkeypatch)
+    batch = dm.dataset[tokenized]
+    assert B.PROMPT_CODES not in batch
+    assert sorted(reads) == sorted(c.id for c in tokenized)  # each cut once, no other
+
+
+def test_other_utterance_policy_gets_a_same_speaker_prompt(tokenized, tmp_path, monkeypatch):
+    from valle.train.experiment import build_datamodule
+
+    dm = build_datamodule(_experiment(tokenized, tmp_path, "other_utterance"))
+    reads = _count_codes_reads(monkeypatch)
+    batch = dm.dataset[tokenized]
+    assert batch[B.PROMPT_CODES].shape[0] == len(tokenized)
+    assert len(reads) == 2 * len(tokenized)
+    assert (batch[B.PROMPT_START] == -1).all()  # every speaker has other utterances
+    # training only the AR: the NAR's prompt is not needed
+    dm_ar = build_datamodule(_experiment(tokenized, tmp_path, "other_utterance", ("ar",)))
+    assert B.PROMPT_CODES not in dm_ar.dataset[tokenized]
+    with pytest.raises(ValueError, match="data.prompt=none"):
+        build_datamodule(_experiment(tokenized, tmp_path, "other_utterance", data_prompt="none"))
+
+
+def test_prompt_start_marks_own_prefix_prompts(tokenized):
+    """The batch says which prompts are the target's own prefix, so a model can leave the
+    copied frames out of its loss."""
+    symbols = build_symbol_table(tokenized)
+    lonely = CutSet.from_cuts(
+        [c for c in tokenized if c.supervisions[0].speaker == "spk1"][:1]
+        + [c for c in tokenized if c.supervisions[0].speaker == "spk2"]
+    )
+    batch = SpeechTokenDataset(symbols, prompt=SameSpeakerPrompt(lonely, duration=0.4))[lonely]
+    spk = batch[B.SPEAKERS]
+    assert batch[B.PROMPT_START].tolist() == [0 if s == "spk1" else -1 for s in spk]
+    i = spk.index("spk1")
+    p = int(batch[B.PROMPT_LENS][i])
+    assert torch.equal(batch[B.PROMPT_CODES][i, :p], batch[B.AUDIO_CODES][i, :p])
+    prefix = SpeechTokenDataset(symbols, prompt=PrefixPrompt(duration=0.2))[lonely]
+    assert (prefix[B.PROMPT_START] == 0).all()
+
+
+def test_featurizer_fields_are_padded_with_their_pad_values(tokenized):
+    from valle.data.featurizers import CustomArray, DataRequest, LanguagePerToken
+
+    symbols = build_symbol_table(tokenized)
+    some = list(tokenized)[:3]
+    with_field = CutSet.from_cuts(
+        [c.with_custom("pitch_buckets", list(range(1, 3 + i))) for i, c in enumerate(some)]
+    )
+    request = DataRequest(
+        featurizers=(LanguagePerToken(), CustomArray("pitch_buckets", name="pitch", pad_value=-1))
+    )
+    batch = SpeechTokenDataset(symbols, featurizers=request.featurizers)[with_field]
+    assert torch.equal(batch["language_tokens_lens"], batch[B.TEXT_LENS])
+    assert batch[B.LANGUAGE_TOKENS].shape == batch[B.TEXT_TOKENS].shape
+    text_pad = torch.arange(batch[B.TEXT_TOKENS].shape[1]) >= batch[B.TEXT_LENS][:, None]
+    assert (batch[B.LANGUAGE_TOKENS][~text_pad] == 0).all()  # English
+    assert batch["pitch"].tolist() == [[1, 2, -1, -1], [1, 2, 3, -1], [1, 2, 3, 4]]
+    assert batch["pitch_lens"].tolist() == [2, 3, 4]
+    with pytest.raises(ValueError, match="pitch_buckets"):
+        SpeechTokenDataset(symbols, featurizers=request.featurizers)[CutSet.from_cuts(some)]
+    with pytest.raises(ValueError, match="clash"):
+        SpeechTokenDataset(symbols, featurizers=[CustomArray("x", name=B.AUDIO_CODES)])
+    with pytest.raises(ValueError, match="same batch key"):
+        DataRequest(featurizers=(LanguagePerToken(), LanguagePerToken()))
+
+
+def test_collate_pads_whatever_keys_items_carry():
+    from valle.data.dataset import collate_items
+
+    items = [
+        {"text_tokens": torch.tensor([3, 4]), "mel": torch.ones(3, 2), "cut_ids": "a", "n": 1},
+        {"text_tokens": torch.tensor([5]), "mel": torch.ones(1, 2), "cut_ids": "b", "n": 2},
+    ]
+    batch = collate_items(items)
+    assert batch["text_tokens"].tolist() == [[3, 4], [5, B.PAD_ID]]
+    assert batch["text_lens"].tolist() == [2, 1]
+    assert batch["mel"].shape == (2, 3, 2) and batch["mel_lens"].tolist() == [3, 1]
+    assert batch["mel"][1, 1:].eq(B.PAD_VALUES[B.MEL]).all()
+    assert batch["cut_ids"] == ["a", "b"] and batch["n"].tolist() == [1, 2]
+    with pytest.raises(ValueError, match="same fields"):
+        collate_items([items[0], {"text_tokens": torch.tensor([1])}])

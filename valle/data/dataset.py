@@ -8,8 +8,11 @@ A lhotse sampler yields a ``CutSet`` per batch (bucketed by duration, so the pad
 - ``text_tokens`` (B, S) long, ``text_lens`` (B,): phoneme ids, padded with ``PAD_ID``
 - ``language`` (B,) long: ``valle.text.LANGUAGES`` id
 - ``audio_codes`` (B, T, Q) long, ``audio_lens`` (B,)
-- ``prompt_codes`` (B, P, Q) long, ``prompt_lens`` (B,): only with a prompt provider
+- ``prompt_codes`` (B, P, Q) long, ``prompt_lens`` (B,), ``prompt_start`` (B,): only with a
+  prompt provider, which the training setup gives only to a model that asks for a second
+  utterance (``valle.data.featurizers.DataRequest``); otherwise no other cut is read
 - ``cut_ids``, ``speakers``: list[str] (B)
+- one key per featurizer the model asked for (``valle.data.featurizers``), padded
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from lhotse.dataset import DynamicBucketingSampler
 from torch.utils.data import DataLoader, Dataset
 
 from valle.data import batch as B
+from valle.data.featurizers import Featurizer
 from valle.data.prompt import PromptProvider, load_codes
 from valle.data.tokenize import cut_phonemes, supervision_language
 
@@ -35,12 +39,13 @@ __all__ = [
     "SpeechTokenDataset",
     "pad_sequences",
     "collate_items",
+    "collate_rows",
     "make_sampler",
     "make_dataloader",
 ]
 
 
-def pad_sequences(seqs: Sequence[torch.Tensor], pad_value: int = B.PAD_ID) -> torch.Tensor:
+def pad_sequences(seqs: Sequence[torch.Tensor], pad_value: float = B.PAD_ID) -> torch.Tensor:
     """Right-pad tensors ``(L_b, ...)`` to ``(B, max L, ...)``."""
     if not seqs:
         raise ValueError("cannot pad an empty list of sequences")
@@ -54,23 +59,48 @@ def pad_sequences(seqs: Sequence[torch.Tensor], pad_value: int = B.PAD_ID) -> to
 def collate_items(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Collate per-utterance items into the batch dict of :mod:`valle.data.batch`.
 
-    Each item has ``text`` (S_b,) long, ``language`` int, ``codes`` (T_b, Q) long, ``cut_id``,
-    ``speaker`` and optionally ``prompt`` (P_b, Q) long.
+    Items carry batch keys, one row each (e.g. ``text_tokens`` (S_b,) long, ``language`` int,
+    ``audio_codes`` (T_b, Q) long, ``cut_ids`` str). Whatever keys they carry are collated:
+
+    - a tensor with a first (length) dimension: right-padded with
+      :func:`valle.data.batch.pad_value` of its key (or ``pad_values[key]``), its lengths
+      under :func:`valle.data.batch.lens_key`;
+    - an int, float, bool or 0-d tensor: a (B,) tensor;
+    - anything else (strings): a list.
+
+    Every item must carry the same keys.
     """
-    batch: dict[str, Any] = {
-        B.TEXT_TOKENS: pad_sequences([it["text"] for it in items]),  # (B, S)
-        B.TEXT_LENS: torch.tensor([len(it["text"]) for it in items], dtype=torch.long),
-        B.LANGUAGE: torch.tensor([it["language"] for it in items], dtype=torch.long),
-        B.AUDIO_CODES: pad_sequences([it["codes"] for it in items]),  # (B, T, Q)
-        B.AUDIO_LENS: torch.tensor([it["codes"].shape[0] for it in items], dtype=torch.long),
-        B.CUT_IDS: [it["cut_id"] for it in items],
-        B.SPEAKERS: [it["speaker"] for it in items],
-    }
-    if "prompt" in items[0]:
-        batch[B.PROMPT_CODES] = pad_sequences([it["prompt"] for it in items])  # (B, P, Q)
-        batch[B.PROMPT_LENS] = torch.tensor(
-            [it["prompt"].shape[0] for it in items], dtype=torch.long
-        )
+    return collate_rows(items)
+
+
+def collate_rows(
+    items: Sequence[dict[str, Any]], pad_values: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """:func:`collate_items` with pad values overriding :data:`valle.data.batch.PAD_VALUES`."""
+    if not items:
+        raise ValueError("cannot collate an empty list of items")
+    keys = list(items[0])
+    for it in items[1:]:
+        if set(it) != set(keys):
+            raise ValueError(
+                f"items carry different keys: {sorted(keys)} vs {sorted(it)}; every item of a "
+                "batch must have the same fields"
+            )
+    pads = pad_values or {}
+    batch: dict[str, Any] = {}
+    for key in keys:
+        values = [it[key] for it in items]
+        first = values[0]
+        if isinstance(first, torch.Tensor) and first.dim() >= 1:
+            pad = pads.get(key, B.pad_value(key))
+            batch[key] = pad_sequences(values, pad)  # (B, L, ...)
+            batch[B.lens_key(key)] = torch.tensor([v.shape[0] for v in values], dtype=torch.long)
+        elif isinstance(first, torch.Tensor | bool | int | float):
+            batch[key] = torch.tensor(
+                [v.item() if isinstance(v, torch.Tensor) else v for v in values]
+            )
+        else:
+            batch[key] = values
     return batch
 
 
@@ -79,8 +109,12 @@ class SpeechTokenDataset(Dataset):
 
     Args:
         symbols: phoneme table (``valle.text.SymbolTable``, from ``data/tokens.txt``).
-        prompt: acoustic prompt provider, or ``None`` for batches without ``prompt_codes``.
+        prompt: acoustic prompt provider, or ``None`` for batches without ``prompt_codes``
+            (then no other cut is read); give one only to a model that asks for it
+            (``DataRequest.other_utterance_prompt``).
         default_language: language code for supervisions without a language.
+        featurizers: the extra per-item fields the model asked for
+            (``DataRequest.featurizers``), each under its name.
     """
 
     def __init__(
@@ -88,31 +122,42 @@ class SpeechTokenDataset(Dataset):
         symbols: Any,
         prompt: PromptProvider | None = None,
         default_language: str | None = None,
+        featurizers: Sequence[Featurizer] = (),
     ) -> None:
         self.symbols = symbols
         self.prompt = prompt
         self.default_language = default_language
+        self.featurizers = tuple(featurizers)
+        core = {B.TEXT_TOKENS, B.LANGUAGE, B.AUDIO_CODES, B.CUT_IDS, B.SPEAKERS}
+        core |= {B.PROMPT_CODES, B.PROMPT_START}
+        taken = sorted(core & {f.name for f in self.featurizers})
+        if taken:
+            raise ValueError(f"featurizer names {taken} clash with the core batch keys")
+        self._pads = {f.name: f.pad_value for f in self.featurizers}
 
     def set_epoch(self, epoch: int) -> None:
         if self.prompt is not None:
             self.prompt.set_epoch(epoch)
 
     def item(self, cut: Cut) -> dict[str, Any]:
-        """One utterance's tensors (see :func:`collate_items`)."""
+        """One utterance's fields under their batch keys (see :func:`collate_items`)."""
         from valle.text import language_id
 
         codes = load_codes(cut)  # (T, Q)
         sup = cut.supervisions[0]
         lang = supervision_language(sup.language, self.default_language)
         it: dict[str, Any] = {
-            "text": torch.tensor(self.symbols.encode(cut_phonemes(cut)), dtype=torch.long),
-            "language": language_id(lang),
-            "codes": codes,
-            "cut_id": cut.id,
-            "speaker": sup.speaker,
+            B.TEXT_TOKENS: torch.tensor(self.symbols.encode(cut_phonemes(cut)), dtype=torch.long),
+            B.LANGUAGE: language_id(lang),
+            B.AUDIO_CODES: codes,
+            B.CUT_IDS: cut.id,
+            B.SPEAKERS: sup.speaker,
         }
         if self.prompt is not None:
-            it["prompt"] = self.prompt(cut, codes)  # (P, Q)
+            it[B.PROMPT_CODES] = self.prompt(cut, codes)  # (P, Q)
+            it[B.PROMPT_START] = self.prompt.start(cut)
+        for f in self.featurizers:
+            it[f.name] = f(cut)
         return it
 
     def __getitem__(self, cuts: CutSet) -> dict[str, Any]:
@@ -121,7 +166,7 @@ class SpeechTokenDataset(Dataset):
                 "SpeechTokenDataset is indexed by a CutSet from a lhotse sampler; use "
                 "make_dataloader(...) or DataLoader(dataset, sampler=..., batch_size=None)"
             )
-        return collate_items([self.item(c) for c in cuts])
+        return collate_rows([self.item(c) for c in cuts], self._pads)
 
     def __len__(self) -> int:  # pragma: no cover - the sampler defines the epoch
         raise TypeError("SpeechTokenDataset has no length; the sampler decides the batches")

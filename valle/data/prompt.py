@@ -74,6 +74,12 @@ class PromptProvider(ABC):
     def source(self, cut: Cut) -> str:
         """Id of the cut the prompt of ``cut`` is taken from (for tests and logs)."""
 
+    def start(self, cut: Cut) -> int:
+        """Frame of ``cut``'s own codes where its prompt was copied from, -1 for another
+        utterance (the batch's ``prompt_start``: a model leaves copied frames out of its loss).
+        """
+        return 0 if self.source(cut) == cut.id else -1
+
 
 class PrefixPrompt(PromptProvider):
     """The first ``duration`` seconds of the same utterance, at most ``max_fraction`` of it.

@@ -56,6 +56,7 @@ __all__ = [
     "slice_rows",
     "span_mask",
     "build_prompt_policy",
+    "prompt_policy_class",
     "PROMPT_POLICIES",
 ]
 
@@ -239,11 +240,16 @@ class OtherUtterancePrompt(PromptPolicyBase):
         return PromptSplit(prompt, prompt_lens, codes, lens, copied)
 
 
-def build_prompt_policy(kind: str, min_ratio: float, max_ratio: float) -> PromptPolicy:
-    """The policy named ``kind`` (see :data:`PROMPT_POLICIES`); ratios where it takes them."""
+def prompt_policy_class(kind: str) -> type:
+    """The policy class named ``kind`` (see :data:`PROMPT_POLICIES`): what it declares."""
     from valle.registry import choose_component
 
-    cls = choose_component(PROMPT_POLICIES, kind, "NAR prompt policy")
+    return choose_component(PROMPT_POLICIES, kind, "NAR prompt policy")
+
+
+def build_prompt_policy(kind: str, min_ratio: float, max_ratio: float) -> PromptPolicy:
+    """The policy named ``kind`` (see :data:`PROMPT_POLICIES`); ratios where it takes them."""
+    cls = prompt_policy_class(kind)
     if cls in (SameUtterancePrefix, RandomSegmentPrompt):
         return cls(min_ratio, max_ratio)
     return cls()

@@ -1,90 +1,42 @@
-"""Tiny VALL-E configs, models and dummy batches for tests and examples.
+"""Tiny models and dummy batches for tests and examples (tiny configs live on the variants).
 
 Shape legend: B batch, S text tokens, T frames, P prompt frames, Q codebooks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 
-from valle.config import apply_overrides, from_dict
 from valle.data import batch as B_
 
 __all__ = [
     "tiny_valle_config",
     "tiny_config",
-    "register_tiny_config",
     "tiny_model",
     "dummy_batch",
     "batch_from_codes",
 ]
 
 
-def tiny_valle_config(
-    *,
-    text_vocab_size: int = 12,
-    codebook_size: int = 16,
-    num_codebooks: int = 4,
-    d_model: int = 32,
-    num_layers: int = 2,
-    num_heads: int = 2,
-    ffn_dim: int = 64,
-    dropout: float = 0.0,
-    mask: str = "prefix",
-    prompt: str = "same_utterance_prefix",
-    max_len_ratio: float = 4.0,
-    sampler: str = "greedy",
-    overrides: Iterable[str] = (),
-) -> Any:
-    """A VALL-E config small enough to train in seconds on a CPU (greedy AR by default)."""
-    backbone = {
-        "num_layers": num_layers,
-        "num_heads": num_heads,
-        "d_model": d_model,
-        "ffn_dim": ffn_dim,
-        "dropout": dropout,
-    }
-    from valle.registry import get_variant
-
-    cfg: Any = from_dict(
-        get_variant("valle"),
-        {
-            "vocab": {
-                "text_vocab_size": text_vocab_size,
-                "codebook_size": codebook_size,
-                "num_codebooks": num_codebooks,
-            },
-            "ar": {
-                "backbone": backbone,
-                "mask": mask,
-                "max_len_ratio": max_len_ratio,
-                "sampler": {"kind": sampler},
-            },
-            "nar": {"backbone": backbone, "prompt": {"kind": prompt}},
-        },
-    )
-    return apply_overrides(cfg, overrides)
-
-
-_TINY: dict[str, Callable[..., Any]] = {"valle": tiny_valle_config}
-
-
-def register_tiny_config(variant: str, factory: Callable[..., Any]) -> None:
-    """Register the tiny-config factory of a variant (the contract tests run every variant)."""
-    _TINY[variant] = factory
+def tiny_valle_config(**kwargs: Any) -> Any:
+    """``ValleConfig.tiny(**kwargs)``: a VALL-E config small enough to train in seconds."""
+    return tiny_config("valle", **kwargs)
 
 
 def tiny_config(variant: str = "valle", **kwargs: Any) -> Any:
-    """A tiny config of any registered variant that has a tiny factory."""
-    if variant not in _TINY:
-        raise KeyError(
-            f"no tiny config factory for variant {variant!r}; add one with "
-            f"valle.testing.model.register_tiny_config (have: {', '.join(sorted(_TINY))})"
+    """The tiny config of a registered variant: its config class's ``tiny(**kwargs)``."""
+    from valle.registry import get_variant
+
+    cls = get_variant(variant)
+    tiny = getattr(cls, "tiny", None)
+    if tiny is None:
+        raise TypeError(
+            f"variant {variant!r} ({cls.__name__}) has no tiny() classmethod; every variant "
+            "gives one for the contract tests (docs/adding_a_variant.md)"
         )
-    return _TINY[variant](**kwargs)
+    return tiny(**kwargs)
 
 
 def tiny_model(seed: int = 0, variant: str = "valle", **config_kwargs: Any) -> torch.nn.Module:

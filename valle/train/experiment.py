@@ -57,8 +57,29 @@ def checkpoint_extras(data: DataConfig) -> dict[str, Any]:
     if data.tokens and Path(data.tokens).is_file():
         extras["symbols"] = list(SymbolTable.from_file(data.tokens).symbols)
     if data.codec_dir and codec_json(data.codec_dir).is_file():
-        extras["codec"] = asdict(CodecInfo.from_file(codec_json(data.codec_dir)))
+        info = CodecInfo.from_file(codec_json(data.codec_dir))
+        extras["codec"] = asdict(info)
+        embedded = _embedded_codec(info)
+        if embedded is not None:
+            extras["codec_embedded"] = embedded
     return extras
+
+
+def _embedded_codec(info: Any) -> dict[str, Any] | None:
+    """A small codec's own tensors (``"codec_embedded"``), so the checkpoint synthesizes in
+    any directory; None for codecs kept by path (EnCodec) or when the codec cannot be loaded."""
+    from valle.codec.registry import embed_codec, is_embeddable
+
+    if not is_embeddable(info.name) or info.path is None:
+        return None
+    try:
+        codec = info.load_codec()
+    except Exception as err:  # noqa: BLE001 - the checkpoint then records the path only
+        logger.warning(
+            "codec %s not embedded in checkpoints (%s); they record its path", info.path, err
+        )
+        return None
+    return embed_codec(info.name, codec)
 
 
 def _prompt_provider(data: DataConfig, cuts: Any, seed: int) -> Any:
@@ -75,6 +96,7 @@ def build_datamodule(cfg: ExperimentConfig) -> SpeechDataModule:
     """Data module over the experiment's tokenized train (and dev) cuts."""
     from valle.data.dataset import SpeechTokenDataset, make_sampler
     from valle.data.manifests import load_cuts
+    from valle.registry import data_request
     from valle.text.symbol_table import SymbolTable
 
     data, train = cfg.data, cfg.train
@@ -96,12 +118,23 @@ def build_datamodule(cfg: ExperimentConfig) -> SpeechDataModule:
     if dev_cuts is not None and len(dev_cuts) == 0:
         logger.warning("%s is empty: no validation", data.dev_cuts)
         dev_cuts = None
-    dataset = SpeechTokenDataset(symbols, prompt=_prompt_provider(data, train_cuts, train.seed))
-    dev_dataset = None
-    if dev_cuts is not None:
-        dev_dataset = SpeechTokenDataset(
-            symbols, prompt=_prompt_provider(data, dev_cuts, train.seed)
+    # the model says what it reads: a second utterance per item only if its NAR prompt policy
+    # uses one (data.prompt then says where it comes from), plus its featurizers' fields
+    request = data_request(cfg.model, train.stages)
+    if request.other_utterance_prompt and data.prompt == "none":
+        raise ValueError(
+            "the model's NAR prompt policy reads another utterance of the speaker but "
+            "data.prompt=none; set data.prompt=same_speaker (or prefix)"
         )
+
+    def dataset_for(cuts: Any) -> SpeechTokenDataset:
+        provider = None
+        if request.other_utterance_prompt:
+            provider = _prompt_provider(data, cuts, train.seed)
+        return SpeechTokenDataset(symbols, prompt=provider, featurizers=request.featurizers)
+
+    dataset = dataset_for(train_cuts)
+    dev_dataset = dataset_for(dev_cuts) if dev_cuts is not None else None
     return SpeechDataModule(
         train_cuts,
         dataset,

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
 from valle.ar.decoder import ARDecoder
 from valle.ar.generate import Sampler
-from valle.config import ARConfig, NARConfig, VocabConfig, opt
+from valle.config import ARConfig, NARConfig, VocabConfig, apply_overrides, from_dict, opt
 from valle.data import batch as B_
 from valle.data.batch import SynthesisInputs
+from valle.data.featurizers import DataRequest
 from valle.nar.decoder import NARDecoder
+from valle.nar.prompts import prompt_policy_class
 from valle.registry import register_variant
 
 __all__ = ["ValleConfig", "Valle"]
@@ -42,12 +44,67 @@ class ValleConfig:
         help="NAR decoder over codebooks 2..Q (null: none)", factory=NARConfig
     )
 
+    stages: ClassVar[tuple[str, ...]] = STAGES  # the parts that train apart (train.stages)
+
     def build(self) -> Valle:
         ar = ARDecoder.from_config(self.ar, self.vocab) if self.ar is not None else None
         nar = None
         if self.nar is not None and self.vocab.num_codebooks > 1:
             nar = NARDecoder.from_config(self.nar, self.vocab)
         return Valle(ar, nar, config=self)
+
+    def data_request(self, stages: tuple[str, ...] | None = None) -> DataRequest:
+        """The core batch, plus a second utterance per item only for a trained NAR whose
+        prompt policy reads one (``nar.prompt.kind: other_utterance``)."""
+        nar_trains = self.nar is not None and (stages is None or "nar" in stages)
+        needs = nar_trains and prompt_policy_class(self.nar.prompt.kind).needs_other_utterance
+        return DataRequest(other_utterance_prompt=bool(needs))
+
+    @classmethod
+    def tiny(
+        cls,
+        *,
+        text_vocab_size: int = 12,
+        codebook_size: int = 16,
+        num_codebooks: int = 4,
+        d_model: int = 32,
+        num_layers: int = 2,
+        num_heads: int = 2,
+        ffn_dim: int = 64,
+        dropout: float = 0.0,
+        mask: str = "prefix",
+        prompt: str = "same_utterance_prefix",
+        max_len_ratio: float = 4.0,
+        sampler: str = "greedy",
+        overrides: Iterable[str] = (),
+    ) -> ValleConfig:
+        """A config small enough to train in seconds on a CPU (greedy AR by default); the
+        contract tests (tests/variants/test_contract.py) build every variant from its own."""
+        backbone = {
+            "num_layers": num_layers,
+            "num_heads": num_heads,
+            "d_model": d_model,
+            "ffn_dim": ffn_dim,
+            "dropout": dropout,
+        }
+        cfg = from_dict(
+            cls,
+            {
+                "vocab": {
+                    "text_vocab_size": text_vocab_size,
+                    "codebook_size": codebook_size,
+                    "num_codebooks": num_codebooks,
+                },
+                "ar": {
+                    "backbone": backbone,
+                    "mask": mask,
+                    "max_len_ratio": max_len_ratio,
+                    "sampler": {"kind": sampler},
+                },
+                "nar": {"backbone": backbone, "prompt": {"kind": prompt}},
+            },
+        )
+        return apply_overrides(cfg, overrides)
 
 
 def _pad_rows(rows: list[Tensor]) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,121 @@
+"""Optional per-item fields a variant asks for, and the data request that names them.
+
+Shape legend: S text tokens, T frames, F mel bins.
+
+The core batch (text, language, codes, ids; :mod:`valle.data.batch`) is the same for every
+model. What one variant needs beyond it (language per token for code-switched text, phoneme
+durations, pitch buckets, mel frames, ...) comes from small *featurizers*: an object with a
+``name`` (the batch key), a ``pad_value`` and ``__call__(cut) -> Tensor`` giving one item's
+field, a sequence ``(L, ...)``. The dataset adds each featurizer's output to the item under its
+name; collate pads it with ``pad_value`` and adds its lengths under
+:func:`valle.data.batch.lens_key`.
+
+A variant declares its data through its config's ``data_request(stages)`` method, read with
+:func:`valle.registry.data_request`::
+
+    def data_request(self, stages):
+        return DataRequest(featurizers=(LanguagePerToken(),))
+
+``other_utterance_prompt`` asks the loader for a second utterance of the speaker per item
+(``prompt_codes``); it costs a second codes read per item, so only a model that reads it asks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from lhotse.cut import Cut
+
+from valle.data import batch as B
+
+__all__ = ["Featurizer", "DataRequest", "LanguagePerToken", "CustomArray"]
+
+
+@runtime_checkable
+class Featurizer(Protocol):
+    """One optional per-item field: ``name`` (batch key), ``pad_value``, ``(cut) -> (L, ...)``."""
+
+    name: str
+    pad_value: float
+
+    def __call__(self, cut: Cut) -> torch.Tensor: ...
+
+
+@dataclass(frozen=True)
+class DataRequest:
+    """What a model reads from the data beyond the core batch.
+
+    Attributes:
+        featurizers: extra per-item fields, each under its ``name`` in the batch.
+        other_utterance_prompt: items need ``prompt_codes`` from another utterance of the
+            same speaker (the loader reads one only then).
+    """
+
+    featurizers: tuple[Featurizer, ...] = ()
+    other_utterance_prompt: bool = False
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.featurizers]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"two featurizers write the same batch key(s) {dup}")
+
+
+class LanguagePerToken:
+    """Language id per text token (``(S,)`` long): each supervision's language over its phonemes.
+
+    VALL-E X (Sec 3) adds a language embedding to the inputs; with one id per token, a cut
+    whose supervisions are in different languages (code-switching) is described exactly.
+
+    Args:
+        default_language: language code for supervisions without one.
+    """
+
+    name = B.LANGUAGE_TOKENS
+    pad_value = B.pad_value(B.LANGUAGE_TOKENS)
+
+    def __init__(self, default_language: str | None = None) -> None:
+        self.default_language = default_language
+
+    def __call__(self, cut: Cut) -> torch.Tensor:
+        from valle.data.tokenize import PHONEMES_FIELD, supervision_language
+        from valle.text import language_id
+
+        ids: list[int] = []
+        for sup in cut.supervisions:
+            n = len((sup.custom or {}).get(PHONEMES_FIELD) or [])
+            ids += [language_id(supervision_language(sup.language, self.default_language))] * n
+        return torch.tensor(ids, dtype=torch.long)  # (S,)
+
+
+class CustomArray:
+    """A per-item array stored on the cut (``cut.custom[field]``, a lhotse array or a list).
+
+    For fields an earlier stage computed: durations from a forced aligner, pitch buckets, mel
+    frames. ``dtype`` is the tensor type; ``name`` defaults to ``field``.
+    """
+
+    def __init__(
+        self,
+        field: str,
+        name: str | None = None,
+        dtype: torch.dtype = torch.long,
+        pad_value: float | None = None,
+    ) -> None:
+        self.field = field
+        self.name = name or field
+        self.dtype = dtype
+        self.pad_value = B.pad_value(self.name) if pad_value is None else pad_value
+
+    def __call__(self, cut: Cut) -> torch.Tensor:
+        if not cut.has_custom(self.field):
+            raise ValueError(
+                f"cut {cut.id} has no '{self.field}' field, which the model's data request "
+                f"({self.name}) reads; run the stage that computes it"
+            )
+        value = cut.custom[self.field]
+        arr = cut.load_custom(self.field) if hasattr(value, "load") else value
+        return torch.as_tensor(np.asarray(arr), dtype=self.dtype)
