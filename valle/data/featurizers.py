@@ -8,7 +8,9 @@ durations, pitch buckets, mel frames, ...) comes from small *featurizers*: an ob
 ``name`` (the batch key), a ``pad_value`` and ``__call__(cut) -> Tensor`` giving one item's
 field, a sequence ``(L, ...)``. The dataset adds each featurizer's output to the item under its
 name; collate pads it with ``pad_value`` and adds its lengths under
-:func:`valle.data.batch.lens_key`.
+:func:`valle.data.batch.lens_key`. A featurizer may also give
+``example(num_text, num_frames, generator) -> Tensor``, a made-up field of the right shape,
+so that ``valle.testing.dummy_batch`` can fake it for tests without cuts.
 
 A variant declares its data through its config's ``data_request(stages)`` method, read with
 :func:`valle.registry.data_request`::
@@ -89,6 +91,12 @@ class LanguagePerToken:
             n = len((sup.custom or {}).get(PHONEMES_FIELD) or [])
             ids += [language_id(supervision_language(sup.language, self.default_language))] * n
         return torch.tensor(ids, dtype=torch.long)  # (S,)
+
+    def example(
+        self, num_text: int, num_frames: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """A made-up field for a dummy item (``valle.testing.dummy_batch``): all language 0."""
+        return torch.zeros(num_text, dtype=torch.long)  # (S,)
 
 
 class CustomArray:

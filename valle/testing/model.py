@@ -17,6 +17,8 @@ __all__ = [
     "tiny_model",
     "dummy_batch",
     "batch_from_codes",
+    "synthesis_inputs",
+    "generate_from",
 ]
 
 
@@ -88,7 +90,8 @@ def dummy_batch(
 ) -> dict[str, Any]:
     """Random batch following the batch contract, lengths drawn from the inclusive ranges.
 
-    Text ids avoid 0 (padding); ``prompt_len=None`` leaves out ``prompt_codes``.
+    Text ids avoid 0 (padding); ``prompt_len=None`` leaves out ``prompt_codes``. The fields
+    the variant asks for (``data_request``) come from its featurizers' ``example()``.
     """
     g = torch.Generator().manual_seed(seed)
     v = cfg.vocab
@@ -109,4 +112,45 @@ def dummy_batch(
             torch.randint(0, v.codebook_size, (n(prompt_len), v.num_codebooks), generator=g)
             for _ in range(batch_size)
         ]
-    return batch_from_codes(texts, codes, prompts)
+    batch = batch_from_codes(texts, codes, prompts)
+    from valle.registry import data_request
+
+    for f in data_request(cfg).featurizers:  # the fields the variant asks for, made up
+        make = getattr(f, "example", None)
+        if make is None:
+            raise TypeError(f"featurizer {f.name!r} has no example(); dummy_batch cannot fake it")
+        rows = [make(len(t), len(c), g) for t, c in zip(texts, codes, strict=True)]
+        batch[f.name], batch[B_.lens_key(f.name)] = B_.pad_rows(rows, f.pad_value)
+    return batch
+
+
+def synthesis_inputs(batch: dict[str, Any]) -> B_.SynthesisInputs:
+    """Zero-shot inputs from a (dummy) batch: its text read as prompt transcript (the first
+    half of each row's tokens) + target text, its ``prompt_codes`` as the prompt."""
+    return B_.SynthesisInputs(
+        batch[B_.TEXT_TOKENS],
+        batch[B_.TEXT_LENS],
+        batch[B_.PROMPT_CODES],
+        batch[B_.PROMPT_LENS],
+        language=batch.get(B_.LANGUAGE),
+        prompt_text_lens=batch[B_.TEXT_LENS] // 2,
+    )
+
+
+def generate_from(model: torch.nn.Module, inputs: B_.SynthesisInputs, **kwargs: Any) -> Any:
+    """``model.generate`` on a :class:`~valle.data.batch.SynthesisInputs`.
+
+    The one place that unpacks the inputs into the ``(text_tokens, text_lens, prompt_codes,
+    prompt_lens, *, language, prompt_text_lens)`` signature the variants' ``generate`` still
+    has; when ``generate`` takes the inputs object, only this changes.
+    """
+    generate: Any = model.generate
+    return generate(
+        inputs.text_tokens,
+        inputs.text_lens,
+        inputs.prompt_codes,
+        inputs.prompt_lens,
+        language=inputs.language,
+        prompt_text_lens=inputs.prompt_text_lens,
+        **kwargs,
+    )

@@ -1,0 +1,134 @@
+"""The contract every registered variant keeps (DESIGN.md 2b, issue 7), the toy one included.
+
+Each variant's tiny config comes from its own config class (``Config.tiny()``); a new variant
+is covered as soon as it is registered (docs/adding_a_variant.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import valle.testing.toy  # noqa: F401  (registers the toy variant)
+from valle.config import load_yaml, save_yaml
+from valle.data.featurizers import DataRequest
+from valle.registry import build_model, data_request, get_variant, registered_variants
+from valle.testing.model import dummy_batch, generate_from, synthesis_inputs
+
+VARIANTS = registered_variants()
+
+
+def _tiny(variant: str):
+    cls = get_variant(variant)
+    assert callable(getattr(cls, "tiny", None)), f"{cls.__name__} has no tiny() classmethod"
+    cfg = cls.tiny()
+    assert type(cfg) is cls
+    return cfg
+
+
+def _model(cfg, seed: int = 0):
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(cfg)
+
+
+def test_the_toy_variant_is_covered() -> None:
+    assert {"toy", "valle"} <= set(VARIANTS)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_finite_loss_and_gradients_for_every_parameter(variant: str) -> None:
+    cfg = _tiny(variant)
+    model = _model(cfg)
+    loss, metrics = model.loss(
+        dummy_batch(cfg, batch_size=3), generator=torch.Generator().manual_seed(0)
+    )
+    assert torch.isfinite(loss) and "loss" in metrics
+    assert all(torch.isfinite(v).all() for v in metrics.values())
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.any()]
+    assert not missing, f"no gradient reaches {missing}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_declared_stage_trains_alone(variant: str) -> None:
+    cfg = _tiny(variant)
+    stages = type(cfg).stages
+    assert stages and len(set(stages)) == len(stages)
+    model = _model(cfg)
+    batch = dummy_batch(cfg, batch_size=2)
+    for stage in stages:
+        loss, metrics = model.loss(batch, stages=(stage,), generator=torch.Generator())
+        assert torch.isfinite(loss)
+        assert all(k == "loss" or k.startswith(f"{stage}/") for k in metrics), metrics
+    with pytest.raises(ValueError, match="stages"):
+        model.loss(batch, stages=("no_such_stage",))
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_data_request_is_declared(variant: str) -> None:
+    cfg = _tiny(variant)
+    request = data_request(cfg)
+    assert isinstance(request, DataRequest)
+    batch = dummy_batch(cfg)  # fakes every requested field
+    assert all(f.name in batch for f in request.featurizers)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_generation_within_length_bounds(variant: str) -> None:
+    cfg = _tiny(variant)
+    model = _model(cfg).eval()
+    inputs = synthesis_inputs(dummy_batch(cfg, batch_size=3, seed=1))
+    out = generate_from(model, inputs, max_len_ratio=2.0)
+    assert len(out) == 3
+    for o, n in zip(out, inputs.text_lens.tolist(), strict=True):
+        assert o.dtype == torch.long and o.dim() == 2
+        assert o.shape[1] == cfg.vocab.num_codebooks
+        assert 0 <= o.shape[0] <= math.ceil(2.0 * n)
+        assert o.numel() == 0 or (0 <= int(o.min()) and int(o.max()) < cfg.vocab.codebook_size)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_config_yaml_round_trip(variant: str, tmp_path: Path) -> None:
+    cfg = _tiny(variant)
+    save_yaml(cfg, tmp_path / "model.yaml")
+    again = load_yaml(tmp_path / "model.yaml")
+    assert type(again) is type(cfg) and again == cfg
+    assert dataclasses.asdict(again) == dataclasses.asdict(cfg)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_save_and_reload_give_identical_outputs(variant: str, tmp_path: Path) -> None:
+    cfg = _tiny(variant)
+    model = _model(cfg, seed=4).eval()
+    save_yaml(cfg, tmp_path / "model.yaml")
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    buf.seek(0)
+    again = build_model(load_yaml(tmp_path / "model.yaml")).eval()
+    again.load_state_dict(torch.load(buf, weights_only=True))
+    batch = dummy_batch(cfg, batch_size=2, seed=2)
+    l1, m1 = model.loss(batch, generator=torch.Generator().manual_seed(3))
+    l2, m2 = again.loss(batch, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(l1, l2) and m1.keys() == m2.keys()
+    inputs = synthesis_inputs(batch)
+    for a, b in zip(generate_from(model, inputs), generate_from(again, inputs), strict=True):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_batch_generation_equals_per_item(variant: str) -> None:
+    """A row's output does not depend on its batch neighbours or its padding (greedy)."""
+    cfg = _tiny(variant)
+    model = _model(cfg, seed=1).eval()
+    inputs = synthesis_inputs(dummy_batch(cfg, batch_size=3, seed=5, text_len=(2, 9)))
+    together = generate_from(model, inputs, max_len_ratio=3.0)
+    for b in range(inputs.batch_size):
+        (alone,) = generate_from(model, inputs.row(b), max_len_ratio=3.0)
+        assert torch.equal(alone, together[b]), b
