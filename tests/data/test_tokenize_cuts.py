@@ -54,7 +54,7 @@ def test_resume_after_interruption(cuts, tmp_path):
     crashing = FakeCodec(fail_after=5)  # first chunk (4 cuts) finishes, the second dies
     with pytest.raises(KeyboardInterrupt):
         _encode(cuts, crashing, out, chunk_size=4, batch_size=2)
-    done = sorted(p.name for p in (out / "t_codes_chunks").iterdir())
+    done = sorted(p.name for p in (out / "t_codes_chunks").glob("*.jsonl.gz"))
     assert done == ["cuts.00000.jsonl.gz"]
     assert not (out / "t_cuts_codes.jsonl.gz").exists()
 
@@ -125,3 +125,85 @@ def test_refitted_codec_at_same_path_is_refused(cuts, tmp_path):
     assert info2.fingerprint != info.fingerprint
     with pytest.raises(RuntimeError, match="different run"):
         encode_cuts(cuts, codec, tmp_path / "tok", "t", info2, progress=False)
+
+
+# ---------------------------------------------------------------- changed inputs (issue #8.6)
+
+
+def _with_text(cuts, cut_id, text):
+    from lhotse.utils import fastcopy
+
+    out = []
+    for c in cuts:
+        if c.id == cut_id:
+            c = fastcopy(c, supervisions=[fastcopy(c.supervisions[0], text=text)])
+        out.append(c)
+    return CutSet.from_cuts(out)
+
+
+def test_fixed_transcript_reaches_the_codes_manifest_without_encoding_again(cuts, tmp_path):
+    out = tmp_path / "tok"
+    _encode(cuts, FakeCodec(), out, chunk_size=4)
+    target = list(cuts)[5].id
+    fixed = _with_text(cuts, target, "the fixed transcript")
+    codec = FakeCodec()
+    result, stats = _encode(fixed, codec, out, chunk_size=4)
+    assert stats.chunks_computed == 0 and codec.encoded == []  # the audio did not change
+    texts = {c.id: c.supervisions[0].text for c in result}
+    assert texts[target] == "the fixed transcript"
+    on_disk = CutSet.from_file(out / "t_cuts_codes.jsonl.gz")
+    assert {c.id: c.supervisions[0].text for c in on_disk}[target] == "the fixed transcript"
+
+
+def test_replaced_audio_is_encoded_again(cuts, tmp_path):
+    import os
+
+    import soundfile as sf
+
+    out = tmp_path / "tok"
+    first, _ = _encode(cuts, FakeCodec(), out, chunk_size=4)
+    target = list(cuts)[5]  # chunk 1
+    before = {c.id: c for c in first}[target.id].load_codes().copy()
+    path = target.recording.sources[0].source
+    # same rate and length (so the same recording manifest), other samples: a repaired file
+    n = target.recording.num_samples
+    sf.write(path, np.linspace(-0.9, 0.9, n).astype(np.float32), target.sampling_rate)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert type(target).from_dict(target.to_dict()).recording == target.recording
+    codec = FakeCodec()
+    result, stats = _encode(cuts, codec, out, chunk_size=4)
+    assert stats.chunks_computed == 1 and len(codec.encoded) == 4  # only chunk 1
+    by_id = {c.id: c for c in result}
+    fresh = FakeCodec().encode([load_cut_audio(by_id[target.id], 8000)])[0].numpy()
+    got = by_id[target.id].load_codes()
+    np.testing.assert_array_equal(got, fresh[: got.shape[0]])
+    assert not np.array_equal(got, before)
+
+
+# ---------------------------------------------------------------- errors name the utterance (#8.8)
+
+
+class BatchFrontend:
+    """Like the English front end: ``batch`` fails naming a text by its index."""
+
+    def __call__(self, text):
+        return self.batch([text])[0]
+
+    def batch(self, texts):
+        for i, t in enumerate(texts):
+            if not any(ch.isalpha() for ch in t):
+                raise ValueError(f"text {i} ({t!r}) has nothing pronounceable in it")
+        return [[ch for ch in t.lower() if ch.isalpha()] for t in texts]
+
+
+def test_unpronounceable_transcript_names_the_utterance(cuts):
+    ids = [c.id for c in cuts]
+    bad = _with_text(_with_text(cuts, ids[6], "... !"), ids[2], "   ")
+    with pytest.raises(ValueError) as e:
+        add_phonemes(bad, frontend_for=lambda lang: BatchFrontend(), progress=False)
+    msg = str(e.value)
+    assert f"utterance {ids[6]}" in msg and "'... !'" in msg  # every bad one, by id
+    assert f"utterance {ids[2]}" in msg and "empty transcript" in msg
+    assert "text 6" not in msg and "text 0" not in msg
+    assert "stage 1" in msg  # what to do next

@@ -7,10 +7,11 @@ would trust.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ __all__ = [
     "load_cuts",
     "cuts_from_manifests",
     "with_recording_ids",
+    "file_stamp",
+    "tree_fingerprint",
 ]
 
 
@@ -115,3 +118,23 @@ def with_recording_ids(cuts: CutSet) -> CutSet:
     if len({c.id for c in renamed}) != len(renamed):
         raise ValueError("several cuts share a recording; keep lhotse's cut ids for this corpus")
     return CutSet.from_cuts(renamed)
+
+
+def file_stamp(path: str | Path) -> list[int]:
+    """``[size in bytes, mtime in ns]`` of a file: changes when the file is edited or replaced."""
+    st = os.stat(path)
+    return [int(st.st_size), int(st.st_mtime_ns)]
+
+
+def tree_fingerprint(root: str | Path, files: Iterable[Path] | None = None) -> str:
+    """SHA-1 over the relative path, size and mtime of every file under ``root`` (or of
+    ``files``): a stage records it beside its outputs and redoes them when it changes (a
+    fixed transcript, a replaced wav, a file added or removed). Stat only, no reading, so it
+    stays cheap on a large corpus."""
+    root = Path(root)
+    paths = sorted(p for p in (root.rglob("*") if files is None else files) if p.is_file())
+    h = hashlib.sha1()
+    for p in paths:
+        size, mtime = file_stamp(p)
+        h.update(f"{p.relative_to(root).as_posix()}\t{size}\t{mtime}\n".encode())
+    return h.hexdigest()

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +37,7 @@ from tqdm.auto import tqdm
 from valle.codec.base import Codec
 from valle.data.audio import load_cut_audio
 from valle.data.codec_info import CodecInfo
-from valle.data.manifests import save_cuts_atomic, write_json_atomic
+from valle.data.manifests import file_stamp, save_cuts_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,54 @@ def _ids_digest(cuts: Sequence[Cut]) -> str:
     return h.hexdigest()
 
 
+def _audio_key(cut: Cut) -> str:
+    """What a cut's codes depend on: its recording (sources, rate, length), its span and the
+    size and mtime of its audio files. A replaced or repaired wav changes the key even when
+    its header (hence the recording manifest) stays the same."""
+    stamps = []
+    for src in cut.recording.sources:
+        if src.type == "file":
+            try:
+                stamps.append(file_stamp(src.source))
+            except OSError:
+                stamps.append(None)
+    key = {
+        "recording": cut.recording.to_dict(),
+        "start": cut.start,
+        "duration": cut.duration,
+        "channel": cut.channel,
+        "files": stamps,
+    }
+    return hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _same_audio_span(a: Cut, b: Cut) -> bool:
+    """Chunks made before audio keys were recorded: compare what their manifests hold."""
+    return a.recording.to_dict() == b.recording.to_dict() and (a.start, a.duration, a.channel) == (
+        b.start,
+        b.duration,
+        b.channel,
+    )
+
+
+def _reusable_codes(
+    chunk: list[Cut], chunk_path: Path, keys_path: Path
+) -> tuple[dict[str, Any] | None, list[str]]:
+    """The codes manifests of a finished chunk by cut id, or ``None`` (and the ids of the cuts
+    whose audio changed) when the chunk must be encoded again."""
+    stored = {c.id: c for c in CutSet.from_file(chunk_path)}
+    if [c.id for c in chunk] != list(stored):
+        return None, [c.id for c in chunk if c.id not in stored]
+    if keys_path.is_file():
+        keys = json.loads(keys_path.read_text())
+        changed = [c.id for c in chunk if keys.get(c.id) != _audio_key(c)]
+    else:  # written by an older valle: the manifest is all there is to compare
+        changed = [c.id for c in chunk if not _same_audio_span(c, stored[c.id])]
+    if changed:
+        return None, changed
+    return {cid: cut.custom[CODES_FIELD] for cid, cut in stored.items()}, []
+
+
 def _batches(cuts: list[Cut], batch_size: int, max_batch_seconds: float) -> list[list[Cut]]:
     """Group cuts (longest first, to pad little) into batches bounded by count and seconds."""
     order = sorted(cuts, key=lambda c: c.duration, reverse=True)
@@ -154,6 +203,10 @@ def encode_cuts(
     chunks hold, so a rerun with other cuts or another codec is refused instead of mixing
     codes), ``<prefix>_codes_chunks/cuts.NNNNN.jsonl.gz`` (one manifest per finished chunk),
     ``<prefix>_codes/`` (array storage) and ``<prefix>_cuts_codes.jsonl.gz`` (all cuts).
+    Beside each chunk manifest, ``cuts.NNNNN.audio.json`` records what its codes were made
+    from (:func:`_audio_key`); a chunk whose audio changed since is encoded again. The output
+    cuts are the input cuts with the codes attached, so fixes to their transcripts (or other
+    supervision fields) always reach the output, without encoding anything again.
 
     Args:
         cuts: the cuts to encode (their order defines the chunks).
@@ -215,7 +268,26 @@ def encode_cuts(
 
     frame_shift = 1.0 / codec.frame_rate
     chunk_paths = [chunk_dir / f"cuts.{k:05d}.jsonl.gz" for k in range(len(chunks))]
-    todo = [k for k, p in enumerate(chunk_paths) if not p.is_file()]
+    keys_paths = [chunk_dir / f"cuts.{k:05d}.audio.json" for k in range(len(chunks))]
+    codes_of: dict[str, Any] = {}
+    todo = []
+    for k, path in enumerate(chunk_paths):
+        if not path.is_file():
+            todo.append(k)
+            continue
+        reused, changed = _reusable_codes(chunks[k], path, keys_paths[k])
+        if reused is None:
+            logger.warning(
+                "%s: the audio of %d cut(s) in chunk %d changed since it was encoded (e.g. "
+                "%s): encoding the chunk again",
+                prefix,
+                len(changed),
+                k,
+                changed[0] if changed else "?",
+            )
+            todo.append(k)
+        else:
+            codes_of.update(reused)
     total_s = sum(c.duration for c in cut_list)
     todo_s = sum(c.duration for k in todo for c in chunks[k])
     if len(todo) < len(chunks):
@@ -260,15 +332,17 @@ def encode_cuts(
                             cut.id, arr, frame_shift=frame_shift, temporal_dim=0, start=cut.start
                         )
                         out[cut.id] = cut.with_custom(CODES_FIELD, manifest)
+                        codes_of[cut.id] = manifest
                     seconds = sum(c.duration for c in batch)
                     done_s += seconds
                     bar.update(round(seconds, 2))
             chunk_cuts = CutSet.from_cuts(out[c.id] for c in chunks[k])  # input order
-            save_cuts_atomic(chunk_cuts, chunk_paths[k])
+            write_json_atomic({c.id: _audio_key(c) for c in chunks[k]}, keys_paths[k])
+            save_cuts_atomic(chunk_cuts, chunk_paths[k])  # last: marks the chunk finished
     bar.close()
     wall = time.perf_counter() - t0
 
-    result = CutSet.from_cuts(c for p in chunk_paths for c in CutSet.from_file(p))
+    result = CutSet.from_cuts(c.with_custom(CODES_FIELD, codes_of[c.id]) for c in cut_list)
     save_cuts_atomic(result, output_dir / f"{prefix}_cuts_codes.jsonl.gz")
     stats = EncodeStats(
         num_cuts=len(result),
@@ -342,13 +416,16 @@ def add_phonemes(
     cut_list = [c for c in cuts]
     if not cut_list:
         raise ValueError("no cuts to phonemize")
+    problems: list[str] = []  # every bad transcript, reported together
     by_lang: dict[str, list[tuple[int, int]]] = {}
     for i, cut in enumerate(cut_list):
         if not cut.supervisions:
-            raise ValueError(f"cut {cut.id} has no supervision (no text to tokenize)")
+            problems.append(f"cut {cut.id}: no supervision (no text to tokenize)")
+            continue
         for j, sup in enumerate(cut.supervisions):
-            if not sup.text or not sup.text.strip():
-                raise ValueError(f"supervision {sup.id} of cut {cut.id} has empty text")
+            if not isinstance(sup.text, str) or not sup.text.strip():
+                problems.append(f"{_where(cut, sup)}: empty transcript {sup.text!r}")
+                continue
             by_lang.setdefault(supervision_language(sup.language, default_language), []).append(
                 (i, j)
             )
@@ -360,21 +437,42 @@ def add_phonemes(
         for s in range(0, len(keys), batch_size):
             part = keys[s : s + batch_size]
             texts = [cut_list[i].supervisions[j].text for i, j in part]
-            if hasattr(fe, "batch"):
-                out = fe.batch(texts)
-            else:
-                out = [fe(t) for t in texts]
+            try:
+                out: list[list[str] | None] = list(_phonemize(fe, texts))
+            except ValueError:  # one bad text fails the batch: find it (and any other)
+                out = []
+                for key, text in zip(part, texts, strict=True):
+                    try:
+                        out.append(_phonemize(fe, [text])[0])
+                    except ValueError as e:
+                        i, j = key
+                        problems.append(
+                            f"{_where(cut_list[i], cut_list[i].supervisions[j])}: "
+                            f"{_without_index(str(e))}"
+                        )
+                        out.append(None)
             for key, toks in zip(part, out, strict=True):
-                toks = list(toks)
+                if toks is None:
+                    continue
+                i, j = key
                 if not toks:
-                    i, j = key
-                    raise ValueError(
-                        f"front end '{lang}' gave no tokens for cut {cut_list[i].id}: "
-                        f"{cut_list[i].supervisions[j].text!r}"
+                    problems.append(
+                        f"{_where(cut_list[i], cut_list[i].supervisions[j])}: front end "
+                        f"'{lang}' gave no tokens for {cut_list[i].supervisions[j].text!r}"
                     )
+                    continue
                 phonemes[key] = toks
             bar.update(len(part))
     bar.close()
+    if problems:
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise ValueError(
+            f"{len(problems)} transcript(s) cannot be tokenized:\n  {shown}{more}\n"
+            "Fix these transcripts in the corpus (or remove the utterances), then redo the "
+            "manifests and tokens from stage 1: changed corpus files are noticed and the "
+            "stale manifests remade, finished codec chunks of unchanged audio are reused."
+        )
 
     result = []
     for i, cut in enumerate(cut_list):
@@ -383,6 +481,23 @@ def add_phonemes(
             sups.append(sup.with_custom(PHONEMES_FIELD, phonemes[(i, j)]))
         result.append(fastcopy(cut, supervisions=sups))
     return CutSet.from_cuts(result)
+
+
+def _phonemize(fe: Any, texts: list[str]) -> list[list[str]]:
+    if hasattr(fe, "batch"):
+        return [list(t) for t in fe.batch(texts)]
+    return [list(fe(t)) for t in texts]
+
+
+def _where(cut: Cut, sup: Any) -> str:
+    """``utterance <id>`` (plus the supervision id when it differs), for error messages."""
+    return f"utterance {cut.id}" + (f" (supervision {sup.id})" if sup.id != cut.id else "")
+
+
+def _without_index(message: str) -> str:
+    """Front-end batch errors name a text by its index in the batch ("text 0 (...)"); the
+    caller names the utterance instead."""
+    return re.sub(r"^text \d+ ", "the text ", message)
 
 
 def cut_phonemes(cut: Cut) -> list[str]:
