@@ -101,6 +101,6 @@ def generate_ar(
         logits = ar.step(new.reshape(B, *step_shape), index, cache)
         index = index + 1
     if int(finished.sum()) < B:
-        logger.debug("AR generation hit the length bound for %d rows", int((~finished).sum()))
+        logger.warning("AR generation hit the length bound for %d rows", int((~finished).sum()))
     history = history.reshape(B, total, *step_shape)  # (B, total, *E)
     return [history[b, : int(out_lens[b])] for b in range(B)]

@@ -8,6 +8,12 @@ target text (phonemes, joined by a word boundary when the symbol table has one),
 prefix is the prompt's codes, and it continues the prompt; only the continuation is decoded
 with the codec and returned. Several jobs go through one batched AR/NAR ``generate`` call
 (rows of different lengths need no padding tricks, see :mod:`valle.modules.positions`).
+
+Long text is spoken in chunks of at most ``max_text_tokens`` phonemes (cut at sentence, then
+clause, then word boundaries, :mod:`valle.inference.chunking`), each continuing the same
+prompt, joined with ``chunk_pause`` seconds of silence: time and memory stay bounded by the
+chunk, not the text. Punctuation the symbol table lacks is rewritten into the pauses it has
+(:func:`valle.text.punctuation.fit_punctuation`).
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from valle.codec.base import Codec
+from valle.inference.chunking import split_tokens
 from valle.inference.codec_spec import codec_from_dir, codec_from_spec
 from valle.inference.prompt import PromptAudio, PromptTrim, load_prompt, trim_prompt
 from valle.sampling import TokenSampler
 from valle.text import SymbolTable, UnknownSymbolError, language_id, tokenize_text
-from valle.text.punctuation import WORD_BOUNDARY
+from valle.text.punctuation import PUNCTUATION, WORD_BOUNDARY
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +45,8 @@ __all__ = ["CheckpointContentError", "CodecMismatchError", "SynthesisJob", "Synt
 SYMBOLS_KEY = "symbols"  # optional checkpoint entry: list[str], the symbol table in id order
 CODEC_KEY = "codec"  # optional checkpoint entry: a codec spec (CodecInfo fields)
 DEFAULT_TRIM = PromptTrim()  # ~3 s prompts (see valle.inference.prompt)
+MAX_TEXT_TOKENS = 150  # target phonemes per chunk (~10-15 s of speech, as in training)
+CHUNK_PAUSE = 0.25  # seconds of silence between the chunks of a long text
 
 
 class CodecMismatchError(ValueError):
@@ -61,10 +71,18 @@ class SynthesisJob:
 
 
 @dataclass
-class _Prepared:
+class _Prepared:  # one row of a generate call: a job, or one chunk of a long job
     text_ids: list[int]
     prompt_codes: Tensor  # (P, Q)
     language: int
+
+
+@dataclass
+class PreparedJob:
+    """A job checked and encoded, ready to generate: one row per chunk of its text."""
+
+    rows: list[_Prepared]
+    id: str | None = None
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
@@ -116,6 +134,9 @@ class Synthesizer:
         sampler: the AR sampler (None: the model's configured default).
         prompt_trim: how long prompts are shortened (``PromptTrim(seconds=None)``: never).
         max_len_ratio: overrides the AR's length bound (frames per text token).
+        max_text_tokens: longest text (target phonemes) spoken in one go; longer text is cut
+            into chunks (None: never cut, memory then grows with the text).
+        chunk_pause: seconds of silence between the chunks of a long text.
     """
 
     def __init__(
@@ -128,7 +149,15 @@ class Synthesizer:
         sampler: TokenSampler | None = None,
         prompt_trim: PromptTrim = DEFAULT_TRIM,
         max_len_ratio: float | None = None,
+        max_text_tokens: int | None = MAX_TEXT_TOKENS,
+        chunk_pause: float = CHUNK_PAUSE,
     ) -> None:
+        if max_text_tokens is not None and max_text_tokens < 1:
+            raise ValueError(f"max_text_tokens must be >= 1 (or None), got {max_text_tokens}")
+        if not chunk_pause >= 0:
+            raise ValueError(f"chunk_pause must be >= 0 seconds, got {chunk_pause}")
+        self.max_text_tokens = max_text_tokens
+        self.chunk_pause = chunk_pause
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.symbols = symbols
@@ -252,35 +281,82 @@ class Synthesizer:
 
     # ------------------------------------------------------------------ text and prompt
 
-    def _phonemes(self, text: str, language: str, what: str) -> list[str]:
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"the {what} is empty; pass the sentence to speak as text")
+    @property
+    def known_punctuation(self) -> frozenset[str]:
+        """The punctuation marks the symbol table has; text is fitted to them."""
+        return frozenset(m for m in PUNCTUATION if m in self.symbols)
+
+    def _phonemes(self, text: str, language: str, what: str, hint: str) -> list[str]:
+        if not isinstance(text, str):
+            raise TypeError(f"the {what} must be a string, got {type(text).__name__} {text!r}")
+        if not text.strip():
+            raise ValueError(f"the {what} is empty; {hint}")
         language_id(language)  # UnsupportedLanguageError lists the supported ones
-        return tokenize_text(text, language)
+        return tokenize_text(text, language, punctuation=self.known_punctuation)
+
+    def _target(self, text: str, language: str) -> list[str]:
+        return self._phonemes(text, language, "text to speak", "pass the sentence to speak")
+
+    def _prompt(self, prompt_text: str, language: str) -> list[str]:
+        return self._phonemes(
+            prompt_text,
+            language,
+            "prompt transcript",
+            "pass the words spoken in the prompt recording (prompt_text / --prompt-text)",
+        )
+
+    def _encode(
+        self, prompt: list[str], targets: list[list[str]], text: str, prompt_text: str
+    ) -> list[list[int]]:
+        """Ids of ``[prompt ; (word boundary) ; target]`` for each target."""
+        joint = WORD_BOUNDARY in self.symbols and prompt[-1] != WORD_BOUNDARY
+        sep = [WORD_BOUNDARY] if joint else []
+        unknown = [t for t in prompt + [t for x in targets for t in x] if t not in self.symbols]
+        if unknown:
+            raise UnknownSymbolError(
+                unknown,
+                hint=f"the model's symbol table has no id for these phonemes of {text[:200]!r} "
+                f"/ {prompt_text!r}; rephrase the text (e.g. spell out foreign words) or use a "
+                "model trained on data containing them",
+            )
+        return [self.symbols.encode(prompt + sep + target) for target in targets]
 
     def text_ids(
         self, text: str, prompt_text: str, language: str = "en", prompt_language: str | None = None
     ) -> list[int]:
-        """Ids of ``[prompt phonemes ; (word boundary) ; target phonemes]``.
+        """Ids of ``[prompt phonemes ; (word boundary) ; target phonemes]`` (the whole text,
+        never cut into chunks; see :meth:`text_chunks`).
 
         Raises:
+            TypeError: text or prompt transcript that is not a string.
             ValueError: empty text or prompt transcript.
             UnsupportedLanguageError: unknown language.
             UnknownSymbolError: phonemes the model has no id for (all of them are named).
         """
-        target = self._phonemes(text, language, "text")
-        prompt = self._phonemes(prompt_text, prompt_language or language, "prompt transcript")
-        joint = WORD_BOUNDARY in self.symbols and prompt[-1] != WORD_BOUNDARY
-        tokens = prompt + ([WORD_BOUNDARY] if joint else []) + target
-        unknown = [t for t in tokens if t not in self.symbols]
-        if unknown:
-            raise UnknownSymbolError(
-                unknown,
-                hint=f"the model's symbol table has no id for these phonemes of {text!r} / "
-                f"{prompt_text!r}; rephrase the text (e.g. spell out foreign words) or use a "
-                "model trained on data containing them",
+        target = self._target(text, language)
+        prompt = self._prompt(prompt_text, prompt_language or language)
+        return self._encode(prompt, [target], text, prompt_text)[0]
+
+    def text_chunks(
+        self, text: str, prompt_text: str, language: str = "en", prompt_language: str | None = None
+    ) -> list[list[int]]:
+        """Like :meth:`text_ids`, one id list per chunk of at most ``max_text_tokens`` target
+        phonemes (one chunk for text within the budget)."""
+        target = self._target(text, language)
+        prompt = self._prompt(prompt_text, prompt_language or language)
+        if self.max_text_tokens is None:
+            targets = [target]
+        else:
+            targets = split_tokens(target, self.max_text_tokens)
+        if len(targets) > 1:
+            logger.info(
+                "long text (%d phonemes) spoken in %d chunks of <= %d: %r",
+                len(target),
+                len(targets),
+                self.max_text_tokens,
+                text[:60] + ("..." if len(text) > 60 else ""),
             )
-        return self.symbols.encode(tokens)
+        return self._encode(prompt, targets, text, prompt_text)
 
     def prompt_codes(
         self, prompt_wav: PromptAudio, prompt_text: str, sample_rate: int | None = None
@@ -296,12 +372,14 @@ class Synthesizer:
             raise ValueError("the prompt is too short to give one codec frame; pass ~3 s of audio")
         return codes.long(), prompt_text
 
-    def prepare(self, job: SynthesisJob) -> _Prepared:
+    def prepare(self, job: SynthesisJob) -> PreparedJob:
+        """Check, tokenize and encode a job (all its errors happen here, none in generation)."""
         codes, prompt_text = self.prompt_codes(
             job.prompt_wav, job.prompt_text, job.prompt_sample_rate
         )
-        ids = self.text_ids(job.text, prompt_text, job.language, job.prompt_language)
-        return _Prepared(ids, codes, language_id(job.language))
+        chunks = self.text_chunks(job.text, prompt_text, job.language, job.prompt_language)
+        lang = language_id(job.language)
+        return PreparedJob([_Prepared(ids, codes, lang) for ids in chunks], job.id)
 
     # ------------------------------------------------------------------ synthesis
 
@@ -339,17 +417,51 @@ class Synthesizer:
         """Synthesize ``jobs``, ``batch_size`` at a time (None: all) through one batched
         generate call each; results in the order of ``jobs``.
 
-        Under greedy decoding a job's wave does not depend on its batch neighbours.
+        Under greedy decoding a job's wave does not depend on its batch neighbours. A long
+        text is spoken in chunks, each a row of a generate call (see the module docstring).
         """
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        prepared = [self.prepare(j) for j in jobs]  # all errors before any generation
+        return self.synthesize_prepared(
+            prepared, batch_size=batch_size or max(1, len(jobs)), seed=seed,
+            generator=generator, sampler=sampler,
+        )  # fmt: skip
+
+    def synthesize_prepared(
+        self,
+        jobs: Sequence[PreparedJob],
+        *,
+        batch_size: int = 1,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+        sampler: TokenSampler | None = None,
+    ) -> list[tuple[np.ndarray, int]]:
+        """Synthesize jobs made by :meth:`prepare`, ``batch_size`` rows (jobs or chunks of
+        long jobs) per generate call, so memory is bounded by ``batch_size`` chunks whatever
+        the text length; the chunks of a job are joined with ``chunk_pause`` s of silence."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if generator is None and seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(seed)
-        prepared = [self.prepare(j) for j in jobs]  # all errors before any generation
-        size = batch_size or max(1, len(prepared))
+        rows = [(j, row) for j, job in enumerate(jobs) for row in job.rows]
+        pieces: list[list[np.ndarray]] = [[] for _ in jobs]
+        with tqdm(
+            total=len(rows), unit="chunk", leave=False, disable=len(rows) <= batch_size
+        ) as bar:
+            for start in range(0, len(rows), batch_size):
+                part = rows[start : start + batch_size]
+                waves = self._generate([row for _, row in part], generator, sampler)
+                for (j, _), (wave, _sr) in zip(part, waves, strict=True):
+                    pieces[j].append(wave)
+                bar.update(len(part))
+        pause = np.zeros(int(round(self.chunk_pause * self.sample_rate)), dtype=np.float32)
         out: list[tuple[np.ndarray, int]] = []
-        for start in range(0, len(prepared), size):
-            out += self._generate(prepared[start : start + size], generator, sampler)
+        for waves in pieces:
+            spoken = [w for w in waves if len(w)]
+            joined = [x for w in spoken for x in (pause, w)][1:]
+            wave = np.concatenate(joined) if joined else np.zeros(0, dtype=np.float32)
+            out.append((wave, self.sample_rate))
         return out
 
     def _generate(
