@@ -1,0 +1,507 @@
+"""Learning diagnostics of a VALL-E-style model: does it read its text, beat trivial baselines,
+align audio to text and stop where it should?
+
+Shape legend: B batch, S text tokens, T frames, P prompt frames, Q codebooks, Y layers.
+
+Measured on a set of utterances (dev cuts) with the model in eval mode, all deterministic:
+
+- **text-conditioning gap** (``ar.text_gap``): teacher-forced AR loss (nats per target) with
+  each utterance's text replaced by another utterance's minus the loss with its own text.
+  The other text is that of the utterance with the closest text length that is a different
+  utterance with a different token sequence (same language when there is one;
+  :func:`pair_by_text_length`). A model that ignores its text shows no gap; one that reads
+  it loses much more with the wrong text. Accuracy with both texts is reported too.
+- **persistence baselines**: AR accuracy beside "repeat the previous code", and for each NAR
+  codebook j its accuracy beside "the code of the previous frame in codebook j"
+  (:mod:`valle.eval.teacher_forcing`).
+- **attention**: per-layer, head-averaged audio->text attention maps of the teacher-forced AR
+  with monotonicity / diagonality scores (:mod:`valle.eval.attention_maps`), averaged over
+  the utterances; ``best_layer`` is the layer with the highest diagonal focus.
+- **stopping**: teacher-forced EOS position error (first argmax-EOS step vs the true end, in
+  frames) and a free-running length check with the continuation protocol: prompt = the first
+  ``prompt_seconds`` of the utterance (codes), text = its full transcript; the AR (its
+  configured default sampler unless one is given, with a seeded generator) continues the
+  prompt and the length it generates is divided by the reference's remaining length.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from valle.data import batch as B_
+from valle.eval.attention_maps import (
+    BAND,
+    TOLERANCE,
+    AlignmentScores,
+    alignment_scores,
+    ar_text_attention,
+    mean_scores,
+)
+from valle.eval.teacher_forcing import (
+    TokenTally,
+    ar_targets,
+    ar_teacher_forced,
+    nar_teacher_forced,
+)
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Utterance",
+    "utterances_from_cuts",
+    "pair_by_text_length",
+    "collate",
+    "with_texts",
+    "batch_texts",
+    "DiagnosticsAccumulator",
+    "free_running_lengths",
+    "length_summary",
+    "diagnose",
+    "flat_scalars",
+    "format_report",
+]
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Utterance:
+    """One scored utterance: phoneme ids (S,), codes (T, Q), language id."""
+
+    id: str
+    text: Tensor
+    codes: Tensor
+    language: int = 0
+
+
+def utterances_from_cuts(
+    cuts: Iterable[Any], symbols: Any, max_cuts: int | None = None
+) -> list[Utterance]:
+    """Tokenized cuts (codes + phonemes, as training reads them) -> utterances.
+
+    ``max_cuts``: the first N cuts only.
+    """
+    from valle.data.dataset import SpeechTokenDataset
+
+    dataset = SpeechTokenDataset(symbols)
+    out: list[Utterance] = []
+    for cut in cuts:
+        if max_cuts is not None and len(out) >= max_cuts:
+            break
+        it = dataset.item(cut)
+        if len(it["text"]) == 0 or it["codes"].shape[0] == 0:
+            logger.warning("skipping %s: no text or no codes", cut.id)
+            continue
+        out.append(Utterance(cut.id, it["text"], it["codes"], int(it["language"])))
+    return out
+
+
+def pair_by_text_length(
+    texts: Sequence[Tensor], languages: Sequence[int] | None = None
+) -> list[int]:
+    """For each text, the index of another one of the closest length (deterministic).
+
+    Candidates are the other indices whose token sequence differs (any other index when all
+    are equal), of the same language when there is such a candidate. Ties go to the smaller
+    index. Needs at least two texts.
+    """
+    n = len(texts)
+    if n < 2:
+        raise ValueError("pairing texts needs at least two utterances")
+    keys = [tuple(t.tolist()) for t in texts]
+    lens = [len(k) for k in keys]
+    langs = list(languages) if languages is not None else [0] * n
+    out = []
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        distinct = [j for j in others if keys[j] != keys[i]] or others
+        same_lang = [j for j in distinct if langs[j] == langs[i]] or distinct
+        out.append(min(same_lang, key=lambda j: (abs(lens[j] - lens[i]), j)))
+    return out
+
+
+def _pad(rows: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
+    lens = torch.tensor([r.shape[0] for r in rows], dtype=torch.long)
+    out = rows[0].new_full((len(rows), int(lens.max()), *rows[0].shape[1:]), B_.PAD_ID)
+    for b, r in enumerate(rows):
+        out[b, : r.shape[0]] = r
+    return out, lens
+
+
+def collate(
+    utts: Sequence[Utterance], texts: Sequence[Tensor] | None = None, prompt_frames: int = 0
+) -> dict[str, Any]:
+    """A batch dict (:mod:`valle.data.batch`) of ``utts``; ``texts`` replaces their texts.
+
+    With ``prompt_frames`` > 0 the batch carries ``prompt_codes``: each utterance's first
+    ``min(prompt_frames, T - 1)`` frames (for NAR prompt policies that read them).
+    """
+    text_rows = list(texts) if texts is not None else [u.text for u in utts]
+    text_tokens, text_lens = _pad(text_rows)
+    codes, code_lens = _pad([u.codes for u in utts])
+    batch: dict[str, Any] = {
+        B_.TEXT_TOKENS: text_tokens,
+        B_.TEXT_LENS: text_lens,
+        B_.LANGUAGE: torch.tensor([u.language for u in utts], dtype=torch.long),
+        B_.AUDIO_CODES: codes,
+        B_.AUDIO_LENS: code_lens,
+        B_.CUT_IDS: [u.id for u in utts],
+        B_.SPEAKERS: ["" for _ in utts],
+    }
+    if prompt_frames > 0:
+        prompts = [u.codes[: max(1, min(prompt_frames, u.codes.shape[0] - 1))] for u in utts]
+        batch[B_.PROMPT_CODES], batch[B_.PROMPT_LENS] = _pad(prompts)
+    return batch
+
+
+def batch_texts(batch: Mapping[str, Any]) -> list[Tensor]:
+    """The unpadded text rows (S_b,) of a batch."""
+    lens = batch[B_.TEXT_LENS].tolist()
+    return [batch[B_.TEXT_TOKENS][b, : int(n)] for b, n in enumerate(lens)]
+
+
+def with_texts(batch: Mapping[str, Any], texts: Sequence[Tensor]) -> dict[str, Any]:
+    """A copy of ``batch`` whose text rows are ``texts`` (the audio is unchanged)."""
+    text_tokens, text_lens = _pad([t.cpu() for t in texts])
+    device = batch[B_.TEXT_TOKENS].device
+    return {**batch, B_.TEXT_TOKENS: text_tokens.to(device), B_.TEXT_LENS: text_lens.to(device)}
+
+
+def _to(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
+
+
+# --------------------------------------------------------------------------- teacher forcing
+
+
+@dataclass
+class DiagnosticsAccumulator:
+    """Sums the teacher-forced diagnostics over batches; :meth:`summary` gives the figures.
+
+    Args:
+        model: a model with ``ar`` and/or ``nar`` parts (e.g. :class:`valle.variants.valle.Valle`).
+        stages: which parts to measure (those the model has).
+        seed: seeds the NAR prompt policy's draws.
+        tolerance, band: attention score settings (:mod:`valle.eval.attention_maps`).
+        keep_maps: how many utterances' attention maps to keep for images.
+    """
+
+    model: nn.Module
+    stages: tuple[str, ...] = ("ar", "nar")
+    seed: int = 0
+    tolerance: float = TOLERANCE
+    band: float = BAND
+    keep_maps: int = 1
+    ar_true: TokenTally = field(default_factory=TokenTally)
+    ar_other: TokenTally = field(default_factory=TokenTally)
+    eos_errors: list[int] = field(default_factory=list)
+    eos_missed: int = 0
+    layer_scores: list[list[AlignmentScores]] = field(default_factory=list)  # per layer
+    nar: dict[int, TokenTally] = field(default_factory=dict)
+    maps: list[tuple[str, Tensor, list[AlignmentScores]]] = field(default_factory=list)
+    utterances: int = 0
+
+    def __post_init__(self) -> None:
+        self.ar = getattr(self.model, "ar", None) if "ar" in self.stages else None
+        self.nar_part = getattr(self.model, "nar", None) if "nar" in self.stages else None
+        # the NAR prompt policies draw on the CPU and move the draws to the model
+        self._generator = torch.Generator().manual_seed(self.seed)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def add(self, batch: Mapping[str, Any], other_texts: Sequence[Tensor] | None = None) -> None:
+        """Score one batch; ``other_texts`` (one per row) give the text-gap pass (None: skip)."""
+        batch = _to(batch, self.device)
+        self.utterances += int(batch[B_.AUDIO_LENS].shape[0])
+        if self.ar is not None:
+            self._add_ar(batch, other_texts)
+        if self.nar_part is not None:
+            for stage in range(1, int(self.nar_part.num_codebooks)):
+                tally = nar_teacher_forced(self.nar_part, batch, stage, self._generator)
+                self.nar.setdefault(stage, TokenTally()).add(tally)
+
+    def _add_ar(self, batch: dict[str, Any], other_texts: Sequence[Tensor] | None) -> None:
+        ar = self.ar
+        assert ar is not None
+        audio_in, in_lens, _, _ = ar_targets(ar, batch)
+        logits, maps = ar_text_attention(ar, batch, audio_in, in_lens)
+        for item in ar_teacher_forced(ar, batch, logits):
+            self.ar_true.add(item.tally)
+            self.eos_errors.append(item.eos_error_frames)
+            self.eos_missed += int(item.eos_missed)
+        if other_texts is not None:
+            for item in ar_teacher_forced(ar, with_texts(batch, other_texts)):
+                self.ar_other.add(item.tally)
+        ids = batch.get(B_.CUT_IDS) or [str(b) for b in range(len(maps))]
+        for uid, m in zip(ids, maps, strict=True):  # m: (Y, N+1, S)
+            scores = [alignment_scores(m[y], self.tolerance, self.band) for y in range(m.shape[0])]
+            if not self.layer_scores:
+                self.layer_scores = [[] for _ in scores]
+            for y, s in enumerate(scores):
+                self.layer_scores[y].append(s)
+            if len(self.maps) < self.keep_maps:
+                self.maps.append((str(uid), m, scores))
+
+    def summary(self) -> dict[str, Any]:
+        """The figures as a nested dict (see the module docstring for their meaning)."""
+        out: dict[str, Any] = {"utterances": self.utterances}
+        if self.ar is not None and self.ar_true.count:
+            t, o = self.ar_true, self.ar_other
+            ar: dict[str, Any] = {
+                "loss": t.loss,
+                "acc": t.acc,
+                "persistence_acc": t.baseline_acc,
+                "targets": t.count,
+            }
+            if o.count:
+                ar.update(
+                    {
+                        "loss_other_text": o.loss,
+                        "acc_other_text": o.acc,
+                        "text_gap": o.loss - t.loss,
+                    }
+                )
+            out["ar"] = ar
+            errs = self.eos_errors
+            out["stop"] = {
+                "eos_error_frames_mean": sum(errs) / len(errs),
+                "eos_abs_error_frames_mean": sum(abs(e) for e in errs) / len(errs),
+                "eos_exact": sum(e == 0 for e in errs) / len(errs),
+                "eos_missed": self.eos_missed / len(errs),
+            }
+            layers = [mean_scores(s).to_dict() for s in self.layer_scores]
+            if layers:
+                best = max(range(len(layers)), key=lambda y: layers[y]["diagonal_focus"])
+                out["attention"] = {"layers": layers, "best_layer": best, "best": layers[best]}
+        if self.nar:
+            out["nar"] = {
+                f"stage_{j}": {"loss": t.loss, "acc": t.acc, "persistence_acc": t.baseline_acc}
+                for j, t in sorted(self.nar.items())
+            }
+        return out
+
+
+# --------------------------------------------------------------------------- free running
+
+
+def _prompt_frames(prompt_seconds: float, frame_rate: float, frames_per_step: int) -> int:
+    p = int(round(prompt_seconds * frame_rate))
+    return max(frames_per_step, (p // frames_per_step) * frames_per_step)
+
+
+@torch.no_grad()
+def free_running_lengths(
+    ar: Any,
+    utts: Sequence[Utterance],
+    frame_rate: float,
+    *,
+    prompt_seconds: float = 3.0,
+    seed: int = 0,
+    batch_size: int = 8,
+    sampler: Any | None = None,
+    max_len_ratio: float | None = None,
+) -> list[dict[str, Any]]:
+    """Continuation protocol: prompt = the first ``prompt_seconds`` of each utterance's codes,
+    text = its full transcript; rows ``{"id", "generated", "reference"}`` in frames, where
+    ``reference`` is the utterance's remaining length. Utterances not longer than the prompt
+    are skipped. ``sampler`` None: the AR's default; one seeded generator for the whole run.
+    """
+    device = next(ar.parameters()).device
+    per_step = int(ar.layout.frames_per_step)
+    P = _prompt_frames(prompt_seconds, frame_rate, per_step)
+    usable = [u for u in utts if u.codes.shape[0] > P]
+    if len(usable) < len(utts):
+        logger.info("free running: %d utterances not longer than the %d-frame prompt skipped",
+                    len(utts) - len(usable), P)  # fmt: skip
+    order = sorted(range(len(usable)), key=lambda i: usable[i].codes.shape[0])
+    generator = torch.Generator(device=device).manual_seed(seed)
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(order), batch_size):
+        chunk = [usable[i] for i in order[start : start + batch_size]]
+        text, text_lens = _pad([u.text for u in chunk])
+        prompt, prompt_lens = _pad([u.codes[:P] for u in chunk])
+        steps = ar.generate(
+            text.to(device),
+            text_lens.to(device),
+            prompt.to(device),
+            prompt_lens.to(device),
+            language=torch.tensor([u.language for u in chunk], device=device),
+            sampler=sampler,
+            generator=generator,
+            max_len_ratio=max_len_ratio,
+        )
+        for u, s in zip(chunk, steps, strict=True):
+            frames = int(ar.layout.from_steps(s).shape[0])
+            rows.append({"id": u.id, "generated": frames, "reference": u.codes.shape[0] - P})
+    return rows
+
+
+def length_summary(rows: Sequence[Mapping[str, Any]], prompt_seconds: float) -> dict[str, Any]:
+    """Mean / median of generated / reference length, share within 25 %, empty outputs."""
+    if not rows:
+        return {"items": 0}
+    ratios = [r["generated"] / r["reference"] for r in rows]
+    return {
+        "items": len(rows),
+        "prompt_seconds": prompt_seconds,
+        "length_ratio_mean": sum(ratios) / len(ratios),
+        "length_ratio_median": statistics.median(ratios),
+        "within_25pct": sum(abs(x - 1.0) <= 0.25 for x in ratios) / len(ratios),
+        "empty": sum(r["generated"] == 0 for r in rows) / len(rows),
+    }
+
+
+# --------------------------------------------------------------------------- the whole check
+
+
+def _length_batches(utts: Sequence[Utterance], max_frames: int) -> list[list[int]]:
+    """Indices grouped by code length so that a batch holds at most ``max_frames`` padded
+    frames (at least one utterance per batch)."""
+    order = sorted(range(len(utts)), key=lambda i: (utts[i].codes.shape[0], i))
+    batches: list[list[int]] = []
+    cur: list[int] = []
+    for i in order:
+        longest = max([utts[j].codes.shape[0] for j in cur] + [utts[i].codes.shape[0]])
+        if cur and longest * (len(cur) + 1) > max_frames:
+            batches.append(cur)
+            cur = []
+        cur.append(i)
+    if cur:
+        batches.append(cur)
+    return batches
+
+
+@torch.no_grad()
+def diagnose(
+    model: nn.Module,
+    utts: Sequence[Utterance],
+    frame_rate: float,
+    *,
+    prompt_seconds: float = 3.0,
+    seed: int = 0,
+    max_batch_frames: int = 6000,
+    free_running: bool = True,
+    sampler: Any | None = None,
+    keep_maps: int = 4,
+    tolerance: float = TOLERANCE,
+    band: float = BAND,
+) -> tuple[dict[str, Any], DiagnosticsAccumulator]:
+    """All diagnostics of ``model`` on ``utts`` (see the module docstring).
+
+    Returns the summary dict and the accumulator (its ``maps`` hold the first ``keep_maps``
+    utterances' attention maps for images).
+    """
+    if len(utts) < 2:
+        raise ValueError("diagnostics need at least two utterances (the text gap pairs them)")
+    was_training = model.training
+    model.eval()
+    try:
+        partner = pair_by_text_length([u.text for u in utts], [u.language for u in utts])
+        acc = DiagnosticsAccumulator(
+            model, seed=seed, tolerance=tolerance, band=band, keep_maps=keep_maps
+        )
+        P = int(round(prompt_seconds * frame_rate))
+        for idx in _length_batches(utts, max_batch_frames):
+            chunk = [utts[i] for i in idx]
+            acc.add(collate(chunk, prompt_frames=P), [utts[partner[i]].text for i in idx])
+        summary = acc.summary()
+        ar = getattr(model, "ar", None)
+        if free_running and ar is not None:
+            rows = free_running_lengths(
+                ar, utts, frame_rate, prompt_seconds=prompt_seconds, seed=seed, sampler=sampler
+            )
+            summary["free_running"] = length_summary(rows, prompt_seconds)
+            summary["free_running"]["rows"] = rows
+    finally:
+        model.train(was_training)
+    return summary, acc
+
+
+# --------------------------------------------------------------------------- output
+
+
+def flat_scalars(summary: Mapping[str, Any], prefix: str = "diag/") -> dict[str, float]:
+    """The summary's numbers as flat ``prefix + section/name`` scalars (for TensorBoard).
+
+    Per-layer attention scores become ``attention/layer<i>_<name>``; lists (rows) are left out.
+    """
+    out: dict[str, float] = {}
+    for section, value in summary.items():
+        if isinstance(value, (int, float)):
+            out[f"{prefix}{section}"] = float(value)
+            continue
+        if not isinstance(value, Mapping):
+            continue
+        for name, v in value.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                out[f"{prefix}{section}/{name}"] = float(v)
+            elif isinstance(v, Mapping):  # best attention scores, NAR stages
+                for k, x in v.items():
+                    if isinstance(x, (int, float)):
+                        out[f"{prefix}{section}/{name}_{k}"] = float(x)
+            elif name == "layers" and isinstance(v, list):
+                for y, scores in enumerate(v):
+                    for k, x in scores.items():
+                        out[f"{prefix}{section}/layer{y}_{k}"] = float(x)
+    return out
+
+
+def _f(x: Any, fmt: str = ".3f") -> str:
+    return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, fmt)
+
+
+def format_report(summary: Mapping[str, Any]) -> str:
+    """A short plain-text report of :func:`diagnose`'s summary."""
+    lines = [f"utterances: {summary.get('utterances', 0)}"]
+    ar = summary.get("ar")
+    if ar:
+        lines.append(
+            f"AR  loss {_f(ar['loss'])} nats (other text {_f(ar.get('loss_other_text'))}), "
+            f"text gap {_f(ar.get('text_gap'), '+.3f')} nats"
+        )
+        lines.append(
+            f"AR  acc {_f(ar['acc'])} (other text {_f(ar.get('acc_other_text'))}), "
+            f"persistence baseline {_f(ar['persistence_acc'])}"
+        )
+    stop = summary.get("stop")
+    if stop:
+        lines.append(
+            f"EOS teacher-forced error {_f(stop['eos_error_frames_mean'], '+.1f')} frames "
+            f"(|error| {_f(stop['eos_abs_error_frames_mean'], '.1f')}, exact "
+            f"{_f(stop['eos_exact'], '.2f')}, never predicted {_f(stop['eos_missed'], '.2f')})"
+        )
+    att = summary.get("attention")
+    if att:
+        for y, s in enumerate(att["layers"]):
+            mark = " *" if y == att["best_layer"] else ""
+            lines.append(
+                f"attention layer {y}: monotonic {_f(s['monotonic'], '.2f')}, spearman "
+                f"{_f(s['spearman'], '.2f')}, pearson {_f(s['pearson'], '.2f')}, diagonal focus "
+                f"{_f(s['diagonal_focus'], '.2f')}, text mass {_f(s['text_mass'], '.2f')}{mark}"
+            )
+    for name, s in (summary.get("nar") or {}).items():
+        lines.append(
+            f"NAR {name}: loss {_f(s['loss'])}, acc {_f(s['acc'])}, "
+            f"persistence baseline {_f(s['persistence_acc'])}"
+        )
+    fr = summary.get("free_running")
+    if fr and fr.get("items"):
+        lines.append(
+            f"free running ({fr['items']} items, {fr['prompt_seconds']:g} s prompts): "
+            f"length / reference mean {_f(fr['length_ratio_mean'], '.2f')}, median "
+            f"{_f(fr['length_ratio_median'], '.2f')}, within 25% {_f(fr['within_25pct'], '.2f')}, "
+            f"empty {_f(fr['empty'], '.2f')}"
+        )
+    return "\n".join(lines)
