@@ -15,11 +15,15 @@ this rule (:func:`trim_prompt`):
    without spaces, such as Chinese or Japanese, characters), rounded, at least one, and a
    warning is logged: the cut is approximate. Disable trimming (``seconds=None``) for
    prompts whose transcript must stay exact.
+
+A prompt shorter than :data:`MIN_SECONDS` or quieter than :data:`SILENT_DBFS` (RMS) gets a
+warning when loaded (:func:`check_prompt`): the voice is then mostly guessed.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,11 +32,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from valle.data.audio import load_audio, to_mono_at_rate
+from valle.data.audio import AudioLoadError, load_audio, to_mono_at_rate
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PromptAudio", "PromptTrim", "load_prompt", "trim_prompt"]
+__all__ = ["PromptAudio", "PromptTrim", "check_prompt", "load_prompt", "trim_prompt"]
+
+MIN_SECONDS = 1.0  # shorter prompts carry too little of the voice
+SILENT_DBFS = -60.0  # RMS level (dB re full scale) below which a prompt counts as silent
 
 PromptAudio = str | os.PathLike[str] | np.ndarray | Tensor  # a file, or samples (N,) / (C, N)
 
@@ -64,7 +71,22 @@ def load_prompt(audio: PromptAudio, sample_rate: int, source_rate: int | None = 
     ``source_rate`` (default: ``sample_rate``).
     """
     if isinstance(audio, (str, os.PathLike)):
-        return load_audio(Path(audio), sample_rate)
+        path = Path(audio)
+        if not path.is_file():
+            what = "is a directory" if path.is_dir() else "not found"
+            raise FileNotFoundError(
+                f"prompt recording {path} {what}; pass a wav/flac file of ~3 s of speech"
+            )
+        try:
+            wave = load_audio(path, sample_rate)
+        except AudioLoadError as e:
+            cause = e.__cause__ or e
+            raise AudioLoadError(
+                f"cannot read the prompt recording {path}: {cause} (is it an audio file? "
+                "re-export it as wav or flac)"
+            ) from e
+        check_prompt(wave, sample_rate, str(path))
+        return wave
     if isinstance(audio, Tensor):
         audio = audio.detach().cpu().float().numpy()
     if not isinstance(audio, np.ndarray):
@@ -81,7 +103,27 @@ def load_prompt(audio: PromptAudio, sample_rate: int, source_rate: int | None = 
         raise ValueError("the prompt audio is empty; pass a recording of about 3 s")
     if not torch.isfinite(wave).all():
         raise ValueError("the prompt audio holds NaN or inf samples")
+    check_prompt(wave, sample_rate)
     return wave
+
+
+def check_prompt(wave: Tensor, sample_rate: int, name: str = "the prompt") -> None:
+    """Warn about a prompt (N,) that is shorter than :data:`MIN_SECONDS` or silent (RMS below
+    :data:`SILENT_DBFS`): synthesis still runs, but the voice will not be the speaker's."""
+    seconds = wave.shape[-1] / sample_rate
+    if seconds < MIN_SECONDS:
+        logger.warning(
+            "%s is only %.2f s long; a ~3 s prompt gives a much closer voice", name, seconds
+        )
+    rms = float(wave.double().pow(2).mean().sqrt()) if wave.numel() else 0.0
+    dbfs = 20 * math.log10(rms) if rms > 0 else -math.inf
+    if dbfs < SILENT_DBFS:
+        logger.warning(
+            "%s is silent (RMS %.1f dBFS, below %.0f dBFS); pass a recording of the speaker",
+            name,
+            dbfs,
+            SILENT_DBFS,
+        )
 
 
 def _units(text: str) -> tuple[list[str], str]:
