@@ -11,7 +11,9 @@ Subcommands (each a small registered entry; see :func:`subcommand`):
 - ``report``: merge JSON summaries into a CSV + markdown table and a PNG plot;
 - ``speed``: inference speed (KV-cached AR ms/step, RTF, NAR time, peak memory) and training
   throughput (code frames/s of AdamW steps) of size presets or of a trained ``--checkpoint``;
-  its ``--summary`` (named with ``--system``) adds these columns to that system's ``report`` row.
+  its ``--summary`` (named with ``--system``) adds these columns to that system's ``report`` row;
+- ``diagnose``: learning diagnostics of a checkpoint on tokenized cuts: text-conditioning gap,
+  persistence baselines, AR attention alignment (PNG maps), EOS and free-running lengths.
 
 System outputs live in a directory as ``<item id>.wav`` (or ``<item id>-<k>.wav`` for sample k
 of ``--n-samples``); ``--audio-from-cuts`` scores the corpus recordings themselves (the ground
@@ -481,6 +483,61 @@ def run_speed(args: argparse.Namespace) -> int:
     from valle.eval.speed import run
 
     return run(args)
+
+
+# --------------------------------------------------------------------------- diagnose
+def _configure_diagnose(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="model.pt or a valle-train checkpoint")
+    p.add_argument(
+        "--cuts", required=True, help="tokenized cuts (codes + phonemes), e.g. the dev split"
+    )
+    p.add_argument("--max-cuts", type=int, default=None, help="the first N cuts only")
+    p.add_argument("--json", default=None, help="write the figures here (JSON)")
+    p.add_argument(
+        "--attention-dir",
+        default=None,
+        help="PNG attention maps (default: attention/ beside --json; none without --json)",
+    )
+    p.add_argument("--images", type=int, default=4, help="utterances whose maps are drawn")
+    p.add_argument("--tokens", default=None, help="tokens.txt if the checkpoint has no symbols")
+    p.add_argument("--prompt-seconds", type=float, default=3.0, help="free-running prompt (s)")
+    p.add_argument("--seed", type=int, default=0, help="NAR prompt draws and AR sampling")
+    p.add_argument("--no-free-running", action="store_true", help="skip AR generation")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
+
+
+@subcommand(
+    "diagnose",
+    "learning diagnostics: text gap, persistence baselines, attention alignment, stopping",
+    _configure_diagnose,
+)
+def run_diagnose(args: argparse.Namespace) -> int:
+    from valle.eval.diagnose import diagnose_checkpoint, format_report, write_attention_pngs
+    from valle.eval.files import write_json
+
+    summary, acc = diagnose_checkpoint(
+        args.checkpoint,
+        args.cuts,
+        tokens=args.tokens,
+        max_cuts=args.max_cuts,
+        device=args.device,
+        prompt_seconds=args.prompt_seconds,
+        seed=args.seed,
+        free_running=not args.no_free_running,
+        keep_maps=args.images,
+    )
+    print(format_report(summary))
+    image_dir = args.attention_dir
+    if image_dir is None and args.json:
+        image_dir = Path(args.json).parent / "attention"
+    if image_dir is not None and acc.maps:
+        paths = write_attention_pngs(acc, image_dir)
+        summary["attention_images"] = [str(p) for p in paths]
+        print(f"wrote {len(paths)} attention maps under {image_dir}")
+    if args.json:
+        write_json(Path(args.json), summary)
+        print(f"wrote {args.json}")
+    return 0
 
 
 # --------------------------------------------------------------------------- entry point

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -54,6 +56,8 @@ from valle.eval.teacher_forcing import (
 
 logger = logging.getLogger(__name__)
 
+PROMPT_START = getattr(B_, "PROMPT_START", "prompt_start")  # (B,) where the prompt was cut
+
 __all__ = [
     "Utterance",
     "utterances_from_cuts",
@@ -67,6 +71,8 @@ __all__ = [
     "diagnose",
     "flat_scalars",
     "format_report",
+    "diagnose_checkpoint",
+    "write_attention_pngs",
 ]
 
 
@@ -90,6 +96,8 @@ def utterances_from_cuts(
 
     ``max_cuts``: the first N cuts only.
     """
+    from lhotse import CutSet
+
     from valle.data.dataset import SpeechTokenDataset
 
     dataset = SpeechTokenDataset(symbols)
@@ -97,11 +105,13 @@ def utterances_from_cuts(
     for cut in cuts:
         if max_cuts is not None and len(out) >= max_cuts:
             break
-        it = dataset.item(cut)
-        if len(it["text"]) == 0 or it["codes"].shape[0] == 0:
+        batch = dataset[CutSet.from_cuts([cut])]  # one row of the batch contract
+        text = batch[B_.TEXT_TOKENS][0, : int(batch[B_.TEXT_LENS][0])]  # (S,)
+        codes = batch[B_.AUDIO_CODES][0, : int(batch[B_.AUDIO_LENS][0])]  # (T, Q)
+        if len(text) == 0 or codes.shape[0] == 0:
             logger.warning("skipping %s: no text or no codes", cut.id)
             continue
-        out.append(Utterance(cut.id, it["text"], it["codes"], int(it["language"])))
+        out.append(Utterance(cut.id, text, codes, int(batch[B_.LANGUAGE][0])))
     return out
 
 
@@ -160,6 +170,8 @@ def collate(
     if prompt_frames > 0:
         prompts = [u.codes[: max(1, min(prompt_frames, u.codes.shape[0] - 1))] for u in utts]
         batch[B_.PROMPT_CODES], batch[B_.PROMPT_LENS] = _pad(prompts)
+        # the prompt is each target's own prefix: policies leave those frames out of the loss
+        batch[PROMPT_START] = torch.zeros(len(utts), dtype=torch.long)
     return batch
 
 
@@ -505,3 +517,59 @@ def format_report(summary: Mapping[str, Any]) -> str:
             f"empty {_f(fr['empty'], '.2f')}"
         )
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def diagnose_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    cuts: str | os.PathLike[str],
+    *,
+    tokens: str | os.PathLike[str] | None = None,
+    max_cuts: int | None = None,
+    device: str = "cpu",
+    **kwargs: Any,
+) -> tuple[dict[str, Any], DiagnosticsAccumulator]:
+    """:func:`diagnose` on a checkpoint (``model.pt`` or a Lightning checkpoint of valle-train)
+    and a tokenized cuts manifest (codes + phonemes, e.g. ``mini_cuts_dev.jsonl.gz``).
+
+    The symbol table is ``tokens`` when given, else the checkpoint's own; the frame rate is the
+    cuts' code frame rate. ``kwargs`` go to :func:`diagnose`.
+    """
+    from lhotse import CutSet
+
+    from valle.data.prompt import frame_rate_of
+    from valle.text import SymbolTable
+    from valle.train.checkpoint import build_model_from_checkpoint, checkpoint_extras_of
+
+    if not Path(cuts).is_file():
+        raise FileNotFoundError(f"cuts manifest not found: {cuts}")
+    model, _ = build_model_from_checkpoint(checkpoint, map_location=device)
+    if tokens is not None:
+        symbols = SymbolTable.from_file(tokens)
+    else:
+        stored = checkpoint_extras_of(checkpoint).get("symbols")
+        if stored is None:
+            raise ValueError(f"{checkpoint} carries no symbol table; pass --tokens data/tokens.txt")
+        symbols = SymbolTable(list(stored))
+    cut_set = CutSet.from_file(cuts)
+    utts = utterances_from_cuts(cut_set, symbols, max_cuts)
+    first = next(iter(cut_set))
+    summary, acc = diagnose(model, utts, frame_rate_of(first), **kwargs)
+    summary["checkpoint"] = str(checkpoint)
+    summary["cuts"] = str(cuts)
+    return summary, acc
+
+
+def write_attention_pngs(
+    acc: DiagnosticsAccumulator, out_dir: str | os.PathLike[str]
+) -> list[Path]:
+    """One PNG per kept utterance (``attention_<id>.png``): its per-layer audio->text maps."""
+    from valle.eval.attention_maps import save_attention_png
+
+    paths = []
+    for uid, maps, scores in acc.maps:
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
+        paths.append(save_attention_png(maps, Path(out_dir) / f"attention_{safe}.png", uid, scores))
+    return paths
