@@ -60,6 +60,7 @@ repo_root=$(cd ../.. && pwd)
 export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
 
 . shared/log.sh  # log, need
+. shared/stages.sh  # stage_begin, stage_end, mark_done, train
 
 token_dir=$data_dir/tokenized
 train_cuts=$token_dir/mini_cuts_train.jsonl.gz
@@ -75,44 +76,8 @@ if [ -z "$asr_path" ] && [ "$asr" = faster-whisper ]; then
   asr_path=$repo_root/../shared/models/faster-whisper-base
 fi
 
-# stage_begin [MARKER]; ...; stage_end N WHAT: append "N<TAB>start<TAB>end<TAB>WHAT" to
-# $stage_times, unless MARKER (the stage's .done file) existed at the start (a skipped stage)
-stage_begin() {
-  stage_t0=$(date +%s)
-  stage_skipped=false
-  if [ $# -gt 0 ] && [ -e "$1" ]; then stage_skipped=true; fi
-}
-stage_end() {
-  if $stage_skipped; then return; fi
-  mkdir -p "$exp_dir"
-  printf '%s\t%s\t%s\t%s\n' "$1" "$stage_t0" "$(date +%s)" "$2" >> "$stage_times"
-}
-
-# train STAGE_NAME OUT_DIR CONFIG [extra valle-train args]: run or resume one training stage
-train() {
-  local name=$1 out=$2 config=$3; shift 3
-  if [ -f "$out/.done" ]; then
-    log "  $out/.done exists ($(cat "$out/.done")), skipping"
-    return
-  fi
-  need "$train_cuts" "tokenized training cuts (stage 4)"
-  need "$tokens" "the symbol table (stage 3)"
-  need "$token_dir/codec.json" "codec facts (stage 2)"
-  local resume=()
-  if compgen -G "$out/checkpoints/step-*.ckpt" > /dev/null; then
-    log "  $out has checkpoints: resuming the interrupted $name run"
-    resume=(--resume)
-  fi
-  local dev=()
-  if [ -s "$dev_cuts" ]; then dev=(--dev-cuts "$dev_cuts"); fi
-  # shellcheck disable=SC2086  # train_opts is a list of words
-  $python -m valle.bin.train --variant "$variant" --size "$size" --config "$config" \
-    --exp-dir "$out" --train-cuts "$train_cuts" "${dev[@]}" --tokens "$tokens" \
-    --codec-dir "$token_dir" --accelerator "$accelerator" --devices "$devices" \
-    --num-threads "$num_threads" \
-    "${resume[@]}" "$@" $train_opts
-  date '+finished %Y-%m-%d %H:%M:%S' > "$out/.done"
-}
+train_cmd="$python -m valle.bin.train"
+train_extra=(--num-threads "$num_threads")  # valle-train arguments of this recipe (shared/stages.sh)
 
 log "mini recipe run.sh: stages $stage..$stop_stage, data in $data_dir, experiments in $exp_dir"
 
@@ -162,7 +127,7 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
     $python local/decode.py --config "$decode_config" --cuts "$test_cuts" \
       --checkpoint "$checkpoint" --decode-dir "$decode_dir" --tokens "$tokens" \
       --codec-dir "$token_dir" --device "$decode_device" --num-threads "$num_threads"
-    date '+finished %Y-%m-%d %H:%M:%S' > "$decode_dir/.done"
+    mark_done "$decode_dir"
     stage_end 7 "decode"
   fi
 fi
@@ -179,7 +144,7 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
       --encoder "$sim_encoder" ${sim_encoder_path:+--encoder-path "$sim_encoder_path"} \
       --model-name "$model_name" --device "$decode_device" \
       --checkpoint "$checkpoint" --codec-dir "$token_dir" --speed-threads "$num_threads"
-    date '+finished %Y-%m-%d %H:%M:%S' > "$score_dir/.done"
+    mark_done "$score_dir"
     stage_end 8 "score"
   fi
   $python local/write_results.py --score-dir "$score_dir" --decode-dir "$decode_dir" \

@@ -1,0 +1,1 @@
+../../mini/shared/stages.sh
