@@ -28,6 +28,7 @@ __all__ = [
     "registered_variants",
     "build_model",
     "data_request",
+    "variant_stages",
 ]
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,21 @@ def build_model(cfg: Any) -> nn.Module:
     n = sum(p.numel() for p in model.parameters())
     logger.info("built %s model with %.2fM parameters", cfg.variant_name, n / 1e6)
     return model
+
+
+def variant_stages(variant: Any) -> tuple[str, ...]:
+    """The stages of a variant: the parts of its model that train apart (``train.stages``).
+
+    ``variant`` is a config, a config class or a registered name. Each variant declares them
+    once, as ``stages`` on its config class; the model's ``loss(batch, stages)``, the trainer
+    and the ``--stages`` option all read that one list.
+    """
+    cls = get_variant(variant) if isinstance(variant, str) else variant
+    cls = cls if isinstance(cls, type) else type(cls)
+    stages = getattr(cls, "stages", None)
+    if not stages:
+        raise TypeError(f"{cls.__name__} declares no stages (a class attribute: stages = (...))")
+    return tuple(stages)
 
 
 def data_request(cfg: Any, stages: Iterable[str] | None = None) -> Any:

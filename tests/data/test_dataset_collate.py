@@ -275,3 +275,18 @@ def test_collate_pads_whatever_keys_items_carry():
     assert batch["cut_ids"] == ["a", "b"] and batch["n"].tolist() == [1, 2]
     with pytest.raises(ValueError, match="same fields"):
         collate_items([items[0], {"text_tokens": torch.tensor([1])}])
+
+
+def test_collate_still_reads_the_older_item_keys():
+    from valle.data.dataset import collate_items
+
+    items = [
+        {"text": torch.tensor([3, 4]), "language": 0, "codes": torch.zeros(3, 2, dtype=torch.long),
+         "cut_id": "a", "speaker": "s", "prompt": torch.ones(2, 2, dtype=torch.long)},
+        {"text": torch.tensor([5]), "language": 1, "codes": torch.zeros(1, 2, dtype=torch.long),
+         "cut_id": "b", "speaker": "t", "prompt": torch.ones(1, 2, dtype=torch.long)},
+    ]  # fmt: skip
+    batch = collate_items(items)
+    assert batch[B.TEXT_LENS].tolist() == [2, 1] and batch[B.AUDIO_LENS].tolist() == [3, 1]
+    assert batch[B.PROMPT_LENS].tolist() == [2, 1] and batch[B.CUT_IDS] == ["a", "b"]
+    assert batch[B.SPEAKERS] == ["s", "t"] and batch[B.LANGUAGE].tolist() == [0, 1]

@@ -61,7 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dev-cuts", help="tokenized dev cuts (sets data.dev_cuts)")
     p.add_argument("--tokens", help="symbol table tokens.txt (sets data.tokens)")
     p.add_argument("--codec-dir", help="directory with codec.json (sets data.codec_dir)")
-    p.add_argument("--stages", help="model parts to train: ar, nar or ar,nar (sets train.stages)")
+    p.add_argument(
+        "--stages",
+        help="model parts to train, comma-separated from the variant's stages "
+        "(valle: ar, nar or ar,nar; sets train.stages)",
+    )
     p.add_argument(
         "--init-from", help="start from the weights of this checkpoint (e.g. the AR run)"
     )
@@ -99,7 +103,7 @@ def _path_overrides(args: argparse.Namespace) -> list[str]:
         if value is not None:
             out.append(f"{key}={value}")
     if args.stages is not None:
-        out.append(f"train.stages=[{', '.join(parse_stages(args.stages))}]")
+        out.append(f"train.stages=[{', '.join(parse_stages(args.stages, args.variant))}]")
     return out
 
 

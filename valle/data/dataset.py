@@ -56,6 +56,15 @@ def pad_sequences(seqs: Sequence[torch.Tensor], pad_value: float = B.PAD_ID) -> 
     return out
 
 
+_LEGACY_ITEM_KEYS = {
+    "text": B.TEXT_TOKENS,
+    "codes": B.AUDIO_CODES,
+    "prompt": B.PROMPT_CODES,
+    "cut_id": B.CUT_IDS,
+    "speaker": B.SPEAKERS,
+}  # item keys before items carried batch keys; still accepted
+
+
 def collate_items(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Collate per-utterance items into the batch dict of :mod:`valle.data.batch`.
 
@@ -68,7 +77,8 @@ def collate_items(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     - an int, float, bool or 0-d tensor: a (B,) tensor;
     - anything else (strings): a list.
 
-    Every item must carry the same keys.
+    Every item must carry the same keys. The older item keys (``text``, ``codes``,
+    ``prompt``, ``cut_id``, ``speaker``) are still read as their batch keys.
     """
     return collate_rows(items)
 
@@ -79,6 +89,8 @@ def collate_rows(
     """:func:`collate_items` with pad values overriding :data:`valle.data.batch.PAD_VALUES`."""
     if not items:
         raise ValueError("cannot collate an empty list of items")
+    if any(k in _LEGACY_ITEM_KEYS for k in items[0]):
+        items = [{_LEGACY_ITEM_KEYS.get(k, k): v for k, v in it.items()} for it in items]
     keys = list(items[0])
     for it in items[1:]:
         if set(it) != set(keys):

@@ -47,7 +47,6 @@ __all__ = [
     "ConfigError",
     "DECAYS",
     "PRECISIONS",
-    "STAGES",
     "DataConfig",
     "ExperimentConfig",
     "TrainConfig",
@@ -64,7 +63,6 @@ __all__ = [
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 DECAYS = ("cosine", "inverse_sqrt", "linear", "constant")
-STAGES = ("ar", "nar")
 PROMPTS = ("same_speaker", "prefix", "none")
 
 
@@ -106,10 +104,8 @@ class TrainConfig:
             raise ConfigError(f"train.precision={self.precision!r}; use one of {PRECISIONS}")
         if self.decay not in DECAYS:
             raise ConfigError(f"train.decay={self.decay!r}; use one of {DECAYS}")
-        if not self.stages or any(s not in STAGES for s in self.stages):
-            raise ConfigError(
-                f"train.stages={list(self.stages)}; use a non-empty subset of {list(STAGES)}"
-            )
+        if not self.stages:
+            raise ConfigError("train.stages is empty; name the model parts to train")
         if len(set(self.stages)) != len(self.stages):
             raise ConfigError(f"train.stages={list(self.stages)} repeats a stage")
         for name in ("max_steps", "log_every", "num_buckets", "limit_val_batches"):
@@ -170,6 +166,14 @@ class ExperimentConfig:
     model: Any  # a registered variant config (valle.registry)
     train: TrainConfig = opt(help="optimisation and bookkeeping", factory=TrainConfig)
     data: DataConfig = opt(help="data locations and loading", factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        declared = getattr(type(self.model), "stages", None)  # the variant's one list
+        if declared and any(s not in declared for s in self.train.stages):
+            raise ConfigError(
+                f"train.stages={list(self.train.stages)}; this model's stages are "
+                f"{list(declared)} (a non-empty subset of them)"
+            )
 
 
 # ---------------------------------------------------------------------------- plain dicts
@@ -292,11 +296,20 @@ def split_overrides(overrides: Iterable[str]) -> tuple[list[str], list[str], lis
     return model, train, data
 
 
-def parse_stages(text: str) -> tuple[str, ...]:
-    """``"ar,nar"`` -> ``("ar", "nar")`` (validated)."""
+def parse_stages(text: str, variant: str = "valle") -> tuple[str, ...]:
+    """``"ar,nar"`` -> ``("ar", "nar")``, validated against the stages ``variant`` declares
+    (:func:`valle.registry.variant_stages`; a preset path is checked later, with the model)."""
+    from valle.registry import UnknownVariantError, variant_stages
+
     stages = tuple(s.strip() for s in text.split(",") if s.strip())
-    if not stages or any(s not in STAGES for s in stages):
-        raise ConfigError(f"--stages {text!r}: give a comma list of {list(STAGES)}, e.g. ar,nar")
+    try:
+        allowed: tuple[str, ...] | None = variant_stages(variant)
+    except UnknownVariantError:
+        allowed = None
+    if not stages or (allowed is not None and any(s not in allowed for s in stages)):
+        names = list(allowed) if allowed is not None else "the model's stages"
+        eg = ",".join(allowed) if allowed is not None else "ar,nar"
+        raise ConfigError(f"--stages {text!r}: give a comma list of {names}, e.g. {eg}")
     return stages
 
 

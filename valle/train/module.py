@@ -26,8 +26,9 @@ import torch
 from torch import Tensor, nn
 
 from valle.data import batch as B
+from valle.registry import variant_stages
 from valle.train.checkpoint import CheckpointMismatchError, check_state_dict, config_mismatch
-from valle.train.config import STAGES, TrainConfig
+from valle.train.config import TrainConfig
 from valle.train.resumable import derive_seed, seed_everything_from
 from valle.train.schedule import lr_lambda
 
@@ -84,7 +85,10 @@ def freeze_untrained_parts(model: nn.Module, stages: tuple[str, ...]) -> list[st
         the names of the frozen parts.
     """
     frozen = []
-    for name in STAGES:
+    config = getattr(model, "config", None)
+    # the variant's one list of stages; a model without a variant config is VALL-E shaped
+    names = getattr(type(config), "stages", None) or variant_stages("valle")
+    for name in names:
         part = getattr(model, name, None)
         if name not in stages and isinstance(part, nn.Module):
             part.requires_grad_(False)
