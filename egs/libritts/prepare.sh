@@ -10,7 +10,10 @@
 # sec. 5.1), 3 phoneme tokens + tokens.txt over the train split, 4 train/dev/test cut manifests
 # (train-* -> train, dev-clean -> dev, test-clean -> test) and a summary table. LibriSpeech
 # test-clean, when present, is tokenized too, for the zero-shot evaluation.
-# Each stage is skipped when its .done marker exists.
+# Each stage is skipped when its .done marker exists. After fixing corpus files (a transcript,
+# a wav), delete the markers of stages 1-3 and rerun from stage 1: stage 1 notices the changed
+# files and remakes lhotse's cached manifests, stage 2 re-encodes only chunks whose audio
+# changed, later stages take the new transcripts. A failing stage prints the exact command.
 set -euo pipefail
 
 # ---- defaults (each one can be overridden with --name value) ----
@@ -23,11 +26,12 @@ librispeech_dir=                     # LibriSpeech dir with test-clean/; default
 codec_path=facebook/encodec_24khz    # hub id or local EnCodec directory (save_pretrained layout)
 bandwidth=6.0                        # EnCodec bandwidth, kbps (6.0 -> 8 codebooks)
 num_jobs=2                           # lhotse manifest workers
+skip_bad_audio=false                 # true: leave truncated wav files out (warned) instead of failing
 chunk_size=500                       # cuts per resumable tokenization chunk
 batch_size=16                        # cuts per codec call
 device=cpu                           # where the codec runs (cuda on a GPU machine)
 python=python3
-help_vars="stage stop_stage data_dir parts corpus_dir librispeech_dir codec_path bandwidth num_jobs chunk_size batch_size device python"
+help_vars="stage stop_stage data_dir parts corpus_dir librispeech_dir codec_path bandwidth num_jobs skip_bad_audio chunk_size batch_size device python"
 
 cd "$(dirname "$0")"
 . shared/parse_options.sh
@@ -43,6 +47,23 @@ librispeech_dir=${librispeech_dir:-$download_dir/LibriSpeech}
 manifest_dir=$data_dir/manifests
 token_dir=$data_dir/tokenized
 mkdir -p "$data_dir"
+
+case $skip_bad_audio in
+  true) skip_bad_audio_opt=--skip-bad-audio ;;
+  false) skip_bad_audio_opt= ;;
+  *) echo "$0: --skip-bad-audio must be true or false, got '$skip_bad_audio'" >&2; exit 1 ;;
+esac
+
+# After a data error: what to delete so that stages 1-3 run again on the fixed corpus.
+redo_hint() {
+  local m t
+  m=$(cd "$manifest_dir" && pwd)
+  t=$(cd "$token_dir" && pwd)
+  log "After fixing the corpus, redo stages 1-3 (changed files are noticed, stale manifests"
+  log "remade, codec chunks of unchanged audio reused):"
+  log "  rm -f $m/.libritts.done $m/.librispeech.done $t/.libritts_codes.done $t/.librispeech_codes.done $t/.libritts_text.done $t/.librispeech_text.done"
+  log "  $(pwd)/prepare.sh --stage 1 (and the other options of this run)"
+}
 
 log "libritts recipe: stages $stage..$stop_stage, data in $data_dir, parts: $parts"
 
@@ -64,7 +85,7 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   if [ ! -f "$manifest_dir/.libritts.done" ]; then
     # shellcheck disable=SC2086
     $python -m valle.bin.prepare libritts-manifests --corpus-dir "$corpus_dir" \
-      --output-dir "$manifest_dir" --parts $parts --num-jobs "$num_jobs"
+      --output-dir "$manifest_dir" --parts $parts --num-jobs "$num_jobs" $skip_bad_audio_opt
     touch "$manifest_dir/.libritts.done"
   else
     log "  $manifest_dir/.libritts.done exists, skipping"
@@ -106,16 +127,22 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log "Stage 3: phoneme tokens -> $token_dir/libritts_cuts_tokenized.jsonl.gz, $data_dir/tokens.txt"
   need "$token_dir/.libritts_codes.done" "codec tokens of stage 2"
   if [ ! -f "$token_dir/.libritts_text.done" ]; then
-    $python -m valle.bin.tokenize text --cuts "$token_dir/libritts_cuts_codes.jsonl.gz" \
+    if ! $python -m valle.bin.tokenize text --cuts "$token_dir/libritts_cuts_codes.jsonl.gz" \
       --corpus libritts --output "$token_dir/libritts_cuts_tokenized.jsonl.gz" \
-      --tokens "$data_dir/tokens.txt"
+      --tokens "$data_dir/tokens.txt"; then
+      redo_hint
+      exit 1
+    fi
     touch "$token_dir/.libritts_text.done"
   else
     log "  $token_dir/.libritts_text.done exists, skipping"
   fi
   if [ -f "$token_dir/.librispeech_codes.done" ] && [ ! -f "$token_dir/.librispeech_text.done" ]; then
-    $python -m valle.bin.tokenize text --cuts "$token_dir/librispeech_cuts_codes.jsonl.gz" \
-      --output "$token_dir/librispeech_cuts_tokenized.jsonl.gz"
+    if ! $python -m valle.bin.tokenize text --cuts "$token_dir/librispeech_cuts_codes.jsonl.gz" \
+      --output "$token_dir/librispeech_cuts_tokenized.jsonl.gz"; then
+      redo_hint
+      exit 1
+    fi
     touch "$token_dir/.librispeech_text.done"
   fi
 fi

@@ -61,3 +61,27 @@ def test_corrupt_cut_source_error_names_it(tmp_path):
     cut = MonoCut(id="c", start=0, duration=1.0, channel=0, recording=rec)
     with pytest.raises(AudioLoadError, match="victim.wav"):
         load_cut_audio(cut, 24000)
+
+
+def test_check_audio_file_finds_truncated_corrupt_and_empty_files(tmp_path):
+    """Issue #8.10: libsndfile (and lhotse) read a truncated wav without a word, returning
+    the samples that are there; the header's declared size shows what is missing."""
+    from valle.data.audio import check_audio_file
+
+    good = write_tone(tmp_path / "good.wav", 1.0, 16000, 300.0)
+    assert check_audio_file(good) is None
+    assert check_audio_file(write_tone(tmp_path / "good.flac", 0.5, 16000, 300.0)) is None
+    data = good.read_bytes()
+    cut = tmp_path / "half.wav"
+    cut.write_bytes(data[: len(data) // 2])
+    assert sf.info(str(cut)).frames > 0  # readable: nothing else would notice
+    problem = check_audio_file(cut)
+    assert problem is not None and problem.kind == "truncated"
+    assert "declares 16000 samples (1.00 s)" in str(problem)
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"not audio at all" * 10)
+    assert check_audio_file(junk).kind == "unreadable"
+    empty = tmp_path / "empty.wav"
+    sf.write(str(empty), np.zeros(0, dtype=np.float32), 16000)
+    assert check_audio_file(empty).kind == "empty"
+    assert check_audio_file(tmp_path / "none.wav").kind == "missing"

@@ -72,3 +72,89 @@ def test_libritts_errors_say_what_to_do(tmp_path):
         prepare_libritts_cuts(tmp_path / "root", tmp_path / "out", parts=["train-clean-5"])
     with pytest.raises(FileNotFoundError, match="stage 0"):
         prepare_libritts_cuts(tmp_path / "missing", tmp_path / "out")
+
+
+# ---------------------------------------------------------------- changed and bad inputs (#8)
+
+
+def _part_dir(root, part="train-clean-100", spk="19"):
+    return root / "LibriTTS" / part / spk / "198"
+
+
+def _set_transcript(root, text, part="train-clean-100", spk="19"):
+    d = _part_dir(root, part, spk)
+    utt = f"{spk}_198_000000_000000"
+    (d / f"{spk}_198.trans.tsv").write_text(f"{utt}\t{text}\t{text}\n")
+
+
+def test_fixed_transcript_replaces_the_cached_manifests(tmp_path):
+    """Issue #8.6: lhotse reuses its per-part manifests whenever they exist, so a fixed
+    transcript never reached the cuts, even with the recipe's .done markers deleted."""
+    make_libritts(tmp_path / "root")
+    _set_transcript(tmp_path / "root", "...")
+    cuts = prepare_libritts_cuts(tmp_path / "root", tmp_path / "out")
+    assert {c.supervisions[0].text for c in cuts} == {"...", "Hello there."}
+    _set_transcript(tmp_path / "root", "Hello again.")
+    cuts = prepare_libritts_cuts(tmp_path / "root", tmp_path / "out")
+    texts = {c.id: c.supervisions[0].text for c in cuts}
+    assert texts["19_198_000000_000000"] == "Hello again."
+    again = load_cuts(tmp_path / "out" / "libritts_cuts_all.jsonl.gz")
+    assert {c.id: c.supervisions[0].text for c in again} == texts
+
+
+def test_unchanged_parts_reuse_the_cached_manifests(tmp_path):
+    make_libritts(tmp_path / "root")
+    prepare_libritts_cuts(tmp_path / "root", tmp_path / "out")
+    cached = tmp_path / "out" / "libritts_supervisions_dev-other.jsonl.gz"
+    before = cached.stat().st_mtime_ns
+    _set_transcript(tmp_path / "root", "Hello again.")  # train-clean-100 only
+    prepare_libritts_cuts(tmp_path / "root", tmp_path / "out")
+    assert cached.stat().st_mtime_ns == before
+
+
+def test_corrupt_wav_is_reported_by_name_without_a_traceback(tmp_path, capsys):
+    """Issue #8.8: a corrupt wav gave a raw lhotse traceback at manifest stage 1."""
+    from valle.bin.prepare import main
+
+    make_libritts(tmp_path / "root")
+    bad = _part_dir(tmp_path / "root") / "19_198_000000_000000.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(100))
+    rc = main(
+        [
+            "libritts-manifests",
+            "--corpus-dir",
+            str(tmp_path / "root" / "LibriTTS"),
+            "--output-dir",
+            str(tmp_path / "out"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert str(bad) in err and "unreadable" in err
+    assert "Re-download" in err and "move them out" in err
+    assert "Traceback" not in err
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: 44 + (len(data) - 44) // 2])  # header intact, half the samples
+
+
+def test_truncated_wav_is_an_error_naming_it_or_left_out_on_request(tmp_path, caplog):
+    """Issue #8.10: a truncated wav (valid header, half the samples) passed silently."""
+    from valle.data.libritts import BadAudioError
+
+    make_libritts(tmp_path / "root")
+    bad = _part_dir(tmp_path / "root") / "19_198_000000_000000.wav"
+    _truncate(bad)
+    with pytest.raises(BadAudioError, match="truncated") as e:
+        prepare_libritts_cuts(tmp_path / "root", tmp_path / "out")
+    assert str(bad) in str(e.value) and "--skip-bad-audio" in str(e.value)
+    assert "0.50 s), the file holds" in str(e.value)
+
+    cuts = prepare_libritts_cuts(tmp_path / "root", tmp_path / "out", skip_bad_audio=True)
+    assert [c.id for c in cuts] == ["116_198_000000_000000"]
+    assert str(bad) in caplog.text and "left out" in caplog.text
+    # a rerun from the cache still knows the file is bad
+    with pytest.raises(BadAudioError, match="truncated"):
+        prepare_libritts_cuts(tmp_path / "root", tmp_path / "out")

@@ -220,3 +220,22 @@ def test_unknown_espeak_voice_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="espeak-ng --voices"):
         synthesize_espeak("hello there", "no-such-voice", tmp_path / "x.wav", rate=150, pitch=50)
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_corrupt_wav_is_reported_by_name_without_a_traceback(tmp_path: Path, capsys) -> None:
+    """Issue #8.8: stage 1 gave a raw lhotse traceback for a corrupt wav."""
+    import json
+
+    from valle.bin.prepare import main
+
+    corpus = tmp_path / "corpus"
+    wav = corpus / "wav" / "spk" / "u1.wav"
+    wav.parent.mkdir(parents=True)
+    wav.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(64))
+    record = {"id": "u1", "wav": "wav/spk/u1.wav", "num_samples": 16000, "phones": []}
+    (corpus / "metadata.jsonl").write_text(json.dumps(record) + "\n")
+    rc = main(["mini-manifests", "--corpus-dir", str(corpus), "--output-dir", str(tmp_path / "m")])
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert str(wav.resolve()) in err and "unreadable" in err and "rerun stage 0" in err
+    assert "Traceback" not in err

@@ -201,3 +201,68 @@ def test_unknown_option_is_an_error(tmp_path):
         ["bash", str(RECIPE), "--stgae", "1"], capture_output=True, text=True, timeout=30
     )
     assert proc.returncode != 0 and "unknown option --stgae" in proc.stderr
+
+
+def _recipe(data, corpus, codec_dir, codec, stage=1):
+    cmd = [
+        "bash",
+        str(RECIPE),
+        "--stage",
+        str(stage),
+        "--stop-stage",
+        "4",
+        "--data-dir",
+        str(data),
+        "--corpus-dir",
+        str(corpus),
+        "--parts",
+        "train-clean-100 dev-clean test-clean",
+        "--codec-path",
+        str(codec_dir),
+        "--bandwidth",
+        str(codec.bandwidth),
+        "--num-jobs",
+        "1",
+        "--chunk-size",
+        "3",
+    ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+
+def test_fixed_transcript_gets_in_after_the_printed_redo(tmp_path):
+    """Issue #8.6 / #8.8: a punctuation-only transcript fails stage 3 naming its utterance
+    (not "text 6") and printing what to delete; after the fix and that deletion, the rerun
+    takes the new text (the old code failed again: lhotse's cached manifests and the finished
+    codec chunks kept the old text)."""
+    import re
+
+    from valle.testing.codec import tiny_encodec_codec
+
+    corpus = make_libritts(tmp_path / "root")
+    utt = "103_1240_000001_000000"
+    trans = corpus / "train-clean-100" / "103" / "1240" / "103_1240.trans.tsv"
+    good = trans.read_text()
+    line = next(x for x in good.splitlines() if x.startswith(utt))
+    trans.write_text(good.replace(line, f"{utt}\t...\t..."))
+    codec = tiny_encodec_codec()
+    codec_dir = tmp_path / "encodec_tiny"
+    codec.model.save_pretrained(codec_dir)
+    data = tmp_path / "data"
+
+    proc = _recipe(data, corpus, codec_dir, codec)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert f"utterance {utt}" in out and "'...'" in out
+    assert "text 6" not in out and "Traceback" not in out
+    assert "rm -f" in out
+
+    trans.write_text(good)  # the fix
+    removed = re.findall(r"(/\S+/\.\w+\.done)", out[out.index("rm -f") :])
+    assert str(data.resolve() / "manifests" / ".libritts.done") in removed
+    for marker in removed:
+        Path(marker).unlink(missing_ok=True)
+    proc = _recipe(data, corpus, codec_dir, codec)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "0 of 3 chunks" in proc.stdout  # the audio did not change: nothing re-encoded
+    train = {c["id"]: c for c in _read_jsonl(data / "tokenized" / "libritts_cuts_train.jsonl.gz")}
+    assert train[utt]["supervisions"][0]["text"] == line.split("\t")[2]

@@ -51,7 +51,11 @@ def _libritts_manifests(args: argparse.Namespace) -> None:
     from valle.data.libritts import prepare_libritts_cuts
 
     cuts = prepare_libritts_cuts(
-        args.corpus_dir, args.output_dir, parts=args.parts or None, num_jobs=args.num_jobs
+        args.corpus_dir,
+        args.output_dir,
+        parts=args.parts or None,
+        num_jobs=args.num_jobs,
+        skip_bad_audio=args.skip_bad_audio,
     )
     print(f"libritts manifests: {len(cuts)} cuts -> {args.output_dir}/libritts_cuts_all.jsonl.gz")
 
@@ -80,9 +84,10 @@ def _fit_mel_rvq(args: argparse.Namespace) -> None:
 
 
 def _split(args: argparse.Namespace) -> None:
-    from valle.data.manifests import load_cuts, write_text_atomic
+    from valle.data.manifests import load_cuts
     from valle.data.splits import format_summary, split_cuts, summarize, write_splits
     from valle.data.tokenize import drop_unknown_symbols
+    from valle.io.atomic import atomic_write_text
     from valle.text import SymbolTable
 
     cuts = load_cuts(args.cuts, "tokenized cuts")
@@ -102,7 +107,7 @@ def _split(args: argparse.Namespace) -> None:
         dropped = f"cuts dropped for phonemes outside {args.tokens.name}: {dropped}\n"
     paths = write_splits(splits, args.output_dir, args.prefix)
     table = format_summary(summarize(splits)) + dropped
-    write_text_atomic(table, Path(args.output_dir) / f"{args.prefix}_summary.txt")
+    atomic_write_text(Path(args.output_dir) / f"{args.prefix}_summary.txt", table)
     for name, path in paths.items():
         print(f"{name}: {path}")
     print(table, end="")
@@ -138,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--output-dir", type=Path, required=True)
     s.add_argument("--parts", nargs="*", default=None, help="default: every part present")
     s.add_argument("--num-jobs", type=int, default=1)
+    s.add_argument(
+        "--skip-bad-audio",
+        action="store_true",
+        help="leave truncated wav files out (with a warning) instead of failing",
+    )
     s.set_defaults(func=_libritts_manifests)
 
     s = sub.add_parser("librispeech-download", help="download LibriSpeech test-clean (lhotse)")

@@ -10,6 +10,9 @@ names the file, so a bad corpus file is found without a debugger.
 from __future__ import annotations
 
 import logging
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +23,25 @@ from lhotse.cut import Cut
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AudioLoadError", "load_audio", "load_cut_audio", "to_mono_at_rate"]
+__all__ = [
+    "AudioLoadError",
+    "AudioProblem",
+    "BadAudioError",
+    "check_audio_file",
+    "check_audio_files",
+    "load_audio",
+    "load_cut_audio",
+    "to_mono_at_rate",
+]
 
 
 class AudioLoadError(RuntimeError):
     """A file (or cut's audio source) could not be read or converted."""
+
+
+class BadAudioError(ValueError):
+    """Corpus audio files that are corrupt, empty or truncated (the message lists them and
+    says what to do)."""
 
 
 def to_mono_at_rate(samples: np.ndarray, source_rate: int, target_rate: int) -> torch.Tensor:
@@ -111,3 +128,93 @@ def load_cut_audio(cut: Cut, sample_rate: int) -> torch.Tensor:
     if samples.shape[-1] == 0:
         raise AudioLoadError(f"cut {cut.id} ({_cut_sources(cut)}) has no audio samples")
     return to_mono_at_rate(samples, cut.sampling_rate, sample_rate)
+
+
+# ----------------------------------------------------------------------------- file checks
+
+
+def wav_declared_frames(path: str | Path) -> int | None:
+    """Sample frames a RIFF/WAVE file's header declares (``data`` chunk size / block align).
+
+    ``None`` when the file is not a plain RIFF wav or the header leaves the size open
+    (0 or 0xFFFFFFFF, as streaming writers do). libsndfile clamps its frame count to what the
+    file holds, so this is the only way to see that samples are missing.
+    """
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = 0
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return None
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt ":
+                fmt = f.read(size)
+                if len(fmt) < 14:
+                    return None
+                block_align = struct.unpack("<H", fmt[12:14])[0]
+                f.seek(size % 2, 1)
+            elif cid == b"data":
+                if not block_align or size in (0, 0xFFFFFFFF):
+                    return None
+                return size // block_align
+            else:
+                f.seek(size + size % 2, 1)
+
+
+@dataclass(frozen=True)
+class AudioProblem:
+    """What is wrong with one audio file.
+
+    ``kind`` is ``"missing"``, ``"unreadable"`` (libsndfile cannot open it: corrupt or not
+    audio), ``"empty"`` (no samples) or ``"truncated"`` (a wav whose data stops before the end
+    its header declares; the file still opens).
+    """
+
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.detail}" if self.detail else self.kind
+
+
+def check_audio_file(path: str | Path) -> AudioProblem | None:
+    """What is wrong with an audio file, or ``None`` when it is fine.
+
+    A truncated copy or download keeps its header, and libsndfile (hence lhotse) then reads
+    the samples that are there without a word; comparing the header's declared size with
+    the data present finds it.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return AudioProblem("missing", "no such file")
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # LibsndfileError, RuntimeError
+        return AudioProblem("unreadable", str(e))
+    if info.frames <= 0:
+        return AudioProblem("empty", "the file holds no samples")
+    try:
+        declared = wav_declared_frames(path)
+    except OSError as e:
+        return AudioProblem("unreadable", str(e))
+    if declared is not None and info.frames < declared:
+        rate = info.samplerate
+        return AudioProblem(
+            "truncated",
+            f"its header declares {declared} samples ({declared / rate:.2f} s), the file "
+            f"holds {info.frames} ({info.frames / rate:.2f} s)",
+        )
+    return None
+
+
+def check_audio_files(paths: Iterable[str | Path]) -> dict[Path, AudioProblem]:
+    """``{path: problem}`` for every file of ``paths`` that :func:`check_audio_file` rejects."""
+    bad = {}
+    for p in paths:
+        problem = check_audio_file(p)
+        if problem is not None:
+            bad[Path(p)] = problem
+    return bad

@@ -1,7 +1,7 @@
 """Atomic writes for manifests, tables and JSON facts.
 
-Every file is written to a temporary name in the same directory and then moved into place with
-``os.replace``, so an interrupted stage never leaves a half-written manifest that a later stage
+Every file is written by :mod:`valle.io.atomic` (a temp name in the same directory, fsync, then
+``os.replace``), so an interrupted stage never leaves a half-written manifest that a later stage
 would trust.
 """
 
@@ -11,13 +11,15 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from lhotse import CutSet, RecordingSet, SupervisionSet
 from lhotse.utils import fastcopy
+
+from valle.io.atomic import atomic_path as _atomic_path
+from valle.io.atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +27,6 @@ __all__ = [
     "atomic_path",
     "save_cuts_atomic",
     "write_json_atomic",
-    "write_text_atomic",
     "load_cuts",
     "cuts_from_manifests",
     "with_recording_ids",
@@ -34,18 +35,10 @@ __all__ = [
 ]
 
 
-@contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path`` (same suffixes); move it to ``path`` on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".tmp{os.getpid()}.{path.name}"
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+def atomic_path(path: str | Path) -> Any:
+    """A temp path beside ``path`` with the same suffixes (lhotse picks the format from them);
+    it replaces ``path`` when the block succeeds (:func:`valle.io.atomic.atomic_path`)."""
+    return _atomic_path(path, keep_suffix=True)
 
 
 def save_cuts_atomic(cuts: CutSet, path: str | Path) -> Path:
@@ -56,17 +49,8 @@ def save_cuts_atomic(cuts: CutSet, path: str | Path) -> Path:
 
 
 def write_json_atomic(obj: Any, path: str | Path) -> Path:
-    """Write ``obj`` as pretty JSON atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    return Path(path)
-
-
-def write_text_atomic(text: str, path: str | Path) -> Path:
-    """Write ``text`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-    return Path(path)
+    """Write ``obj`` as pretty JSON atomically (object first, as ``json.dump``)."""
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def load_cuts(path: str | Path, what: str = "cuts") -> CutSet:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import random
 from pathlib import Path
 
 from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, SupervisionSet
 from lhotse.supervision import AlignmentItem
 
+from valle.data.audio import BadAudioError, check_audio_file
 from valle.data.mini.corpus import load_metadata
 from valle.data.mini.voices import MINI_TEST_SPEAKERS
 
@@ -20,12 +20,10 @@ SUPERVISIONS_FILE = "mini_supervisions_all.jsonl.gz"
 
 
 def _save_atomic(manifest: RecordingSet | SupervisionSet, path: Path) -> None:
-    tmp = path.parent / f".tmp{os.getpid()}.{path.name}"  # same suffixes: lhotse picks the format
-    try:
+    from valle.io.atomic import atomic_path
+
+    with atomic_path(path, keep_suffix=True) as tmp:  # same suffixes: lhotse picks the format
         manifest.to_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def prepare_mini_manifests(
@@ -49,6 +47,11 @@ def prepare_mini_manifests(
         wav = corpus_dir / r["wav"]
         if not wav.is_file():
             raise FileNotFoundError(f"{wav} listed in metadata.jsonl is missing: rerun stage 0")
+        problem = check_audio_file(wav)
+        if problem is not None:
+            raise BadAudioError(
+                f"{wav}: {problem}; delete it and rerun stage 0, which makes it again"
+            )
         recording = Recording.from_file(wav, recording_id=r["id"])
         if recording.num_samples != r["num_samples"]:
             raise ValueError(
