@@ -45,6 +45,7 @@ class SampleProvider:
     language: int = 0
     reference_codes: Tensor | None = None
     seed: int = 0
+    prompt_text_len: int | None = None  # leading tokens of text_tokens that are the prompt's
 
     @classmethod
     def from_batch(
@@ -73,6 +74,7 @@ class SampleProvider:
             language=language,
             reference_codes=codes_t,  # (T, Q)
             seed=seed,
+            prompt_text_len=len(text_p),
         )
 
     @torch.no_grad()
@@ -83,6 +85,9 @@ class SampleProvider:
         text = self.text_tokens.to(device)[None]  # (1, S)
         prompt = self.prompt_codes.to(device)[None]  # (1, P, Q)
         generate: Any = model.generate  # the variant's zero-shot generate loop
+        kwargs: dict[str, Any] = {}
+        if self.prompt_text_len is not None:  # a NAR trained on the target text reads it alone
+            kwargs["prompt_text_lens"] = torch.tensor([self.prompt_text_len], device=device)
         codes = generate(
             text,
             torch.tensor([text.shape[1]], device=device),
@@ -90,6 +95,7 @@ class SampleProvider:
             torch.tensor([prompt.shape[1]], device=device),
             language=torch.tensor([self.language], device=device),
             generator=generator,
+            **kwargs,
         )[0]  # (T, Q')
         return self.decode(codes), int(self.codec.sample_rate)
 
