@@ -37,6 +37,7 @@ def test_mean_of_two_checkpoints(tmp_path):
     save_inference_checkpoint(tmp_path / "a.pt", a, CONFIG, step=1)
     # the second one in the full (Lightning) format: weights under "model."
     atomic_torch_save(
+        tmp_path / "b.ckpt",
         {
             "state_dict": {f"model.{k}": v for k, v in b.items()},
             "valle_config": CONFIG,
@@ -44,7 +45,6 @@ def test_mean_of_two_checkpoints(tmp_path):
             "symbols": ["<pad>", "a"],
             "codec": {"name": "fake"},
         },
-        tmp_path / "b.ckpt",
     )
     assert (
         avg.main(

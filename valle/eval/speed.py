@@ -572,15 +572,17 @@ def load_checkpoint_model(
     path: str | os.PathLike[str], codec_dir: str | None = None, device: str = "cpu"
 ) -> tuple[nn.Module, float | None]:
     """The trained model of a checkpoint (eval mode) and its codec frame rate (None: unknown)."""
-    from valle.train.checkpoint import build_model_from_checkpoint, checkpoint_extras_of
+    from valle.io.checkpoint import checkpoint_extras, load_checkpoint, model_from_checkpoint
 
-    model, config = build_model_from_checkpoint(path, map_location=device)
+    obj = load_checkpoint(path)  # weights only, read once (valle.io.checkpoint)
+    model, config = model_from_checkpoint(obj, path)
+    model = model.to(device).eval()
     if getattr(model, "ar", None) is None:
         raise ValueError(
             f"{path}: the model has no AR decoder; the speed benchmark times AR decoding "
             "(pass the complete AR + NAR checkpoint, e.g. exp/.../nar/model.pt)"
         )
-    return model, _frame_rate_from(checkpoint_extras_of(path), config, codec_dir)
+    return model, _frame_rate_from(checkpoint_extras(obj), config, codec_dir)
 
 
 def _cell(value: Any, fmt: str) -> str:

@@ -1,4 +1,4 @@
-"""Checkpoint files: atomic writes, resumable and inference formats, loading, averaging.
+"""Checkpoints during training: the atomic Lightning CheckpointIO, periodic saving, averaging.
 
 Two formats live in an experiment directory::
 
@@ -6,16 +6,14 @@ Two formats live in an experiment directory::
     <exp_dir>/checkpoints/step-00001000.ckpt  full Lightning checkpoint (resumable): weights,
                                               optimizer, scheduler, loop and data positions,
                                               RNG states and "valle_config"
-    <exp_dir>/model.pt                        inference checkpoint of the latest step:
-                                              {"format": "valle-inference", "valle_config",
-                                               "state_dict" (model weights), "step",
-                                               "symbols" (tokens.txt in id order),
-                                               "codec" (codec.json facts)}
+    <exp_dir>/model.pt                        inference checkpoint of the latest step (see
+                                              :mod:`valle.io.checkpoint` for its entries)
 
-``load_checkpoint_weights`` reads either; ``build_model_from_checkpoint`` rebuilds the model
-from the config stored inside, so a checkpoint alone is enough for inference (DESIGN.md, 2).
-Every file is written to a temp file in the same directory and moved into place with
-``os.replace``, so a crash never leaves a half-written checkpoint under the final name.
+Reading any checkpoint goes through :func:`valle.io.checkpoint.load_checkpoint` (weights only,
+a short allow-list, never ``weights_only=False``), also when Lightning resumes a run
+(:class:`AtomicCheckpointIO`). Every file is written by :mod:`valle.io.atomic`, so a crash never
+leaves a half-written checkpoint under the final name; the temp files and surplus checkpoints
+that a ``kill -9`` leaves behind are removed when the next run starts.
 """
 
 from __future__ import annotations
@@ -23,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,49 +28,69 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
-from torch import Tensor, nn
+from torch import Tensor
+
+from valle.io.atomic import atomic_torch_save, remove_stale_temps
+from valle.io.checkpoint import (
+    CONFIG_KEY,
+    EXTRA_KEYS,
+    INFERENCE_FORMAT,
+    CheckpointMismatchError,
+    build_model_from_checkpoint,
+    check_state_dict,
+    checkpoint_extras,
+    load_checkpoint,
+    load_weights,
+    model_config_from,
+    read_model_weights,
+    save_inference_checkpoint,
+)
+
+__all__ = [
+    "CONFIG_KEY",
+    "EXTRA_KEYS",
+    "INFERENCE_FORMAT",
+    "AtomicCheckpointIO",
+    "CheckpointMismatchError",
+    "PeriodicCheckpoint",
+    "atomic_torch_save",
+    "average_checkpoints",
+    "build_model_from_checkpoint",
+    "check_state_dict",
+    "checkpoint_extras_of",
+    "config_mismatch",
+    "find_last_checkpoint",
+    "list_step_checkpoints",
+    "load_checkpoint_weights",
+    "load_weights",
+    "model_config_from",
+    "save_inference_checkpoint",
+    "step_checkpoint_path",
+]
 
 logger = logging.getLogger(__name__)
 
-INFERENCE_FORMAT = "valle-inference"
-CONFIG_KEY = "valle_config"
 _STEP_RE = re.compile(r"^step-(\d+)\.ckpt$")
 
 
-class CheckpointMismatchError(ValueError):
-    """A checkpoint does not fit the model or config it is loaded into."""
-
-
-# ---------------------------------------------------------------------------- atomic IO
-
-
-def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` to a temp file beside ``path``, fsync, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning CheckpointIO writing local checkpoints atomically (temp file + rename)."""
+    """Lightning CheckpointIO: atomic local writes; reads through the safe loader.
+
+    ``load_checkpoint`` ignores Lightning's ``weights_only`` argument: a resumed checkpoint is
+    always read with ``weights_only=True`` and the allow-list of :mod:`valle.io.checkpoint`.
+    """
 
     def save_checkpoint(
         self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None
     ) -> None:
         if storage_options is not None:
             raise TypeError("AtomicCheckpointIO takes no storage_options")
-        atomic_torch_save(checkpoint, path)
+        atomic_torch_save(path, checkpoint)
+
+    def load_checkpoint(
+        self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        return load_checkpoint(path, map_location="cpu" if map_location is None else map_location)
 
 
 def step_checkpoint_path(ckpt_dir: str | os.PathLike[str], step: int) -> Path:
@@ -121,128 +138,19 @@ def config_mismatch(a: Any, b: Any, prefix: str = "") -> list[str]:
     return [] if a == b else [f"{prefix or '<root>'}: {a!r} != {b!r}"]
 
 
-def check_state_dict(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
-    """Raise :class:`CheckpointMismatchError` naming keys whose presence or shape differ."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in sorted(set(own) & set(state))
-        if tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    if not (missing or unexpected or shapes):
-        return
-    parts = []
-    if shapes:
-        parts.append(f"{len(shapes)} shape mismatch(es), e.g. {'; '.join(shapes[:3])}")
-    if missing:
-        parts.append(f"{len(missing)} weight(s) missing from it, e.g. {missing[:3]}")
-    if unexpected:
-        parts.append(f"{len(unexpected)} unexpected weight(s), e.g. {unexpected[:3]}")
-    raise CheckpointMismatchError(
-        f"{source} does not fit the model: {'; '.join(parts)}. The checkpoint was made with a "
-        "different model config; build the model from the config stored in the checkpoint "
-        "(valle.train.checkpoint.build_model_from_checkpoint) or pass the matching --config/--set"
-    )
-
-
-def load_weights(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
-    """Load ``state`` into ``model`` strictly, with a clear error on any mismatch."""
-    check_state_dict(model, state, source)
-    model.load_state_dict(dict(state), strict=True)
-
-
 # ---------------------------------------------------------------------------- formats
-
-
-def save_inference_checkpoint(
-    path: str | os.PathLike[str],
-    state_dict: Mapping[str, Tensor],
-    valle_config: Mapping[str, Any],
-    step: int | None = None,
-    **meta: Any,
-) -> Path:
-    """Write model weights + config only (what ``Synthesizer.from_checkpoint`` loads)."""
-    obj = {
-        "format": INFERENCE_FORMAT,
-        CONFIG_KEY: dict(valle_config),
-        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
-        "step": step,
-        **meta,
-    }
-    return atomic_torch_save(obj, path)
-
-
-def _read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; check the path")
-    try:  # inference checkpoints are plain tensors + dicts
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # full Lightning checkpoints carry RNG states (numpy arrays, tuples)
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(obj, dict):
-        raise CheckpointMismatchError(f"{path} is not a valle checkpoint (not a dict)")
-    return obj
 
 
 def load_checkpoint_weights(
     path: str | os.PathLike[str],
 ) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """``(model state_dict, valle_config)`` from an inference or a full training checkpoint."""
-    path = Path(path)
-    obj = _read(path)
-    config = obj.get(CONFIG_KEY)
-    if config is None:
-        raise CheckpointMismatchError(
-            f"{path} has no '{CONFIG_KEY}' entry; it was not written by valle-train"
-        )
-    state = obj.get("state_dict")
-    if not isinstance(state, Mapping):
-        raise CheckpointMismatchError(f"{path} has no state_dict")
-    if obj.get("format") != INFERENCE_FORMAT:  # Lightning: weights are under "model."
-        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
-        if not state:
-            raise CheckpointMismatchError(f"{path} holds no 'model.*' weights")
-    return dict(state), dict(config)
-
-
-EXTRA_KEYS = ("symbols", "codec")  # self-description entries copied into derived checkpoints
+    return read_model_weights(path)
 
 
 def checkpoint_extras_of(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The ``"symbols"`` / ``"codec"`` entries of a checkpoint (those it has)."""
-    obj = _read(Path(path))
-    return {k: obj[k] for k in EXTRA_KEYS if k in obj}
-
-
-def model_config_from(valle_config: Mapping[str, Any]) -> Any:
-    """The variant config object stored in a checkpoint's ``valle_config["model"]``."""
-    from valle.config import from_dict
-    from valle.registry import get_variant
-
-    model = valle_config.get("model")
-    if not isinstance(model, Mapping) or "variant" not in model:
-        raise CheckpointMismatchError(
-            "the checkpoint's valle_config has no model section with a 'variant' key"
-        )
-    return from_dict(get_variant(model["variant"]), model)
-
-
-def build_model_from_checkpoint(
-    path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model from the config inside a checkpoint and load its weights (eval mode).
-
-    Returns:
-        ``(model, valle_config)``.
-    """
-    from valle.registry import build_model
-
-    state, config = load_checkpoint_weights(path)
-    model = build_model(model_config_from(config))
-    load_weights(model, state, source=str(path))
-    return model.to(map_location).eval(), config
+    """The ``"symbols"`` / ``"codec"`` / ``"codec_embedded"`` entries of a checkpoint file."""
+    return checkpoint_extras(load_checkpoint(path))
 
 
 # ---------------------------------------------------------------------------- averaging
@@ -313,6 +221,23 @@ class PeriodicCheckpoint(L.Callback):
         self.keep_last = keep_last
         self._last_saved_step = -1
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """On rank 0, tidy what a killed run left: temp files, checkpoints beyond ``keep_last``."""
+        if stage == "fit" and trainer.is_global_zero:
+            self.tidy()
+
+    def tidy(self) -> None:
+        """Remove orphan temp files (``.<name>.<token>.tmp``) of the checkpoint directory and
+        of ``model.pt``, and prune the full checkpoints to ``keep_last``.
+
+        A ``kill -9`` between writing a checkpoint and pruning the old ones (or while writing)
+        leaves both behind; no writer runs when a run starts, so both are safe to remove.
+        """
+        remove_stale_temps(self.ckpt_dir)
+        for p in remove_stale_temps_of(self.exp_dir, "model.pt"):
+            logger.info("removed %s", p)
+        self._prune()
+
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, idx: int
     ) -> None:
@@ -350,3 +275,19 @@ class PeriodicCheckpoint(L.Callback):
         found = list_step_checkpoints(self.ckpt_dir)
         for _, p in found[: -self.keep_last]:
             p.unlink(missing_ok=True)
+            logger.info("removed %s (keep_last_checkpoints=%d)", p, self.keep_last)
+
+
+def remove_stale_temps_of(directory: Path, name: str) -> list[Path]:
+    """Remove the orphan temp files of ``directory / name`` only (other writers may share
+    ``directory``)."""
+    from valle.io.atomic import TEMP_NAME_RE
+
+    removed = []
+    if directory.is_dir():
+        for p in directory.iterdir():
+            m = TEMP_NAME_RE.match(p.name)
+            if m and m.group("target") == name and p.is_file():
+                p.unlink(missing_ok=True)
+                removed.append(p)
+    return removed

@@ -171,7 +171,7 @@ def train(
         module,
         datamodule=datamodule,
         ckpt_path=str(ckpt_path) if resume else None,
-        weights_only=False,
+        weights_only=True,  # AtomicCheckpointIO reads it with valle.io.checkpoint in any case
     )
     return trainer
 
