@@ -8,6 +8,12 @@ r"""valle-infer: zero-shot TTS with a trained checkpoint (recipe stage 7).
     valle-infer --checkpoint exp/valle/model.pt --jobs jobs.jsonl --out-dir exp/valle/decode \
         --batch-size 8
 
+A bad job (a malformed line, a missing prompt, text the model cannot say, an output it
+cannot write) is reported with its id, line and reason, and the other jobs go on; the run
+then exits 1 with a summary. Exit 2: nothing could run (bad arguments, checkpoint, --out).
+Outputs are checked for writability before any synthesis. Text longer than --max-phonemes
+phonemes is spoken in chunks (sentences, then clauses) joined by --chunk-pause s of silence.
+
 The symbol table and codec come from the checkpoint when it carries them, else from --tokens
 and --codec-dir (a directory with codec.json, a mel-RVQ or an EnCodec directory). Prompts
 longer than 1.5 x --prompt-seconds are cut at a pause near --prompt-seconds, the transcript
@@ -24,6 +30,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +41,18 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 
 class InferError(Exception):
     """A user-facing error: printed without a traceback, exit status 2."""
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """A job of a --jobs file that could not be synthesized (the others go on)."""
+
+    id: str | None
+    where: str  # <jobs file>:<line>
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: job {self.id or '?'}: {self.reason}"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     many = p.add_argument_group("many utterances")
     many.add_argument("--jobs", help='JSONL: {"id","text","prompt_wav","prompt_text","language"}')
     many.add_argument("--out-dir", help="output directory: <id>.wav per job")
-    many.add_argument("--batch-size", type=int, default=8, help="jobs per generate call")
+    many.add_argument(
+        "--batch-size", type=int, default=8, help="jobs (or chunks of long ones) per generate call"
+    )
     p.add_argument("--language", default="en", help="language of --text (en, zh, ja)")
     p.add_argument(
         "--prompt-language", default=None, help="language of the prompt (default: --language)"
@@ -79,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="AR bound: new frames per text token (default: the config's)",
     )
+    p.add_argument(
+        "--max-phonemes",
+        type=int,
+        default=150,
+        help="longer text is spoken in chunks of at most this many phonemes (bounds memory)",
+    )
+    p.add_argument("--chunk-pause", type=float, default=0.25, help="silence between chunks (s)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -95,59 +123,152 @@ def _sampler(args: argparse.Namespace) -> Any:
     )
 
 
-def read_jobs(path: str | Path, default_language: str = "en") -> list[Any]:
-    """Jobs of a JSONL file; relative prompt paths are tried from the cwd, then the file's dir."""
+_JOB_KEYS = ("id", "text", "prompt_wav", "prompt_text", "language", "prompt_language")
+
+
+def _decode_line(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InferError(
+            f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1}); "
+            "save the jobs file as UTF-8"
+        ) from None
+
+
+def _job(d: Any, base: Path, default_language: str) -> Any:
     from valle.inference import SynthesisJob
 
+    if not isinstance(d, dict):
+        raise InferError("expected a JSON object")
+    missing = [k for k in ("id", "text", "prompt_wav", "prompt_text") if k not in d]
+    if missing:
+        raise InferError(f"missing key(s) {missing}")
+    unknown = set(d) - set(_JOB_KEYS)
+    if unknown:
+        raise InferError(f"unknown key(s) {sorted(unknown)}")
+    for key in _JOB_KEYS:
+        value = d.get(key)
+        optional = key in ("language", "prompt_language") and value is None
+        if not isinstance(value, str) and not optional and not (key == "id" and type(value) is int):
+            raise InferError(f"{key!r} must be a string, got {type(value).__name__} {value!r}")
+    wav = Path(d["prompt_wav"])
+    if not wav.is_absolute() and not wav.exists() and (base / wav).exists():
+        wav = base / wav
+    return SynthesisJob(
+        text=d["text"],
+        prompt_wav=wav,
+        prompt_text=d["prompt_text"],
+        language=d.get("language") or default_language,
+        prompt_language=d.get("prompt_language"),
+        id=str(d["id"]),
+    )
+
+
+def load_jobs(
+    path: str | Path, default_language: str = "en"
+) -> tuple[list[tuple[str, Any]], list[JobFailure]]:
+    """The valid jobs of a JSONL file with their ``file:line``, and a :class:`JobFailure` for
+    each bad line (the other lines are still read). Relative prompt paths are tried from the
+    cwd, then the file's dir. Raises :class:`InferError` only when the file cannot be read."""
     path = Path(path)
     if not path.is_file():
         raise InferError(f"--jobs file {path} not found")
-    jobs, seen = [], set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InferError(f"cannot read --jobs file {path}: {e.strerror or e}") from None
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark
+        data = data[3:]
+    jobs: list[tuple[str, Any]] = []
+    failures: list[JobFailure] = []
+    seen: dict[str, int] = {}
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
+        job_id: str | None = None
         try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InferError(f"{where}: not JSON ({e})") from None
-        if not isinstance(d, dict):
-            raise InferError(f"{where}: expected a JSON object")
-        missing = [k for k in ("id", "text", "prompt_wav", "prompt_text") if k not in d]
-        if missing:
-            raise InferError(f"{where}: missing key(s) {missing}")
-        unknown = set(d) - {
-            "id",
-            "text",
-            "prompt_wav",
-            "prompt_text",
-            "language",
-            "prompt_language",
-        }
-        if unknown:
-            raise InferError(f"{where}: unknown key(s) {sorted(unknown)}")
-        job_id = str(d["id"])
-        if not _SAFE_ID.match(job_id):
-            raise InferError(f"{where}: id {job_id!r} must be a file name ([A-Za-z0-9._-])")
-        if job_id in seen:
-            raise InferError(f"{where}: id {job_id!r} appears twice")
-        seen.add(job_id)
-        wav = Path(d["prompt_wav"])
-        if not wav.is_absolute() and not wav.exists() and (path.parent / wav).exists():
-            wav = path.parent / wav
-        jobs.append(
-            SynthesisJob(
-                text=d["text"],
-                prompt_wav=wav,
-                prompt_text=d["prompt_text"],
-                language=d.get("language") or default_language,
-                prompt_language=d.get("prompt_language"),
-                id=job_id,
-            )
-        )
+            line = _decode_line(raw)
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InferError(f"not JSON ({e})") from None
+            if isinstance(d, dict) and isinstance(d.get("id"), (str, int)):
+                job_id = str(d["id"])
+            if job_id is not None and not _SAFE_ID.match(job_id):
+                bad, job_id = job_id, None
+                raise InferError(f"id {bad!r} must be a file name ([A-Za-z0-9._-])")
+            if job_id in seen:
+                raise InferError(f"id {job_id!r} appears twice (first on line {seen[job_id]})")
+            job = _job(d, path.parent, default_language)
+            if not Path(job.prompt_wav).is_file():
+                raise InferError(f"prompt recording {job.prompt_wav} not found")
+        except InferError as e:
+            failures.append(JobFailure(job_id, f"{path}:{lineno}", str(e)))
+            continue
+        seen[job.id] = lineno
+        jobs.append((f"{path}:{lineno}", job))
+    return jobs, failures
+
+
+def read_jobs(path: str | Path, default_language: str = "en") -> list[Any]:
+    """Jobs of a JSONL file (see :func:`load_jobs`); the first bad line raises InferError."""
+    jobs, failures = load_jobs(path, default_language)
+    if failures:
+        raise InferError(str(failures[0]))
     if not jobs:
         raise InferError(f"--jobs file {path} holds no jobs")
-    return jobs
+    return [job for _, job in jobs]
+
+
+def _line(failure: JobFailure) -> int:
+    tail = failure.where.rsplit(":", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def _reason(e: BaseException) -> str:
+    from valle.data.audio import AudioLoadError
+
+    if isinstance(e, (ValueError, LookupError, OSError, TypeError, AudioLoadError, InferError)):
+        return str(e)
+    return f"{type(e).__name__}: {e}"  # not a user error: say what kind
+
+
+def _synthesize_isolated(
+    synth: Any,
+    part: list[tuple[str, Any, Path]],
+    generator: Any,
+    batch_size: int,
+    fail: Any,
+) -> list[tuple[str, Any, Path, Any, int]]:
+    """Synthesize a batch of jobs so that a failing job fails alone: each is prepared on its
+    own, and a batch whose generation fails is retried one job at a time."""
+    prepared = []
+    for where, job, out in part:
+        try:
+            prepared.append((where, job, out, synth.prepare(job)))
+        except Exception as e:  # noqa: BLE001 - reported per job, the others go on
+            fail(job.id, where, e)
+    if not prepared:
+        return []
+    try:
+        results = synth.synthesize_prepared(
+            [p for *_, p in prepared], batch_size=batch_size, generator=generator
+        )
+    except Exception as e:  # noqa: BLE001
+        if len(prepared) == 1:
+            fail(prepared[0][1].id, prepared[0][0], e)
+            return []
+        log.warning("a batch of %d jobs failed (%s); retrying them one by one", len(prepared), e)
+        ok, results = [], []
+        for item in prepared:
+            try:
+                results += synth.synthesize_prepared([item[3]], generator=generator)
+                ok.append(item)
+            except Exception as e1:  # noqa: BLE001
+                fail(item[1].id, item[0], e1)
+        prepared = ok
+    return [(w, j, o, wave, sr) for (w, j, o, _), (wave, sr) in zip(prepared, results, strict=True)]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,7 +276,20 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.auto import tqdm
 
     from valle.inference import PromptTrim, SynthesisJob, Synthesizer
-    from valle.inference.wavfile import write_wav
+    from valle.inference.wavfile import OutputPathError, check_writable, write_wav
+
+    if args.batch_size < 1:
+        raise InferError("--batch-size must be >= 1")
+    if args.max_phonemes < 1:
+        raise InferError("--max-phonemes must be >= 1")
+    if not args.chunk_pause >= 0:
+        raise InferError("--chunk-pause must be >= 0 seconds")
+    failures: list[JobFailure] = []
+
+    def fail(job_id: str | None, where: str, e: BaseException, write: Any = None) -> None:
+        failures.append(JobFailure(job_id, where, _reason(e)))
+        log.debug("job %s failed", job_id, exc_info=e)
+        (write or print)(f"valle-infer: failed: {failures[-1]}", file=sys.stderr)
 
     single = [args.text, args.prompt_wav, args.prompt_text, args.out]
     if args.jobs:
@@ -165,18 +299,33 @@ def run(args: argparse.Namespace) -> int:
             )
         if not args.out_dir:
             raise InferError("--jobs needs --out-dir")
-        jobs = read_jobs(args.jobs, args.language)
-        outs = [Path(args.out_dir) / f"{j.id}.wav" for j in jobs]
+        loaded, failures = load_jobs(args.jobs, args.language)
+        for f in failures:
+            print(f"valle-infer: failed: {f}", file=sys.stderr)
+        out_dir = Path(args.out_dir)
+        try:  # every job writes here: found now, not after synthesis
+            check_writable(out_dir / "probe.wav")
+        except OutputPathError as e:
+            raise InferError(f"--out-dir {out_dir}: {e}") from None
+        work: list[tuple[str, Any, Path]] = []
+        for where, job in loaded:
+            out = out_dir / f"{job.id}.wav"
+            try:
+                check_writable(out)
+            except OutputPathError as e:
+                fail(job.id, where, e)
+                continue
+            work.append((where, job, out))
+        if not work:
+            raise InferError(f"--jobs file {args.jobs}: no job can run ({len(failures)} failed)")
     else:
         if any(v is None for v in single):
             raise InferError(
                 "pass --text, --prompt-wav, --prompt-text and --out (or --jobs and --out-dir)"
             )
-        jobs = [SynthesisJob(args.text, Path(args.prompt_wav), args.prompt_text, args.language,
-                             args.prompt_language)]  # fmt: skip
-        outs = [Path(args.out)]
-    if args.batch_size < 1:
-        raise InferError("--batch-size must be >= 1")
+        job = SynthesisJob(args.text, Path(args.prompt_wav), args.prompt_text, args.language,
+                           args.prompt_language)  # fmt: skip
+        work = [("--text", job, check_writable(args.out))]  # before any synthesis
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise InferError(f"--device {args.device}: no CUDA device here; use --device cpu")
     trim = PromptTrim(seconds=None if args.no_trim else args.prompt_seconds)
@@ -188,23 +337,44 @@ def run(args: argparse.Namespace) -> int:
         sampler=_sampler(args),
         prompt_trim=trim,
         max_len_ratio=args.max_len_ratio,
+        max_text_tokens=args.max_phonemes,
+        chunk_pause=args.chunk_pause,
     )
     start = time.perf_counter()
     generator = torch.Generator(device=synth.device).manual_seed(args.seed)
-    total = 0.0
-    bar = tqdm(total=len(jobs), unit="utt", disable=len(jobs) <= args.batch_size, file=sys.stderr)
-    for i in range(0, len(jobs), args.batch_size):
-        chunk = jobs[i : i + args.batch_size]
-        results = synth.synthesize_batch(chunk, generator=generator)
-        for out, (wave, sr) in zip(outs[i : i + args.batch_size], results, strict=True):
-            write_wav(out, wave, sr)
+    total, done = 0.0, 0
+    bar = tqdm(total=len(work), unit="utt", disable=len(work) <= args.batch_size, file=sys.stderr)
+    for i in range(0, len(work), args.batch_size):
+        part = work[i : i + args.batch_size]
+        if args.jobs:
+            results = _synthesize_isolated(synth, part, generator, args.batch_size,
+                                           lambda *a: fail(*a, write=bar.write))  # fmt: skip
+        else:  # one utterance: its errors are the run's (exit 2)
+            wave, sr = synth.synthesize_batch([part[0][1]], generator=generator)[0]
+            results = [(*part[0], wave, sr)]
+        for where, job, out, wave, sr in results:
+            try:
+                write_wav(out, wave, sr)
+            except Exception as e:  # noqa: BLE001
+                if not args.jobs:
+                    raise
+                fail(job.id, where, e, write=bar.write)
+                continue
+            done += 1
             total += len(wave) / sr
             bar.write(f"wrote {out} ({len(wave) / sr:.2f} s)", file=sys.stdout)
-        bar.update(len(chunk))
+        bar.update(len(part))
     bar.close()
     took = time.perf_counter() - start
-    print(f"{len(jobs)} utterance(s), {total:.2f} s of speech in {took:.2f} s "
+    print(f"{done} utterance(s), {total:.2f} s of speech in {took:.2f} s "
           f"(RTF {took / max(total, 1e-9):.3f})")  # fmt: skip
+    if failures:
+        n = len(failures) + done
+        print(f"valle-infer: {len(failures)} of {n} job(s) failed, {done} written:",
+              file=sys.stderr)  # fmt: skip
+        for f in sorted(failures, key=_line):
+            print(f"  {f}", file=sys.stderr)
+        return 1
     return 0
 
 

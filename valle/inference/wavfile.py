@@ -12,7 +12,37 @@ import soundfile as sf
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["write_wav"]
+__all__ = ["OutputPathError", "check_writable", "write_wav"]
+
+
+class OutputPathError(ValueError):
+    """An output path a wave cannot be written to (found before synthesizing)."""
+
+
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """Make sure a wave can be written to ``path`` before spending time on synthesis: its
+    directory is created if missing and a probe file is written there and removed.
+
+    Raises:
+        OutputPathError: ``path`` is a directory, or its directory cannot be created or
+            written to (the message names it and why).
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise OutputPathError(
+            f"output {path} is a directory; remove it or write the wave under another name"
+        )
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    except OSError as e:
+        raise OutputPathError(
+            f"cannot write {path}: {e.strerror or e} ({parent}); pass a writable output path"
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
+    return path
 
 
 def write_wav(path: str | os.PathLike[str], wave: np.ndarray, sample_rate: int) -> Path:
