@@ -30,9 +30,12 @@ import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+
+from valle.codec.registry import register_codec
 
 if TYPE_CHECKING:  # transformers is imported lazily: it is slow to import.
     from transformers import EncodecModel
@@ -433,3 +436,36 @@ def encodec_throughput(
             decode_rtf=dec_wall / audio,
         )
     return result
+
+
+@register_codec("encodec")
+class EncodecLoader:
+    """Registry entry of EnCodec (``transformers``): a hub id or a ``save_pretrained``
+    directory. Hundreds of MB, so checkpoints keep its path instead of embedding it."""
+
+    name = "encodec"
+    embeddable = False
+
+    def load(self, path: str, device: str = "cpu", **options: Any) -> EncodecCodec:
+        return EncodecCodec.from_pretrained(path, device=device, **options)
+
+    def recognize(self, directory: Path) -> dict[str, Any] | None:
+        import json
+
+        config = directory / "config.json"
+        if not config.is_file():
+            return None
+        try:
+            meta = json.loads(config.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        if not isinstance(meta, dict) or meta.get("model_type") != "encodec":
+            return None
+        bandwidths = meta.get("target_bandwidths") or [6.0]  # the most codebooks it offers
+        return {"bandwidth": float(max(bandwidths))}
+
+    def embed(self, codec: Any) -> dict[str, Any] | None:
+        return None
+
+    def from_embedded(self, payload: Any, device: str = "cpu") -> EncodecCodec:
+        raise ValueError("EnCodec is never embedded in a checkpoint; pass its directory")

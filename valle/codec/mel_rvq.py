@@ -35,10 +35,8 @@ import dataclasses
 import json
 import logging
 import math
-import os
-import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,7 +45,9 @@ import torch
 from torch import nn
 
 from valle.codec.mel import LogMel, MelConfig
+from valle.codec.registry import register_codec
 from valle.codec.vocoder import GriffinLimVocoder, Vocoder
+from valle.io.atomic import atomic_torch_save, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -237,20 +237,6 @@ def _iter_waves(data: Any, sample_rate: int) -> Iterable[torch.Tensor]:
 
 
 # --- the codec -----------------------------------------------------------------------------------
-
-
-def _atomic_write_bytes(path: Path, write: Any) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class MelRVQCodec(nn.Module):
@@ -493,7 +479,7 @@ class MelRVQCodec(nn.Module):
             "std": self.std.cpu(),
             "codebooks": self.codebooks.cpu(),
         }
-        _atomic_write_bytes(directory / TENSORS_FILE, lambda f: torch.save(tensors, f))
+        atomic_torch_save(directory / TENSORS_FILE, tensors)
         meta = {
             "codec": "mel_rvq",
             "format_version": FORMAT_VERSION,
@@ -501,7 +487,7 @@ class MelRVQCodec(nn.Module):
             "fit_info": self.fit_info,
         }
         text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-        _atomic_write_bytes(directory / CONFIG_FILE, lambda f: f.write(text.encode()))
+        atomic_write_text(directory / CONFIG_FILE, text)
         return directory
 
     @classmethod
@@ -534,5 +520,67 @@ class MelRVQCodec(nn.Module):
             fit_info=meta.get("fit_info"),
         )
 
+    def to_payload(self) -> dict[str, Any]:
+        """Everything ``save`` writes, as one plain dict (tensors, strings, numbers): small
+        enough (Q x K x F floats) to travel inside an inference checkpoint."""
+        return {
+            "codec": "mel_rvq",
+            "format_version": FORMAT_VERSION,
+            "config": self.config.to_dict(),
+            "fit_info": self.fit_info,
+            "mean": self.mean.detach().cpu().clone(),
+            "std": self.std.detach().cpu().clone(),
+            "codebooks": self.codebooks.detach().cpu().clone(),
+        }
+
+    @classmethod
+    def from_payload(
+        cls, payload: Mapping[str, Any], vocoder: Vocoder | None = None
+    ) -> MelRVQCodec:
+        """The codec of :meth:`to_payload`'s dict."""
+        if payload.get("codec") != "mel_rvq" or payload.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"not an embedded mel_rvq codec of format {FORMAT_VERSION} "
+                f"(codec={payload.get('codec')!r}, format_version={payload.get('format_version')!r})"
+            )
+        return cls(
+            MelRVQConfig.from_dict(dict(payload["config"])),
+            payload["mean"],
+            payload["std"],
+            payload["codebooks"],
+            vocoder=vocoder,
+            fit_info=dict(payload.get("fit_info") or {}),
+        )
+
     def extra_repr(self) -> str:
         return f"Q={self.num_codebooks}, K={self.codebook_size}, frame_rate={self.frame_rate}"
+
+
+@register_codec("mel_rvq")
+class MelRVQLoader:
+    """Registry entry of the mel-RVQ codec: a directory with ``config.json`` + ``codebooks.pt``;
+    small, so checkpoints embed it."""
+
+    name = "mel_rvq"
+    embeddable = True
+
+    def load(self, path: str, device: str = "cpu", **options: Any) -> MelRVQCodec:
+        if options:
+            raise ValueError(f"mel_rvq takes no options, got {options}")
+        return MelRVQCodec.load(path, map_location=device).to(device)
+
+    def recognize(self, directory: Path) -> dict[str, Any] | None:
+        config = directory / CONFIG_FILE
+        if not (config.is_file() and (directory / TENSORS_FILE).is_file()):
+            return None
+        try:
+            meta = json.loads(config.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return {} if isinstance(meta, dict) and meta.get("codec") == "mel_rvq" else None
+
+    def embed(self, codec: Any) -> dict[str, Any] | None:
+        return codec.to_payload() if isinstance(codec, MelRVQCodec) else None
+
+    def from_embedded(self, payload: Mapping[str, Any], device: str = "cpu") -> MelRVQCodec:
+        return MelRVQCodec.from_payload(payload).to(device)

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from valle.codec.base import Codec
+from valle.codec.registry import registered_codecs
 from valle.data.manifests import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["CODEC_NAMES", "CodecInfo", "fingerprint_path", "load_codec"]
 
-CODEC_NAMES = ("encodec", "mel_rvq")
+CODEC_NAMES = registered_codecs()  # names of valle.codec.registry
 
 
 def fingerprint_path(path: str | Path) -> str | None:
@@ -98,7 +99,7 @@ class CodecInfo:
 
 
 def load_codec(name: str, path: str | Path, device: str = "cpu", **options: Any) -> Codec:
-    """Build a codec by name.
+    """Build a codec by its registered name (:mod:`valle.codec.registry`).
 
     Args:
         name: ``"encodec"`` (``EncodecCodec.from_pretrained(path, bandwidth=...)``, EnCodec
@@ -108,14 +109,6 @@ def load_codec(name: str, path: str | Path, device: str = "cpu", **options: Any)
         device: where the codec runs ("cpu", "cuda").
         options: codec-specific options (``bandwidth`` for EnCodec, kbps).
     """
-    if name == "encodec":
-        from valle.codec.encodec import EncodecCodec
+    from valle.codec.registry import load_codec as load_registered
 
-        return EncodecCodec.from_pretrained(str(path), device=device, **options)
-    if name == "mel_rvq":
-        from valle.codec.mel_rvq import MelRVQCodec
-
-        if options:
-            raise ValueError(f"mel_rvq takes no options, got {options}")
-        return MelRVQCodec.load(path, map_location=device).to(device)
-    raise ValueError(f"unknown codec {name!r}; choose one of {list(CODEC_NAMES)}")
+    return load_registered(name, path, device=device, **options)

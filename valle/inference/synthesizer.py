@@ -32,7 +32,12 @@ from tqdm.auto import tqdm
 
 from valle.codec.base import Codec
 from valle.inference.chunking import split_tokens
-from valle.inference.codec_spec import codec_from_dir, codec_from_spec
+from valle.inference.codec_spec import (
+    codec_from_dir,
+    codec_from_embedded_entry,
+    codec_from_spec,
+    resolve_codec_path,
+)
 from valle.inference.prompt import PromptAudio, PromptTrim, load_prompt, trim_prompt
 from valle.sampling import TokenSampler
 from valle.text import SymbolTable, UnknownSymbolError, language_id, tokenize_text
@@ -44,6 +49,7 @@ __all__ = ["CheckpointContentError", "CodecMismatchError", "SynthesisJob", "Synt
 
 SYMBOLS_KEY = "symbols"  # optional checkpoint entry: list[str], the symbol table in id order
 CODEC_KEY = "codec"  # optional checkpoint entry: a codec spec (CodecInfo fields)
+CODEC_EMBEDDED_KEY = "codec_embedded"  # optional: a small codec's own tensors (valle.io.checkpoint)
 DEFAULT_TRIM = PromptTrim()  # ~3 s prompts (see valle.inference.prompt)
 MAX_TEXT_TOKENS = 150  # target phonemes per chunk (~10-15 s of speech, as in training)
 CHUNK_PAUSE = 0.25  # seconds of silence between the chunks of a long text
@@ -86,40 +92,21 @@ class PreparedJob:
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; check the path")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # Lightning checkpoints carry non-tensor state (RNG states)
-        obj = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(obj, dict):
-        raise CheckpointContentError(f"{path} is not a valle checkpoint (not a dict)")
-    return obj
+    """The checkpoint's entries, read safely (weights only; see :mod:`valle.io.checkpoint`)."""
+    from valle.io.checkpoint import load_checkpoint
+
+    return load_checkpoint(path, mmap=True)
 
 
 def _model_from(obj: Mapping[str, Any], path: Path) -> tuple[nn.Module, dict[str, Any]]:
-    from valle.registry import build_model
-    from valle.train.checkpoint import (
-        CONFIG_KEY,
-        INFERENCE_FORMAT,
-        load_weights,
-        model_config_from,
-    )
+    from valle.io.checkpoint import CheckpointMismatchError, model_from_checkpoint
 
-    config = obj.get(CONFIG_KEY)
-    state = obj.get("state_dict")
-    if not isinstance(config, Mapping) or not isinstance(state, Mapping):
-        raise CheckpointContentError(
-            f"{path} has no '{CONFIG_KEY}' and 'state_dict'; pass an inference checkpoint "
-            "(<exp>/model.pt) or a Lightning checkpoint written by valle-train"
-        )
-    if obj.get("format") != INFERENCE_FORMAT:  # Lightning: the weights are under "model."
-        state = {k[len("model.") :]: v for k, v in state.items() if k.startswith("model.")}
-        if not state:
-            raise CheckpointContentError(f"{path} holds no 'model.*' weights")
-    model = build_model(model_config_from(config))
-    load_weights(model, state, source=str(path))
-    return model, dict(config)
+    try:
+        return model_from_checkpoint(obj, path)
+    except CheckpointMismatchError as err:
+        if "valle_config" in str(err) or "state_dict" in str(err) or "weights" in str(err):
+            raise CheckpointContentError(str(err)) from None
+        raise
 
 
 class Synthesizer:
@@ -197,7 +184,10 @@ class Synthesizer:
         if not isinstance(data, Mapping):
             data = {}
         symbols = cls._symbols_from(tokens, obj.get(SYMBOLS_KEY), data.get("tokens"), path)
-        codec_obj = cls._codec_from(codec, obj.get(CODEC_KEY), data.get("codec_dir"), path, device)
+        codec_obj = cls._codec_from(
+            codec, obj.get(CODEC_KEY), data.get("codec_dir"), path, device,
+            embedded=obj.get(CODEC_EMBEDDED_KEY),
+        )  # fmt: skip
         logger.info("loaded %s (step %s) with %d symbols", path, obj.get("step"), len(symbols))
         return cls(model, symbols, codec_obj, device=device, sampler=sampler, **kwargs)
 
@@ -208,15 +198,26 @@ class Synthesizer:
         recorded: Any,
         path: Path,
     ) -> SymbolTable:
-        if isinstance(tokens, SymbolTable):
-            return tokens
+        if stored is not None and not isinstance(stored, (list, tuple)):
+            raise CheckpointContentError(
+                f"{path}: '{SYMBOLS_KEY}' must be a list of symbols in id order"
+            )
         if tokens is not None:
-            return SymbolTable.from_file(tokens)
+            given = tokens if isinstance(tokens, SymbolTable) else SymbolTable.from_file(tokens)
+            if stored is not None and len(given) == len(stored):  # other sizes: _check_vocab
+                pairs = enumerate(zip(given.symbols, stored, strict=True))
+                diff = [i for i, (a, b) in pairs if a != b]
+                if diff:
+                    i = diff[0]
+                    what = tokens if not isinstance(tokens, SymbolTable) else "the given table"
+                    raise CheckpointContentError(
+                        f"the symbol table {what} differs from the one stored in {path} at "
+                        f"{len(diff)} id(s), e.g. id {i}: {given.symbols[i]!r} vs "
+                        f"{stored[i]!r}; the model only understands its own table: drop "
+                        "--tokens (tokens=) to use the checkpoint's"
+                    )
+            return given
         if stored is not None:
-            if not isinstance(stored, (list, tuple)):
-                raise CheckpointContentError(
-                    f"{path}: '{SYMBOLS_KEY}' must be a list of symbols in id order"
-                )
             return SymbolTable(list(stored))
         if recorded and Path(recorded).is_file():
             logger.info("symbol table from the training config: %s", recorded)
@@ -234,6 +235,7 @@ class Synthesizer:
         recorded: Any,
         path: Path,
         device: str | torch.device,
+        embedded: Any = None,
     ) -> Codec:
         if isinstance(codec, (str, os.PathLike)):
             return codec_from_dir(codec, device=str(device))
@@ -241,13 +243,15 @@ class Synthesizer:
             if not isinstance(codec, Codec):
                 raise TypeError(f"codec must be a Codec or a directory, got {type(codec).__name__}")
             return codec
-        if stored is not None:
-            if not isinstance(stored, Mapping):
-                raise CheckpointContentError(f"{path}: '{CODEC_KEY}' must be a codec spec dict")
-            return codec_from_spec(stored, device=str(device))
-        if recorded and Path(recorded).exists():
+        if stored is not None and not isinstance(stored, Mapping):
+            raise CheckpointContentError(f"{path}: '{CODEC_KEY}' must be a codec spec dict")
+        if embedded is not None:  # a small codec travels inside the checkpoint
+            return codec_from_embedded_entry(embedded, stored, device=str(device))
+        if stored is not None:  # a path, also looked up relative to the checkpoint
+            return codec_from_spec(stored, device=str(device), near=path)
+        if recorded and resolve_codec_path(recorded, path)[0] is not None:
             logger.info("codec from the training config: %s", recorded)
-            return codec_from_dir(recorded, device=str(device))
+            return codec_from_dir(recorded, device=str(device), near=path)
         raise CheckpointContentError(
             f"{path} carries no codec (no '{CODEC_KEY}' entry"
             + (f"; the recorded {recorded!r} is not here" if recorded else "")

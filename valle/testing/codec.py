@@ -31,6 +31,7 @@ __all__ = [
     "synthetic_waves",
     "tiny_encodec_codec",
     "tiny_encodec_config",
+    "tiny_mel_rvq_codec",
 ]
 
 
@@ -223,3 +224,27 @@ def non_tie_mismatches(
         if gap > slack:
             bad.append((t, q_first))
     return bad
+
+
+def tiny_mel_rvq_codec(
+    num_codebooks: int = 4, codebook_size: int = 16, n_mels: int = 16, seed: int = 0
+) -> Any:
+    """A random mel-RVQ codec (16 kHz, hop 200 -> 80 Hz frames, 4-iteration Griffin-Lim),
+    built from random tensors without fitting: for tests of saving, embedding and loading."""
+    from valle.codec.mel import MelConfig
+    from valle.codec.mel_rvq import MelRVQCodec, MelRVQConfig
+
+    gen = torch.Generator().manual_seed(seed)
+    mel = MelConfig(n_fft=512, win_length=512, hop_length=200, n_mels=n_mels)
+    config = MelRVQConfig(
+        mel=mel,
+        num_codebooks=num_codebooks,
+        codebook_size=codebook_size,
+        max_fit_frames=max(codebook_size, 1000),
+        griffin_lim_iters=4,
+    )
+    mean = torch.randn(n_mels, generator=gen) - 4.0  # (F,)
+    std = torch.rand(n_mels, generator=gen) + 0.5  # (F,)
+    scale = 0.5 ** torch.arange(num_codebooks, dtype=torch.float32)  # smaller residual stages
+    books = torch.randn(num_codebooks, codebook_size, n_mels, generator=gen) * scale[:, None, None]
+    return MelRVQCodec(config, mean, std, books)  # codebooks (Q, K, F)
