@@ -1,43 +1,35 @@
 """Atomic writers and readers for the evaluation outputs (CSV, JSON, JSON lines, PNG).
 
-Every file is written to a temporary file in the destination directory and moved into place with
-``os.replace``, so a crash never leaves a half-written table behind.
+Every file is written by :mod:`valle.io.atomic` (temp file beside it, fsync, ``os.replace``), so a
+crash never leaves a half-written table behind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from valle.io.atomic import atomic_path, atomic_write_text
 
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+__all__ = [
+    "atomic_path",
+    "read_csv",
+    "read_json",
+    "read_jsonl",
+    "write_csv",
+    "write_json",
+    "write_jsonl",
+    "write_text_atomic",
+]
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
-    return Path(path)
+    return atomic_write_text(path, text)
 
 
 def write_json(path: str | Path, obj: Any) -> Path:

@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from valle.io.atomic import atomic_path
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["OutputPathError", "check_writable", "write_wav"]
@@ -54,14 +56,6 @@ def write_wav(path: str | os.PathLike[str], wave: np.ndarray, sample_rate: int) 
     clipped = int(np.count_nonzero(np.abs(wave) > 1.0))
     if clipped:
         logger.warning("%s: %d samples beyond [-1, 1] clipped", path, clipped)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:  # valle.io.atomic: umask-respecting mode, fsync
         sf.write(tmp, np.clip(wave, -1.0, 1.0), int(sample_rate), format="WAV", subtype="PCM_16")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path

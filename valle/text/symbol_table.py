@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -139,19 +138,11 @@ class SymbolTable:
         return cls([by_id[i][0] for i in range(len(by_id))])
 
     def to_file(self, path: str | os.PathLike[str]) -> None:
-        """Write ``symbol id`` lines in id order; atomic (temp file + ``os.replace``)."""
+        """Write ``symbol id`` lines in id order; atomic (:mod:`valle.io.atomic`)."""
+        from valle.io.atomic import atomic_write_text
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                for i, s in enumerate(self._symbols):
-                    f.write(f"{s} {i}\n")
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
+        atomic_write_text(path, "".join(f"{s} {i}\n" for i, s in enumerate(self._symbols)))
         logger.info("wrote %d symbols to %s", len(self), path)
 
     def merge(self, other: SymbolTable) -> SymbolTable:

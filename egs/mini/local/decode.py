@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -60,9 +59,9 @@ def load_config(path: Path) -> dict[str, Any]:
 
 
 def write_cuts_atomic(cuts: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.jsonl.gz")
-    cuts.to_file(tmp)
-    os.replace(tmp, path)
+    from valle.data.manifests import save_cuts_atomic
+
+    save_cuts_atomic(cuts, path)
 
 
 def make_lists(cfg: dict[str, Any], cuts_path: Path, lists_dir: Path) -> dict[str, list[Path]]:

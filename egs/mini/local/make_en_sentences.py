@@ -8,12 +8,11 @@ needed only to rebuild or audit the list.
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 from valle.data.mini.sentences import split_sentences
+from valle.io.atomic import atomic_write_text
 
 HEADER = """\
 # English sentences for the valle mini corpus, one per line ('#' lines are comments).
@@ -31,11 +30,7 @@ def main() -> None:
         sys.exit(f"{source} not found: install Debian's flite package (apt-get install flite)")
     sentences = split_sentences(source.read_text(encoding="utf-8", errors="replace"))
     out = Path(__file__).resolve().parents[3] / "valle/data/resources/mini_en_sentences.txt"
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(HEADER)
-        f.write("\n".join(sentences) + "\n")
-    os.replace(tmp, out)
+    atomic_write_text(out, HEADER + "\n".join(sentences) + "\n")
     print(f"wrote {len(sentences)} sentences to {out}")
 
 

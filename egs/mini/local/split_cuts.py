@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 from lhotse import CutSet
 
+from valle.data.manifests import save_cuts_atomic
 from valle.data.mini_corpus import MINI_TEST_SPEAKERS, split_mini
 
 
@@ -38,9 +38,7 @@ def main() -> None:
     args.output_dir.mkdir(parents=True, exist_ok=True)
     for name, cuts in splits.items():
         path = args.output_dir / f"mini_cuts_{name}.jsonl.gz"
-        tmp = path.parent / f".tmp{os.getpid()}.{path.name}"
-        cuts.to_file(tmp)
-        os.replace(tmp, path)
+        save_cuts_atomic(cuts, path)
         print(f"{name}: {len(cuts)} cuts -> {path}")
     print(f"test speakers: {', '.join(MINI_TEST_SPEAKERS)}")
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import os
-import tempfile
 import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -38,6 +36,7 @@ from valle.data.mini.voices import (
     plan_corpus,
     voice_by_speaker,
 )
+from valle.io.atomic import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -51,15 +50,8 @@ def wav_path(corpus_dir: Path, speaker: str, utt_id: str) -> Path:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file through a temp file in the same folder and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a text file atomically (:func:`valle.io.atomic.atomic_write_text`)."""
+    atomic_write_text(path, text)
 
 
 def _load_record(corpus_dir: Path, utt: PlannedUtterance) -> dict[str, Any] | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 import soundfile as sf
 
 from valle.data.mini.espeak import espeak_synth
+from valle.io.atomic import atomic_open
 
 Phones = list[tuple[str, float, float]]
 
@@ -33,18 +34,12 @@ _FESTIVAL_VOICE_PACKAGES = {
 
 
 def write_wav_atomic(path: Path, pcm: bytes, sample_rate: int) -> None:
-    """Write 16-bit mono PCM as a wav file: temp file in the same folder, then ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".wav.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f, wave.open(f, "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(sample_rate)
-            w.writeframes(pcm)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write 16-bit mono PCM as a wav file atomically (:mod:`valle.io.atomic`)."""
+    with atomic_open(path, "wb") as f, wave.open(f, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(pcm)
 
 
 def wav_info(path: Path) -> tuple[int, int]:
