@@ -76,13 +76,16 @@ def test_overrides_coerce_types() -> None:
     )
     assert cfg.ar.backbone.num_layers == 6
     assert cfg.ar.max_len_ratio == 3.0 and isinstance(cfg.ar.max_len_ratio, float)
-    assert cfg.ar.mask == "causal"
+    assert cfg.ar.mask.kind == "causal"
     assert cfg.nar.backbone.dropout == 0.2
     assert cfg.nar.backbone.num_layers == 2  # untouched
 
 
 def test_optional_values_override_to_null_and_back() -> None:
-    cfg = apply_overrides(tiny_valle_config(), ["ar.sampler.top_k=50", "ar.sampler.top_p=0.9"])
+    cfg = apply_overrides(
+        tiny_valle_config(),
+        ["ar.sampler.kind=sample", "ar.sampler.top_k=50", "ar.sampler.top_p=0.9"],
+    )
     assert cfg.ar.sampler.top_k == 50 and cfg.ar.sampler.top_p == 0.9
     cfg = apply_overrides(cfg, ["ar.sampler.top_k=null"])
     assert cfg.ar.sampler.top_k is None and cfg.ar.sampler.top_p == 0.9
@@ -97,7 +100,11 @@ def test_optional_values_override_to_null_and_back() -> None:
         ("ar.bakbone.num_layers=6", "backbone"),
         ("ar.backbone.num_layers=six", "num_layers"),
         ("ar.backbone=3", "backbone"),
-        ("ar.mask.x=1", "not a section"),
+        ("ar.max_len_ratio.x=1", "not a section"),
+        ("ar.mask.x=1", r"ar\.mask\.x"),
+        ("ar.layout.group=2", r"ar\.layout\.group.*kind"),  # first_codebook has no group
+        ("ar.layout.kind=groupd", "grouped"),
+        ("ar.sampler.window=5", "window"),  # greedy reads no window
         ("no_equals_sign", "key.path=value"),
     ],
 )
@@ -132,3 +139,95 @@ def test_preset_files_comment_every_key() -> None:
         for ln in text.splitlines():
             if re.match(r"^\s*\w+:", ln):
                 assert "#" in ln, f"{kind}/{name}.yaml: key without a comment: {ln!r}"
+
+
+# --------------------------------------------------------------------------- component sections
+
+OLD_AR = {  # the ar section of a config saved before components had their own sections
+    "backbone": {"num_layers": 2, "num_heads": 2, "d_model": 32, "ffn_dim": 64, "dropout": 0.0},
+    "mask": "causal",
+    "layout": "grouped",
+    "group_size": 4,
+    "head": "categorical",
+    "max_len_ratio": 4.0,
+    "sampler": {
+        "kind": "sample",
+        "temperature": 0.9,
+        "top_k": None,
+        "top_p": 0.8,
+        "window": 10,
+        "threshold": 0.1,
+    },
+}
+
+
+def test_old_flat_ar_section_migrates(tmp_path: Path) -> None:
+    d = to_dict(tiny_valle_config())
+    d["ar"] = dict(OLD_AR)
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(d))
+    cfg = load_yaml(path)
+    assert to_dict(cfg.ar.layout) == {"kind": "grouped", "group": 4}
+    assert to_dict(cfg.ar.mask) == {"kind": "causal"}
+    # old checkpoints were trained untied: they keep loading as untied
+    assert to_dict(cfg.ar.head) == {"kind": "categorical", "tie_embedding": False}
+    assert to_dict(cfg.ar.sampler) == {
+        "kind": "sample",
+        "temperature": 0.9,
+        "top_k": None,
+        "top_p": 0.8,
+    }
+    assert to_dict(cfg.ar.stop) == {"kind": "eos"}
+    # the migrated config saves in the new shape and round-trips
+    save_yaml(cfg, tmp_path / "new.yaml")
+    assert load_yaml(tmp_path / "new.yaml") == cfg
+    old_ras = dict(OLD_AR, layout="first_codebook", group_size=1)
+    old_ras["sampler"] = dict(OLD_AR["sampler"], kind="repetition_aware", window=7)
+    d["ar"] = old_ras
+    cfg = from_dict(type(cfg), d)
+    assert to_dict(cfg.ar.layout) == {"kind": "first_codebook"}
+    assert (cfg.ar.sampler.window, cfg.ar.sampler.threshold, cfg.ar.sampler.top_p) == (7, 0.1, 0.8)
+
+
+def test_old_checkpoint_weights_load_into_the_migrated_config() -> None:
+    """An untied head's weights (``ar.head.proj``) load into a migrated old config."""
+    import torch
+
+    from valle.registry import build_model
+
+    old = from_dict(type(tiny_valle_config()), dict(to_dict(tiny_valle_config()), ar=OLD_AR))
+    state = build_model(old).state_dict()
+    assert "ar.head.proj.weight" in state and "ar.head.bias" not in state
+    again = build_model(old)
+    again.load_state_dict(state)  # strict
+    new = build_model(tiny_valle_config())  # new configs tie the head to the embedding
+    assert "ar.head.proj.weight" not in new.state_dict()
+    assert torch.equal(new.ar.head(torch.zeros(1, 32)), new.ar.head.bias[None])
+
+
+def test_component_sections_pick_their_class_by_kind() -> None:
+    cfg = apply_overrides(tiny_valle_config(), ["ar.layout.kind=grouped", "ar.layout.group=4"])
+    assert cfg.ar.layout.group == 4
+    cfg = apply_overrides(cfg, ["ar.layout=first_codebook"])  # a bare kind: its defaults
+    assert to_dict(cfg.ar.layout) == {"kind": "first_codebook"}
+    # switching kind keeps only the settings the new kind shares
+    cfg = apply_overrides(
+        tiny_valle_config(),
+        ["ar.sampler.kind=repetition_aware", "ar.sampler.window=5", "ar.sampler.top_p=0.7"],
+    )
+    assert (cfg.ar.sampler.window, cfg.ar.sampler.top_p) == (5, 0.7)
+    cfg = apply_overrides(cfg, ["ar.sampler.kind=sample"])
+    assert to_dict(cfg.ar.sampler) == {
+        "kind": "sample",
+        "temperature": None,
+        "top_k": None,
+        "top_p": 0.7,
+    }
+    with pytest.raises(ConfigError, match="repetition_aware"):
+        apply_overrides(cfg, ["ar.sampler.kind=repetition_awre"])
+    with pytest.raises(ConfigError, match=r"ar\.sampler.*top-p"):
+        apply_overrides(cfg, ["ar.sampler.top_p=1.5"])  # a kind validates its numbers
+    d = to_dict(cfg)
+    d["ar"]["layout"] = {"group": 2}
+    with pytest.raises(ConfigError, match="missing 'kind'"):
+        from_dict(type(cfg), d)

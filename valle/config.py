@@ -9,6 +9,14 @@ Composition (DESIGN.md, section 2): a config file is the merge of a *variant* pr
 (``valle/conf/variant/<name>.yaml``: which components) and a *size* preset
 (``valle/conf/size/<name>.yaml``: how big), plus vocabulary facts read from the data
 (``tokens.txt`` and the codec), plus command-line overrides ``"ar.backbone.num_layers=6"``.
+
+Components chosen by type (DESIGN.md, section 2b): a section such as ``layout: {kind: grouped,
+group: 2}`` is a :class:`ComponentConfig` family; each kind is its own frozen dataclass,
+declared next to the component's code with :func:`register_kind`, holding only the options that
+kind reads. Loading picks the dataclass by ``kind`` (a bare string ``layout: grouped`` is the
+kind with default settings). A config class may define ``__migrate__(d) -> d`` to turn an
+older file layout into the current one before the strict key check (configs travel inside
+checkpoints and must keep loading).
 """
 
 from __future__ import annotations
@@ -16,13 +24,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import tempfile
 import types
 import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import yaml
 
@@ -30,8 +39,8 @@ __all__ = [
     "ConfigError",
     "TransformerConfig",
     "VocabConfig",
-    "ARConfig",
-    "SamplerConfig",
+    "ComponentConfig",
+    "register_kind",
     "atomic_write_text",
     "PromptConfig",
     "NARConfig",
@@ -103,37 +112,6 @@ class VocabConfig:
 
 
 @dataclass(frozen=True)
-class SamplerConfig:
-    """The AR's default token sampler (``valle.sampling.build_sampler`` arguments)."""
-
-    kind: str = opt("sample", "greedy | sample | repetition_aware")
-    temperature: float | None = opt(None, "softmax temperature, > 0 (null: 1)")
-    top_k: int | None = opt(None, "keep the k most likely tokens (count; null: all)")
-    top_p: float | None = opt(
-        None, "nucleus probability mass in (0, 1] (null: none; repetition_aware: 0.8)"
-    )
-    window: int = opt(10, "repetition_aware: history window K (steps)")
-    threshold: float = opt(0.1, "repetition_aware: repetition ratio t_r in [0, 1]")
-
-
-@dataclass(frozen=True)
-class ARConfig:
-    """Autoregressive decoder over the first codebook (VALL-E Sec 4.2.1)."""
-
-    backbone: TransformerConfig = opt(help="transformer size", factory=TransformerConfig)
-    mask: str = opt("prefix", "attention-mask policy: prefix | causal")
-    layout: str = opt(
-        "first_codebook", "acoustic layout (what one AR step predicts): first_codebook | grouped"
-    )
-    group_size: int = opt(1, "frames per AR step when layout is grouped (count, >= 1)")
-    head: str = opt("categorical", "output head: categorical")
-    max_len_ratio: float = opt(
-        20.0, "generation bound: at most ceil(ratio * text tokens) new frames (frames per token)"
-    )
-    sampler: SamplerConfig = opt(help="default sampler for generation", factory=SamplerConfig)
-
-
-@dataclass(frozen=True)
 class PromptConfig:
     """Acoustic prompt policy used when training the NAR (lifeiteng's prefix_mode)."""
 
@@ -158,6 +136,82 @@ class NARConfig:
     backbone: TransformerConfig = opt(help="transformer size", factory=TransformerConfig)
     stage: str = opt("adaln", "stage conditioning: adaln | code_id_token")
     prompt: PromptConfig = opt(help="training prompt policy", factory=PromptConfig)
+
+
+# --------------------------------------------------------------------------- component sections
+
+
+@dataclass(frozen=True)
+class ComponentConfig:
+    """Base of a *family* of component settings chosen by ``kind`` (e.g. all AR layouts).
+
+    A family is a direct subclass that declares its own ``__kinds__ = {}`` and a
+    ``build(...)`` signature; each kind subclasses the family, redeclares ``kind`` with its
+    name as the default and is registered with :func:`register_kind`.
+    """
+
+    __kinds__: ClassVar[dict[str, type]] = {}
+    kind: str = opt("", "component kind")
+
+    @classmethod
+    def family(cls) -> type[ComponentConfig]:
+        """The family class (the subclass of :class:`ComponentConfig` holding ``__kinds__``)."""
+        for c in cls.__mro__:
+            if "__kinds__" in c.__dict__ and c is not ComponentConfig:
+                return c
+        raise TypeError(f"{cls.__name__} belongs to no component family")
+
+    @classmethod
+    def kind_class(cls, kind: Any, where: str = "") -> type[ComponentConfig]:
+        """The registered settings class of ``kind``; unknown kinds list the known ones."""
+        kinds = cls.family().__kinds__
+        if not isinstance(kind, str) or kind not in kinds:
+            near = difflib.get_close_matches(str(kind), list(kinds), n=3, cutoff=0.5)
+            hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+            raise ConfigError(
+                f"{where or cls.family().__name__}: unknown kind {kind!r}{hint} "
+                f"Choose one of: {', '.join(sorted(kinds))}"
+            )
+        return kinds[kind]
+
+
+C_ = TypeVar("C_", bound=type)
+
+
+def register_kind(name: str) -> Any:
+    """Class decorator: register a settings dataclass as kind ``name`` of its family."""
+
+    def decorate(cls: C_) -> C_:
+        family = cls.family()  # type: ignore[attr-defined]
+        default = {f.name: f.default for f in dataclasses.fields(cls)}["kind"]
+        if default != name:
+            raise TypeError(f"{cls.__name__}.kind must default to {name!r}, got {default!r}")
+        old = family.__kinds__.get(name)
+        if old is not None and old.__qualname__ != cls.__qualname__:
+            raise ValueError(f"{family.__name__} kind {name!r} is already {old.__qualname__}")
+        family.__kinds__[name] = cls
+        return cls
+
+    return decorate
+
+
+def _is_family(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, ComponentConfig) and tp is not ComponentConfig
+
+
+def _kind_section(tp: type[ComponentConfig], value: Any, where: str) -> Any:
+    if isinstance(value, ComponentConfig):
+        if not isinstance(value, tp):
+            raise ConfigError(f"{where}: expected a {tp.__name__}, got {value!r}")
+        return value
+    if isinstance(value, str):  # a bare kind: its default settings
+        value = {"kind": value}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: expected a kind name or a mapping with 'kind', got {value!r}")
+    if "kind" not in value:
+        kinds = ", ".join(sorted(tp.family().__kinds__))
+        raise ConfigError(f"{where}: missing 'kind' (one of: {kinds})")
+    return from_dict(tp.kind_class(value["kind"], f"{where}.kind"), value, _where=where)
 
 
 # --------------------------------------------------------------------------- dict <-> dataclass
@@ -192,6 +246,8 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: unions of several types are not supported ({tp})")
     tp = options[0]
     origin = typing.get_origin(tp)
+    if _is_family(tp):
+        return _kind_section(tp, value, where)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -227,12 +283,16 @@ def from_dict(cls: type[T], d: Mapping[str, Any], *, _where: str = "") -> T:
 
     Unknown keys, missing required keys and values of the wrong type raise
     :class:`ConfigError` naming the dotted key and the closest valid keys. A registered
-    variant config also accepts (and checks) a top-level ``variant`` key.
+    variant config also accepts (and checks) a top-level ``variant`` key. A class with a
+    ``__migrate__(d) -> d`` hook gets older layouts of its section upgraded first.
     """
     where = _where or cls.__name__
     if not isinstance(d, Mapping):
         raise ConfigError(f"{where}: expected a mapping of keys to values, got {d!r}")
     d = dict(d)
+    migrate = getattr(cls, "__migrate__", None)
+    if migrate is not None:
+        d = dict(migrate(d))
     name = _variant_name(cls)
     if "variant" in d and name is not None and not _where:
         given = d.pop("variant")
@@ -257,8 +317,10 @@ def from_dict(cls: type[T], d: Mapping[str, Any], *, _where: str = "") -> T:
         )
     try:
         return cls(**kwargs)
-    except ConfigError:
-        raise
+    except ConfigError as e:
+        if not _where:
+            raise
+        raise ConfigError(f"{_where}: {e}") from e
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{where}: {e}") from e
 
@@ -320,10 +382,18 @@ def dump_yaml(cfg: Any) -> str:
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` atomically (:func:`valle.io.atomic.atomic_write_text`)."""
-    from valle.io.atomic import atomic_write_text as write
-
-    write(path, text)
+    """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def save_yaml(cfg: Any, path: str | os.PathLike[str]) -> None:
@@ -367,7 +437,12 @@ def load_yaml(path: str | os.PathLike[str], cls: type[T] | None = None) -> T:
 def _field_type(cls: type, key: str, where: str) -> Any:
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     if key not in fields:
-        raise ConfigError(f"unknown key {where!r}{_close(key, fields)}")
+        hint = ""
+        if _is_family(cls):
+            section = where.rsplit(".", 1)[0]
+            kind = getattr(cls, "kind", "?")
+            hint = f" (kind {kind!r} has no {key!r}; set {section}.kind first to change kind)"
+        raise ConfigError(f"unknown key {where!r}{hint}{_close(key, fields)}")
     return typing.get_type_hints(cls)[key]
 
 
@@ -393,6 +468,11 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
             tp = _field_type(node_cls, key, where)
             if i == len(parts) - 1:
                 node[key] = _parse_value(tp, raw.strip())
+                if key == "kind" and _is_family(node_cls):
+                    # a new kind keeps only the settings it shares with the old one
+                    keep = {f.name for f in dataclasses.fields(node_cls.kind_class(node[key]))}
+                    for k in [k for k in node if k not in keep]:
+                        del node[k]
                 break
             _, options = _is_optional(tp)
             if not dataclasses.is_dataclass(options[0]):
@@ -401,7 +481,12 @@ def apply_overrides(cfg: T, overrides: Iterable[str]) -> T:
                 raise ConfigError(
                     f"{where!r} is null (disabled); enable it in the YAML before setting {dotted!r}"
                 )
-            node, node_cls = node[key], options[0]
+            sub_cls: Any = options[0]
+            if _is_family(sub_cls):
+                if isinstance(node[key], str):  # set as a bare kind by an earlier override
+                    node[key] = {"kind": node[key]}
+                sub_cls = sub_cls.kind_class(node[key].get("kind"), where)
+            node, node_cls = node[key], sub_cls
     return from_dict(cls, data)
 
 

@@ -10,7 +10,7 @@ import torch
 from valle.ar.generate import generate_ar, max_new_steps
 from valle.testing.model import dummy_batch, tiny_model, tiny_valle_config
 
-LAYOUTS = [[], ["ar.layout=grouped", "ar.group_size=2"]]
+LAYOUTS = [[], ["ar.layout.kind=grouped", "ar.layout.group=2"]]
 
 
 def _pad(rows: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,13 +62,14 @@ def test_kv_cache_logits_equal_full_recomputation_over_50_steps(layout: list[str
     prompt_codes, prompt_lens = _pad(prompt)
     with torch.no_grad():
         # incremental
-        steps, step_lens = ar.layout.prompt_steps(prompt_codes, prompt_lens)
-        audio_in, in_lens = ar.with_bos(steps, step_lens)
+        steps, step_lens, _ = ar.layout.to_steps(prompt_codes, prompt_lens)
+        audio_in, in_lens = ar.layout.with_bos(steps, step_lens)
         logits, cache = ar.prefill(text_tokens, text_lens, audio_in, in_lens)
         inc = [logits]
         index = in_lens.clone()
         for n in range(50):
-            inc.append(ar.step(future[:, n], index, cache))
+            pos = ar.audio_positions(torch.ones_like(index), 1, index)
+            inc.append(ar.step(future[:, n], pos, cache))
             index = index + 1
         # full recomputation, per row [BOS, prompt steps, future]
         rows = [torch.cat([audio_in[b, : int(in_lens[b])], future[b]]) for b in range(3)]
@@ -188,5 +189,7 @@ def test_sampler_sees_history_and_generator() -> None:
         generator=gen,
         max_len_ratio=3,
     )
-    assert [h.shape[1] for h, _ in seen] == list(range(6))
-    assert torch.equal(seen[-1][0][0], out[0][:5]) and seen[0][1] is gen
+    # the history starts with the prompt's codes (VALL-E 2 Algorithm 1 continues them)
+    assert [h.shape[1] for h, _ in seen] == list(range(1, 7))
+    assert torch.equal(seen[-1][0][0], torch.cat([torch.zeros(1, dtype=torch.long), out[0][:5]]))
+    assert seen[0][1] is gen

@@ -6,12 +6,14 @@ from hypothesis import strategies as st
 from valle.sampling import (
     FilteredSampler,
     Greedy,
+    RepetitionAwareSampler,
     Temperature,
     TokenSampler,
     TopK,
     TopP,
     draw,
 )
+from valle.sampling.base import check_logit_values
 
 
 def empty_history(b: int) -> torch.Tensor:
@@ -185,12 +187,46 @@ def test_bad_inputs_are_clear_errors():
         s(torch.zeros(2, 5), empty_history(3))
     with pytest.raises(TypeError, match="integer token ids"):
         s(torch.zeros(2, 5), torch.zeros(2, 1))
-    with pytest.raises(ValueError, match="NaN"):
-        s(torch.full((1, 5), float("nan")), empty_history(1))
-    with pytest.raises(ValueError, match="entirely -inf"):
-        s(torch.full((1, 5), float("-inf")), empty_history(1))
     with pytest.raises(TypeError, match="floating point"):
         Greedy()(torch.zeros(1, 5, dtype=torch.long), empty_history(1))
+    # value checks are separate (one sync per generate call, not per draw)
+    with pytest.raises(ValueError, match="NaN"):
+        check_logit_values(torch.full((1, 5), float("nan")))
+    with pytest.raises(ValueError, match="entirely -inf"):
+        check_logit_values(torch.full((2, 5), float("-inf")))
+    check_logit_values(torch.zeros(2, 3, 5))  # any leading shape
+
+
+class _SyncCounting(torch.Tensor):
+    """Counts host reads of tensor values (what costs a device sync on an accelerator)."""
+
+    reads = 0
+    _READS = {torch.Tensor.__bool__, torch.Tensor.item, torch.Tensor.tolist}
+    _READS |= {torch.Tensor.__int__, torch.Tensor.__float__}
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        if func in cls._READS:
+            cls.reads += 1
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        Greedy(),
+        FilteredSampler([Temperature(0.9), TopK(5), TopP(0.8)]),
+        RepetitionAwareSampler(),
+    ],
+    ids=["greedy", "filtered", "repetition_aware"],
+)
+def test_a_draw_reads_no_values_back_to_the_host(sampler):
+    """Issue 7: check_logits cost two host syncs per element per AR step."""
+    logits = torch.randn(3, 20, generator=gen(0)).as_subclass(_SyncCounting)
+    history = torch.randint(0, 20, (3, 12), generator=gen(1))
+    _SyncCounting.reads = 0
+    sampler(logits, history, gen(2))
+    assert _SyncCounting.reads == 0
 
 
 def test_half_precision_logits():

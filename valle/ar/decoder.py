@@ -1,13 +1,15 @@
-"""The autoregressive decoder: a decoder-only LM over ``[phonemes ; BOS, codebook-1 codes]``.
+"""The autoregressive decoder: a decoder-only LM over ``[phonemes ; BOS, steps]``.
 
 Shape legend: B batch, S text tokens, T frames, Q codebooks, N AR steps, D model width,
-V head classes (codebook_size + 1, the last being EOS).
+``*E`` the layout's step shape.
 
 VALL-E Sec 4.2.1: the AR model is conditioned on the phoneme sequence and predicts the first
 codebook's codes one frame at a time; text and audio get separate sinusoidal positional
-encodings; the phonemes form a prefix the audio attends to. Which keys a position may see is
-the mask policy's business (:mod:`valle.ar.masks`), what one step predicts the layout's
-(:mod:`valle.ar.layouts`) and the loss the head's (:mod:`valle.ar.heads`).
+encodings; the phonemes form a prefix the audio attends to. The decoder does not know what a
+step is: the layout (:mod:`valle.ar.layouts`) gives the BOS input, the targets and the loss
+mask, the head (:mod:`valle.ar.heads`) its output, loss and sampling, the stop policy
+(:mod:`valle.ar.stops`) when generation ends, and the mask policy (:mod:`valle.ar.masks`)
+which keys a position may see.
 
 Packing: a batch is ``[text (S, right-padded) ; audio (N, right-padded)]``; padding columns
 are masked as keys, and positions count inside each segment per row
@@ -23,16 +25,16 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from valle.ar.heads import HEADS, CategoricalHead
-from valle.ar.layouts import LAYOUTS, AcousticLayout, GroupedCodeLayout
-from valle.ar.masks import MASK_POLICIES, MaskPolicy, attention_mask
-from valle.config import ARConfig, VocabConfig
+from valle.ar.generate import generate_ar
+from valle.ar.heads import ARHead
+from valle.ar.layouts import AcousticLayout
+from valle.ar.masks import MaskPolicy, attention_mask
+from valle.ar.stops import StopPolicy
 from valle.data import batch as B_
 from valle.modules.embedding import SinusoidalPositionalEncoding, TokenEmbedding
 from valle.modules.positions import AUDIO, TEXT, SegmentPositions
 from valle.modules.transformer import KVCache, TransformerStack
-from valle.registry import choose_component
-from valle.sampling import Greedy, TokenSampler, build_sampler
+from valle.sampling import Greedy, TokenSampler
 
 __all__ = ["ARDecoder"]
 
@@ -48,23 +50,26 @@ def check_lengths(text_tokens: Tensor, text_lens: Tensor) -> None:
 
 
 class ARDecoder(nn.Module):
-    """Decoder-only AR over phonemes and first-codebook codes.
+    """Decoder-only AR over phonemes and the layout's steps.
 
-    Build it from a config with :meth:`from_config`, or from parts to swap a component.
-    ``default_sampler`` is used when ``generate`` gets none (the variant's choice; greedy
-    when built from parts). ``text_conditioner`` (optional) maps ``(text embeddings (B, S, D), language (B,) | None)``
-    to new text embeddings; VALL-E X adds its language embedding that way.
+    Build it from a config with :func:`valle.ar.builders.build_ar_decoder`, or from parts to
+    swap a component. ``audio_embedding`` defaults to the layout's; ``stop`` must fit the
+    layout (e.g. :class:`~valle.ar.stops.EosStop` with its EOS class). ``default_sampler``
+    is used when ``generate`` gets none (greedy when built from parts). ``text_conditioner``
+    (optional) maps ``(text embeddings (B, S, D), language (B,) | None)`` to new text
+    embeddings; VALL-E X adds its language embedding that way.
     """
 
     def __init__(
         self,
         *,
         text_vocab_size: int,
-        codebook_size: int,
         backbone: TransformerStack,
         mask: MaskPolicy,
         layout: AcousticLayout,
-        head: CategoricalHead,
+        head: ARHead,
+        stop: StopPolicy,
+        audio_embedding: nn.Module | None = None,
         dropout: float = 0.0,
         max_len_ratio: float = 20.0,
         text_conditioner: nn.Module | None = None,
@@ -72,12 +77,11 @@ class ARDecoder(nn.Module):
     ) -> None:
         super().__init__()
         d = backbone.d_model
-        self.default_sampler: TokenSampler = default_sampler or Greedy()
-        self.codebook_size = codebook_size
-        self.eos_id = codebook_size  # head class and audio input id
-        self.bos_id = codebook_size + 1  # audio input id only
+        self.default_sampler: Any = default_sampler or Greedy()
         self.text_embedding = TokenEmbedding(text_vocab_size, d)
-        self.audio_embedding = layout.embedding(codebook_size + 2, d)  # steps (B, N, *E)
+        self.audio_embedding = (
+            layout.embedding(d) if audio_embedding is None else audio_embedding
+        )  # steps (B, N, *E) -> (B, N, D)
         self.text_position = SinusoidalPositionalEncoding(d, dropout)
         self.audio_position = SinusoidalPositionalEncoding(d, dropout)
         self.text_conditioner = text_conditioner
@@ -85,34 +89,17 @@ class ARDecoder(nn.Module):
         self.mask = mask
         self.layout = layout
         self.head = head
+        self.stop = stop
         self.max_len_ratio = max_len_ratio
 
-    @classmethod
-    def from_config(cls, cfg: ARConfig, vocab: VocabConfig, **parts: Any) -> ARDecoder:
-        """Build from a config; keyword ``parts`` (e.g. ``text_conditioner=``) are passed on."""
-        b = cfg.backbone
-        head_cls = choose_component(HEADS, cfg.head, "AR head")
-        layout_cls = choose_component(LAYOUTS, cfg.layout, "acoustic layout")
-        layout = layout_cls(cfg.group_size) if layout_cls is GroupedCodeLayout else layout_cls()
-        return cls(
-            text_vocab_size=vocab.text_vocab_size,
-            codebook_size=vocab.codebook_size,
-            backbone=TransformerStack(b.num_layers, b.d_model, b.num_heads, b.ffn_dim, b.dropout),
-            mask=choose_component(MASK_POLICIES, cfg.mask, "AR mask policy")(),
-            layout=layout,
-            head=head_cls(b.d_model, vocab.codebook_size + 1, layout.step_shape),
-            dropout=b.dropout,
-            max_len_ratio=cfg.max_len_ratio,
-            default_sampler=build_sampler(
-                cfg.sampler.kind,
-                temperature=cfg.sampler.temperature,
-                top_k=cfg.sampler.top_k,
-                top_p=cfg.sampler.top_p,
-                window=cfg.sampler.window,
-                threshold=cfg.sampler.threshold,
-            ),
-            **parts,
-        )
+    @property
+    def eos_id(self) -> int:
+        """The layout's EOS class (discrete layouts only; for callers that mask it)."""
+        return int(self.layout.eos_id)  # type: ignore[attr-defined]
+
+    def with_bos(self, steps: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        """``[BOS, s_1 .. s_N]`` and lengths + 1 (the layout's BOS)."""
+        return self.layout.with_bos(steps, lens)
 
     # ------------------------------------------------------------------ embedding
 
@@ -126,19 +113,38 @@ class ARDecoder(nn.Module):
             x = self.text_conditioner(x, language)
         return self.text_position(x, pos.index), pos
 
-    def embed_audio(
-        self, steps: Tensor, lens: Tensor, start: Tensor | None = None
-    ) -> tuple[Tensor, SegmentPositions]:
-        """Audio input ids (B, N, *E) -> embeddings (B, N, D); indices start at ``start`` (B,)."""
-        pos = SegmentPositions.span(AUDIO, lens, steps.shape[1], start)
-        return self.audio_position(self.audio_embedding(steps), pos.index), pos
+    @staticmethod
+    def audio_positions(
+        lens: Tensor, length: int, start: Tensor | None = None, align: Tensor | None = None
+    ) -> SegmentPositions:
+        """Descriptors of ``length`` audio columns, indices from ``start`` (B,) (default 0),
+        with an optional aligned-phoneme index ``align`` (B, length)."""
+        return SegmentPositions.span(AUDIO, lens, length, start, align)
 
-    def with_bos(self, steps: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
-        """``[BOS, s_1 .. s_N]`` (B, N+1, *E) and lengths + 1."""
-        bos = steps.new_full((steps.shape[0], 1, *steps.shape[2:]), self.bos_id)  # (B, 1, *E)
-        return torch.cat([bos, steps], dim=1), lens + 1
+    def embed_audio(self, steps: Tensor, pos: SegmentPositions) -> Tensor:
+        """Audio inputs (B, N, *E) at positions ``pos`` (B, N) -> embeddings (B, N, D)."""
+        return self.audio_position(self.audio_embedding(steps), pos.index)
 
     # ------------------------------------------------------------------ teacher forcing
+
+    def hidden(
+        self,
+        text_tokens: Tensor,
+        text_lens: Tensor,
+        audio_in: Tensor,
+        audio_lens: Tensor,
+        language: Tensor | None = None,
+        audio_pos: SegmentPositions | None = None,
+    ) -> Tensor:
+        """Teacher-forced hidden states at the audio positions (B, N, D)."""
+        x_text, p_text = self.embed_text(text_tokens, text_lens, language)
+        if audio_pos is None:
+            audio_pos = self.audio_positions(audio_lens, audio_in.shape[1])
+        x_audio = self.embed_audio(audio_in, audio_pos)
+        x = torch.cat([x_text, x_audio], dim=1)  # (B, S + N, D)
+        pos = p_text.cat(audio_pos)
+        h = self.backbone(x, attention_mask(self.mask, pos, pos))
+        return h[:, text_tokens.shape[1] :]  # (B, N, D)
 
     def forward(
         self,
@@ -147,28 +153,24 @@ class ARDecoder(nn.Module):
         audio_in: Tensor,
         audio_lens: Tensor,
         language: Tensor | None = None,
+        audio_pos: SegmentPositions | None = None,
     ) -> Tensor:
-        """Teacher-forced logits at the audio positions: (B, N, *E, V) for inputs (B, N, *E)."""
-        x_text, p_text = self.embed_text(text_tokens, text_lens, language)
-        x_audio, p_audio = self.embed_audio(audio_in, audio_lens)
-        x = torch.cat([x_text, x_audio], dim=1)  # (B, S + N, D)
-        pos = p_text.cat(p_audio)
-        h = self.backbone(x, attention_mask(self.mask, pos, pos))
-        return self.head(h[:, text_tokens.shape[1] :])  # (B, N, *E, V)
+        """Teacher-forced head output at the audio positions, e.g. logits (B, N, *E, V)."""
+        return self.head(
+            self.hidden(text_tokens, text_lens, audio_in, audio_lens, language, audio_pos)
+        )
 
     def loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
-        """Next-code cross entropy on the audio part (with EOS), VALL-E Sec 4.2.1."""
-        steps, lens, valid = self.layout.to_steps(batch[B_.AUDIO_CODES], batch[B_.AUDIO_LENS])
-        audio_in, in_lens = self.with_bos(steps, lens)  # (B, N+1, *E)
-        rows = torch.arange(steps.shape[0], device=lens.device)
-        targets = torch.cat([steps, torch.zeros_like(audio_in[:, :1])], dim=1)  # (B, N+1, *E)
-        targets[rows, lens] = self.eos_id  # the step after the last is EOS
-        mask = torch.cat([valid, torch.zeros_like(valid[:, :1])], dim=1)  # (B, N+1, *E)
-        mask[rows, lens] = True
-        logits = self(
-            batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS], audio_in, in_lens, batch.get(B_.LANGUAGE)
+        """The head's loss on the layout's targets (VALL-E Sec 4.2.1: next code, with EOS).
+
+        Returns the loss and detached metrics (``loss``, ``acc``, ... from the head); an
+        auxiliary loss adds its term and metrics here.
+        """
+        tf = self.layout.teacher_forcing(batch[B_.AUDIO_CODES], batch[B_.AUDIO_LENS])
+        out = self(
+            batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS], tf.inputs, tf.lens, batch.get(B_.LANGUAGE)
         )
-        return self.head.loss(logits, targets, mask)
+        return self.head.loss(out, tf.targets, tf.mask)
 
     # ------------------------------------------------------------------ incremental decoding
 
@@ -180,38 +182,41 @@ class ARDecoder(nn.Module):
         audio_lens: Tensor,
         language: Tensor | None = None,
         capacity: int = 0,
+        audio_pos: SegmentPositions | None = None,
     ) -> tuple[Tensor, KVCache]:
-        """Run text and the audio so far; logits (B, *E, V) after each row's last audio input.
+        """Run text and the audio so far; the head's output (B, *E, ...) after each row's last
+        audio input, and the filled cache.
 
         ``capacity``: positions (text + audio, all steps to come) to preallocate the cache for.
         """
         x_text, p_text = self.embed_text(text_tokens, text_lens, language)
-        x_audio, p_audio = self.embed_audio(audio_in, audio_lens)
+        if audio_pos is None:
+            audio_pos = self.audio_positions(audio_lens, audio_in.shape[1])
+        x_audio = self.embed_audio(audio_in, audio_pos)
         cache = KVCache(capacity)
-        pos = cache.extend(p_text.cat(p_audio))
+        query = p_text.cat(audio_pos)
+        keys = cache.extend(query)
         h = self.backbone(
-            torch.cat([x_text, x_audio], 1), attention_mask(self.mask, pos, pos), cache
+            torch.cat([x_text, x_audio], 1), attention_mask(self.mask, query, keys), cache
         )
         last = text_tokens.shape[1] + audio_lens - 1  # (B,) column of the last audio input
         h_last = h[torch.arange(h.shape[0], device=h.device), last]  # (B, D)
         return self.head(h_last), cache
 
-    def step(self, ids: Tensor, index: Tensor, cache: KVCache) -> Tensor:
-        """Feed one step per row (B, *E) at in-segment index (B,); returns logits (B, *E, V).
+    def step(self, step_in: Tensor, pos: SegmentPositions, cache: KVCache) -> Tensor:
+        """Feed one step per row (B, *E) at positions ``pos`` (B, 1); the head's output (B, *E, ...).
 
         The step's keys/values and descriptors are written into ``cache`` in place; its mask
-        is one (B, 1, K) row.
+        is one (B, 1, K) row. ``pos`` comes from :meth:`audio_positions` (it may carry an
+        alignment that the mask policy reads).
         """
         if cache.positions is None:
             raise ValueError("call prefill() before step()")
-        ones = torch.ones_like(index)
-        x, pos = self.embed_audio(ids[:, None], ones, index)  # (B, 1, D)
+        x = self.embed_audio(step_in[:, None], pos)  # (B, 1, D)
         keys = cache.extend(pos)
         h = self.backbone(x, attention_mask(self.mask, pos, keys), cache)  # (B, 1, D)
         return self.head(h[:, 0])
 
     def generate(self, *args: Any, **kwargs: Any) -> list[Tensor]:
         """See :func:`valle.ar.generate.generate_ar`."""
-        from valle.ar.generate import generate_ar
-
         return generate_ar(self, *args, **kwargs)

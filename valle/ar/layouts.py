@@ -1,4 +1,4 @@
-"""Acoustic layouts: which codes one AR step predicts and how steps map back to frames.
+"""Acoustic layouts: what one AR step is, its BOS, its training targets and loss mask.
 
 Shape legend: B batch, T frames, Q codebooks, N steps, G frames per step, D model width,
 ``*E`` the step's element shape (``()`` for one code, ``(G,)`` for a group).
@@ -6,21 +6,47 @@ Shape legend: B batch, T frames, Q codebooks, N steps, G frames per step, D mode
 VALL-E's AR predicts the first codebook, one frame per step (Sec 4.2.1):
 :class:`FirstCodebookLayout`. VALL-E 2's grouped code modeling (Sec 3.1) predicts G frames'
 first-codebook codes per step: :class:`GroupedCodeLayout`, with a group embedding in (the G
-code embeddings concatenated) and a grouped head out (:class:`~valle.ar.heads.GroupedHead`).
-A layout owns the input embedding of its steps.
+code embeddings concatenated) and a grouped head out (:class:`~valle.ar.heads.CategoricalHead`
+with step shape ``(G,)``). A layout owns the input embedding of its steps, the BOS input and
+the end-of-sequence target; the decoder never sees a token id.
+
+The code layouts here are discrete: step elements are ids in ``[0, codebook_size)``, the
+head's classes are the codes plus EOS (``eos_id = codebook_size``) and the inputs add BOS
+(``bos_id = codebook_size + 1``). A continuous-frame layout (MELLE) gives its own BOS frame
+and targets the same way.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Protocol
+from dataclasses import dataclass
+from typing import ClassVar, NamedTuple, Protocol
 
 import torch
 from torch import Tensor, nn
 
+from valle.config import ComponentConfig, ConfigError, opt, register_kind
 from valle.modules.embedding import TokenEmbedding
 
-__all__ = ["AcousticLayout", "FirstCodebookLayout", "GroupedCodeLayout", "LAYOUTS"]
+__all__ = [
+    "ARTargets",
+    "AcousticLayout",
+    "FirstCodebookLayout",
+    "FirstCodebookLayoutConfig",
+    "GroupEmbedding",
+    "GroupedCodeLayout",
+    "GroupedLayoutConfig",
+    "LayoutConfig",
+]
+
+
+class ARTargets(NamedTuple):
+    """Teacher-forcing tensors of a batch: inputs ``[BOS, s_1 .. s_N]``, targets
+    ``[s_1 .. s_N, end]`` and the mask of the scored target elements."""
+
+    inputs: Tensor  # (B, N+1, *E) step inputs, BOS first
+    lens: Tensor  # (B,) valid inputs per row (steps + 1)
+    targets: Tensor  # (B, N+1, *E)
+    mask: Tensor  # (B, N+1, *E) bool
 
 
 class AcousticLayout(Protocol):
@@ -28,20 +54,32 @@ class AcousticLayout(Protocol):
     step_shape: tuple[int, ...]
 
     def to_steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Training targets: frames (B, T, Q) with lengths (B,) -> steps (B, N, *E), step
-        lengths (B,) and a (B, N, *E) bool mask of the elements that are real frames."""
+        """Frames (B, T, Q) with lengths (B,) -> whole steps (B, N, *E), step counts (B,) and
+        the (B, N, *E) bool mask of the real elements.
+
+        The steps of a row end at its last frame (frames that do not fill a step are dropped
+        at the start), so a prompt's steps are continued seamlessly by generation.
+        """
         ...
 
-    def prompt_steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
-        """A prompt's whole steps only: (B, P, Q) -> steps (B, N, *E) and lengths (B,)."""
+    def with_bos(self, steps: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        """``[BOS, s_1 .. s_N]`` (B, N+1, *E) and lengths + 1."""
+        ...
+
+    def teacher_forcing(self, codes: Tensor, lens: Tensor) -> ARTargets:
+        """Inputs, targets and loss mask of a batch of frames (B, T, Q)."""
         ...
 
     def from_steps(self, steps: Tensor) -> Tensor:
-        """One item's steps (N, *E) -> the codes they fix (N * G, Q_ar)."""
+        """One item's steps (N, *E) -> the frames they fix (N * G, Q_ar)."""
         ...
 
-    def embedding(self, num_ids: int, d_model: int) -> nn.Module:
-        """A module embedding step ids (B, N, *E) -> (B, N, D)."""
+    def max_steps(self, frames: Tensor) -> Tensor:
+        """Steps (B,) that make at least ``frames`` (B,) frames."""
+        ...
+
+    def embedding(self, d_model: int) -> nn.Module:
+        """A module embedding step inputs (B, N, *E) -> (B, N, D)."""
         ...
 
 
@@ -50,26 +88,89 @@ def _check_codes(codes: Tensor) -> None:
         raise ValueError(f"expected codes (B, T, Q), got shape {tuple(codes.shape)}")
 
 
-class FirstCodebookLayout:
+class _CodeLayout:
+    """Shared parts of the discrete first-codebook layouts (ids, BOS, EOS targets)."""
+
+    frames_per_step: int
+    step_shape: tuple[int, ...]
+
+    def __init__(self, codebook_size: int) -> None:
+        if codebook_size < 1:
+            raise ValueError(f"codebook_size must be >= 1, got {codebook_size}")
+        self.codebook_size = codebook_size
+        self.eos_id = codebook_size  # head class and input id
+        self.bos_id = codebook_size + 1  # input id only
+        self.num_classes = codebook_size + 1  # the head's classes: codes + EOS
+        self.num_ids = codebook_size + 2  # the embedding's rows: codes + EOS + BOS
+
+    def to_steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        steps, n = self._steps(codes, lens)  # (B, N, *E), (B,)
+        valid = torch.arange(steps.shape[1], device=n.device) < n[:, None]  # (B, N)
+        valid = valid.view(*valid.shape, *(1,) * len(self.step_shape)).expand(steps.shape)
+        return steps, n, valid
+
+    def _steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def with_bos(self, steps: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        bos = steps.new_full((steps.shape[0], 1, *steps.shape[2:]), self.bos_id)  # (B, 1, *E)
+        return torch.cat([bos, steps], dim=1), lens + 1
+
+    def teacher_forcing(self, codes: Tensor, lens: Tensor) -> ARTargets:
+        """Next-code targets with EOS after the last step (VALL-E Sec 4.2.1)."""
+        steps, n = self._steps(codes, lens)  # (B, N, *E), (B,)
+        inputs, in_lens = self.with_bos(steps, n)  # (B, N+1, *E)
+        rows = torch.arange(steps.shape[0], device=n.device)
+        end = steps.new_zeros(steps.shape[0], 1, *steps.shape[2:])  # (B, 1, *E)
+        targets = torch.cat([steps, end], dim=1)  # (B, N+1, *E)
+        targets[rows, n] = self.eos_id  # the step after the last is EOS
+        scored = torch.arange(inputs.shape[1], device=n.device) <= n[:, None]  # (B, N+1)
+        mask = scored.view(*scored.shape, *(1,) * len(self.step_shape)).expand(targets.shape)
+        return ARTargets(inputs, in_lens, targets, mask)
+
+    def max_steps(self, frames: Tensor) -> Tensor:
+        G = self.frames_per_step
+        return (frames + G - 1) // G
+
+
+@dataclass(frozen=True)
+class LayoutConfig(ComponentConfig):
+    """An acoustic layout's settings, chosen by ``kind`` (first_codebook | grouped)."""
+
+    __kinds__: ClassVar[dict[str, type]] = {}
+
+    def build(self, codebook_size: int) -> AcousticLayout:
+        raise NotImplementedError
+
+
+class FirstCodebookLayout(_CodeLayout):
     """One step = the first-codebook code of one frame."""
 
     frames_per_step = 1
     step_shape: tuple[int, ...] = ()
 
-    def to_steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        steps, lens = self.prompt_steps(codes, lens)
-        valid = torch.arange(steps.shape[1], device=lens.device) < lens[:, None]  # (B, N)
-        return steps, lens, valid
-
-    def prompt_steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+    def _steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         _check_codes(codes)
         return codes[..., 0], lens  # (B, T)
 
     def from_steps(self, steps: Tensor) -> Tensor:
         return steps.unsqueeze(-1)  # (T, 1)
 
-    def embedding(self, num_ids: int, d_model: int) -> nn.Module:
-        return TokenEmbedding(num_ids, d_model)
+    def embedding(self, d_model: int) -> nn.Module:
+        return TokenEmbedding(self.num_ids, d_model)
+
+
+@register_kind("first_codebook")
+@dataclass(frozen=True)
+class FirstCodebookLayoutConfig(LayoutConfig):
+    """One first-codebook code per AR step (VALL-E)."""
+
+    kind: str = opt(
+        "first_codebook", "acoustic layout (what one AR step is): first_codebook | grouped"
+    )
+
+    def build(self, codebook_size: int) -> AcousticLayout:
+        return FirstCodebookLayout(codebook_size)
 
 
 class GroupEmbedding(nn.Module):
@@ -81,52 +182,64 @@ class GroupEmbedding(nn.Module):
             raise ValueError(f"d_model={d_model} must be divisible by the group size {group}")
         self.codes = TokenEmbedding(num_ids, d_model // group)
 
+    @property
+    def weight(self) -> Tensor:
+        """The code table (num_ids, D/G) (what a tied head projects onto)."""
+        return self.codes.weight
+
     def forward(self, ids: Tensor) -> Tensor:
         e = self.codes(ids)  # (B, N, G, D/G)
         return e.flatten(-2)  # (B, N, D)
 
 
-class GroupedCodeLayout:
+class GroupedCodeLayout(_CodeLayout):
     """One step = the first-codebook codes of G consecutive frames (VALL-E 2 Sec 3.1).
 
-    Training pads the last group with code 0 and masks the padding out of the loss; a
-    prompt keeps its whole groups only (the last partial group is dropped).
+    VALL-E 2 makes the sequence length a multiple of G by dropping frames at the *start*
+    (``T mod G`` of them), so every group is whole and no step holds untrained padding. The
+    same rule serves prompts: a prompt of P frames gives the groups of its last
+    ``P - P mod G`` frames, which end exactly where the continuation begins, so the seam
+    neither loses nor repeats a frame (the NAR places the continuation after all P frames).
     """
 
     step_shape: tuple[int, ...]
 
-    def __init__(self, group: int = 2) -> None:
+    def __init__(self, codebook_size: int, group: int = 2) -> None:
+        super().__init__(codebook_size)
         if group < 1:
             raise ValueError(f"group size must be >= 1, got {group}")
         self.frames_per_step = group
         self.step_shape = (group,)
 
-    def _group(self, codes: Tensor, n: int) -> Tensor:
-        G = self.frames_per_step
-        first = codes[..., 0]  # (B, T)
-        pad = n * G - first.shape[1]
-        if pad > 0:
-            first = torch.cat([first, first.new_zeros(first.shape[0], pad)], dim=1)
-        return first[:, : n * G].reshape(first.shape[0], n, G)  # (B, N, G)
-
-    def to_steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    def _steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         _check_codes(codes)
         G = self.frames_per_step
-        n = math.ceil(codes.shape[1] / G)
-        frame = torch.arange(n * G, device=lens.device).view(1, n, G)
-        valid = frame < lens[:, None, None]  # (B, N, G)
-        return self._group(codes, n), (lens + G - 1) // G, valid
-
-    def prompt_steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
-        _check_codes(codes)
-        G = self.frames_per_step
-        return self._group(codes, codes.shape[1] // G), lens // G
+        B, T, _ = codes.shape
+        n = lens // G  # (B,) whole groups per row
+        N = T // G
+        skip = lens - n * G  # (B,) frames dropped at the start of each row
+        frame = skip[:, None] + torch.arange(N * G, device=lens.device)  # (B, N*G)
+        first = codes[..., 0].gather(1, frame.clamp(max=max(T - 1, 0)))  # (B, N*G)
+        return first.view(B, N, G), n  # (B, N, G)
 
     def from_steps(self, steps: Tensor) -> Tensor:
         return steps.reshape(-1, 1)  # (N * G, 1)
 
-    def embedding(self, num_ids: int, d_model: int) -> nn.Module:
-        return GroupEmbedding(num_ids, d_model, self.frames_per_step)
+    def embedding(self, d_model: int) -> nn.Module:
+        return GroupEmbedding(self.num_ids, d_model, self.frames_per_step)
 
 
-LAYOUTS: dict[str, type] = {"first_codebook": FirstCodebookLayout, "grouped": GroupedCodeLayout}
+@register_kind("grouped")
+@dataclass(frozen=True)
+class GroupedLayoutConfig(LayoutConfig):
+    """G frames' first-codebook codes per AR step (VALL-E 2 grouped code modeling)."""
+
+    kind: str = opt("grouped", "acoustic layout (what one AR step is): first_codebook | grouped")
+    group: int = opt(2, "frames per AR step G (count, >= 1; VALL-E 2 uses 1, 2, 4, 8)")
+
+    def __post_init__(self) -> None:
+        if self.group < 1:
+            raise ConfigError(f"layout.group must be >= 1, got {self.group}")
+
+    def build(self, codebook_size: int) -> AcousticLayout:
+        return GroupedCodeLayout(codebook_size, self.group)

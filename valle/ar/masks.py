@@ -6,18 +6,29 @@ A policy maps query and key descriptors (:class:`~valle.modules.positions.Segmen
 to a (B, L, K) bool mask, True where the query may attend. It looks at segment ids and
 in-segment indices only, never at columns, so the same policy serves full teacher-forced
 passes and single KV-cached decoding steps. Padding keys are removed by :func:`attention_mask`.
-RALL-E's duration-guided mask is another policy of this kind.
+RALL-E's duration-guided mask is another policy of this kind: it reads the queries' aligned
+phoneme (``query.align``) and the text keys' index (their phoneme index).
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
 from torch import Tensor
 
+from valle.config import ComponentConfig, opt, register_kind
 from valle.modules.positions import AUDIO, TEXT, SegmentPositions
 
-__all__ = ["MaskPolicy", "PrefixLMMask", "CausalMask", "attention_mask", "MASK_POLICIES"]
+__all__ = [
+    "CausalMask",
+    "CausalMaskConfig",
+    "MaskConfig",
+    "MaskPolicy",
+    "PrefixLMMask",
+    "PrefixMaskConfig",
+    "attention_mask",
+]
 
 
 class MaskPolicy(Protocol):
@@ -56,4 +67,33 @@ def attention_mask(policy: MaskPolicy, query: SegmentPositions, key: SegmentPosi
     return policy(query, key) & key.valid[:, None, :]
 
 
-MASK_POLICIES: dict[str, type] = {"prefix": PrefixLMMask, "causal": CausalMask}
+@dataclass(frozen=True)
+class MaskConfig(ComponentConfig):
+    """An AR mask policy's settings, chosen by ``kind`` (prefix | causal)."""
+
+    __kinds__: ClassVar[dict[str, type]] = {}
+
+    def build(self) -> MaskPolicy:
+        raise NotImplementedError
+
+
+@register_kind("prefix")
+@dataclass(frozen=True)
+class PrefixMaskConfig(MaskConfig):
+    """:class:`PrefixLMMask` (VALL-E)."""
+
+    kind: str = opt("prefix", "attention-mask policy: prefix | causal")
+
+    def build(self) -> MaskPolicy:
+        return PrefixLMMask()
+
+
+@register_kind("causal")
+@dataclass(frozen=True)
+class CausalMaskConfig(MaskConfig):
+    """:class:`CausalMask`."""
+
+    kind: str = opt("causal", "attention-mask policy: prefix | causal")
+
+    def build(self) -> MaskPolicy:
+        return CausalMask()

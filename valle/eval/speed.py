@@ -302,14 +302,9 @@ def _inputs(setup: SpeedSetup, batch: int) -> tuple[Tensor, Tensor, Tensor, Tens
 
 
 def _full_forward_last(ar: Any, text: Tensor, tl: Tensor, audio_in: Tensor, al: Tensor) -> Tensor:
-    """No-cache step: a full forward over ``[text ; audio_in]``, logits at the last position."""
-    from valle.ar.masks import attention_mask
-
-    x_text, p_text = ar.embed_text(text, tl)
-    x_audio, p_audio = ar.embed_audio(audio_in, al)
-    pos = p_text.cat(p_audio)
-    h = ar.backbone(torch.cat([x_text, x_audio], 1), attention_mask(ar.mask, pos, pos))
-    return ar.head(h[:, -1])  # (B, V)
+    """No-cache step: a full forward over ``[text ; audio_in]``, the head at the last position."""
+    h = ar.hidden(text, tl, audio_in, al)  # (B, N, D)
+    return ar.head(h[:, -1])  # (B, *E, V)
 
 
 @torch.inference_mode()
@@ -326,27 +321,28 @@ def _time_ar(
     """Cached decoding of ``steps`` frames.
 
     Every ``floor_every`` steps one ``floor`` pass is timed too, so that steps and floor see
-    the same machine load. Returns (prefill s, per-step s, floor pass s, codes (B, T),
+    the same machine load. Returns (prefill s, per-step s, floor pass s, steps (B, T, *E),
     audio_in, lens).
     """
     device = text.device
-    cb = ar.codebook_size
-    p_steps, p_lens = ar.layout.prompt_steps(prompt, pl)
-    audio_in, in_lens = ar.with_bos(p_steps, p_lens)  # (B, P + 1)
+    cb = ar.layout.codebook_size
+    p_steps, p_lens, _ = ar.layout.to_steps(prompt, pl)
+    audio_in, in_lens = ar.layout.with_bos(p_steps, p_lens)  # (B, P + 1, *E)
     capacity = text.shape[1] + audio_in.shape[1] + steps
     _sync(device)
     t0 = time.perf_counter()
     logits, cache = ar.prefill(text, tl, audio_in, in_lens, capacity=capacity)
-    ids = logits[..., :cb].argmax(-1)  # (B,) never EOS: every run makes `steps` frames
+    ids = logits[..., :cb].argmax(-1)  # (B, *E) never EOS: every run makes `steps` steps
     _sync(device)
     prefill = time.perf_counter() - t0
-    codes = torch.zeros(text.shape[0], steps, dtype=torch.long, device=device)  # (B, T)
+    codes = ids.new_zeros(text.shape[0], steps, *ids.shape[1:])  # (B, T, *E)
     codes[:, 0] = ids
     index = in_lens.clone()
+    ones = torch.ones_like(index)
     times, floors = [], []
     for n in range(1, steps):
         t0 = time.perf_counter()
-        logits = ar.step(ids, index, cache)
+        logits = ar.step(ids, ar.audio_positions(ones, 1, index), cache)
         ids = logits[..., :cb].argmax(-1)
         codes[:, n] = ids
         _sync(device)
@@ -438,7 +434,8 @@ def measure_speed(
         nar_s, nar_timed = (0.0, 0)
         if nar is not None:
             logger.info("%s B=%d: NAR", size, batch)
-            nar_s, nar_timed = _time_nar(nar, text, tl, prompt, pl, codes, setup.nar_stages_timed)
+            first = codes.flatten(1)  # (B, T) frames in order (a grouped layout's steps)
+            nar_s, nar_timed = _time_nar(nar, text, tl, prompt, pl, first, setup.nar_stages_timed)
     logger.info("%s B=%d: AR without cache at %d lengths", size, batch, setup.nocache_points)
     nocache = _time_nocache(ar, text, tl, audio_in, in_lens, codes, setup.nocache_points)
     floor_ms = 1000.0 * float(np.mean(floors))

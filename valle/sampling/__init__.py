@@ -6,7 +6,7 @@
 """
 
 from valle.sampling.base import LogitFilter, TokenSampler
-from valle.sampling.factory import SAMPLER_KINDS, build_sampler
+from valle.sampling.factory import SAMPLER_KINDS, SamplerConfig, build_sampler
 from valle.sampling.filters import Temperature, TopK, TopP
 from valle.sampling.latent import GaussianSampler
 from valle.sampling.repetition_aware import RepetitionAwareSampler, repetition_ratio
@@ -14,6 +14,7 @@ from valle.sampling.samplers import FilteredSampler, Greedy, draw
 
 __all__ = [
     "SAMPLER_KINDS",
+    "SamplerConfig",
     "build_sampler",
     "FilteredSampler",
     "GaussianSampler",

@@ -38,17 +38,30 @@ class LogitFilter(Protocol):
 
 
 def check_logits(logits: Tensor) -> None:
-    """Raise a clear error unless ``logits`` is a float (B, V) tensor with V >= 1, no NaN and
-    at least one finite value per row."""
+    """Raise a clear error unless ``logits`` is a float (B, V) tensor with V >= 1.
+
+    Reads metadata only (shape, dtype), never values, so it costs no host-device sync; the
+    samplers call it on every draw. Value checks are :func:`check_logit_values`.
+    """
     if not isinstance(logits, Tensor):
         raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
     if logits.dim() != 2 or logits.shape[-1] < 1:
         raise ValueError(f"logits must have shape (B, V) with V >= 1, got {tuple(logits.shape)}")
     if not logits.is_floating_point():
         raise TypeError(f"logits must be floating point, got {logits.dtype}")
-    if torch.isnan(logits).any():
+
+
+def check_logit_values(logits: Tensor) -> None:
+    """Raise a clear error when ``logits`` (..., V) hold a NaN or a row that is all ``-inf``.
+
+    One host-device sync: the AR generate loop calls it once per call on the first step's
+    logits (a model that produces NaN does so from the start), never per step or element.
+    """
+    bad = torch.stack([torch.isnan(logits).any(), ~(logits > float("-inf")).any(-1).all()])
+    nan, all_inf = bad.tolist()
+    if nan:
         raise ValueError("logits contain NaN; check the model output (e.g. fp16 overflow)")
-    if not (logits > float("-inf")).any(dim=-1).all():
+    if all_inf:
         raise ValueError("a row of logits is entirely -inf: no token can be sampled")
 
 

@@ -8,6 +8,17 @@ the candidate by a draw from the full distribution (random sampling). Nucleus sa
 small top-p alone tends to lock into loops of one token; the fallback breaks them. The
 denominator is always K, as in Algorithm 1, so early steps (t < K) fall back only after
 more than ``t_r * K`` repeats.
+
+The window covers the acoustic prompt too. Algorithm 1 counts repeats among the K codes that
+precede step t of the code sequence it is decoding, and VALL-E 2 decodes by *continuing* the
+sequence ``c = [prompt codes ; target codes]`` (Sec 2 and 3: the prompt's codes are the
+prefix of the same sequence, not a separate condition), so the first K steps look back into
+the prompt's last codes. This matters exactly where RAS is meant to act: a prompt ending in
+silence or a held vowel makes the first target code a likely repeat, and ignoring the prompt
+would let the loop start unchecked. The AR generate loop therefore passes each row's prompt
+codes (first codebook, frame order) followed by the generated codes as ``history``
+(:class:`valle.ar.heads.CodeHistory`); positions before a shorter row's prompt hold -1, which
+never equals a code.
 """
 
 from __future__ import annotations

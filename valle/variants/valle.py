@@ -18,9 +18,11 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from valle.ar.builders import build_ar_decoder
+from valle.ar.config import ARConfig
 from valle.ar.decoder import ARDecoder
-from valle.ar.generate import Sampler
-from valle.config import ARConfig, NARConfig, VocabConfig, apply_overrides, from_dict, opt
+from valle.ar.generate import Sampler, generate_ar
+from valle.config import NARConfig, VocabConfig, apply_overrides, from_dict, opt
 from valle.data import batch as B_
 from valle.data.batch import SynthesisInputs
 from valle.data.featurizers import DataRequest
@@ -47,7 +49,7 @@ class ValleConfig:
     stages: ClassVar[tuple[str, ...]] = STAGES  # the parts that train apart (train.stages)
 
     def build(self) -> Valle:
-        ar = ARDecoder.from_config(self.ar, self.vocab) if self.ar is not None else None
+        ar = build_ar_decoder(self.ar, self.vocab) if self.ar is not None else None
         nar = None
         if self.nar is not None and self.vocab.num_codebooks > 1:
             nar = NARDecoder.from_config(self.nar, self.vocab)
@@ -221,7 +223,8 @@ class Valle(nn.Module):
         """
         if self.ar is None:
             raise ValueError("generation needs an AR; this model was built with ar: null")
-        steps = self.ar.generate(
+        steps = generate_ar(
+            self.ar,
             text_tokens,
             text_lens,
             prompt_codes,

@@ -1,0 +1,39 @@
+"""Build the AR decoder and its components from an :class:`~valle.ar.config.ARConfig`.
+
+The one place that turns settings into objects (audiocraft's ``builders.py`` pattern): each
+component section's kind class makes its component (``cfg.layout.build(...)``), and this
+module passes each one what it needs from the others (the head gets the layout's classes and
+its embedding to tie to; the stop gets the layout's EOS). Nothing here asks which kind it
+holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from valle.ar.config import ARConfig
+from valle.ar.decoder import ARDecoder
+from valle.config import VocabConfig
+from valle.modules.transformer import TransformerStack
+
+__all__ = ["build_ar_decoder"]
+
+
+def build_ar_decoder(cfg: ARConfig, vocab: VocabConfig, **parts: Any) -> ARDecoder:
+    """The decoder ``cfg`` describes; keyword ``parts`` (e.g. ``text_conditioner=``) are passed on."""
+    b = cfg.backbone
+    layout = cfg.layout.build(vocab.codebook_size)
+    embedding = layout.embedding(b.d_model)
+    return ARDecoder(
+        text_vocab_size=vocab.text_vocab_size,
+        backbone=TransformerStack(b.num_layers, b.d_model, b.num_heads, b.ffn_dim, b.dropout),
+        mask=cfg.mask.build(),
+        layout=layout,
+        audio_embedding=embedding,
+        head=cfg.head.build(b.d_model, layout, embedding),
+        stop=cfg.stop.build(layout),
+        dropout=b.dropout,
+        max_len_ratio=cfg.max_len_ratio,
+        default_sampler=cfg.sampler.build(),
+        **parts,
+    )

@@ -1,0 +1,101 @@
+"""Stop policies: when a row of AR generation ends.
+
+Shape legend: B batch, ``*E`` the layout's step shape, V classes.
+
+The generate loop (:func:`valle.ar.generate.generate_ar`) asks the policy after every step
+whether a row ends there, and bounds every row by its length limit itself. A policy may also
+adjust the head's output before a step is drawn (``prepare``) and keep per-call state made
+by ``begin`` from a :class:`DecodeContext`. The ending step is dropped unless the policy's
+``keeps_last`` is True. Kinds that fit this contract:
+
+- :class:`EosStop` (VALL-E): a step holding the EOS class ends the row.
+- RALL-E's duration stop: ``begin`` reads the predicted durations from
+  ``context.conditions``, ``prepare`` forbids EOS before step ``D = sum(d)``, and the row
+  ends at D.
+- MELLE's stop flag: the latent head's output carries a stop logit; the row ends when its
+  probability exceeds a threshold (``keeps_last`` = True: that frame is speech).
+- VALL-E R's pointer stop: the step carries the phoneme pointer; the row ends when it passes
+  the last phoneme (``context.text_lens``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from torch import Tensor
+
+from valle.config import ComponentConfig, opt, register_kind
+
+__all__ = ["DecodeContext", "EosStop", "EosStopConfig", "StopConfig", "StopPolicy"]
+
+
+@dataclass(frozen=True)
+class DecodeContext:
+    """What a stop policy may look at when a generate call begins."""
+
+    text_lens: Tensor  # (B,) text tokens per row
+    prompt_lens: Tensor  # (B,) prompt frames per row
+    limit: Tensor  # (B,) the loop's step bound per row
+    conditions: Mapping[str, Tensor] = field(default_factory=dict)  # e.g. durations (B, S)
+
+
+class StopPolicy(Protocol):
+    keeps_last: bool
+
+    def begin(self, context: DecodeContext) -> Any:
+        """Per-call state (None when the policy needs none)."""
+        ...
+
+    def prepare(self, out: Tensor, n: int, state: Any) -> Tensor:
+        """The head's output of step ``n`` as the head should sample it."""
+        ...
+
+    def __call__(self, step: Tensor, out: Tensor, n: int, state: Any) -> Tensor:
+        """(B,) bool: the row ends at step ``n`` (drawn ``step`` (B, *E) from ``out``)."""
+        ...
+
+
+class EosStop:
+    """End a row at its first step holding the EOS class (VALL-E Sec 4.3); that step is
+    dropped. For a grouped step, an EOS in any element ends the row."""
+
+    keeps_last = False
+
+    def __init__(self, eos_id: int) -> None:
+        self.eos_id = eos_id
+
+    def begin(self, context: DecodeContext) -> None:
+        return None
+
+    def prepare(self, out: Tensor, n: int, state: None) -> Tensor:
+        return out
+
+    def __call__(self, step: Tensor, out: Tensor, n: int, state: None) -> Tensor:
+        is_eos = step == self.eos_id  # (B, *E)
+        return is_eos.reshape(is_eos.shape[0], -1).any(-1)  # (B,)
+
+
+@dataclass(frozen=True)
+class StopConfig(ComponentConfig):
+    """A stop policy's settings, chosen by ``kind`` (eos)."""
+
+    __kinds__: ClassVar[dict[str, type]] = {}
+
+    def build(self, layout: Any) -> StopPolicy:
+        raise NotImplementedError
+
+
+@register_kind("eos")
+@dataclass(frozen=True)
+class EosStopConfig(StopConfig):
+    """Stop at the layout's EOS class."""
+
+    kind: str = opt("eos", "when generation stops: eos")
+
+    def build(self, layout: Any) -> StopPolicy:
+        eos = getattr(layout, "eos_id", None)
+        if eos is None:
+            raise ValueError(f"stop kind 'eos' needs a layout with an EOS class, not {layout!r}")
+        return EosStop(eos)
