@@ -290,3 +290,27 @@ def test_collate_still_reads_the_older_item_keys():
     assert batch[B.TEXT_LENS].tolist() == [2, 1] and batch[B.AUDIO_LENS].tolist() == [3, 1]
     assert batch[B.PROMPT_LENS].tolist() == [2, 1] and batch[B.CUT_IDS] == ["a", "b"]
     assert batch[B.SPEAKERS] == ["s", "t"] and batch[B.LANGUAGE].tolist() == [0, 1]
+
+
+def test_synthesis_inputs_pad_select_and_cut_the_prompt_text():
+    from valle.data.batch import SynthesisInputs
+
+    texts = [torch.tensor([1, 2, 3, 4]), torch.tensor([5, 6])]
+    prompts = [torch.ones(3, 2, dtype=torch.long), torch.full((1, 2), 2)]
+    x = SynthesisInputs.from_rows(texts, prompts, language=[0, 1], prompt_text_lens=[1, 2])
+    assert x.batch_size == 2 and x.text_tokens.tolist() == [[1, 2, 3, 4], [5, 6, 0, 0]]
+    assert x.prompt_codes.shape == (2, 3, 2) and x.prompt_lens.tolist() == [3, 1]
+    one = x.row(1)
+    assert one.text_tokens.tolist() == [[5, 6]] and one.prompt_codes.tolist() == [[[2, 2]]]
+    assert one.language.tolist() == [1] and one.prompt_text_lens.tolist() == [2]
+    t = x.target_text_only()
+    assert t.text_tokens.tolist() == [[2, 3, 4]] + [[0, 0, 0]] and t.text_lens.tolist() == [3, 0]
+    assert t.prompt_text_lens.tolist() == [0, 0] and torch.equal(t.prompt_codes, x.prompt_codes)
+    empty = x.without_prompt()
+    assert empty.prompt_codes.shape == (2, 0, 2) and empty.prompt_lens.tolist() == [0, 0]
+    with pytest.raises(ValueError, match="prompt_text_lens"):
+        SynthesisInputs.from_rows(texts, prompts).target_text_only()
+    with pytest.raises(ValueError, match="rows"):
+        x.replace(language=torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="prefix"):
+        x.replace(prompt_text_lens=torch.tensor([5, 0]))

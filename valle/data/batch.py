@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -190,7 +191,8 @@ class SynthesisInputs:
         }
         return SynthesisInputs(**moved)
 
-    def replace(self, **changes: Tensor | None) -> SynthesisInputs:
+    def replace(self, **changes: Any) -> SynthesisInputs:
+        """A copy with the given fields changed (checked again)."""
         return dataclasses.replace(self, **changes)
 
     def row(self, b: int) -> SynthesisInputs:
