@@ -91,3 +91,69 @@ def test_mel_figure_has_one_image():
     assert len(fig.axes[0].images) == 1
     data = fig.axes[0].images[0].get_array()
     assert data.shape[0] == 80 and data.shape[1] > 50
+
+
+def test_continuation_prompts_with_the_first_seconds_and_reads_the_whole_transcript():
+    batch = dummy_batch(4)  # 0.6-2.0 s at 10 frames/s
+    lens = batch["audio_lens"].tolist()
+    p = SampleProvider.continuation(batch, FakeCodec(), prompt_seconds=0.5, min_target_seconds=0.5)
+    b = next(i for i, n in enumerate(lens) if n >= 10)  # the first with 0.5 s left after the prompt
+    n, s = lens[b], int(batch["text_lens"][b])
+    assert torch.equal(p.prompt_codes, batch["audio_codes"][b, :5])
+    assert torch.equal(p.reference_codes, batch["audio_codes"][b, 5:n])
+    assert torch.equal(p.text_tokens, batch["text_tokens"][b, :s])  # the whole transcript
+    assert p.prompt_text_len == round(s * 5 / n)
+    # nothing long enough: the longest utterance, still leaving a frame to continue
+    p = SampleProvider.continuation(batch, FakeCodec(), prompt_seconds=30.0)
+    longest = max(range(4), key=lambda i: lens[i])
+    assert p.prompt_codes.shape[0] == lens[longest] - 1
+
+
+def _utterances_ending_in_silence(n=4, tokens=6, silence=3, seed=1):
+    """Distinct texts (distinct first tokens); codes follow the text (each token lasts two
+    frames, codes 1..11) and end in ``silence`` frames of code 0, as recorded speech does."""
+    g = torch.Generator().manual_seed(seed)
+    texts, codes = [], []
+    while len(texts) < n:
+        t = torch.randint(1, TEXT_V, (tokens,), generator=g)
+        if any(int(t[0]) == int(u[0]) for u in texts):
+            continue
+        f = torch.cat([t.repeat_interleave(2), torch.zeros(silence, dtype=torch.long)])
+        texts.append(t)
+        codes.append(torch.stack([f % V, (3 * f) % V], 1))  # (T, Q)
+    return texts, codes
+
+
+def test_whole_utterance_prompt_stops_at_once_continuation_does_not():
+    """The 0.01 s mini samples: a model that does not read its text (like the mini model,
+    text gap 0) and has learnt that speech ends after trailing silence stops at once when the
+    prompt is a whole utterance; the continuation protocol gives about the reference's length."""
+    from valle.testing.model import batch_from_codes, tiny_model
+
+    torch.set_num_threads(1)
+    texts, codes = _utterances_ending_in_silence()
+    batch = batch_from_codes(texts, codes)
+    model = tiny_model(seed=0, text_vocab_size=TEXT_V, codebook_size=V, num_codebooks=Q)
+    for p in model.ar.text_embedding.parameters():  # text-blind
+        torch.nn.init.zeros_(p)
+        p.requires_grad_(False)
+    torch.manual_seed(0)
+    opt = torch.optim.Adam([p for p in model.ar.parameters() if p.requires_grad], lr=3e-3)
+    for _ in range(150):
+        loss, _ = model.ar.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    codec = FakeCodec()
+    hop = codec.sample_rate // int(codec.frame_rate)
+
+    old = SampleProvider.from_batch(batch, codec, prompt_index=0, target_index=1)
+    wave, _ = old.synthesize(model)
+    assert wave.numel() <= 2 * hop  # the bug: at most a couple of frames
+
+    cont = SampleProvider.continuation(batch, codec, index=1, prompt_seconds=0.4)
+    wave, _ = cont.synthesize(model)
+    ref = cont.reference_codes.shape[0]
+    assert ref == 15 - 4
+    assert abs(wave.numel() / hop - ref) <= 0.25 * ref

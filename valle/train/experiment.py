@@ -152,7 +152,9 @@ def build_datamodule(cfg: ExperimentConfig) -> SpeechDataModule:
 def build_sample_provider(
     cfg: ExperimentConfig, datamodule: SpeechDataModule
 ) -> SampleProvider | None:
-    """A sample request from the first two dev cuts and the codec of ``codec.json``.
+    """A continuation sample request (the first ``data.prompt_seconds`` of a dev utterance as
+    the prompt, its whole transcript as the text) from the first dev cuts, decoded with the
+    codec of ``codec.json``.
 
     Returns ``None`` (samples are skipped) without dev cuts, without a codec, or when the codec
     cannot be loaded here (e.g. pretrained weights that are not available offline).
@@ -171,8 +173,9 @@ def build_sample_provider(
     except Exception as err:  # noqa: BLE001 - any failure only disables the samples
         logger.warning("cannot load the codec for training samples (%s); samples are off", err)
         return None
-    cuts = CutSet.from_cuts(list(datamodule.dev_cuts)[:2])
+    cuts = CutSet.from_cuts(list(datamodule.dev_cuts)[:4])
     batch = datamodule.dev_dataset[cuts]
-    return SampleProvider.from_batch(
-        batch, codec, prompt_index=0, target_index=1, seed=cfg.train.seed
+    # a whole utterance as the prompt made the AR stop at once (0.01 s samples): continue one
+    return SampleProvider.continuation(
+        batch, codec, prompt_seconds=cfg.data.prompt_seconds, seed=cfg.train.seed
     )

@@ -6,6 +6,13 @@ A :class:`SampleProvider` holds what one zero-shot synthesis needs (VALL-E, sec.
 prompt's transcript followed by the target text, and the prompt's codes) plus the codec that
 turns codes into a wave. :class:`SampleLogger` calls it every ``every_n_steps`` steps on rank 0.
 Without a codec there is no provider, and the recipe simply does not add the callback.
+
+Training samples use the continuation protocol (:meth:`SampleProvider.continuation`): the
+prompt is the first ~3 s of a dev utterance and the text its whole transcript, so the model
+continues mid-sentence. Prompting with a whole utterance (:meth:`SampleProvider.from_batch`)
+hands the AR an acoustic prefix that already ends in end-of-utterance silence at a length past
+most training utterances; a model that has learnt where utterances end (and one that has not
+yet learnt to read) then emits EOS at once: the mini recipe logged 0.01 s samples that way.
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ class SampleProvider:
         reference_codes: optional (T, Q) codes of the target utterance, logged once as the
             ground truth to compare with.
         seed: seed of the sampling generator (the same sample each time for a given model).
+        prompt_text_len: how many leading tokens of ``text_tokens`` are the prompt's
+            transcript (None: unknown); passed to ``generate`` as ``prompt_text_lens`` for
+            models whose NAR reads the target text alone.
     """
 
     text_tokens: Tensor
@@ -45,6 +55,50 @@ class SampleProvider:
     language: int = 0
     reference_codes: Tensor | None = None
     seed: int = 0
+    prompt_text_len: int | None = None
+
+    @classmethod
+    def continuation(
+        cls,
+        batch: Mapping[str, Any],
+        codec: Codec,
+        index: int | None = None,
+        prompt_seconds: float = 3.0,
+        seed: int = 0,
+        min_target_seconds: float = 1.0,
+    ) -> SampleProvider:
+        """Prompt = the first ``prompt_seconds`` of one utterance of a (dev) batch, text = its
+        whole transcript; the rest of its codes is the reference (VALL-E sec. 5's continuation
+        setting).
+
+        ``index`` None: the first utterance at least ``prompt_seconds + min_target_seconds``
+        long, else the longest. The prompt keeps at least one frame to continue; the prompt's
+        share of the transcript is estimated in proportion to its duration.
+        """
+        lens = batch[B.AUDIO_LENS].tolist()
+        if not lens:
+            raise ValueError("the batch is empty; cannot make a sample from it")
+        rate = float(codec.frame_rate)
+        P = max(1, int(round(prompt_seconds * rate)))
+        if index is None:
+            wanted = P + max(1, int(round(min_target_seconds * rate)))
+            long_enough = [b for b, n in enumerate(lens) if n >= wanted]
+            index = long_enough[0] if long_enough else max(range(len(lens)), key=lambda b: lens[b])
+        T = int(lens[index])
+        P = min(P, max(T - 1, 1))
+        S = int(batch[B.TEXT_LENS][index])
+        codes = batch[B.AUDIO_CODES][index, :T]  # (T, Q)
+        language = int(batch[B.LANGUAGE][index]) if B.LANGUAGE in batch else 0
+        return cls(
+            text_tokens=batch[B.TEXT_TOKENS][index, :S],  # (S,)
+            prompt_codes=codes[:P],  # (P, Q)
+            codec=codec,
+            language=language,
+            reference_codes=codes[P:],  # (T - P, Q)
+            seed=seed,
+            prompt_text_len=min(S, int(round(S * P / T))),
+        )
+
     prompt_text_len: int | None = None  # leading tokens of text_tokens that are the prompt's
 
     @classmethod
@@ -107,6 +161,17 @@ class SampleProvider:
         return torch.nan_to_num(wave.float().flatten()).clamp(-1.0, 1.0)
 
 
+def _accepts(fn: Any, name: str) -> bool:
+    """Whether ``fn`` takes a keyword ``name`` (explicitly or through ``**kwargs``)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def log_mel_image(wave: Tensor, sample_rate: int) -> Tensor:
     """(N,) wave -> (F, T) log-mel array for plotting (10 ms hop, 80 bins)."""
     from valle.codec.mel import LogMel, MelConfig
@@ -140,7 +205,8 @@ def mel_figure(wave: Tensor, sample_rate: int, title: str = "") -> Any:
     return fig
 
 
-def _tensorboard(trainer: L.Trainer) -> Any | None:
+def tensorboard_writer(trainer: L.Trainer) -> Any | None:
+    """The SummaryWriter of the trainer's TensorBoard logger (None without one)."""
     from lightning.pytorch.loggers import TensorBoardLogger
 
     for lg in trainer.loggers:
@@ -168,7 +234,7 @@ class SampleLogger(L.Callback):
             self.log_sample(trainer, pl_module, step)
 
     def log_sample(self, trainer: L.Trainer, pl_module: L.LightningModule, step: int) -> None:
-        tb = _tensorboard(trainer)
+        tb = tensorboard_writer(trainer)
         if tb is None:
             logger.debug("no TensorBoard logger: skipping the audio sample")
             return
@@ -188,5 +254,7 @@ class SampleLogger(L.Callback):
             ref = self.provider.decode(self.provider.reference_codes)
             tb.add_audio("sample/reference", ref[None], step, sample_rate=sr)
             tb.add_figure("sample/reference_mel", mel_figure(ref, sr, "reference"), step)
+            prompt = self.provider.decode(self.provider.prompt_codes)
+            tb.add_audio("sample/prompt", prompt[None], step, sample_rate=sr)
             self._reference_logged = True
         logger.info("step %d: logged a %.2f s sample", step, wave.numel() / sr)
