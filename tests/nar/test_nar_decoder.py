@@ -187,3 +187,22 @@ def test_no_prompt_policy_generates_without_the_acoustic_prompt() -> None:
     a = model.nar.generate(inputs, first, lens)
     b = model.nar.generate(inputs.without_prompt(), first, lens)
     assert torch.equal(a, b)
+
+
+def test_synthesizer_gives_a_target_text_nar_the_target_text() -> None:
+    """End to end: a model whose NAR trained on the target text alone (other_utterance) reads
+    only the target's phonemes at synthesis, the prompt transcript is for the AR."""
+    from valle.inference import Synthesizer
+    from valle.testing.codec import tiny_encodec_codec
+    from valle.text import SymbolTable, tokenize_text
+
+    text, prompt_text = "lazy dog", "quick fox"
+    symbols = SymbolTable.build([tokenize_text(text, "en"), tokenize_text(prompt_text, "en")])
+    codec = tiny_encodec_codec(num_codebooks=4, codebook_size=16)
+    model = tiny_model(prompt="other_utterance", text_vocab_size=len(symbols))
+    seen = _spy_text(model.nar)
+    synth = Synthesizer(model, symbols, codec, max_len_ratio=1.0)
+    prompt_wav = torch.sin(torch.arange(codec.sample_rate) / 20.0) * 0.3  # 1 s
+    synth.synthesize(text, prompt_wav.numpy(), prompt_text, prompt_sample_rate=codec.sample_rate)
+    target_ids = symbols.encode(tokenize_text(text, "en"))
+    assert seen and all(r[0].tolist() == target_ids for r in seen)

@@ -81,6 +81,7 @@ class _Prepared:  # one row of a generate call: a job, or one chunk of a long jo
     text_ids: list[int]
     prompt_codes: Tensor  # (P, Q)
     language: int
+    prompt_text_len: int | None = None  # leading text_ids that are the prompt's transcript
 
 
 @dataclass
@@ -346,6 +347,13 @@ class Synthesizer:
     ) -> list[list[int]]:
         """Like :meth:`text_ids`, one id list per chunk of at most ``max_text_tokens`` target
         phonemes (one chunk for text within the budget)."""
+        return self._text_rows(text, prompt_text, language, prompt_language)[0]
+
+    def _text_rows(
+        self, text: str, prompt_text: str, language: str, prompt_language: str | None
+    ) -> tuple[list[list[int]], int]:
+        """:meth:`text_chunks` and the number of leading ids that are the prompt transcript
+        (with its word boundary), the same in every chunk."""
         target = self._target(text, language)
         prompt = self._prompt(prompt_text, prompt_language or language)
         if self.max_text_tokens is None:
@@ -360,7 +368,8 @@ class Synthesizer:
                 self.max_text_tokens,
                 text[:60] + ("..." if len(text) > 60 else ""),
             )
-        return self._encode(prompt, targets, text, prompt_text)
+        rows = self._encode(prompt, targets, text, prompt_text)
+        return rows, len(rows[0]) - len(targets[0])
 
     def prompt_codes(
         self, prompt_wav: PromptAudio, prompt_text: str, sample_rate: int | None = None
@@ -381,9 +390,9 @@ class Synthesizer:
         codes, prompt_text = self.prompt_codes(
             job.prompt_wav, job.prompt_text, job.prompt_sample_rate
         )
-        chunks = self.text_chunks(job.text, prompt_text, job.language, job.prompt_language)
+        chunks, n = self._text_rows(job.text, prompt_text, job.language, job.prompt_language)
         lang = language_id(job.language)
-        return PreparedJob([_Prepared(ids, codes, lang) for ids in chunks], job.id)
+        return PreparedJob([_Prepared(ids, codes, lang, n) for ids in chunks], job.id)
 
     # ------------------------------------------------------------------ synthesis
 
@@ -461,8 +470,8 @@ class Synthesizer:
                 bar.update(len(part))
         pause = np.zeros(int(round(self.chunk_pause * self.sample_rate)), dtype=np.float32)
         out: list[tuple[np.ndarray, int]] = []
-        for waves in pieces:
-            spoken = [w for w in waves if len(w)]
+        for job_waves in pieces:
+            spoken = [w for w in job_waves if len(w)]
             joined = [x for w in spoken for x in (pause, w)][1:]
             wave = np.concatenate(joined) if joined else np.zeros(0, dtype=np.float32)
             out.append((wave, self.sample_rate))
@@ -492,6 +501,10 @@ class Synthesizer:
         kwargs: dict[str, Any] = {}
         if self.max_len_ratio is not None:
             kwargs["max_len_ratio"] = self.max_len_ratio
+        if all(i.prompt_text_len is not None for i in items):  # the NAR may read the target alone
+            kwargs["prompt_text_lens"] = torch.tensor(
+                [i.prompt_text_len for i in items], dtype=torch.long, device=dev
+            )
         with torch.inference_mode():
             generate: Any = self.model.generate
             codes = generate(
