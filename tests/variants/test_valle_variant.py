@@ -167,3 +167,40 @@ def test_batch_that_does_not_fit_the_vocabulary_is_a_clear_error() -> None:
     bad = dict(batch, audio_codes=batch["audio_codes"][..., :2])
     with pytest.raises(ValueError, match="codebooks"):
         model.loss(bad)
+
+
+def test_tiny_grouped_ar_overfits_and_continues_at_the_prompt_seam() -> None:
+    """VALL-E 2 grouping (G = 2): a tiny AR overfits two utterances of odd and even length
+    and, from prompts of 5 and 4 frames, greedy generation returns exactly the frames after
+    the prompt. The old layout padded the last group in training and dropped the prompt's
+    last P mod G frames at inference, so the 5-frame prompt's continuation started at frame 4
+    (a frame repeated at the seam)."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    Q, V = 4, 16
+    # a prompt's groups start where the utterance's do when T = P (mod G)
+    lengths, prompt_lens = [17, 20], [5, 4]
+    texts = [torch.randint(1, 12, (6,), generator=g), torch.randint(1, 12, (8,), generator=g)]
+    codes = [torch.randint(0, V, (n, Q), generator=g) for n in lengths]
+    batch = batch_from_codes(texts, codes)
+    model = tiny_model(
+        d_model=64,
+        ffn_dim=128,
+        overrides=["nar=null", "ar.layout.kind=grouped", "ar.layout.group=2"],
+    )
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(400):
+        loss, metrics = model.loss(batch, stages=("ar",))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 25 == 24 and float(metrics["ar/acc"]) >= 0.999:
+            break
+    model.eval()
+    with torch.no_grad():
+        assert float(model.ar.loss(batch)[1]["acc"]) >= 0.99
+    prompts = [c[:p] for c, p in zip(codes, prompt_lens, strict=True)]
+    pb = batch_from_codes(texts, codes, prompts)
+    out = model.generate(pb["text_tokens"], pb["text_lens"], pb["prompt_codes"], pb["prompt_lens"])
+    for o, c, p in zip(out, codes, prompt_lens, strict=True):
+        assert torch.equal(o[:, 0], c[p:, 0])
