@@ -347,8 +347,11 @@ def run(args: argparse.Namespace) -> int:
     for i in range(0, len(work), args.batch_size):
         part = work[i : i + args.batch_size]
         if args.jobs:
-            results = _synthesize_isolated(synth, part, generator, args.batch_size,
-                                           lambda *a: fail(*a, write=bar.write))  # fmt: skip
+
+            def fail_job(job_id: str | None, where: str, e: BaseException) -> None:
+                fail(job_id, where, e, write=bar.write)
+
+            results = _synthesize_isolated(synth, part, generator, args.batch_size, fail_job)
         else:  # one utterance: its errors are the run's (exit 2)
             wave, sr = synth.synthesize_batch([part[0][1]], generator=generator)[0]
             results = [(*part[0], wave, sr)]
