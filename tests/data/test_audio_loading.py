@@ -85,3 +85,12 @@ def test_check_audio_file_finds_truncated_corrupt_and_empty_files(tmp_path):
     sf.write(str(empty), np.zeros(0, dtype=np.float32), 16000)
     assert check_audio_file(empty).kind == "empty"
     assert check_audio_file(tmp_path / "none.wav").kind == "missing"
+
+
+def test_check_audio_files_in_threads(tmp_path):
+    from valle.data.audio import check_audio_files
+
+    paths = [write_tone(tmp_path / f"{i}.wav", 0.3, 16000, 200.0 + i) for i in range(5)]
+    paths[3].write_bytes(paths[3].read_bytes()[:2000])
+    found = check_audio_files(paths, num_jobs=2, progress=False)
+    assert list(found) == [paths[3]] and found[paths[3]].kind == "truncated"

@@ -210,11 +210,22 @@ def check_audio_file(path: str | Path) -> AudioProblem | None:
     return None
 
 
-def check_audio_files(paths: Iterable[str | Path]) -> dict[Path, AudioProblem]:
-    """``{path: problem}`` for every file of ``paths`` that :func:`check_audio_file` rejects."""
-    bad = {}
-    for p in paths:
-        problem = check_audio_file(p)
-        if problem is not None:
-            bad[Path(p)] = problem
-    return bad
+def check_audio_files(
+    paths: Iterable[str | Path], num_jobs: int = 1, progress: bool = True
+) -> dict[Path, AudioProblem]:
+    """``{path: problem}`` for every file of ``paths`` that :func:`check_audio_file` rejects.
+
+    ``num_jobs`` threads read the headers (the work is file I/O); a progress bar counts files.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    paths = [Path(p) for p in paths]
+    bar = tqdm(paths, desc="checking audio files", unit="file", disable=not progress)
+    if num_jobs > 1:
+        with ThreadPoolExecutor(max_workers=num_jobs) as pool:
+            problems = list(pool.map(check_audio_file, bar))
+    else:
+        problems = [check_audio_file(p) for p in bar]
+    return {p: pr for p, pr in zip(paths, problems, strict=True) if pr is not None}

@@ -77,7 +77,7 @@ def _lhotse_part_manifests(output_dir: Path, prefix: str, part: str) -> list[Pat
 
 
 def _check_part_inputs(
-    part_dir: Path, output_dir: Path, prefix: str, part: str, audio: list[Path]
+    part_dir: Path, output_dir: Path, prefix: str, part: str, audio: list[Path], num_jobs: int
 ) -> tuple[dict | None, dict[str, AudioProblem]]:
     """Make lhotse's cached manifests of one part trustworthy, and check its audio.
 
@@ -113,7 +113,7 @@ def _check_part_inputs(
         )
         for p in cached:
             p.unlink(missing_ok=True)
-    found = check_audio_files(audio)
+    found = check_audio_files(audio, num_jobs=num_jobs)
     bad = {p.relative_to(part_dir).as_posix(): problem for p, problem in found.items()}
     record = {
         "fingerprint": fingerprint,
@@ -227,7 +227,9 @@ def prepare_libritts_cuts(
     for part in parts:
         part_dir = corpus_dir / part
         audio = [p for p in part_dir.rglob("*.wav") if not _LHOTSE_LIBRITTS_EXCLUDE.match(p.name)]
-        records[part], bad[part] = _check_part_inputs(part_dir, output_dir, "libritts", part, audio)
+        records[part], bad[part] = _check_part_inputs(
+            part_dir, output_dir, "libritts", part, audio, num_jobs
+        )
     left_out = _resolve_bad_audio(bad, corpus_dir, skip_bad_audio)
     manifests = prepare_libritts(
         corpus_dir=corpus_dir, dataset_parts=parts, output_dir=output_dir, num_jobs=num_jobs
@@ -287,7 +289,12 @@ def prepare_librispeech_test_clean_cuts(
     output_dir.mkdir(parents=True, exist_ok=True)
     part_dir = corpus_dir / "test-clean"
     record, bad = _check_part_inputs(
-        part_dir, output_dir, "librispeech", "test-clean", sorted(part_dir.rglob("*.flac"))
+        part_dir,
+        output_dir,
+        "librispeech",
+        "test-clean",
+        sorted(part_dir.rglob("*.flac")),
+        num_jobs,
     )
     _resolve_bad_audio({"test-clean": bad}, corpus_dir, skip_bad_audio=False)
     manifests = prepare_librispeech(
