@@ -146,3 +146,58 @@ def test_not_a_valle_checkpoint(tmp_path):
         load_checkpoint_weights(tmp_path / "x.pt")
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_checkpoint_weights(tmp_path / "missing.pt")
+
+
+class _WritesMarker:
+    """Unpickling this calls ``open(marker, "w")``: any code a pickle could run."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_resume_refuses_a_checkpoint_that_would_run_code(trained, tmp_path):
+    """Resume used weights_only=False: a pickled object in the last checkpoint ran (#8.1)."""
+    import shutil
+
+    _, _, exp_dir = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(exp_dir, copy)
+    last = copy / "checkpoints" / "step-00000004.ckpt"
+    obj = torch.load(last, weights_only=False)  # written by this test module: trusted
+    marker = tmp_path / "marker"
+    obj["callbacks"] = {"injected": _WritesMarker(marker)}
+    torch.save(obj, last)
+    with pytest.raises(ValueError, match=r"not trusted.*--i-trust-this-file"):
+        _train(_experiment(steps=6), copy, resume=True)
+    assert not marker.exists()
+
+
+def test_next_start_after_kill_removes_temp_files_and_surplus_checkpoints(trained, tmp_path):
+    """A kill -9 while writing leaves .<name>.<token>.tmp files, and one between saving and
+    pruning leaves more than keep_last_checkpoints (#8.9); the next start removes both."""
+    import shutil
+
+    import lightning as L
+
+    _, _, exp_dir = trained
+    copy = tmp_path / "copy"
+    shutil.copytree(exp_dir, copy)
+    ckpts = copy / "checkpoints"
+    last = ckpts / "step-00000004.ckpt"
+    for step in (1, 2):  # not yet pruned (keep_last_checkpoints=1)
+        shutil.copy(last, ckpts / f"step-{step:08d}.ckpt")
+    (ckpts / ".step-00000006.ckpt.k3j_x9a1.tmp").write_bytes(b"half a checkpoint")
+    (copy / ".model.pt.0123abcd.tmp").write_bytes(b"half a model.pt")
+    seen = {}
+
+    class Look(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            seen["checkpoints"] = sorted(p.name for p in ckpts.iterdir())
+            seen["hidden"] = sorted(p.name for p in copy.iterdir() if p.name.endswith(".tmp"))
+
+    _train(_experiment(steps=6), copy, resume=True, callbacks=[Look()])
+    assert seen == {"checkpoints": ["step-00000004.ckpt"], "hidden": []}
+    assert [s for s, _ in list_step_checkpoints(ckpts)] == [6]
