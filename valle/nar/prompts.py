@@ -94,6 +94,7 @@ class PromptPolicyBase:
     needs_other_utterance = False
     text_includes_prompt = False
     uses_prompt = True
+    takes_ratios = False  # built with (min_ratio, max_ratio) from nar.prompt
 
     def inference_inputs(self, inputs: SynthesisInputs) -> SynthesisInputs:
         """The NAR's view of zero-shot inputs (text = prompt transcript + target text).
@@ -157,6 +158,7 @@ class SameUtterancePrefix(PromptPolicyBase):
     """
 
     text_includes_prompt = True
+    takes_ratios = True
 
     def __init__(self, min_ratio: float = 0.25, max_ratio: float = 0.5) -> None:
         if not 0.0 <= min_ratio <= max_ratio <= 1.0:
@@ -185,6 +187,8 @@ class RandomSegmentPrompt(PromptPolicyBase):
     frame to score whenever the utterance has 2 or more. The text is the target's (the whole
     utterance's), so at inference the NAR reads the target text alone.
     """
+
+    takes_ratios = True
 
     def __init__(self, min_ratio: float = 0.25, max_ratio: float = 0.5) -> None:
         if not 0.0 <= min_ratio <= max_ratio <= 1.0:
@@ -250,9 +254,7 @@ def prompt_policy_class(kind: str) -> type:
 def build_prompt_policy(kind: str, min_ratio: float, max_ratio: float) -> PromptPolicy:
     """The policy named ``kind`` (see :data:`PROMPT_POLICIES`); ratios where it takes them."""
     cls = prompt_policy_class(kind)
-    if cls in (SameUtterancePrefix, RandomSegmentPrompt):
-        return cls(min_ratio, max_ratio)
-    return cls()
+    return cls(min_ratio, max_ratio) if cls.takes_ratios else cls()
 
 
 PROMPT_POLICIES: dict[str, type] = {

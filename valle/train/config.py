@@ -146,7 +146,9 @@ class DataConfig:
     shuffle: bool = opt(True, "shuffle the training cuts (seeded by train.seed and the epoch)")
     prompt: str = opt(
         "same_speaker",
-        "prompt_codes in the batches: same_speaker (crop of another utterance) | prefix | none",
+        "where prompt_codes come from when the model reads another utterance "
+        "(nar.prompt.kind=other_utterance): same_speaker (crop of another utterance) | "
+        "prefix (own prefix, left out of the loss) | none",
     )
     prompt_seconds: float = opt(3.0, "acoustic prompt length for training batches (seconds)")
 
