@@ -5,10 +5,12 @@ from valle.nar.prompts import (
     NoPrompt,
     OtherUtterancePrompt,
     PromptPolicy,
+    PromptPolicyBase,
     PromptSplit,
     RandomSegmentPrompt,
     SameUtterancePrefix,
     build_prompt_policy,
+    prompt_policy_class,
 )
 from valle.nar.stage import AdaLNStage, CodeIdTokenStage, StageConditioning
 
@@ -19,9 +21,11 @@ __all__ = [
     "NoPrompt",
     "OtherUtterancePrompt",
     "PromptPolicy",
+    "PromptPolicyBase",
     "PromptSplit",
     "RandomSegmentPrompt",
     "SameUtterancePrefix",
     "StageConditioning",
     "build_prompt_policy",
+    "prompt_policy_class",
 ]
