@@ -35,5 +35,6 @@ def build_ar_decoder(cfg: ARConfig, vocab: VocabConfig, **parts: Any) -> ARDecod
         dropout=b.dropout,
         max_len_ratio=cfg.max_len_ratio,
         default_sampler=cfg.sampler.build(),
+        alignment_prior=None if cfg.alignment_prior is None else cfg.alignment_prior.build(),
         **parts,
     )

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from valle.ar.alignment_prior import AlignmentPriorConfig
 from valle.ar.heads import CategoricalHeadConfig, HeadConfig
 from valle.ar.layouts import FirstCodebookLayoutConfig, LayoutConfig
 from valle.ar.masks import MaskConfig, PrefixMaskConfig
@@ -77,6 +78,9 @@ class ARConfig:
         20.0, "generation bound: at most ceil(ratio * text tokens) new frames (frames per token)"
     )
     sampler: SamplerConfig = opt(help="default sampler for generation", factory=SampleConfig)
+    alignment_prior: AlignmentPriorConfig | None = opt(
+        None, "training aid: diagonal prior on the audio-to-text attention (null: off)"
+    )
 
     @staticmethod
     def __migrate__(d: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from valle.ar.alignment_prior import GuidedAttentionPrior
 from valle.ar.generate import generate_ar
 from valle.ar.heads import ARHead
 from valle.ar.layouts import AcousticLayout
@@ -74,6 +75,7 @@ class ARDecoder(nn.Module):
         max_len_ratio: float = 20.0,
         text_conditioner: nn.Module | None = None,
         default_sampler: TokenSampler | None = None,
+        alignment_prior: GuidedAttentionPrior | None = None,
     ) -> None:
         super().__init__()
         d = backbone.d_model
@@ -91,6 +93,7 @@ class ARDecoder(nn.Module):
         self.head = head
         self.stop = stop
         self.max_len_ratio = max_len_ratio
+        self.alignment_prior = alignment_prior
 
     @property
     def eos_id(self) -> int:
@@ -167,10 +170,17 @@ class ARDecoder(nn.Module):
         auxiliary loss adds its term and metrics here.
         """
         tf = self.layout.teacher_forcing(batch[B_.AUDIO_CODES], batch[B_.AUDIO_LENS])
-        out = self(
-            batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS], tf.inputs, tf.lens, batch.get(B_.LANGUAGE)
-        )
-        return self.head.loss(out, tf.targets, tf.mask)
+        text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
+        prior = self.alignment_prior if self.training else None
+        if prior is None:
+            out = self(text, text_lens, tf.inputs, tf.lens, batch.get(B_.LANGUAGE))
+            return self.head.loss(out, tf.targets, tf.mask)
+        with prior.capture(self.backbone) as seen:
+            out = self(text, text_lens, tf.inputs, tf.lens, batch.get(B_.LANGUAGE))
+        loss, metrics = self.head.loss(out, tf.targets, tf.mask)
+        aux = prior.loss(self.backbone, seen, text.shape[1], text_lens, tf.lens)
+        metrics["attn_prior"] = aux.detach()
+        return loss + prior.weight * aux, metrics
 
     # ------------------------------------------------------------------ incremental decoding
 
