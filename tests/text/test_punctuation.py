@@ -94,3 +94,10 @@ def test_corpus_tokenization_keeps_the_canonical_marks():
     tokens = tokenize_text('Wait... "really"? (later) — ok!', "en")
     for mark in ["…", '"', "?", "(", ")", "—", "!"]:
         assert mark in tokens, mark
+
+
+def test_text_of_only_emoji_or_marks_says_so():
+    from valle.text import EmptyTextError
+
+    with pytest.raises(EmptyTextError, match=r"the text \('😀 \*'\) is empty after normalisation"):
+        tokenize_text("😀 *", "en")

@@ -86,9 +86,16 @@ class EnglishFrontend:
         if isinstance(texts, str):
             raise TypeError("batch() takes a list of texts; call the front end for one text")
         normalized = [normalize_english(t, punctuation) for t in texts]
+
+        def name(i: int) -> str:
+            return f"text {i}" if len(texts) > 1 else "the text"
+
         for i, t in enumerate(normalized):
             if not t:
-                raise EmptyTextError(f"text {i} ({texts[i]!r}) is empty after normalisation")
+                raise EmptyTextError(
+                    f"{name(i)} ({texts[i]!r}) is empty after normalisation (emoji and "
+                    "soundless marks such as '*' are dropped)"
+                )
             foreign = non_latin_letters(t)
             if foreign:
                 raise UnsupportedCharactersError(
@@ -108,7 +115,7 @@ class EnglishFrontend:
             tokens = self._tokens(line)
             if not any(t not in PUNCTUATION and t != WORD_BOUNDARY for t in tokens):
                 raise EmptyTextError(
-                    f"text {i} ({texts[i]!r}) has nothing pronounceable in it "
+                    f"{name(i)} ({texts[i]!r}) has nothing pronounceable in it "
                     f"(espeak-ng output: {line!r})"
                 )
             out.append(tokens)
