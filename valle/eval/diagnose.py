@@ -214,6 +214,7 @@ class DiagnosticsAccumulator:
     band: float = BAND
     keep_maps: int = 1
     ar_true: TokenTally = field(default_factory=TokenTally)
+    ar_paired: TokenTally = field(default_factory=TokenTally)  # own text, rows with a partner
     ar_other: TokenTally = field(default_factory=TokenTally)
     eos_errors: list[int] = field(default_factory=list)
     eos_missed: int = 0
@@ -251,6 +252,8 @@ class DiagnosticsAccumulator:
         logits, maps = ar_text_attention(ar, batch, audio_in, in_lens)
         for item in ar_teacher_forced(ar, batch, logits):
             self.ar_true.add(item.tally)
+            if other_texts is not None:
+                self.ar_paired.add(item.tally)
             self.eos_errors.append(item.eos_error_frames)
             self.eos_missed += int(item.eos_missed)
         if other_texts is not None:
@@ -270,7 +273,7 @@ class DiagnosticsAccumulator:
         """The figures as a nested dict (see the module docstring for their meaning)."""
         out: dict[str, Any] = {"utterances": self.utterances}
         if self.ar is not None and self.ar_true.count:
-            t, o = self.ar_true, self.ar_other
+            t, o, p = self.ar_true, self.ar_other, self.ar_paired
             ar: dict[str, Any] = {
                 "loss": t.loss,
                 "acc": t.acc,
@@ -282,7 +285,7 @@ class DiagnosticsAccumulator:
                     {
                         "loss_other_text": o.loss,
                         "acc_other_text": o.acc,
-                        "text_gap": o.loss - t.loss,
+                        "text_gap": o.loss - p.loss,
                     }
                 )
             out["ar"] = ar

@@ -35,6 +35,7 @@ from valle.train.config import (
     experiment_to_dict,
     save_experiment,
 )
+from valle.train.diagnostics import DiagnosticsLogger
 from valle.train.module import TrainingModule
 from valle.train.samples import SampleLogger, SampleProvider
 
@@ -109,6 +110,7 @@ def train(
     resume: bool = False,
     init_from: str | os.PathLike[str] | None = None,
     sample_provider: SampleProvider | None = None,
+    diagnostics: bool = True,
     checkpoint_extras: dict[str, Any] | None = None,
     **trainer_kwargs: Any,
 ) -> L.Trainer:
@@ -125,6 +127,9 @@ def train(
             top of a trained AR); ignored when resuming.
         sample_provider: request synthesized and logged every ``train.sample_every_n_steps``;
             ``None`` (no codec configured) skips samples.
+        diagnostics: log the learning diagnostics (text gap, persistence baselines, attention
+            alignment; :class:`~valle.train.diagnostics.DiagnosticsLogger`) on a few dev
+            batches at each validation.
         checkpoint_extras: plain entries added to every checkpoint (``"symbols"``, ``"codec"``;
             :func:`valle.train.experiment.checkpoint_extras`).
         trainer_kwargs: passed to :func:`build_trainer` (accelerator, devices, num_nodes,
@@ -151,6 +156,8 @@ def train(
         callbacks.append(SampleLogger(sample_provider, cfg.train.sample_every_n_steps))
     elif cfg.train.sample_every_n_steps > 0:
         logger.info("no codec or dev set configured: audio samples are not logged")
+    if diagnostics:
+        callbacks.append(DiagnosticsLogger())
     trainer_kwargs.setdefault("validate", getattr(datamodule, "dev_cuts", None) is not None)
     trainer = build_trainer(cfg.train, exp_dir, callbacks=callbacks, **trainer_kwargs)
 
