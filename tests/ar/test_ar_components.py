@@ -173,3 +173,23 @@ def test_nan_logits_are_a_clear_error_checked_once_per_call() -> None:
         ar.head.bias.fill_(float("nan"))
     with pytest.raises(ValueError, match="NaN"):
         generate_ar(ar, *_args([torch.tensor([1, 2])], [torch.zeros(1, 4).long()]))
+
+
+@pytest.mark.parametrize("group", [1, 2])
+def test_duration_stop_ends_at_the_sum_of_durations_and_ignores_early_eos(group: int) -> None:
+    layout = [] if group == 1 else ["ar.layout.kind=grouped", "ar.layout.group=2"]
+    model = tiny_model(seed=4, overrides=layout + ["ar.stop.kind=duration"]).eval()
+    ar = model.ar
+
+    def eos_first(logits, history, generator):  # takes EOS whenever it may
+        return logits.argmax(-1).where(torch.isinf(logits[:, ar.layout.eos_id]), ar.layout.eos_id)
+
+    prompts = [torch.zeros(2, 4).long(), torch.zeros(1, 4).long()]
+    texts = [torch.tensor([1, 2, 3]), torch.tensor([4, 5, 0])]
+    durations = torch.tensor([[2, 3, 2], [1, 2, 0]])  # D = 7 and 3 frames
+    out = generate_ar(ar, *_args(texts, prompts), sampler=eos_first,
+                      conditions={"durations": durations})  # fmt: skip
+    assert [len(o) for o in out] == [-(-7 // group), -(-3 // group)]
+    assert all(int(o.max()) < 16 for o in out)  # no EOS inside
+    with pytest.raises(ValueError, match="durations"):
+        generate_ar(ar, *_args(texts, prompts))

@@ -9,9 +9,9 @@ by ``begin`` from a :class:`DecodeContext`. The ending step is dropped unless th
 ``keeps_last`` is True. Kinds that fit this contract:
 
 - :class:`EosStop` (VALL-E): a step holding the EOS class ends the row.
-- RALL-E's duration stop: ``begin`` reads the predicted durations from
-  ``context.conditions``, ``prepare`` forbids EOS before step ``D = sum(d)``, and the row
-  ends at D.
+- :class:`DurationStop` (RALL-E): ``begin`` reads the predicted durations from
+  ``context.conditions``, ``prepare`` forbids EOS before ``D = sum(d)`` frames, and the row
+  ends there.
 - MELLE's stop flag: the latent head's output carries a stop logit; the row ends when its
   probability exceeds a threshold (``keeps_last`` = True: that frame is speech).
 - VALL-E R's pointer stop: the step carries the phoneme pointer; the row ends when it passes
@@ -24,11 +24,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+import torch
 from torch import Tensor
 
 from valle.config import ComponentConfig, opt, register_kind
 
-__all__ = ["DecodeContext", "EosStop", "EosStopConfig", "StopConfig", "StopPolicy"]
+__all__ = [
+    "DecodeContext",
+    "DurationStop",
+    "DurationStopConfig",
+    "EosStop",
+    "EosStopConfig",
+    "StopConfig",
+    "StopPolicy",
+]
 
 
 @dataclass(frozen=True)
@@ -77,9 +86,43 @@ class EosStop:
         return is_eos.reshape(is_eos.shape[0], -1).any(-1)  # (B,)
 
 
+class DurationStop:
+    """End each row after ``D = sum(d)`` frames, ``d`` its phonemes' durations (RALL-E's
+    duration-guided stop); an EOS before D is ignored (its class is masked out).
+
+    ``context.conditions[key]`` holds the durations (B, S) in frames (0 on padding). With G
+    frames per step a row makes ``ceil(D / G)`` steps.
+    """
+
+    keeps_last = False
+
+    def __init__(self, eos_id: int, frames_per_step: int = 1, key: str = "durations") -> None:
+        self.eos_id = eos_id
+        self.frames_per_step = frames_per_step
+        self.key = key
+
+    def begin(self, context: DecodeContext) -> Tensor:
+        if self.key not in context.conditions:
+            raise ValueError(
+                f"the duration stop needs conditions[{self.key!r}] (B, S) durations in frames"
+            )
+        frames = context.conditions[self.key].sum(-1)  # (B,)
+        G = self.frames_per_step
+        return (frames + G - 1) // G  # (B,) steps
+
+    def prepare(self, out: Tensor, n: int, state: Tensor) -> Tensor:
+        early = (n < state).view(-1, *(1,) * (out.dim() - 2))  # (B, 1...)
+        out = out.clone()
+        out[..., self.eos_id] = torch.where(early, float("-inf"), out[..., self.eos_id])
+        return out
+
+    def __call__(self, step: Tensor, out: Tensor, n: int, state: Tensor) -> Tensor:
+        return state <= n  # (B,) the row has its D frames
+
+
 @dataclass(frozen=True)
 class StopConfig(ComponentConfig):
-    """A stop policy's settings, chosen by ``kind`` (eos)."""
+    """A stop policy's settings, chosen by ``kind`` (eos | duration)."""
 
     __kinds__: ClassVar[dict[str, type]] = {}
 
@@ -92,10 +135,25 @@ class StopConfig(ComponentConfig):
 class EosStopConfig(StopConfig):
     """Stop at the layout's EOS class."""
 
-    kind: str = opt("eos", "when generation stops: eos")
+    kind: str = opt("eos", "when generation stops: eos | duration")
 
     def build(self, layout: Any) -> StopPolicy:
         eos = getattr(layout, "eos_id", None)
         if eos is None:
             raise ValueError(f"stop kind 'eos' needs a layout with an EOS class, not {layout!r}")
         return EosStop(eos)
+
+
+@register_kind("duration")
+@dataclass(frozen=True)
+class DurationStopConfig(StopConfig):
+    """Stop after the sum of the phonemes' durations (RALL-E)."""
+
+    kind: str = opt("duration", "when generation stops: eos | duration")
+    key: str = opt("durations", "generate conditions key of the (B, S) durations in frames")
+
+    def build(self, layout: Any) -> StopPolicy:
+        eos = getattr(layout, "eos_id", None)
+        if eos is None:
+            raise ValueError(f"stop kind 'duration' needs a layout with an EOS class: {layout!r}")
+        return DurationStop(eos, layout.frames_per_step, self.key)
