@@ -234,6 +234,9 @@ class Valle(nn.Module):
             generator=generator,
             max_len_ratio=max_len_ratio,
         )
+        # the AR's prompt steps end at each prompt's last frame (a grouped layout leaves out
+        # the first P mod G frames), so its frames continue right after frame P: the NAR
+        # gets the whole prompt and places them there, no frame lost or repeated
         first = [self.ar.layout.from_steps(s)[:, 0] for s in steps]  # B x (T_b,)
         if self.nar is None:
             return [f[:, None] for f in first]
