@@ -6,8 +6,10 @@
     # an explicit list (full .ckpt or inference .pt files of the same model config)
     python tools/average_checkpoints.py exp/a/model.pt exp/b/model.pt --output avg.pt
 
-The output has the inference format of ``valle.train.checkpoint`` (weights, plus the config, symbol
-table and codec facts of the last input) and is written atomically. Checkpoints with different model configs are refused.
+The output has the inference format of ``valle.io.checkpoint`` (weights, plus the config, symbol
+table, codec facts and embedded codec of the last input) and is written atomically. Checkpoints
+with different model configs are refused. Inputs are read weights-only (``valle.io.checkpoint``):
+a file that would need full unpickling is refused (docs/trust_and_safety.md).
 """
 
 from __future__ import annotations

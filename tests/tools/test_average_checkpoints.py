@@ -99,3 +99,24 @@ def test_last_n_of_an_experiment(tmp_path):
     torch.testing.assert_close(out["w"], (_state(20)["w"] + _state(30)["w"]) / 2)
     with pytest.raises(ValueError, match="fewer than --last 4"):
         avg.select_checkpoints(tmp_path, 4)
+
+
+class _WritesMarker:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
+    """The averaging tool read checkpoints with weights_only=False as a fallback (#8.1)."""
+    save_inference_checkpoint(tmp_path / "a.pt", _state(1), CONFIG, step=1)
+    marker = tmp_path / "marker"
+    torch.save(
+        {"state_dict": _state(2), "valle_config": CONFIG, "x": _WritesMarker(marker)},
+        tmp_path / "b.pt",
+    )
+    args = [str(tmp_path / "a.pt"), str(tmp_path / "b.pt"), "--output", str(tmp_path / "o.pt")]
+    assert avg.main(args) == 2
+    assert not marker.exists() and not (tmp_path / "o.pt").exists()
