@@ -79,7 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--prompt-language", default=None, help="language of the prompt (default: --language)"
     )
-    p.add_argument("--tokens", help="tokens.txt (when the checkpoint carries no symbol table)")
+    p.add_argument(
+        "--tokens",
+        help="tokens.txt (when the checkpoint carries no symbol table; one that differs from "
+        "the checkpoint's own table is refused)",
+    )
     p.add_argument("--codec-dir", help="codec directory (when the checkpoint carries no codec)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--seed", type=int, default=0, help="random seed of the samplers")
