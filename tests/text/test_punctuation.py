@@ -101,3 +101,10 @@ def test_text_of_only_emoji_or_marks_says_so():
 
     with pytest.raises(EmptyTextError, match=r"the text \('😀 \*'\) is empty after normalisation"):
         tokenize_text("😀 *", "en")
+
+
+def test_a_dash_between_numbers_is_read_as_to():
+    from valle.text.normalize import normalize_english
+
+    assert normalize_english("pages 5–10 and 3 — 4", KNOWN) == "pages 5 to 10 and 3 to 4"
+    assert normalize_english("call 555-1234") == "call 555-1234"  # a hyphen is not a range

@@ -31,6 +31,7 @@ def basic_normalize(text: str, punctuation: Collection[str] | None = None) -> st
     return collapse_whitespace(clean_punctuation(fold_punctuation(text), punctuation))
 
 
+_RANGE = re.compile(r"(\d)\s*[–—]\s*(?=\d)")  # "5–10": a range, read "5 to 10"
 _CURRENCY = {"$": ("dollar", "dollars"), "£": ("pound", "pounds"), "€": ("euro", "euros")}
 _MONEY = re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d{1,2}))?\b")
 _CENTS = {"$": ("cent", "cents"), "£": ("penny", "pence"), "€": ("cent", "cents")}
@@ -54,8 +55,10 @@ def normalize_english(text: str, punctuation: Collection[str] | None = None) -> 
 
     espeak-ng already reads cardinals, ordinals (``3rd``), decimals, ``%`` and digit groups
     (``1,500``) correctly; it reads ``$5`` as "dollar five", so currency amounts are rewritten
-    here (``$5.50`` -> ``5 dollars 50 cents``), and ``&`` becomes "and".
+    here (``$5.50`` -> ``5 dollars 50 cents``), ``&`` becomes "and" and a dash between
+    numbers "to" (``5–10`` -> ``5 to 10``, not a pause).
     """
+    text = _RANGE.sub(r"\1 to ", text) if isinstance(text, str) else text
     text = basic_normalize(text, punctuation)
     text = _MONEY.sub(_money, text)
     text = text.replace("&", " and ")
