@@ -10,9 +10,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # Speech engines for the offline mini corpus (flite, festival + voices, espeak-ng, which
 # phonemizer also uses as its G2P backend), sox for audio checks, libsndfile for soundfile,
 # fortunes for the English text the mini corpus's training voices read
-# (valle/data/mini/fortune_sentences.py).
+# (valle/data/mini/fortune_sentences.py), and a headless Chromium that renders the recipes'
+# listening pages (valle/eval/listening_page.py).
 APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
-              sox libsndfile1 fortunes)
+              sox libsndfile1 fortunes chromium-headless-shell)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -17,7 +17,10 @@
 # plus the speed and cost of the decoded checkpoint (valle-bench speed: RTF, AR ms/step, train
 # tokens/s, peak memory at batch 1 in the model's row), then RESULTS.md
 # (local/write_results.py) with the tables, the command, the git commit, the
-# hardware and the wall time of each stage (appended to $exp_dir/stage_times.tsv as it runs).
+# hardware and the wall time of each stage (appended to $exp_dir/stage_times.tsv as it runs),
+# and the listening page $exp_dir/results/index.html (local/listening_page.py: every test
+# item's prompt, ground truth, codec resynthesis and output as audio players with their WER and
+# SIM; rendered once in headless Chromium to index.png).
 # A training stage that was interrupted continues from its last checkpoint when run again
 # (valle-train --resume); a finished stage is skipped (.done marker). Retraining the NAR clears
 # the decode and score markers; decoding again clears the score marker.
@@ -143,14 +146,18 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
       --score-dir "$score_dir" --asr "$asr" ${asr_path:+--asr-path "$asr_path"} \
       --encoder "$sim_encoder" ${sim_encoder_path:+--encoder-path "$sim_encoder_path"} \
       --model-name "$model_name" --device "$decode_device" \
-      --checkpoint "$checkpoint" --codec-dir "$token_dir" --speed-threads "$num_threads"
+      --checkpoint "$checkpoint" --codec-dir "$token_dir" --speed-threads "$num_threads" \
+      --cache-dir "$data_dir/score_cache"
     mark_done "$score_dir"
     stage_end 8 "score"
   fi
   $python local/write_results.py --score-dir "$score_dir" --decode-dir "$decode_dir" \
     --stage-times "$stage_times" --command "$run_command" --out "$results" \
     --title "Mini recipe results ($model_name)" --checkpoint "$checkpoint"
+  $python local/listening_page.py --decode-dir "$decode_dir" --score-dir "$score_dir" \
+    --cuts "$test_cuts" --out-dir "$exp_dir/results" --title "Mini recipe: $model_name"
   log "  tables: $score_dir/<setting>_<language>.{csv,md,png}; summary: $results"
+  log "  listening page: $exp_dir/results/index.html (rendered: $exp_dir/results/index.png)"
 fi
 
 log "Done (stages $stage..$stop_stage)."

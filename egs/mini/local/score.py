@@ -58,6 +58,61 @@ def copy_wer_outputs(src: Path, dest: Path) -> None:
             write_text_atomic(dest / name, (src / name).read_text(encoding="utf-8"))
 
 
+CACHE_VERSION = 1  # bump when the scoring of ground truth or resynthesis changes
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a file's bytes (wavs and manifests here are a few MB at most)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def score_key(*parts: Any) -> str:
+    """A content key over JSON-able parts (settings, file digests)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def cached_scores(cache_dir: Path | None, key: str, out: Path, run: Any) -> bool:
+    """Fill ``out`` from ``cache_dir/key`` when present, else ``run()`` and store ``out`` there.
+
+    Used for the ground-truth and codec-resynthesis rows, which depend on the data, the codec
+    and the scorers but not on the model: a new model's stage 8 then scores only the model.
+    Returns True on a cache hit. The cache entry is written through a temp folder and a rename,
+    so an interrupted run never leaves a partial entry.
+    """
+    import shutil
+    import tempfile
+
+    if cache_dir is None:
+        run()
+        return False
+    entry = cache_dir / key
+    if entry.is_dir():
+        out.mkdir(parents=True, exist_ok=True)
+        for f in entry.iterdir():
+            shutil.copy2(f, out / f.name)
+        return True
+    run()
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache_dir, prefix=f".{key}."))
+    try:
+        for f in out.iterdir():
+            if f.is_file():
+                shutil.copy2(f, tmp / f.name)
+        tmp.rename(entry)
+    except OSError:  # another run stored the same entry first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return False
+
+
 def bench(argv: list[str]) -> None:
     from valle.bin import bench as valle_bench
 
@@ -65,6 +120,41 @@ def bench(argv: list[str]) -> None:
     rc = valle_bench.main(argv)
     if rc != 0:
         sys.exit(f"score.py: valle-bench {argv[0]} failed (exit {rc}); see the error above")
+
+
+def score_system(
+    name: str,
+    source: list[str],
+    ref_field: str,
+    out: Path,
+    k: int,
+    setting: str,
+    language: str,
+    items: list[Any],
+    list_file: Path,
+    prompts: Path,
+    transcribed: dict[tuple[Any, ...], Path],
+    cuts: Path,
+    asr: list[str],
+    enc: list[str],
+    common: list[str],
+) -> None:
+    """WER and similarity of one system (row ``k``) on one list, into ``out``."""
+    # The ground truth and its codec resynthesis do not depend on the prompt: when the other
+    # setting has the same targets, their transcripts are reused (same audio, same ASR)
+    # instead of transcribing everything twice.
+    key = (name, language, tuple((i.id, i.text) for i in items))
+    if k < 2 and key in transcribed:
+        copy_wer_outputs(transcribed[key], out)
+        log.info("%s %s %s: WER outputs reused from %s", setting, language, name,
+                 transcribed[key])  # fmt: skip
+    else:
+        bench(["wer", *source, "--system", name, "--out-dir", str(out), "--ref",
+               str(list_file), "--ref-field", ref_field, *asr, *common])  # fmt: skip
+        transcribed[key] = out
+    bench(["sim", *source, "--system", name, "--out-dir", str(out), "--list",
+           str(list_file), "--cuts", str(cuts), "--prompt-resynth-dir",
+           str(prompts), *enc, *common])  # fmt: skip
 
 
 # Speed settings of stage 8: batch 1, short runs (seconds on the tiny model). The speech and
@@ -119,6 +209,9 @@ def main() -> int:
     p.add_argument("--codec-dir", type=Path, default=None,
                    help="codec.json directory (frame rate of the speed benchmark)")  # fmt: skip
     p.add_argument("--speed-threads", type=int, default=1, help="torch threads of the benchmark")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="reuse ground-truth and codec-resynthesis scores across runs "
+                        "(keyed by the audio, lists, cuts and scorers)")  # fmt: skip
     args = p.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -162,21 +255,23 @@ def main() -> int:
         t0 = time.perf_counter()
         for k, (name, source, ref_field) in enumerate(systems):
             out = args.score_dir / setting / language / f"system{k}"
-            # The ground truth and its codec resynthesis do not depend on the prompt: when the
-            # other setting has the same targets, their transcripts are reused (same audio,
-            # same ASR) instead of transcribing everything twice.
-            key = (name, language, tuple((i.id, i.text) for i in items))
-            if k < 2 and key in transcribed:
-                copy_wer_outputs(transcribed[key], out)
-                log.info("%s %s %s: WER outputs reused from %s", setting, language, name,
-                         transcribed[key])  # fmt: skip
+
+            run = functools.partial(
+                score_system, name, source, ref_field, out, k, setting, language, items,
+                list_file, prompts, transcribed, args.cuts, asr, enc, common,
+            )  # fmt: skip
+
+            if k < 2:  # ground truth and resynthesis: the same for every model on this data
+                audio = sorted(prompts.glob("*.wav"))
+                if k == 1:
+                    audio += sorted((hyp / "resynth").glob("*.wav"))
+                key = score_key(CACHE_VERSION, name, ref_field, asr, enc, file_digest(list_file),
+                                file_digest(args.cuts), [(a.name, file_digest(a)) for a in audio])  # fmt: skip
+                if cached_scores(args.cache_dir, key, out, run):
+                    log.info("%s %s %s: scores reused from the cache (%s)", setting, language,
+                             name, key)  # fmt: skip
             else:
-                bench(["wer", *source, "--system", name, "--out-dir", str(out), "--ref",
-                       str(list_file), "--ref-field", ref_field, *asr, *common])  # fmt: skip
-                transcribed[key] = out
-            bench(["sim", *source, "--system", name, "--out-dir", str(out), "--list",
-                   str(list_file), "--cuts", str(args.cuts), "--prompt-resynth-dir",
-                   str(prompts), *enc, *common])  # fmt: skip
+                run()
             summaries += [out / "wer_summary.json", out / "sim_summary.json"]
         if speed is not None:
             summaries.append(speed)  # the model's row gets the speed columns
