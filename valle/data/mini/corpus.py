@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from valle.data.mini.engines import (
+    shift_pitch,
     synthesize_espeak,
     synthesize_festival,
     synthesize_flite,
@@ -121,6 +122,9 @@ def _synthesize_batch(corpus_dir: str, speaker: str, items: list[tuple[str, str,
                 )
             else:
                 raise ValueError(f"unknown engine {voice.engine!r} for speaker {speaker}")
+    if voice.shift:
+        for u in utts:
+            shift_pitch(paths[u.id], voice.shift)
     for u in utts:
         record = _record(u, paths[u.id], phones[u.id])
         write_text_atomic(

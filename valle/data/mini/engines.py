@@ -92,6 +92,26 @@ def _move_into_place(tmp: Path, path: Path, what: str) -> tuple[int, int]:
     return info
 
 
+def shift_pitch(path: Path, cents: int) -> None:
+    """Shift the pitch and formants of a wav by ``cents`` in place, keeping its duration
+    (``sox pitch``), so the engine's phone timings still hold; atomic."""
+    rate, frames = wav_info(path)
+    tmp = path.with_name(f".{path.stem}.shift.wav.tmp")
+    cmd = ["sox", str(path), "-b", "16", "-t", "wav", str(tmp), "pitch", str(int(cents))]
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    except FileNotFoundError as e:
+        raise RuntimeError("sox not found: apt-get install sox") from e
+    if result.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise RuntimeError(f"sox pitch {cents} failed on {path}: {result.stderr[-500:]}")
+    new_rate, new_frames = _move_into_place(tmp, path, "sox")
+    if new_rate != rate or abs(new_frames - frames) > rate // 100:
+        raise RuntimeError(
+            f"sox pitch changed {path}: {rate} Hz x {frames} -> {new_rate} Hz x {new_frames}"
+        )
+
+
 def synthesize_flite(text: str, voice: str, path: Path, *, stretch: float = 1.0) -> Phones:
     """Speak ``text`` with flite voice ``voice`` into ``path``; return its segment timings."""
     tmp = path.with_name(f".{path.stem}.flite.wav.tmp")

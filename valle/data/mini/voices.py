@@ -34,6 +34,10 @@ class Voice:
             utterance is :data:`SENTENCES_PER_UTTERANCE` consecutive sentences.
         source_speaker: the recorded person (or synthesiser) behind the voice.
         stretch: duration stretch (>1 is slower) for flite/festival.
+        shift: pitch and formant shift in cents applied to the engine's audio with sox
+            (``sox pitch``: durations, and so the phone timings, are kept). A shifted copy of a
+            voice sounds like another, larger or smaller speaker: it adds speaker variety
+            to the training voices for the zero-shot test (0: none).
         rate: espeak-ng words per minute.
         pitch: espeak-ng pitch, 0..99.
     """
@@ -47,6 +51,7 @@ class Voice:
     stretch: float = 1.0
     rate: int = 175
     pitch: int = 50
+    shift: int = 0
 
     @property
     def phone_set(self) -> str:
@@ -56,13 +61,17 @@ class Voice:
     def settings(self) -> dict[str, object]:
         """Everything that changes the audio; stored with each utterance to detect stale files."""
         if self.engine == "espeak":
-            return {
+            out: dict[str, object] = {
                 "engine": self.engine,
                 "voice": self.name,
                 "rate": self.rate,
                 "pitch": self.pitch,
             }
-        return {"engine": self.engine, "voice": self.name, "stretch": self.stretch}
+        else:
+            out = {"engine": self.engine, "voice": self.name, "stretch": self.stretch}
+        if self.shift:
+            out["shift"] = self.shift
+        return out
 
 
 VOICES: tuple[Voice, ...] = (
@@ -73,6 +82,22 @@ VOICES: tuple[Voice, ...] = (
     Voice("festival-kal", "festival", "kal_diphone", "en", 230, "cmu-kal", stretch=1.1),
     Voice("festival-ked", "festival", "ked_diphone", "en", 55, "cmu-ked"),
     Voice("festival-slt-hts", "festival", "cmu_us_slt_arctic_hts", "en", 230, "cmu-slt"),
+    # pitch/formant-shifted copies of training voices (sox): more speaker variety (see Voice.shift)
+    Voice("flite-slt-m400", "flite", "slt", "en", 150, "cmu-slt", shift=-400),
+    Voice("flite-rms-p400", "flite", "rms", "en", 150, "cmu-rms", stretch=1.05, shift=400),
+    Voice("flite-rms-m250", "flite", "rms", "en", 150, "cmu-rms", stretch=0.95, shift=-250),
+    Voice("flite-kal16-p300", "flite", "kal16", "en", 150, "cmu-kal", shift=300),
+    Voice("festival-kal-m200", "festival", "kal_diphone", "en", 150, "cmu-kal", shift=-200),
+    Voice(
+        "festival-slt-hts-p250",
+        "festival",
+        "cmu_us_slt_arctic_hts",
+        "en",
+        150,
+        "cmu-slt",
+        stretch=1.1,
+        shift=250,
+    ),
     Voice("espeak-en-us-m3", "espeak", "en-us+m3", "en", 150, "espeak-m3", rate=165, pitch=45),
     Voice("espeak-en-gb-f2", "espeak", "en+f2", "en", 150, "espeak-f2", rate=160, pitch=55),
     Voice(
