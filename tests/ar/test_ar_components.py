@@ -10,7 +10,7 @@ import torch
 from valle.ar.generate import generate_ar
 from valle.ar.masks import PrefixLMMask
 from valle.modules.positions import AUDIO, NO_ALIGN, PROSODY, TEXT, SegmentPositions
-from valle.sampling import RepetitionAwareSampler
+from valle.sampling import FilteredSampler, RepetitionAwareSampler, TopK
 from valle.testing.model import batch_from_codes, tiny_model
 
 
@@ -193,3 +193,42 @@ def test_duration_stop_ends_at_the_sum_of_durations_and_ignores_early_eos(group:
     assert all(int(o.max()) < 16 for o in out)  # no EOS inside
     with pytest.raises(ValueError, match="durations"):
         generate_ar(ar, *_args(texts, prompts))
+
+
+def test_generation_reads_one_value_per_step_back_to_the_host(monkeypatch) -> None:
+    """Host reads (a device sync on an accelerator) in generate_ar: a few per call and one per
+    step (has every row ended?), whatever the step width; the old loop added two per element
+    per step in the sampler's logits check."""
+    from torch import nn
+
+    from valle.modules.embedding import TokenEmbedding
+
+    # the embedding's id check reads ids on CPU only (skipped on accelerators): leave it out
+    monkeypatch.setattr(TokenEmbedding, "forward", nn.Embedding.forward)
+    reads = {"n": 0}
+    for name in ("__bool__", "__int__", "__float__", "item", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def counting(self, *a, _original=original, **k):
+            reads["n"] += 1
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counting)
+
+    def no_eos(logits):
+        return logits.index_fill(-1, torch.tensor([16]), float("-inf"))
+
+    never_eos = FilteredSampler([no_eos, TopK(1)])  # a library sampler, as decoding uses
+
+    for layout in ([], ["ar.layout.kind=grouped", "ar.layout.group=2"]):
+        ar = tiny_model(seed=1, overrides=layout).eval().ar
+        args = _args(
+            [torch.tensor([1, 2, 3, 4]), torch.tensor([5, 6])], [torch.zeros(2, 4).long()] * 2
+        )
+        counts = []
+        for ratio in (2.0, 4.0):
+            reads["n"] = 0
+            out = generate_ar(ar, *args, sampler=never_eos, max_len_ratio=ratio)
+            counts.append((reads["n"], max(len(o) for o in out)))
+        (r1, n1), (r2, n2) = counts
+        assert n2 > n1 and (r2 - r1) == (n2 - n1), counts  # one read per extra step
