@@ -231,3 +231,15 @@ def test_component_sections_pick_their_class_by_kind() -> None:
     d["ar"]["layout"] = {"group": 2}
     with pytest.raises(ConfigError, match="missing 'kind'"):
         from_dict(type(cfg), d)
+
+
+def test_a_config_layer_that_changes_a_components_kind_replaces_its_section() -> None:
+    from valle.config import merge_config_dicts
+
+    base = to_dict(apply_overrides(tiny_valle_config(), ["ar.sampler.kind=repetition_aware"]))
+    merged = merge_config_dicts(base, {"ar": {"sampler": {"kind": "greedy"}}})
+    assert merged["ar"]["sampler"] == {"kind": "greedy"}  # no window/threshold left over
+    cfg = from_dict(type(tiny_valle_config()), merged)
+    assert to_dict(cfg.ar.sampler) == {"kind": "greedy"}
+    same = merge_config_dicts(base, {"ar": {"sampler": {"kind": "repetition_aware", "window": 4}}})
+    assert same["ar"]["sampler"]["window"] == 4 and same["ar"]["sampler"]["threshold"] == 0.1

@@ -51,6 +51,7 @@ __all__ = [
     "save_yaml",
     "dump_yaml",
     "apply_overrides",
+    "merge_config_dicts",
     "compose_config",
     "preset_path",
     "vocab_from_data",
@@ -519,11 +520,20 @@ def preset_path(kind: str, name: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _deep_merge(a: dict[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+def merge_config_dicts(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+    """``b`` merged over ``a``, recursively (config layers: preset, experiment file, ...).
+
+    A component section whose ``kind`` changes is replaced, not merged: the old kind's
+    settings do not carry over to a kind that has no such field.
+    """
     out = dict(a)
     for k, v in b.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = _deep_merge(dict(out[k]), v)
+        old = out.get(k)
+        if isinstance(v, Mapping) and isinstance(old, Mapping):
+            if "kind" in v and v["kind"] != old.get("kind"):
+                out[k] = dict(v)
+            else:
+                out[k] = merge_config_dicts(old, v)
         else:
             out[k] = v
     return out
@@ -549,7 +559,7 @@ def compose_config(
     sdata = _read_yaml(preset_path("size", size))
     name = vdata.pop("variant", variant)
     cls = get_variant(name)
-    merged = _deep_merge(vdata, sdata)
+    merged = merge_config_dicts(vdata, sdata)
     merged["vocab"] = {
         "text_vocab_size": text_vocab_size,
         "codebook_size": codebook_size,

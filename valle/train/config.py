@@ -37,6 +37,7 @@ from valle.config import (
     compose_config,
     dump_yaml,
     from_dict,
+    merge_config_dicts,
     opt,
     to_dict,
 )
@@ -253,13 +254,8 @@ def _read_sections(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _deep_merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = _deep_merge(out[k], v)
-        else:
-            out[k] = v
-    return out
+    # a component section that changes kind is replaced (valle.config.merge_config_dicts)
+    return merge_config_dicts(a, b)
 
 
 _EXPONENT_FLOAT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
