@@ -49,7 +49,9 @@ def test_head_average_and_keep() -> None:
     torch.manual_seed(1)
     stack = TransformerStack(1, 8, 2, 16).eval()
     x = torch.randn(1, 5, 8)
-    with AttentionProbe(stack.layers, keep=lambda p: p[:, 3:, :3]) as probe:
-        stack(x, None)
-    full = attention_probabilities(stack.layers[0].attn, stack.layers[0].norm1(x), None)
+    mask = torch.rand(1, 5, 5, generator=torch.Generator().manual_seed(0)) > 0.3
+    mask[..., 0] = True
+    with AttentionProbe(stack.layers, queries=slice(3, None), keep=lambda p: p[..., :3]) as probe:
+        stack(x, mask)
+    full = attention_probabilities(stack.layers[0].attn, stack.layers[0].norm1(x), mask)
     torch.testing.assert_close(probe.maps[0], full.mean(1)[:, 3:, :3])

@@ -160,7 +160,8 @@ def ar_text_attention(
     """
     text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
     S = text.shape[1]
-    with AttentionProbe(ar.backbone.layers, keep=lambda p: p[:, S:, :S]) as probe:
+    probe = AttentionProbe(ar.backbone.layers, queries=slice(S, None), keep=lambda p: p[..., :S])
+    with probe:
         logits = ar(text, text_lens, audio_in, in_lens, batch.get(B_.LANGUAGE))
     if any(m is None for m in probe.maps):
         raise RuntimeError("the attention probe recorded nothing; did the AR's layers change?")
@@ -196,7 +197,7 @@ def attention_figure(
         fig.colorbar(im, ax=ax)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.06, right=0.97, bottom=0.16, top=0.78, wspace=0.3)  # fixed
     return fig
 
 

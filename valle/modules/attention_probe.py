@@ -24,24 +24,33 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["AttentionProbe", "attention_probabilities"]
 
 
-def attention_probabilities(attn: Any, x: Tensor, mask: Tensor | None) -> Tensor:
-    """Attention weights (B, H, L, K) of ``attn`` (a ``MultiHeadAttention``) for its input.
+def attention_probabilities(
+    attn: Any, x: Tensor, mask: Tensor | None, queries: slice | None = None
+) -> Tensor:
+    """Attention weights (B, H, L', K) of ``attn`` (a ``MultiHeadAttention``) for its input.
 
     ``x`` (B, L, D) is the module's input (the normed hidden states), ``mask`` (B, L, K) bool
-    (True = may attend) or None. Rows without any allowed key are all zeros.
+    (True = may attend) or None. ``queries`` (optional) keeps only those query rows (L' of
+    them; every key is still used, so each row sums to 1 as in the model). Rows without any
+    allowed key are all zeros.
     """
     B, L, _ = x.shape
     H, E = int(attn.num_heads), int(attn.head_dim)
-    qkv = attn.qkv(x).view(B, L, 3, H, E)  # (B, L, 3, H, E)
-    q, k = qkv[:, :, 0].transpose(1, 2), qkv[:, :, 1].transpose(1, 2)  # (B, H, L, E)
-    scores = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(E)  # (B, H, L, K)
+    w_q, w_k, _ = attn.qkv.weight.chunk(3, dim=0)  # (D, D) each
+    b_q, b_k, _ = attn.qkv.bias.chunk(3) if attn.qkv.bias is not None else (None, None, None)
+    xq = x if queries is None else x[:, queries]  # (B, L', D)
+    q = F.linear(xq, w_q, b_q).view(B, xq.shape[1], H, E).transpose(1, 2)  # (B, H, L', E)
+    k = F.linear(x, w_k, b_k).view(B, L, H, E).transpose(1, 2)  # (B, H, K, E)
+    scores = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(E)  # (B, H, L', K)
     if mask is not None:
-        scores = scores.masked_fill(~mask[:, None], float("-inf"))
+        m = mask if queries is None else mask[:, queries]  # (B, L', K)
+        scores = scores.masked_fill(~m[:, None], float("-inf"))
     probs = torch.softmax(scores, dim=-1)
     return torch.nan_to_num(probs, nan=0.0)  # fully masked rows -> 0
 
@@ -53,8 +62,9 @@ class AttentionProbe:
         layers: transformer layers (e.g. ``backbone.layers``); each must have an ``attn``
             module with ``qkv``, ``num_heads`` and ``head_dim``.
         average_heads: store the mean over heads (B, L, K) instead of (B, H, L, K).
+        queries: optional slice of the query rows to compute (e.g. the audio positions).
         keep: optional function ``(probs) -> tensor`` applied before storing (e.g. slice the
-            audio->text block) to keep memory small.
+            text keys) to keep memory small.
 
     After the forward pass ``maps[i]`` holds layer i's weights of the last recorded pass (on
     the CPU, float32); ``calls`` counts recorded passes.
@@ -65,10 +75,12 @@ class AttentionProbe:
         layers: Iterable[nn.Module],
         *,
         average_heads: bool = True,
+        queries: slice | None = None,
         keep: Any | None = None,
     ) -> None:
         self.layers = list(layers)
         self.average_heads = average_heads
+        self.queries = queries
         self.keep = keep
         self.maps: list[Tensor | None] = [None] * len(self.layers)
         self.calls = 0
@@ -84,7 +96,7 @@ class AttentionProbe:
             if cache is not None:
                 return  # keys are in the cache; nothing to recompute from the inputs
             with torch.no_grad():
-                probs = attention_probabilities(module, x, mask)  # (B, H, L, K)
+                probs = attention_probabilities(module, x, mask, self.queries)  # (B, H, L', K)
                 if self.average_heads:
                     probs = probs.mean(1)  # (B, L, K)
                 if self.keep is not None:
