@@ -21,8 +21,11 @@ key                  type / shape        meaning
 ``prompt_start``     long (B,)           frame of ``audio_codes`` the row's prompt was copied from
                                          (a prefix of the target: 0), -1 when it comes from
                                          another utterance; present with ``prompt_codes``
-``durations``        long (B, S)         frames per text token where an alignment gives them;
-                                         optional (used by RALL-E / VALL-E R)
+``durations``        long (B, S)         frames per text token (code frames, >= 1 each, a row
+                                         sums to its ``audio_lens``) from the aligner stage
+                                         (``valle.align``), padded with 0; ``durations_lens``
+                                         (B,) equals ``text_lens``; optional: only with the
+                                         ``Durations`` featurizer (VALL-E R, RALL-E)
 ``cut_ids``          list[str] (B)       lhotse cut ids
 ``speakers``         list[str] (B)       speaker ids
 ===================  ==================  ==========================================================
@@ -71,7 +74,7 @@ PAD_VALUES: dict[str, float] = {
     TEXT_TOKENS: PAD_ID,  # phoneme ids; PAD_ID is never a phoneme
     AUDIO_CODES: 0,  # codec codes (0 is a real code: mask with audio_lens)
     PROMPT_CODES: 0,  # codec codes (mask with prompt_lens)
-    DURATIONS: 0,  # frames per text token (a padded token lasts 0 frames)
+    DURATIONS: 0,  # frames per text token (a padded token lasts 0 frames; real ones >= 1)
     LANGUAGE_TOKENS: 0,  # language id per text token (mask with text_lens)
     PITCH: 0,  # pitch bucket per text token (mask with text_lens)
     MEL: 0.0,  # log-mel frames (mask with mel_lens)

@@ -1,0 +1,131 @@
+"""The aligner's acoustic model: a small CTC phoneme recogniser over log-mel frames.
+
+Shape legend: B batch, T frames, F mel bins, C channels, V classes (phoneme ids + 1 blank).
+
+A stack of residual dilated 1-D convolutions (kernel 5, dilations 1-2-4 twice: about +-0.36 s
+of context at 80 Hz) maps normalised log-mel frames to per-frame logits over the symbol table's
+ids plus one extra class, the CTC blank (id ``V - 1``). Convolutions rather than an LSTM: the
+model must train in minutes on one CPU thread, and convolutions are several times faster there.
+About 1.2M parameters at the default width.
+
+The checkpoint (``aligner.pt``) holds the weights, this config, the feature config and the
+symbol list, so ``durations`` needs nothing else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from valle.align.features import FeatureConfig
+from valle.io.atomic import atomic_torch_save
+
+__all__ = ["ModelConfig", "AcousticModel", "save_aligner", "load_aligner"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Acoustic model settings.
+
+    Attributes:
+        channels: C, width of every convolution.
+        dilations: one residual block per entry (kernel 5, this dilation).
+        dropout: dropout after each block (training only).
+    """
+
+    channels: int = 64
+    dilations: tuple[int, ...] = (1, 2, 4, 1, 2, 4)
+    dropout: float = 0.1
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["dilations"] = list(self.dilations)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        return cls(**{**d, "dilations": tuple(d.get("dilations", cls.dilations))})
+
+
+class _Block(nn.Module):
+    def __init__(self, channels: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(channels, channels, 5, padding=2 * dilation, dilation=dilation)
+        self.norm = nn.GroupNorm(1, channels)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, C, T)
+        return x + self.drop(nn.functional.gelu(self.norm(self.conv(x))))
+
+
+class AcousticModel(nn.Module):
+    """Log-mel ``(B, T, F)`` -> CTC logits ``(B, T, V)``; the blank is the last class.
+
+    Args:
+        n_mels: F, input mel bins.
+        num_symbols: size of the symbol table (classes ``0..num_symbols-1``).
+        config: widths and dilations.
+    """
+
+    def __init__(self, n_mels: int, num_symbols: int, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.n_mels = n_mels
+        self.num_symbols = num_symbols
+        self.config = config or ModelConfig()
+        c = self.config.channels
+        self.inp = nn.Conv1d(self.n_mels, c, 3, padding=1)
+        self.blocks = nn.Sequential(
+            *[_Block(c, d, self.config.dropout) for d in self.config.dilations]
+        )
+        self.out = nn.Conv1d(c, self.num_classes, 1)
+
+    @property
+    def num_classes(self) -> int:
+        return self.num_symbols + 1
+
+    @property
+    def blank(self) -> int:
+        return self.num_symbols
+
+    def forward(self, feats: Tensor) -> Tensor:
+        x = self.inp(feats.transpose(1, 2))  # (B, C, T)
+        x = self.blocks(x)  # (B, C, T)
+        return self.out(x).transpose(1, 2)  # (B, T, V)
+
+
+def save_aligner(
+    path: str | Path,
+    model: AcousticModel,
+    features: FeatureConfig,
+    symbols: list[str],
+    extras: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``aligner.pt``: weights, configs and symbols (plain types only, weights-only safe)."""
+    obj = {
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "model": model.config.to_dict(),
+        "features": features.to_dict(),
+        "symbols": list(symbols),
+        "n_mels": model.n_mels,
+        **(extras or {}),
+    }
+    return atomic_torch_save(path, obj)
+
+
+def load_aligner(path: str | Path) -> tuple[AcousticModel, FeatureConfig, list[str], dict]:
+    """Read ``aligner.pt`` (safely): ``(model in eval mode, feature config, symbols, all)``."""
+    from valle.io.checkpoint import load_checkpoint
+
+    obj = load_checkpoint(path)
+    if "state_dict" not in obj or "symbols" not in obj:
+        raise ValueError(f"{path} is not an aligner checkpoint (python -m valle.bin.align train)")
+    model = AcousticModel(
+        int(obj["n_mels"]), len(obj["symbols"]), ModelConfig.from_dict(obj["model"])
+    )
+    model.load_state_dict(obj["state_dict"])
+    model.eval()
+    return model, FeatureConfig.from_dict(obj["features"]), list(obj["symbols"]), obj
