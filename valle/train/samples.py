@@ -99,8 +99,6 @@ class SampleProvider:
             prompt_text_len=min(S, int(round(S * P / T))),
         )
 
-    prompt_text_len: int | None = None  # leading tokens of text_tokens that are the prompt's
-
     @classmethod
     def from_batch(
         cls,
@@ -159,17 +157,6 @@ class SampleProvider:
             return torch.zeros(1)
         wave = self.codec.decode([codes.long().cpu()])[0]
         return torch.nan_to_num(wave.float().flatten()).clamp(-1.0, 1.0)
-
-
-def _accepts(fn: Any, name: str) -> bool:
-    """Whether ``fn`` takes a keyword ``name`` (explicitly or through ``**kwargs``)."""
-    import inspect
-
-    try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def log_mel_image(wave: Tensor, sample_rate: int) -> Tensor:
