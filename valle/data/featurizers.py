@@ -127,3 +127,33 @@ class CustomArray:
         value = cut.custom[self.field]
         arr = cut.load_custom(self.field) if hasattr(value, "load") else value
         return torch.as_tensor(np.asarray(arr), dtype=self.dtype)
+
+
+class Durations(CustomArray):
+    """Frames per text token (``(S,)`` long, ``>= 1`` each, summing to the frames), stored on
+    the cut by the aligner stage as ``cut.custom["durations"]`` (VALL-E R, RALL-E)."""
+
+    def __init__(self, field: str = B.DURATIONS) -> None:
+        super().__init__(field, name=B.DURATIONS)
+
+    def __call__(self, cut: Cut) -> torch.Tensor:
+        if not cut.has_custom(self.field):
+            raise ValueError(
+                f"cut {cut.id} has no phoneme durations ('{self.field}'), which this model "
+                "reads: run the aligner stage on the cuts first (python -m valle.bin.align)"
+            )
+        return super().__call__(cut)
+
+    def example(
+        self, num_text: int, num_frames: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """A made-up alignment: ``num_frames`` split at random over the tokens, each >= 1
+        where there are enough frames (else the last tokens get 0)."""
+        d = torch.zeros(num_text, dtype=torch.long)
+        ones = min(num_text, num_frames)
+        d[:ones] = 1
+        rest = num_frames - ones
+        if rest and num_text:
+            picks = torch.randint(0, num_text, (rest,), generator=generator)
+            d += torch.bincount(picks, minlength=num_text)
+        return d  # (S,)
