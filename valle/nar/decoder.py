@@ -57,6 +57,7 @@ class NARDecoder(nn.Module):
         prompt: PromptPolicy,
         dropout: float = 0.0,
         text_conditioner: nn.Module | None = None,
+        audio_conditioner: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if num_codebooks < 2:
@@ -81,6 +82,9 @@ class NARDecoder(nn.Module):
         for i, head in enumerate(self.heads):
             head.weight = self.audio_embeddings[i + 1].weight  # tied (Sec 4.2.2)
         self.text_conditioner = text_conditioner
+        # optional: maps (audio inputs (B, P + T, D), its ``audio_cond``) to new audio inputs
+        # (VALL-E R adds each frame's aligned phoneme: valle.nar.aligned)
+        self.audio_conditioner = audio_conditioner
         self.stage = stage
         self.backbone = backbone
         self.prompt = prompt
@@ -121,10 +125,13 @@ class NARDecoder(nn.Module):
         target_lens: Tensor,
         stage: int,
         language: Tensor | None = None,
+        audio_cond: Tensor | None = None,
     ) -> Tensor:
         """Logits (B, T, V) for codebook ``stage`` (0-based, 1..Q-1) of the target frames.
 
         ``target_codes`` (B, T, >= stage): only codebooks ``< stage`` are read.
+        ``audio_cond``: per-frame input of the ``audio_conditioner`` over ``[prompt ; target]``
+        (e.g. aligned phoneme ids (B, P + T)).
         """
         check_lengths(text_tokens, text_lens)
         Q = self.num_codebooks
@@ -143,6 +150,8 @@ class NARDecoder(nn.Module):
         x_audio = torch.cat(
             [self.embed_codes(prompt_codes, Q), self.embed_codes(target_codes, stage)], dim=1
         )  # (B, P + T, D)
+        if self.audio_conditioner is not None:
+            x_audio = self.audio_conditioner(x_audio, audio_cond)  # (B, P + T, D)
         x_audio = self.audio_position(x_audio, torch.cat([p_prompt.index, p_target.index], 1))
         x = torch.cat([x_text, x_audio], dim=1)  # (B, S + P + T, D)
         pos = p_text.cat(p_prompt).cat(p_target)
@@ -184,6 +193,7 @@ class NARDecoder(nn.Module):
         *,
         sampler: Sampler | None = None,
         generator: torch.Generator | None = None,
+        audio_cond: Tensor | None = None,
     ) -> Tensor:
         """Fill codebooks 2..Q stage by stage (greedy unless a ``sampler`` is given).
 
@@ -194,6 +204,8 @@ class NARDecoder(nn.Module):
                 generation sees what training saw.
             first_codes: (B, T) first-codebook codes from the AR, right-padded.
             lens: (B,) valid frames per row.
+            audio_cond: the ``audio_conditioner``'s input over the prompt the NAR reads
+                (after its prompt policy) and the T frames, or None.
         Returns:
             (B, T, Q) long codes, zero beyond each row's length.
         """
@@ -214,6 +226,7 @@ class NARDecoder(nn.Module):
                 lens,
                 stage,
                 x.language,
+                audio_cond,
             )  # (B, T, V)
             if sampler is None:
                 ids = logits.argmax(-1)
