@@ -138,3 +138,24 @@ def test_wrong_types_in_a_jobs_file_are_named(setup, tmp_path, field, value, mes
     _, failures = load_jobs(jobs)
     assert len(failures) == 1 and failures[0].reason == message
     assert "empty" not in failures[0].reason
+
+
+def test_long_single_text_is_chunked_batch_size_at_a_time(setup, tmp_path, monkeypatch) -> None:
+    rows: list[int] = []
+    real = Synthesizer._generate
+
+    def spy(self, items, *a, **k):
+        rows.append(len(items))
+        return real(self, items, *a, **k)
+
+    monkeypatch.setattr(Synthesizer, "_generate", spy)
+    text = "The lazy dog. The quick brown fox. She sells sea shells."
+    out = tmp_path / "long.wav"
+    rc = main(["--checkpoint", str(setup.checkpoint), "--prompt-wav", str(setup.prompt_wav),
+               "--prompt-text", "Hello.", "--text", text, "--out", str(out), "--sampler", "greedy",
+               "--max-phonemes", "12", "--batch-size", "2", "--chunk-pause", "0.3"])  # fmt: skip
+    assert rc == 0 and out.exists()
+    chunks = Synthesizer.from_checkpoint(setup.checkpoint, max_text_tokens=12).text_chunks(
+        text, "Hello."
+    )
+    assert len(chunks) >= 3 and sum(rows) == len(chunks) and max(rows) == 2

@@ -356,8 +356,12 @@ def run(args: argparse.Namespace) -> int:
                 fail(job_id, where, e, write=bar.write)
 
             results = _synthesize_isolated(synth, part, generator, args.batch_size, fail_job)
-        else:  # one utterance: its errors are the run's (exit 2)
-            wave, sr = synth.synthesize_batch([part[0][1]], generator=generator)[0]
+        else:  # one utterance: its errors are the run's (exit 2); its chunks, if long,
+            # go --batch-size at a time
+            job = part[0][1]
+            wave, sr = synth.synthesize_batch(
+                [job], batch_size=args.batch_size, generator=generator
+            )[0]
             results = [(*part[0], wave, sr)]
         for where, job, out, wave, sr in results:
             try:
