@@ -71,11 +71,22 @@ def test_resume_after_interruption(cuts, tmp_path):
     assert stats.chunks_computed == 0 and third.encoded == []
 
 
-def test_rerun_with_other_cuts_is_refused(cuts, tmp_path):
-    _encode(cuts, FakeCodec(), tmp_path / "tok", chunk_size=4)
-    fewer = CutSet.from_cuts(list(cuts)[:5])
-    with pytest.raises(RuntimeError, match="different run"):
-        _encode(fewer, FakeCodec(), tmp_path / "tok", chunk_size=4)
+def test_rerun_with_other_cuts_reuses_the_codes_of_unchanged_audio(cuts, tmp_path):
+    """Leaving cuts out (e.g. bad audio) or adding some re-encodes only the new ones (it was
+    refused, and starting over re-encoded everything)."""
+    out = tmp_path / "tok"
+    ref, _ = _encode(cuts, FakeCodec(), tmp_path / "ref", chunk_size=4)
+    all_cuts = list(cuts)
+    _encode(CutSet.from_cuts(all_cuts[:3] + all_cuts[4:8]), FakeCodec(), out, chunk_size=4)
+    codec = FakeCodec()
+    result, stats = _encode(cuts, codec, out, chunk_size=3)  # cut 3 and 8 are new
+    assert len(codec.encoded) == 2 and stats.chunks_computed == 2
+    assert [c.id for c in result] == [c.id for c in ref]
+    for a, b in zip(result, ref, strict=True):
+        np.testing.assert_array_equal(a.load_codes(), b.load_codes())
+    again = FakeCodec()
+    _, stats = _encode(cuts, again, out, chunk_size=3)
+    assert again.encoded == [] and stats.chunks_computed == 0
 
 
 def test_lossy_storage_refused(cuts, tmp_path):
@@ -173,7 +184,7 @@ def test_replaced_audio_is_encoded_again(cuts, tmp_path):
     assert type(target).from_dict(target.to_dict()).recording == target.recording
     codec = FakeCodec()
     result, stats = _encode(cuts, codec, out, chunk_size=4)
-    assert stats.chunks_computed == 1 and len(codec.encoded) == 4  # only chunk 1
+    assert stats.chunks_computed == 1 and len(codec.encoded) == 1  # only that cut
     by_id = {c.id: c for c in result}
     fresh = FakeCodec().encode([load_cut_audio(by_id[target.id], 8000)])[0].numpy()
     got = by_id[target.id].load_codes()
@@ -207,3 +218,18 @@ def test_unpronounceable_transcript_names_the_utterance(cuts):
     assert f"utterance {ids[2]}" in msg and "empty transcript" in msg
     assert "text 6" not in msg and "text 0" not in msg
     assert "stage 1" in msg  # what to do next
+
+
+def test_audio_keys_of_other_codes_are_not_trusted(cuts, tmp_path):
+    """An interrupted rewrite can leave a chunk's audio.json describing codes that its
+    manifest does not point to: those cuts are encoded again rather than trusted."""
+    out = tmp_path / "tok"
+    _encode(cuts, FakeCodec(), out, chunk_size=4)
+    keys_path = out / "t_codes_chunks" / "cuts.00000.audio.json"
+    keys = json.loads(keys_path.read_text())
+    first = next(iter(keys))
+    keys[first][1] = "elsewhere::x"
+    keys_path.write_text(json.dumps(keys))
+    codec = FakeCodec()
+    _, stats = _encode(cuts, codec, out, chunk_size=4)
+    assert len(codec.encoded) == 1 and stats.chunks_computed == 1

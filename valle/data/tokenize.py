@@ -7,7 +7,8 @@ batches and the ``(T, Q)`` codes are stored with lhotse's array storage as a ``T
 (``frame_shift = 1 / frame_rate``, ``temporal_dim = 0``) in the cut's custom field ``codes``;
 ``cut.load_codes()`` reads them back. The work is split into chunks of cuts; each finished chunk's
 manifest is written atomically and skipped on the next run, so an interrupted run resumes where
-it stopped. The codec's facts go to ``codec.json`` beside the manifests.
+it stopped, and a rerun on changed inputs encodes only the cuts whose audio changed (or is new).
+The codec's facts go to ``codec.json`` beside the manifests.
 
 Text tokens: ``supervision.custom["phonemes"]`` (``list[str]``) from the language's G2P front
 end; the symbol table (``tokens.txt``) is built over the train split only.
@@ -131,22 +132,63 @@ def _same_audio_span(a: Cut, b: Cut) -> bool:
     )
 
 
-def _reusable_codes(
-    chunk: list[Cut], chunk_path: Path, keys_path: Path
-) -> tuple[dict[str, Any] | None, list[str]]:
-    """The codes manifests of a finished chunk by cut id, or ``None`` (and the ids of the cuts
-    whose audio changed) when the chunk must be encoded again."""
-    stored = {c.id: c for c in CutSet.from_file(chunk_path)}
-    if [c.id for c in chunk] != list(stored):
-        return None, [c.id for c in chunk if c.id not in stored]
-    if keys_path.is_file():
-        keys = json.loads(keys_path.read_text())
-        changed = [c.id for c in chunk if keys.get(c.id) != _audio_key(c)]
-    else:  # written by an older valle: the manifest is all there is to compare
-        changed = [c.id for c in chunk if not _same_audio_span(c, stored[c.id])]
-    if changed:
-        return None, changed
-    return {cid: cut.custom[CODES_FIELD] for cid, cut in stored.items()}, []
+def _location(codes: Any) -> str:
+    """Where a codes manifest's array lives (storage path and key), for consistency checks."""
+    array = codes["array"] if isinstance(codes, dict) else codes.array
+    if isinstance(array, dict):
+        return f"{array['storage_path']}::{array['storage_key']}"
+    return f"{array.storage_path}::{array.storage_key}"
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """Codes of one cut found in a finished chunk manifest."""
+
+    cut: Cut  # as stored (recording and span the codes were made from)
+    key: str | None  # its audio key; None: chunk written before keys were recorded
+    trusted: bool  # False: the recorded key belongs to other codes (interrupted rewrite)
+
+    def fits(self, cut: Cut) -> bool:
+        if not self.trusted:
+            return False
+        if self.key is None:
+            return _same_audio_span(cut, self.cut)
+        return self.key == _audio_key(cut)
+
+
+def _stored_codes(chunk_dir: Path) -> tuple[dict[str, list[_Stored]], dict[str, list[str]]]:
+    """The codes in the finished chunk manifests of ``chunk_dir`` (any chunking): by cut id,
+    and the cut ids of each chunk manifest (by file name)."""
+    found: dict[str, list[_Stored]] = {}
+    chunk_ids: dict[str, list[str]] = {}
+    for path in sorted(chunk_dir.glob("cuts.*.jsonl.gz")):
+        keys_path = path.with_name(path.name[: -len(".jsonl.gz")] + ".audio.json")
+        keys = json.loads(keys_path.read_text()) if keys_path.is_file() else None
+        chunk_ids[path.name] = []
+        for cut in CutSet.from_file(path):
+            chunk_ids[path.name].append(cut.id)
+            entry = None if keys is None else keys.get(cut.id)
+            if keys is None:  # written before audio keys were recorded
+                item = _Stored(cut, None, True)
+            elif isinstance(entry, str):  # key only (first version of the format)
+                item = _Stored(cut, entry, True)
+            else:  # [key, location]: the key is for these codes only if the locations agree
+                ok = isinstance(entry, list) and entry[1] == _location(cut.custom[CODES_FIELD])
+                item = _Stored(cut, entry[0] if ok else None, ok)
+            found.setdefault(cut.id, []).append(item)
+    return found, chunk_ids
+
+
+def _fresh_storage_path(storage_dir: Path, k: int, storage_type: str) -> Path:
+    """A writer path for chunk ``k`` that no existing codes manifest can point into: codes of
+    other chunks may still be read from an older ``chunk.NNNNN``, so it is never rewritten."""
+    suffix = ".h5" if storage_type == "numpy_hdf5" else ""
+    path = storage_dir / f"chunk.{k:05d}{suffix}"
+    n = 1
+    while path.exists():
+        path = storage_dir / f"chunk.{k:05d}.{n}{suffix}"
+        n += 1
+    return path
 
 
 def _batches(cuts: list[Cut], batch_size: int, max_batch_seconds: float) -> list[list[Cut]]:
@@ -200,13 +242,18 @@ def encode_cuts(
     """Encode every cut's audio with ``codec`` and attach the codes as ``cut.codes``.
 
     Files under ``output_dir``: ``codec.json`` (facts), ``<prefix>_codes_plan.json`` (what the
-    chunks hold, so a rerun with other cuts or another codec is refused instead of mixing
+    chunks hold; a rerun with another codec or storage type is refused instead of mixing
     codes), ``<prefix>_codes_chunks/cuts.NNNNN.jsonl.gz`` (one manifest per finished chunk),
     ``<prefix>_codes/`` (array storage) and ``<prefix>_cuts_codes.jsonl.gz`` (all cuts).
-    Beside each chunk manifest, ``cuts.NNNNN.audio.json`` records what its codes were made
-    from (:func:`_audio_key`); a chunk whose audio changed since is encoded again. The output
-    cuts are the input cuts with the codes attached, so fixes to their transcripts (or other
-    supervision fields) always reach the output, without encoding anything again.
+
+    Beside each chunk manifest, ``cuts.NNNNN.audio.json`` records for each cut what its codes
+    were made from (:func:`_audio_key`: recording, span, size and mtime of the audio files)
+    and where they are stored. A rerun reuses the stored codes of every cut whose audio is
+    unchanged, whatever chunk they were made in, and encodes the others (new cuts, replaced
+    or repaired audio) into storage that no existing manifest points to (storage is never
+    rewritten; codes nothing uses any more stay on disk). The output cuts are the input cuts
+    with the codes attached, so fixed transcripts (or other supervision fields) always reach
+    the output without encoding anything again.
 
     Args:
         cuts: the cuts to encode (their order defines the chunks).
@@ -254,14 +301,23 @@ def encode_cuts(
         "storage_type": storage_type,
     }
     plan_path = output_dir / f"{prefix}_codes_plan.json"
+    plan = json.loads(json.dumps(plan))
     if plan_path.is_file():
         old = json.loads(plan_path.read_text())
-        if old != json.loads(json.dumps(plan)):
+        if any(old.get(k) != plan[k] for k in ("codec", "storage_type")):
             raise RuntimeError(
-                f"{plan_path} records a different run (other cuts, chunk size or codec); "
-                f"finished chunks in {chunk_dir} cannot be reused. Delete {chunk_dir}, "
-                f"{storage_dir} and {plan_path} to start over, or use another output dir."
+                f"{plan_path} records a different run (another codec or storage type); its "
+                f"codes cannot be reused. Delete {chunk_dir}, {storage_dir} and {plan_path} to start over, "
+                "or use another output dir."
             )
+        if old != plan:
+            logger.info(
+                "%s: the cuts (or the chunk size) changed since the codes in %s were made; "
+                "the codes of cuts whose audio did not change are reused",
+                prefix,
+                chunk_dir,
+            )
+            write_json_atomic(plan, plan_path)
     else:
         write_json_atomic(plan, plan_path)
     codec_info.to_file(output_dir / "codec.json")
@@ -269,33 +325,41 @@ def encode_cuts(
     frame_shift = 1.0 / codec.frame_rate
     chunk_paths = [chunk_dir / f"cuts.{k:05d}.jsonl.gz" for k in range(len(chunks))]
     keys_paths = [chunk_dir / f"cuts.{k:05d}.audio.json" for k in range(len(chunks))]
-    codes_of: dict[str, Any] = {}
-    todo = []
-    for k, path in enumerate(chunk_paths):
-        if not path.is_file():
-            todo.append(k)
-            continue
-        reused, changed = _reusable_codes(chunks[k], path, keys_paths[k])
-        if reused is None:
+    stored, chunk_ids = _stored_codes(chunk_dir)
+    reuse: list[dict[str, Any]] = []  # per chunk: cut id -> codes manifest found on disk
+    encode: list[list[Cut]] = []  # per chunk: the cuts to encode
+    for chunk in chunks:
+        found = {}
+        for c in chunk:
+            match = next((st for st in stored.get(c.id, []) if st.fits(c)), None)
+            if match is not None:
+                found[c.id] = match.cut.custom[CODES_FIELD]
+        reuse.append(found)
+        encode.append([c for c in chunk if c.id not in found])
+        changed = [c.id for c in encode[-1] if c.id in stored]
+        if changed:
             logger.warning(
-                "%s: the audio of %d cut(s) in chunk %d changed since it was encoded (e.g. "
-                "%s): encoding the chunk again",
+                "%s: the audio of %d cut(s) changed since it was encoded (e.g. %s): encoding "
+                "it again",
                 prefix,
                 len(changed),
-                k,
-                changed[0] if changed else "?",
+                changed[0],
             )
-            todo.append(k)
-        else:
-            codes_of.update(reused)
+    todo = [  # chunks whose manifest must be (re)written
+        k
+        for k, chunk in enumerate(chunks)
+        if encode[k] or chunk_ids.get(chunk_paths[k].name) != [c.id for c in chunk]
+    ]
     total_s = sum(c.duration for c in cut_list)
-    todo_s = sum(c.duration for k in todo for c in chunks[k])
-    if len(todo) < len(chunks):
+    todo_s = sum(c.duration for cuts_k in encode for c in cuts_k)
+    if len(todo) < len(chunks) or todo_s < total_s:
         logger.info(
-            "%s: %d of %d chunks already encoded, resuming",
+            "%s: %d of %d chunks already encoded, %.1f of %.1f s of audio to encode",
             prefix,
             len(chunks) - len(todo),
             len(chunks),
+            todo_s,
+            total_s,
         )
     bar = tqdm(
         total=round(total_s, 2),
@@ -307,38 +371,46 @@ def encode_cuts(
     t0 = time.perf_counter()
     done_s = 0.0
     sample_rate = codec.sample_rate
+    codes_of: dict[str, Any] = {}
     with ThreadPoolExecutor(max_workers=1) as pool:  # loads the next batch while one encodes
-        for k in todo:
-            batches = _batches(chunks[k], batch_size, max_batch_seconds)
-            writer_path = storage_dir / (
-                f"chunk.{k:05d}" + (".h5" if storage_type == "numpy_hdf5" else "")
-            )
-            out: dict[str, Cut] = {}
-            with get_writer(storage_type)(str(writer_path), mode="w") as writer:
-                pending = pool.submit(_load_waves, batches[0], sample_rate)
-                for i, batch in enumerate(batches):
-                    wavs = pending.result()  # list of (N_b,)
-                    if i + 1 < len(batches):
-                        pending = pool.submit(_load_waves, batches[i + 1], sample_rate)
-                    with torch.inference_mode():
-                        codes = codec.encode(wavs)  # list of (T_b, Q)
-                    if len(codes) != len(batch):
-                        raise RuntimeError(
-                            f"codec returned {len(codes)} code sequences for {len(batch)} waves"
-                        )
-                    for cut, c in zip(batch, codes, strict=True):
-                        arr = _check_codes(c, codec, cut)  # (T, Q)
-                        manifest = writer.store_array(
-                            cut.id, arr, frame_shift=frame_shift, temporal_dim=0, start=cut.start
-                        )
-                        out[cut.id] = cut.with_custom(CODES_FIELD, manifest)
-                        codes_of[cut.id] = manifest
-                    seconds = sum(c.duration for c in batch)
-                    done_s += seconds
-                    bar.update(round(seconds, 2))
-            chunk_cuts = CutSet.from_cuts(out[c.id] for c in chunks[k])  # input order
-            write_json_atomic({c.id: _audio_key(c) for c in chunks[k]}, keys_paths[k])
-            save_cuts_atomic(chunk_cuts, chunk_paths[k])  # last: marks the chunk finished
+        for k in range(len(chunks)):
+            codes_k = dict(reuse[k])
+            if k in todo and encode[k]:
+                batches = _batches(encode[k], batch_size, max_batch_seconds)
+                writer_path = _fresh_storage_path(storage_dir, k, storage_type)
+                with get_writer(storage_type)(str(writer_path), mode="w") as writer:
+                    pending = pool.submit(_load_waves, batches[0], sample_rate)
+                    for i, batch in enumerate(batches):
+                        wavs = pending.result()  # list of (N_b,)
+                        if i + 1 < len(batches):
+                            pending = pool.submit(_load_waves, batches[i + 1], sample_rate)
+                        with torch.inference_mode():
+                            codes = codec.encode(wavs)  # list of (T_b, Q)
+                        if len(codes) != len(batch):
+                            raise RuntimeError(
+                                f"codec returned {len(codes)} code sequences for {len(batch)} waves"
+                            )
+                        for cut, c in zip(batch, codes, strict=True):
+                            arr = _check_codes(c, codec, cut)  # (T, Q)
+                            codes_k[cut.id] = writer.store_array(
+                                cut.id,
+                                arr,
+                                frame_shift=frame_shift,
+                                temporal_dim=0,
+                                start=cut.start,
+                            )
+                        seconds = sum(c.duration for c in batch)
+                        done_s += seconds
+                        bar.update(round(seconds, 2))
+            if k in todo:
+                chunk = chunks[k]
+                keys = {c.id: [_audio_key(c), _location(codes_k[c.id])] for c in chunk}
+                write_json_atomic(keys, keys_paths[k])
+                chunk_cuts = CutSet.from_cuts(
+                    c.with_custom(CODES_FIELD, codes_k[c.id]) for c in chunk
+                )
+                save_cuts_atomic(chunk_cuts, chunk_paths[k])  # last: marks the chunk finished
+            codes_of.update(codes_k)
     bar.close()
     wall = time.perf_counter() - t0
 
@@ -347,11 +419,11 @@ def encode_cuts(
     stats = EncodeStats(
         num_cuts=len(result),
         chunks_total=len(chunks),
-        chunks_computed=len(todo),
+        chunks_computed=sum(1 for k in todo if encode[k]),
         audio_seconds=done_s,
         wall_seconds=wall,
     )
-    if todo:
+    if done_s > 0:
         logger.info(
             "%s: encoded %.1f s of audio in %.1f s (%.1f s of audio per second)",
             prefix,
