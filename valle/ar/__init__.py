@@ -7,6 +7,7 @@ from valle.ar.generate import generate_ar, max_new_steps
 from valle.ar.heads import CategoricalHead
 from valle.ar.layouts import AcousticLayout, FirstCodebookLayout, GroupedCodeLayout
 from valle.ar.masks import CausalMask, MaskPolicy, PrefixLMMask, attention_mask
+from valle.ar.pointer import JointPointerHead, PointerARDecoder, PointerStop
 from valle.ar.stops import DecodeContext, EosStop, StopPolicy
 
 __all__ = [
@@ -19,7 +20,10 @@ __all__ = [
     "EosStop",
     "FirstCodebookLayout",
     "GroupedCodeLayout",
+    "JointPointerHead",
     "MaskPolicy",
+    "PointerARDecoder",
+    "PointerStop",
     "PrefixLMMask",
     "StopPolicy",
     "attention_mask",

@@ -1,5 +1,6 @@
 """Non-autoregressive decoder: stage conditioning, acoustic prompt policies, generation."""
 
+from valle.nar.aligned import AlignedPhonemeConditioner, PhonemeAlignedNAR
 from valle.nar.decoder import NARDecoder
 from valle.nar.prompts import (
     NoPrompt,
@@ -16,10 +17,12 @@ from valle.nar.stage import AdaLNStage, CodeIdTokenStage, StageConditioning
 
 __all__ = [
     "AdaLNStage",
+    "AlignedPhonemeConditioner",
     "CodeIdTokenStage",
     "NARDecoder",
     "NoPrompt",
     "OtherUtterancePrompt",
+    "PhonemeAlignedNAR",
     "PromptPolicy",
     "PromptPolicyBase",
     "PromptSplit",
