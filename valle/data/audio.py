@@ -221,11 +221,11 @@ def check_audio_files(
 
     from tqdm.auto import tqdm
 
-    paths = [Path(p) for p in paths]
-    bar = tqdm(paths, desc="checking audio files", unit="file", disable=not progress)
+    files = [Path(p) for p in paths]
+    bar = tqdm(files, desc="checking audio files", unit="file", disable=not progress)
     if num_jobs > 1:
         with ThreadPoolExecutor(max_workers=num_jobs) as pool:
             problems = list(pool.map(check_audio_file, bar))
     else:
         problems = [check_audio_file(p) for p in bar]
-    return {p: pr for p, pr in zip(paths, problems, strict=True) if pr is not None}
+    return {p: pr for p, pr in zip(files, problems, strict=True) if pr is not None}

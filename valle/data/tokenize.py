@@ -106,7 +106,7 @@ def _audio_key(cut: Cut) -> str:
     """What a cut's codes depend on: its recording (sources, rate, length), its span and the
     size and mtime of its audio files. A replaced or repaired wav changes the key even when
     its header (hence the recording manifest) stays the same."""
-    stamps = []
+    stamps: list[list[int] | None] = []
     for src in cut.recording.sources:
         if src.type == "file":
             try:
@@ -174,7 +174,7 @@ def _stored_codes(chunk_dir: Path) -> tuple[dict[str, list[_Stored]], dict[str, 
                 item = _Stored(cut, entry, True)
             else:  # [key, location]: the key is for these codes only if the locations agree
                 ok = isinstance(entry, list) and entry[1] == _location(cut.custom[CODES_FIELD])
-                item = _Stored(cut, entry[0] if ok else None, ok)
+                item = _Stored(cut, entry[0] if ok and entry else None, ok)
             found.setdefault(cut.id, []).append(item)
     return found, chunk_ids
 
