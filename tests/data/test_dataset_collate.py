@@ -314,3 +314,20 @@ def test_synthesis_inputs_pad_select_and_cut_the_prompt_text():
         x.replace(language=torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="prefix"):
         x.replace(prompt_text_lens=torch.tensor([5, 0]))
+
+
+def test_mel_frames_featurizer(tokenized):
+    from valle.codec.mel import MelConfig
+    from valle.data.featurizers import DataRequest, MelFrames
+
+    mel = MelFrames(MelConfig(sample_rate=16000, hop_length=160, n_mels=20))
+    symbols = build_symbol_table(tokenized)
+    some = CutSet.from_cuts(list(tokenized)[:3])
+    batch = SpeechTokenDataset(symbols, featurizers=DataRequest((mel,)).featurizers)[some]
+    assert batch[B.MEL].dtype == torch.float32 and batch[B.MEL].shape[-1] == 20
+    for i, cut in enumerate(some):
+        n = int(batch["mel_lens"][i])
+        assert n == 1 + round(cut.duration * 16000) // 160
+        assert torch.isfinite(batch[B.MEL][i, :n]).all()
+        assert (batch[B.MEL][i, n:] == mel.pad_value).all()  # padded with silence
+    assert mel.example(3, 7).shape == (7, 20)

@@ -77,7 +77,7 @@ PAD_VALUES: dict[str, float] = {
     DURATIONS: 0,  # frames per text token (a padded token lasts 0 frames; real ones >= 1)
     LANGUAGE_TOKENS: 0,  # language id per text token (mask with text_lens)
     PITCH: 0,  # pitch bucket per text token (mask with text_lens)
-    MEL: 0.0,  # log-mel frames (mask with mel_lens)
+    MEL: 0.0,  # log-mel frames (mask with mel_lens; featurizers.MelFrames pads with silence)
 }
 """Pad value of each sequence field; a field not listed pads with 0 (or its featurizer's)."""
 

@@ -1,6 +1,6 @@
 """Optional per-item fields a variant asks for, and the data request that names them.
 
-Shape legend: S text tokens, T frames, F mel bins.
+Shape legend: S text tokens, T code frames, M mel frames, F mel bins.
 
 The core batch (text, language, codes, ids; :mod:`valle.data.batch`) is the same for every
 model. What one variant needs beyond it (language per token for code-switched text, phoneme
@@ -25,7 +25,7 @@ A variant declares its data through its config's ``data_request(stages)`` method
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from lhotse.cut import Cut
 
 from valle.data import batch as B
 
-__all__ = ["Featurizer", "DataRequest", "LanguagePerToken", "CustomArray"]
+__all__ = ["Featurizer", "DataRequest", "LanguagePerToken", "CustomArray", "MelFrames"]
 
 
 @runtime_checkable
@@ -157,3 +157,32 @@ class Durations(CustomArray):
             picks = torch.randint(0, num_text, (rest,), generator=generator)
             d += torch.bincount(picks, minlength=num_text)
         return d  # (S,)
+
+
+class MelFrames:
+    """Log-mel frames of the cut's audio (``(M, F)`` float), for models that read mel.
+
+    The audio is loaded and resampled to ``config.sample_rate`` (``valle.data.audio``); frames
+    are padded with the log floor (the value of silence). A large corpus computes them once
+    in a stage and reads them back with :class:`CustomArray` instead.
+    """
+
+    def __init__(self, config: Any | None = None, name: str = B.MEL) -> None:
+        from valle.codec.mel import LogMel, MelConfig
+
+        self.mel = LogMel(config or MelConfig())
+        self.name = name
+        self.pad_value = self.mel.log_floor_value
+
+    def __call__(self, cut: Cut) -> torch.Tensor:
+        from valle.data.audio import load_cut_audio
+
+        wave = load_cut_audio(cut, self.mel.sample_rate)  # (N,)
+        with torch.no_grad():
+            return self.mel(wave)[0]  # (M, F)
+
+    def example(
+        self, num_text: int, num_frames: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """A made-up field for a dummy item: ``num_frames`` frames of silence."""
+        return torch.full((num_frames, self.mel.n_mels), self.pad_value)  # (M, F)
