@@ -187,6 +187,10 @@ def test_old_flat_ar_section_migrates(tmp_path: Path) -> None:
     cfg = from_dict(type(cfg), d)
     assert to_dict(cfg.ar.layout) == {"kind": "first_codebook"}
     assert (cfg.ar.sampler.window, cfg.ar.sampler.threshold, cfg.ar.sampler.top_p) == (7, 0.1, 0.8)
+    # without group_size it is the new shape: bare kinds mean that kind's defaults (tied)
+    d["ar"] = {"layout": "grouped", "head": "categorical"}
+    cfg = from_dict(type(cfg), d)
+    assert cfg.ar.layout.group == 2 and cfg.ar.head.tie_embedding
 
 
 def test_old_checkpoint_weights_load_into_the_migrated_config() -> None:

@@ -36,12 +36,14 @@ def migrate_ar_section(d: Mapping[str, Any]) -> dict[str, Any]:
     """The ``ar`` section of an older config in the current shape (a no-op on new ones).
 
     Old shape: ``layout``, ``head`` and ``mask`` as kind strings, ``group_size`` beside them
-    and a sampler holding every kind's numbers. The head of an old checkpoint is untied (it
-    was the only choice), so a string ``head`` becomes ``tie_embedding: false``.
+    and a sampler holding every kind's numbers. Every saved old config has ``group_size`` (a
+    saved config holds every field), which is how the old shape is recognised: a bare kind
+    string alone (``head: categorical``) is the new shape's shorthand for that kind's
+    defaults. The head of an old checkpoint is untied (it was the only choice), so its
+    ``head`` becomes ``tie_embedding: false``.
     """
     d = dict(d)
-    old = "group_size" in d or isinstance(d.get("layout"), str) or isinstance(d.get("head"), str)
-    if not old:
+    if "group_size" not in d:
         return d
     group = d.pop("group_size", None)
     layout = d.get("layout", "first_codebook")
