@@ -206,3 +206,15 @@ def test_synthesizer_gives_a_target_text_nar_the_target_text() -> None:
     synth.synthesize(text, prompt_wav.numpy(), prompt_text, prompt_sample_rate=codec.sample_rate)
     target_ids = symbols.encode(tokenize_text(text, "en"))
     assert seen and all(r[0].tolist() == target_ids for r in seen)
+
+
+@pytest.mark.parametrize(
+    "kind", ["none", "same_utterance_prefix", "random_segment", "other_utterance"]
+)
+def test_every_prompt_policy_trains(kind: str) -> None:
+    model = tiny_model(prompt=kind)
+    batch = dummy_batch(tiny_valle_config(), batch_size=3, audio_len=(6, 12))
+    loss, metrics = model.nar.loss(batch, torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss) and 0.0 <= float(metrics["acc"]) <= 1.0
+    loss.backward()
+    assert model.nar.text_embedding.weight.grad is not None
