@@ -57,7 +57,7 @@ def test_diagnose_command_prints_writes_json_and_images(tmp_path, capsys) -> Non
     )
     out = tmp_path / "diag" / "diagnose.json"
     args = ["diagnose", "--checkpoint", str(ckpt), "--cuts", str(cuts_path), "--max-cuts", "3",
-            "--json", str(out), "--images", "2"]  # fmt: skip
+            "--language", "en", "--json", str(out), "--images", "2"]  # fmt: skip
     assert bench.main(args) == 0
     printed = capsys.readouterr().out
     assert "text gap" in printed and "persistence baseline" in printed
@@ -67,6 +67,11 @@ def test_diagnose_command_prints_writes_json_and_images(tmp_path, capsys) -> Non
     assert summary["free_running"]["items"] == 3  # all longer than the 3 s prompt
     images = sorted((out.parent / "attention").glob("*.png"))
     assert len(images) == 2 and summary["attention_images"] == [str(p) for p in images]
+
+    # no cuts in that language: a clear error
+    assert bench.main(["diagnose", "--checkpoint", str(ckpt), "--cuts", str(cuts_path),
+                       "--language", "ja"]) == 2  # fmt: skip
+    assert "usable cuts" in capsys.readouterr().err
 
     # without a symbol table in the checkpoint: a clear error naming --tokens
     bare = save_inference_checkpoint(

@@ -492,6 +492,7 @@ def _configure_diagnose(p: argparse.ArgumentParser) -> None:
         "--cuts", required=True, help="tokenized cuts (codes + phonemes), e.g. the dev split"
     )
     p.add_argument("--max-cuts", type=int, default=None, help="the first N cuts only")
+    p.add_argument("--language", default=None, help="only cuts in this language (e.g. en)")
     p.add_argument("--json", default=None, help="write the figures here (JSON)")
     p.add_argument(
         "--attention-dir",
@@ -520,6 +521,7 @@ def run_diagnose(args: argparse.Namespace) -> int:
         args.cuts,
         tokens=args.tokens,
         max_cuts=args.max_cuts,
+        language=args.language,
         device=args.device,
         prompt_seconds=args.prompt_seconds,
         seed=args.seed,

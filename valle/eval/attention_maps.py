@@ -33,6 +33,7 @@ above ``2 * band`` in at least one layer.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -45,6 +46,8 @@ from torch import Tensor
 
 from valle.data import batch as B_
 from valle.modules.attention_probe import AttentionProbe
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "AlignmentScores",
@@ -156,11 +159,16 @@ def ar_text_attention(
             (:func:`valle.eval.teacher_forcing.ar_targets`).
     Returns:
         the logits of the pass and, per item, a (Y, N_b+1, S_b) tensor of the head-averaged
-        attention of its audio queries on its text keys in each layer.
+        attention of its audio queries on its text keys in each layer (no items when the AR
+        has no ``backbone.layers`` to probe).
     """
     text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
     S = text.shape[1]
-    probe = AttentionProbe(ar.backbone.layers, queries=slice(S, None), keep=lambda p: p[..., :S])
+    layers = getattr(getattr(ar, "backbone", None), "layers", None)
+    if layers is None:  # a decoder without probe-able layers: no maps, the logits still count
+        logger.warning("%s has no backbone.layers: no attention maps", type(ar).__name__)
+        return ar(text, text_lens, audio_in, in_lens, batch.get(B_.LANGUAGE)), []
+    probe = AttentionProbe(layers, queries=slice(S, None), keep=lambda p: p[..., :S])
     with probe:
         logits = ar(text, text_lens, audio_in, in_lens, batch.get(B_.LANGUAGE))
     if any(m is None for m in probe.maps):

@@ -260,7 +260,7 @@ class DiagnosticsAccumulator:
             for item in ar_teacher_forced(ar, with_texts(batch, other_texts)):
                 self.ar_other.add(item.tally)
         ids = batch.get(B_.CUT_IDS) or [str(b) for b in range(len(maps))]
-        for uid, m in zip(ids, maps, strict=True):  # m: (Y, N+1, S)
+        for uid, m in zip(ids, maps, strict=False):  # m: (Y, N+1, S); none without a probe
             scores = [alignment_scores(m[y], self.tolerance, self.band) for y in range(m.shape[0])]
             if not self.layer_scores:
                 self.layer_scores = [[] for _ in scores]
@@ -531,6 +531,7 @@ def diagnose_checkpoint(
     *,
     tokens: str | os.PathLike[str] | None = None,
     max_cuts: int | None = None,
+    language: str | None = None,
     device: str = "cpu",
     **kwargs: Any,
 ) -> tuple[dict[str, Any], DiagnosticsAccumulator]:
@@ -538,7 +539,8 @@ def diagnose_checkpoint(
     and a tokenized cuts manifest (codes + phonemes, e.g. ``mini_cuts_dev.jsonl.gz``).
 
     The symbol table is ``tokens`` when given, else the checkpoint's own; the frame rate is the
-    cuts' code frame rate. ``kwargs`` go to :func:`diagnose`.
+    cuts' code frame rate. ``language`` (e.g. ``"en"``) keeps the cuts whose first supervision
+    is in that language; ``max_cuts`` then keeps the first N. ``kwargs`` go to :func:`diagnose`.
     """
     from lhotse import CutSet
 
@@ -557,11 +559,18 @@ def diagnose_checkpoint(
             raise ValueError(f"{checkpoint} carries no symbol table; pass --tokens data/tokens.txt")
         symbols = SymbolTable(list(stored))
     cut_set = CutSet.from_file(cuts)
+    if language is not None:
+        cut_set = CutSet.from_cuts(
+            c for c in cut_set if c.supervisions and c.supervisions[0].language == language
+        )
     utts = utterances_from_cuts(cut_set, symbols, max_cuts)
-    first = next(iter(cut_set))
+    if len(utts) < 2:
+        raise ValueError(f"{cuts} has {len(utts)} usable cuts (language {language}); need 2+")
+    first = next(c for c in cut_set if c.id == utts[0].id)
     summary, acc = diagnose(model, utts, frame_rate_of(first), **kwargs)
     summary["checkpoint"] = str(checkpoint)
     summary["cuts"] = str(cuts)
+    summary["language"] = language
     return summary, acc
 
 
