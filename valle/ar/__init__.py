@@ -8,7 +8,7 @@ from valle.ar.heads import CategoricalHead
 from valle.ar.layouts import AcousticLayout, FirstCodebookLayout, GroupedCodeLayout
 from valle.ar.masks import CausalMask, MaskPolicy, PrefixLMMask, attention_mask
 from valle.ar.pointer import JointPointerHead, PointerARDecoder, PointerStop
-from valle.ar.stops import DecodeContext, EosStop, StopPolicy
+from valle.ar.stops import DecodeContext, DurationStop, EosStop, StopPolicy
 
 __all__ = [
     "ARConfig",
@@ -17,6 +17,7 @@ __all__ = [
     "CategoricalHead",
     "CausalMask",
     "DecodeContext",
+    "DurationStop",
     "EosStop",
     "FirstCodebookLayout",
     "GroupedCodeLayout",
