@@ -234,3 +234,45 @@ def test_tiny_model_overfits_and_reproduces_codes_alignment_and_speed() -> None:
     for o, a, d in zip(slow, slow_aligns, durs, strict=True):
         assert o.shape[0] == 2 * int(d[m:].sum())
         assert torch.equal(a, torch.arange(m, len(d)).repeat_interleave(2 * d[m:]))
+
+
+# --------------------------------------------------------------------------- synthesis
+
+
+def test_synthesis_inputs_durations_and_synthesizer_speed() -> None:
+    """``SynthesisInputs.durations`` force the alignment; ``Synthesizer(speed=0.5)`` (the CLI's
+    ``--speed``) scales the model's own alignment to twice the frames; a model without
+    prosody control refuses ``speed``."""
+    from valle.inference import Synthesizer
+    from valle.testing.codec import synthetic_waves, tiny_encodec_codec
+    from valle.testing.model import generate_from, synthesis_inputs
+    from valle.text import SymbolTable, tokenize_text
+
+    cfg = tiny_config("vallr")
+    batch = dummy_batch(cfg, batch_size=2, seed=6, text_len=(4, 8))
+    inputs = synthesis_inputs(batch)
+    d = torch.full_like(batch["text_tokens"], 3)
+    model = _model(seed=8)
+    forced = generate_from(model, inputs.replace(durations=d))
+    want = 3 * (inputs.text_lens - inputs.prompt_text_lens)
+    assert [o.shape[0] for o in forced] == want.tolist()
+
+    sentences = ["The quick brown fox.", "She sells sea shells."]
+    symbols = SymbolTable.build([tokenize_text(s, "en") for s in sentences])
+    codec = tiny_encodec_codec(num_codebooks=4, codebook_size=16)
+    model = tiny_model(
+        seed=1,
+        variant="vallr",
+        text_vocab_size=len(symbols),
+        overrides=["ar.head.max_frames=2"],  # a random pointer still ends
+    )
+    prompt = synthetic_waves([codec.sample_rate], codec.sample_rate, seed=3)[0].numpy()
+    lengths = []
+    for speed in (None, 0.5):
+        synth = Synthesizer(model, symbols, codec, speed=speed)
+        wave, _ = synth.synthesize(sentences[1], prompt, sentences[0], prompt_sample_rate=16000)
+        lengths.append(len(wave))
+    assert lengths[1] == 2 * lengths[0] > 0
+    with pytest.raises(ValueError, match="prosody control"):
+        Synthesizer(tiny_model(variant="valle", text_vocab_size=len(symbols)), symbols, codec,
+                    speed=0.5)  # fmt: skip

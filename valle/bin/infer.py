@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="AR bound: new frames per text token (default: the config's)",
     )
     p.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="speaking rate for a model with prosody control (vallr): 0.8 slower, 1.25 faster; "
+        "its own predicted alignment is scaled by 1/speed (default: the model's own rate)",
+    )
+    p.add_argument(
         "--max-phonemes",
         type=int,
         default=150,
@@ -343,6 +350,7 @@ def run(args: argparse.Namespace) -> int:
         max_len_ratio=args.max_len_ratio,
         max_text_tokens=args.max_phonemes,
         chunk_pause=args.chunk_pause,
+        speed=args.speed,
     )
     start = time.perf_counter()
     generator = torch.Generator(device=synth.device).manual_seed(args.seed)

@@ -18,6 +18,7 @@ chunk, not the text. Punctuation the symbol table lacks is rewritten into the pa
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -125,6 +126,8 @@ class Synthesizer:
         max_text_tokens: longest text (target phonemes) spoken in one go; longer text is cut
             into chunks (None: never cut, memory then grows with the text).
         chunk_pause: seconds of silence between the chunks of a long text.
+        speed: speaking-rate factor for a model with prosody control (its ``generate`` takes
+            ``speed``, e.g. VALL-E R): 0.8 slower, 1.25 faster; None: the model's own rate.
     """
 
     def __init__(
@@ -139,7 +142,17 @@ class Synthesizer:
         max_len_ratio: float | None = None,
         max_text_tokens: int | None = MAX_TEXT_TOKENS,
         chunk_pause: float = CHUNK_PAUSE,
+        speed: float | None = None,
     ) -> None:
+        if speed is not None:
+            if not speed > 0:
+                raise ValueError(f"speed must be > 0, got {speed}")
+            if "speed" not in inspect.signature(model.generate).parameters:  # type: ignore[arg-type]
+                raise ValueError(
+                    f"speed control needs a model with prosody control (e.g. the vallr variant); "
+                    f"this {type(model).__name__} has none"
+                )
+        self.speed = speed
         if max_text_tokens is not None and max_text_tokens < 1:
             raise ValueError(f"max_text_tokens must be >= 1 (or None), got {max_text_tokens}")
         if not chunk_pause >= 0:
@@ -501,6 +514,8 @@ class Synthesizer:
         kwargs: dict[str, Any] = {}
         if self.max_len_ratio is not None:
             kwargs["max_len_ratio"] = self.max_len_ratio
+        if self.speed is not None:
+            kwargs["speed"] = self.speed
         if all(i.prompt_text_len is not None for i in items):  # the NAR may read the target alone
             kwargs["prompt_text_lens"] = torch.tensor(
                 [i.prompt_text_len for i in items], dtype=torch.long, device=dev

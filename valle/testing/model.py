@@ -145,6 +145,8 @@ def generate_from(model: torch.nn.Module, inputs: B_.SynthesisInputs, **kwargs: 
     has; when ``generate`` takes the inputs object, only this changes.
     """
     generate: Any = model.generate
+    if inputs.durations is not None:  # a forced alignment (models with prosody control)
+        kwargs = {"durations": inputs.durations, **kwargs}
     return generate(
         inputs.text_tokens,
         inputs.text_lens,
