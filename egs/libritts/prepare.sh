@@ -14,6 +14,12 @@
 # a wav), delete the markers of stages 1-3 and rerun from stage 1: stage 1 notices the changed
 # files and remakes lhotse's cached manifests, stage 2 re-encodes only chunks whose audio
 # changed, later stages take the new transcripts. A failing stage prints the exact command.
+#
+# Optional, after stage 4 (--align true): phoneme durations for VALL-E R / RALL-E. Trains the
+# built-in aligner (valle.align: CTC acoustic model + monotonic Viterbi, no external tool) on the
+# train cuts and writes $data_dir/align/libritts_cuts_{train,dev,test}.jsonl.gz with
+# custom["durations"] (code frames per phoneme token).
+#   ./prepare.sh --stage 4 --align true   # on a prepared corpus
 set -euo pipefail
 
 # ---- defaults (each one can be overridden with --name value) ----
@@ -30,8 +36,11 @@ skip_bad_audio=false                 # true: leave truncated wav files out (warn
 chunk_size=500                       # cuts per resumable tokenization chunk
 batch_size=16                        # cuts per codec call
 device=cpu                           # where the codec runs (cuda on a GPU machine)
+align=false                          # true: also train the aligner and add phoneme durations (stage 4)
+align_steps=20000                    # aligner training steps (optimiser steps)
+align_minutes=600                    # ... or at most this many minutes of training (wall time)
 python=python3
-help_vars="stage stop_stage data_dir parts corpus_dir librispeech_dir codec_path bandwidth num_jobs skip_bad_audio chunk_size batch_size device python"
+help_vars="stage stop_stage data_dir parts corpus_dir librispeech_dir codec_path bandwidth num_jobs skip_bad_audio chunk_size batch_size device align align_steps align_minutes python"
 
 cd "$(dirname "$0")"
 . shared/parse_options.sh
@@ -165,6 +174,31 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   fi
   log "Summary ($token_dir/libritts_summary.txt):"
   cat "$token_dir/libritts_summary.txt"
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ "$align" = true ]; then
+  align_dir=$data_dir/align
+  log "Stage 4 (--align true): aligner on the train cuts -> $align_dir, durations on every split"
+  need "$token_dir/.libritts_split.done" "train/dev/test cuts of stage 4"
+  if [ ! -f "$align_dir/.train.done" ]; then
+    $python -m valle.bin.align train --cuts "$token_dir/libritts_cuts_train.jsonl.gz" \
+      --tokens "$data_dir/tokens.txt" --out-dir "$align_dir" \
+      --steps "$align_steps" --max-minutes "$align_minutes"
+    touch "$align_dir/.train.done"
+    rm -f "$align_dir"/.durations_*.done  # a new aligner invalidates the durations
+  else
+    log "  $align_dir/.train.done exists, skipping the training"
+  fi
+  for split in train dev test; do
+    if [ ! -f "$align_dir/.durations_$split.done" ]; then
+      $python -m valle.bin.align durations --model "$align_dir/aligner.pt" \
+        --cuts "$token_dir/libritts_cuts_$split.jsonl.gz" \
+        --out "$align_dir/libritts_cuts_$split.jsonl.gz" --chunk-size "$chunk_size"
+      touch "$align_dir/.durations_$split.done"
+    fi
+  done
+  $python -m valle.bin.align evaluate --cuts "$align_dir/libritts_cuts_dev.jsonl.gz" \
+    --plot "$align_dir/alignment.png"  # LibriTTS has no reference timings: the plot only
 fi
 
 log "Done (stages $stage..$stop_stage)."

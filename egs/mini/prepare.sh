@@ -9,6 +9,13 @@
 # codec on the train speakers, then encode every cut), 3 phoneme tokens + tokens.txt (train
 # split), 4 train/dev/test cut manifests and a summary table. Each stage is skipped when its
 # .done marker exists; delete the marker (or the stage's output) to redo it.
+#
+# Optional, after stage 4 (--align true): phoneme durations for VALL-E R / RALL-E. Trains the
+# built-in aligner (valle.align: CTC acoustic model + monotonic Viterbi) on the train cuts, writes
+# $data_dir/align/mini_cuts_{train,dev,test}.jsonl.gz with custom["durations"] (code frames per
+# phoneme token), the word-boundary error table against the engines' timings
+# ($data_dir/align/boundaries.md) and a plot ($data_dir/align/alignment.png).
+#   ./prepare.sh --stage 4 --align true   # on a prepared corpus
 set -euo pipefail
 
 # ---- defaults (each one can be overridden with --name value) ----
@@ -22,8 +29,11 @@ codec_config=conf/mel_rvq.yaml  # MelRVQ codec settings (YAML of MelRVQConfig fi
 chunk_size=200                  # cuts per resumable tokenization chunk
 batch_size=16                   # cuts per codec call
 device=cpu                      # where the codec runs
+align=false                     # true: also train the aligner and add phoneme durations (stage 4)
+align_steps=3000                # aligner training steps (optimiser steps)
+align_minutes=8                 # ... or at most this many minutes of training (wall time)
 python=python3
-help_vars="stage stop_stage data_dir scale seed num_jobs codec_config chunk_size batch_size device python"
+help_vars="stage stop_stage data_dir scale seed num_jobs codec_config chunk_size batch_size device align align_steps align_minutes python"
 
 cd "$(dirname "$0")"
 . shared/parse_options.sh
@@ -110,6 +120,31 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   fi
   log "Summary ($token_dir/mini_summary.txt):"
   cat "$token_dir/mini_summary.txt"
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ "$align" = true ]; then
+  align_dir=$data_dir/align
+  log "Stage 4 (--align true): aligner on the train cuts -> $align_dir, durations on every split"
+  need "$token_dir/.mini_split.done" "train/dev/test cuts of stage 4"
+  if [ ! -f "$align_dir/.train.done" ]; then
+    $python -m valle.bin.align train --cuts "$token_dir/mini_cuts_train.jsonl.gz" \
+      --tokens "$data_dir/tokens.txt" --out-dir "$align_dir" \
+      --steps "$align_steps" --max-minutes "$align_minutes"
+    touch "$align_dir/.train.done"
+    rm -f "$align_dir"/.durations_*.done  # a new aligner invalidates the durations
+  else
+    log "  $align_dir/.train.done exists, skipping the training"
+  fi
+  for split in train dev test; do
+    if [ ! -f "$align_dir/.durations_$split.done" ]; then
+      $python -m valle.bin.align durations --model "$align_dir/aligner.pt" \
+        --cuts "$token_dir/mini_cuts_$split.jsonl.gz" --out "$align_dir/mini_cuts_$split.jsonl.gz" \
+        --chunk-size "$chunk_size"
+      touch "$align_dir/.durations_$split.done"
+    fi
+  done
+  $python -m valle.bin.align evaluate --cuts "$align_dir/mini_cuts_train.jsonl.gz" \
+    --output "$align_dir/boundaries.md" --plot "$align_dir/alignment.png"
 fi
 
 log "Done (stages $stage..$stop_stage)."
