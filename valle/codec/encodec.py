@@ -449,6 +449,12 @@ class EncodecLoader:
     def load(self, path: str, device: str = "cpu", **options: Any) -> EncodecCodec:
         return EncodecCodec.from_pretrained(path, device=device, **options)
 
+    def is_remote(self, path: str) -> bool:
+        """A hub id ``owner/name`` (fetched by transformers), not a local path."""
+        import re
+
+        return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", path) is not None
+
     def recognize(self, directory: Path) -> dict[str, Any] | None:
         import json
 

@@ -569,6 +569,9 @@ class MelRVQLoader:
             raise ValueError(f"mel_rvq takes no options, got {options}")
         return MelRVQCodec.load(path, map_location=device).to(device)
 
+    def is_remote(self, path: str) -> bool:
+        return False
+
     def recognize(self, directory: Path) -> dict[str, Any] | None:
         config = directory / CONFIG_FILE
         if not (config.is_file() and (directory / TENSORS_FILE).is_file()):

@@ -5,6 +5,8 @@ A codec is recorded in ``codec.json`` and in checkpoints by name, path and optio
 
 - ``load(path, device, **options)``: build the codec from its files (a local directory or,
   for EnCodec, a hub id);
+- ``is_remote(path)``: whether a path that is not on this machine names something the loader
+  fetches itself (an EnCodec hub id such as ``facebook/encodec_24khz``);
 - ``recognize(directory)``: whether a directory holds its files, and the options to load it
   with (``None``: not mine), so a bare codec directory can be loaded without guessing;
 - ``embed(codec)``: the codec's own tensors and settings as a plain dict of tensors, strings
@@ -54,6 +56,8 @@ class CodecLoader(Protocol):
     embeddable: bool  # whether ``embed`` gives a payload (small codecs)
 
     def load(self, path: str, device: str = "cpu", **options: Any) -> Codec: ...
+
+    def is_remote(self, path: str) -> bool: ...
 
     def recognize(self, directory: Path) -> dict[str, Any] | None: ...
 

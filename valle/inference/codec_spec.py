@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -46,7 +45,6 @@ __all__ = [
 ]
 
 CODEC_JSON = "codec.json"
-_HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # owner/name, as on the HF hub
 
 
 class CodecSpecError(ValueError):
@@ -143,7 +141,7 @@ def codec_from_spec(
             "trained with (codec= / --codec-dir)"
         )
     if found is None:
-        if _HUB_ID_RE.match(info.path) and info.name == "encodec":  # a hub id, not a local path
+        if get_codec_loader(info.name).is_remote(info.path):  # e.g. an EnCodec hub id
             location = info.path
         else:
             roots = ", ".join(str(r) for r in _search_roots(near))

@@ -228,14 +228,15 @@ class PeriodicCheckpoint(L.Callback):
 
     def tidy(self) -> None:
         """Remove orphan temp files (``.<name>.<token>.tmp``) of the checkpoint directory and
-        of ``model.pt``, and prune the full checkpoints to ``keep_last``.
+        of ``model.pt`` / ``config.yaml``, and prune the full checkpoints to ``keep_last``.
 
         A ``kill -9`` between writing a checkpoint and pruning the old ones (or while writing)
         leaves both behind; no writer runs when a run starts, so both are safe to remove.
         """
         remove_stale_temps(self.ckpt_dir)
-        for p in remove_stale_temps_of(self.exp_dir, "model.pt"):
-            logger.info("removed %s", p)
+        for name in ("model.pt", "config.yaml"):
+            for p in remove_stale_temps_of(self.exp_dir, name):
+                logger.info("removed %s, left by an interrupted run", p)
         self._prune()
 
     def on_train_batch_end(

@@ -70,9 +70,9 @@ def _embedded_codec(info: Any) -> dict[str, Any] | None:
     any directory; None for codecs kept by path (EnCodec) or when the codec cannot be loaded."""
     from valle.codec.registry import embed_codec, is_embeddable
 
-    if not is_embeddable(info.name) or info.path is None:
-        return None
-    try:
+    try:  # an unknown or missing codec only means the checkpoints record its path alone
+        if not is_embeddable(info.name) or info.path is None:
+            return None
         codec = info.load_codec()
     except Exception as err:  # noqa: BLE001 - the checkpoint then records the path only
         logger.warning(
