@@ -94,7 +94,17 @@ class PromptPolicyBase:
     needs_other_utterance = False
     text_includes_prompt = False
     uses_prompt = True
-    takes_ratios = False  # built with (min_ratio, max_ratio) from nar.prompt
+
+    @classmethod
+    def from_ratios(cls, min_ratio: float, max_ratio: float) -> PromptPolicyBase:
+        """The policy built from ``nar.prompt``; only policies that take the ratios read them."""
+        return cls()
+
+    def __call__(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> PromptSplit:
+        """Split ``batch`` into the NAR's acoustic prompt and its target (a subclass's job)."""
+        raise NotImplementedError
 
     def inference_inputs(self, inputs: SynthesisInputs) -> SynthesisInputs:
         """The NAR's view of zero-shot inputs (text = prompt transcript + target text).
@@ -158,12 +168,15 @@ class SameUtterancePrefix(PromptPolicyBase):
     """
 
     text_includes_prompt = True
-    takes_ratios = True
 
     def __init__(self, min_ratio: float = 0.25, max_ratio: float = 0.5) -> None:
         if not 0.0 <= min_ratio <= max_ratio <= 1.0:
             raise ValueError(f"need 0 <= min_ratio <= max_ratio <= 1, got {min_ratio}, {max_ratio}")
         self.min_ratio, self.max_ratio = min_ratio, max_ratio
+
+    @classmethod
+    def from_ratios(cls, min_ratio: float, max_ratio: float) -> PromptPolicyBase:
+        return cls(min_ratio, max_ratio)
 
     def __call__(
         self, batch: Mapping[str, Any], generator: torch.Generator | None = None
@@ -188,12 +201,14 @@ class RandomSegmentPrompt(PromptPolicyBase):
     utterance's), so at inference the NAR reads the target text alone.
     """
 
-    takes_ratios = True
-
     def __init__(self, min_ratio: float = 0.25, max_ratio: float = 0.5) -> None:
         if not 0.0 <= min_ratio <= max_ratio <= 1.0:
             raise ValueError(f"need 0 <= min_ratio <= max_ratio <= 1, got {min_ratio}, {max_ratio}")
         self.min_ratio, self.max_ratio = min_ratio, max_ratio
+
+    @classmethod
+    def from_ratios(cls, min_ratio: float, max_ratio: float) -> PromptPolicyBase:
+        return cls(min_ratio, max_ratio)
 
     def __call__(
         self, batch: Mapping[str, Any], generator: torch.Generator | None = None
@@ -244,7 +259,7 @@ class OtherUtterancePrompt(PromptPolicyBase):
         return PromptSplit(prompt, prompt_lens, codes, lens, copied)
 
 
-def prompt_policy_class(kind: str) -> type:
+def prompt_policy_class(kind: str) -> type[PromptPolicyBase]:
     """The policy class named ``kind`` (see :data:`PROMPT_POLICIES`): what it declares."""
     from valle.registry import choose_component
 
@@ -253,11 +268,10 @@ def prompt_policy_class(kind: str) -> type:
 
 def build_prompt_policy(kind: str, min_ratio: float, max_ratio: float) -> PromptPolicy:
     """The policy named ``kind`` (see :data:`PROMPT_POLICIES`); ratios where it takes them."""
-    cls = prompt_policy_class(kind)
-    return cls(min_ratio, max_ratio) if cls.takes_ratios else cls()
+    return prompt_policy_class(kind).from_ratios(min_ratio, max_ratio)
 
 
-PROMPT_POLICIES: dict[str, type] = {
+PROMPT_POLICIES: dict[str, type[PromptPolicyBase]] = {
     "none": NoPrompt,
     "same_utterance_prefix": SameUtterancePrefix,
     "random_segment": RandomSegmentPrompt,

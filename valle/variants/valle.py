@@ -58,9 +58,10 @@ class ValleConfig:
     def data_request(self, stages: tuple[str, ...] | None = None) -> DataRequest:
         """The core batch, plus a second utterance per item only for a trained NAR whose
         prompt policy reads one (``nar.prompt.kind: other_utterance``)."""
-        nar_trains = self.nar is not None and (stages is None or "nar" in stages)
-        needs = nar_trains and prompt_policy_class(self.nar.prompt.kind).needs_other_utterance
-        return DataRequest(other_utterance_prompt=bool(needs))
+        if self.nar is None or (stages is not None and "nar" not in stages):
+            return DataRequest()
+        policy = prompt_policy_class(self.nar.prompt.kind)
+        return DataRequest(other_utterance_prompt=policy.needs_other_utterance)
 
     @classmethod
     def tiny(
