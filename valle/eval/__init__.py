@@ -10,6 +10,9 @@ Public entry points (see each module for the paper practice it follows):
   best-of-N selection.
 - :mod:`valle.eval.resynth`: ``resynthesize`` (codec row, reconstructed prompts for SIM-r).
 - :mod:`valle.eval.report`: ``ResultsTable`` (CSV, markdown, PNG).
+- :mod:`valle.eval.diagnose`, :mod:`valle.eval.teacher_forcing`, :mod:`valle.eval.attention_maps`:
+  learning diagnostics (text-conditioning gap, persistence baselines, audio->text attention
+  alignment, stopping); ``valle-bench diagnose`` and ``valle.train.diagnostics`` use them.
 
 The command line front end is ``valle-bench`` (:mod:`valle.bin.bench`).
 """
