@@ -80,8 +80,13 @@ def ar_targets(ar: Any, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tenso
     """``(audio_in (B, N+1, *E), in_lens (B,), targets (B, N+1, *E), mask (B, N+1, *E))``.
 
     The inputs are ``[BOS, s_1 .. s_N]``, the targets ``[s_1 .. s_N, EOS]`` as in the AR's
-    loss; ``mask`` marks the scored targets.
+    loss; ``mask`` marks the scored targets. The layout's own ``teacher_forcing`` gives them
+    where it has one (the AR's loss uses it), else they are built from its steps.
     """
+    own = getattr(ar.layout, "teacher_forcing", None)
+    if own is not None:
+        tf = own(batch[B_.AUDIO_CODES], batch[B_.AUDIO_LENS])
+        return tf.inputs, tf.lens, tf.targets, tf.mask
     steps, lens, valid = ar.layout.to_steps(batch[B_.AUDIO_CODES], batch[B_.AUDIO_LENS])
     audio_in, in_lens = ar.with_bos(steps, lens)  # (B, N+1, *E)
     rows = torch.arange(steps.shape[0], device=lens.device)
