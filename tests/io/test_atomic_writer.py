@@ -66,9 +66,9 @@ def test_valle_writers_follow_the_umask(tmp_path, umask) -> None:
 
     from valle.config import atomic_write_text as config_write
     from valle.inference.wavfile import write_wav
-    from valle.io.checkpoint import save_inference_checkpoint
     from valle.testing.codec import tiny_mel_rvq_codec
     from valle.text import SymbolTable
+    from valle.train.checkpoint import save_inference_checkpoint
 
     umask(0o022)
     config_write(tmp_path / "config.yaml", "a: 1\n")
