@@ -165,3 +165,29 @@ def test_with_texts_keeps_the_audio() -> None:
     swapped = with_texts(batch, [utts[1].text, torch.tensor([5])])
     assert swapped["text_lens"].tolist() == [6, 1]
     assert torch.equal(swapped["audio_codes"], batch["audio_codes"])
+
+
+def test_grouped_layout_counts_frames() -> None:
+    """VALL-E 2's grouped AR (2 frames per step): the same figures, EOS error in frames."""
+    model = tiny_model(
+        seed=0, num_codebooks=2, overrides=["ar.layout.kind=grouped", "ar.layout.group=2"]
+    ).eval()
+    utts = _corpus(3)  # 12 frames = 6 steps each
+    summary, acc = diagnose(model, utts, frame_rate=4.0, prompt_seconds=1.0)
+    assert summary["ar"]["targets"] == 3 * 7 * 2  # (6 steps + EOS) x 2 elements
+    assert summary["stop"]["eos_error_frames_mean"] % 2 == 0
+    assert all(r["reference"] == 8 for r in summary["free_running"]["rows"])
+    assert acc.maps[0][1].shape == (2, 7, 6)  # (layers, steps + 1, S)
+
+
+def test_a_part_the_diagnostics_do_not_fit_is_skipped_with_the_reason() -> None:
+    model = tiny_model(seed=0, num_codebooks=2).eval()
+
+    def refuse(*args, **kwargs):
+        raise ValueError("needs aligned phonemes")
+
+    model.ar.forward = refuse
+    summary, _ = diagnose(model, _corpus(3), frame_rate=4.0, prompt_seconds=1.0)
+    assert "ar" not in summary and "free_running" not in summary and "nar" in summary
+    assert "needs aligned phonemes" in summary["skipped"]["ar"]
+    assert "ar: skipped" in format_report(summary)

@@ -222,6 +222,7 @@ class DiagnosticsAccumulator:
     nar: dict[int, TokenTally] = field(default_factory=dict)
     maps: list[tuple[str, Tensor, list[AlignmentScores]]] = field(default_factory=list)
     utterances: int = 0
+    skipped: dict[str, str] = field(default_factory=dict)  # part -> why
 
     def __post_init__(self) -> None:
         self.ar = getattr(self.model, "ar", None) if "ar" in self.stages else None
@@ -239,11 +240,26 @@ class DiagnosticsAccumulator:
         batch = _to(batch, self.device)
         self.utterances += int(batch[B_.AUDIO_LENS].shape[0])
         if self.ar is not None:
-            self._add_ar(batch, other_texts)
+            try:
+                self._add_ar(batch, other_texts)
+            except Exception as err:  # an AR of another kind (e.g. VALL-E R's pointer AR)
+                self._skip("ar", err)
         if self.nar_part is not None:
-            for stage in range(1, int(self.nar_part.num_codebooks)):
-                tally = nar_teacher_forced(self.nar_part, batch, stage, self._generator)
-                self.nar.setdefault(stage, TokenTally()).add(tally)
+            try:
+                for stage in range(1, int(self.nar_part.num_codebooks)):
+                    tally = nar_teacher_forced(self.nar_part, batch, stage, self._generator)
+                    self.nar.setdefault(stage, TokenTally()).add(tally)
+            except Exception as err:
+                self._skip("nar", err)
+
+    def _skip(self, part: str, err: Exception) -> None:
+        """Drop a part whose decoder these diagnostics do not fit (its figures are left out)."""
+        logger.warning("learning diagnostics: %s skipped (%s: %s)", part, type(err).__name__, err)
+        self.skipped[part] = f"{type(err).__name__}: {err}"
+        if part == "ar":
+            self.ar = None
+        else:
+            self.nar_part, self.nar = None, {}
 
     def _add_ar(self, batch: dict[str, Any], other_texts: Sequence[Tensor] | None) -> None:
         ar = self.ar
@@ -272,6 +288,8 @@ class DiagnosticsAccumulator:
     def summary(self) -> dict[str, Any]:
         """The figures as a nested dict (see the module docstring for their meaning)."""
         out: dict[str, Any] = {"utterances": self.utterances}
+        if self.skipped:
+            out["skipped"] = dict(self.skipped)
         if self.ar is not None and self.ar_true.count:
             t, o, p = self.ar_true, self.ar_other, self.ar_paired
             ar: dict[str, Any] = {
@@ -432,13 +450,18 @@ def diagnose(
             chunk = [utts[i] for i in idx]
             acc.add(collate(chunk, prompt_frames=P), [utts[partner[i]].text for i in idx])
         summary = acc.summary()
-        ar = getattr(model, "ar", None)
+        ar = acc.ar  # None when the model has none or the teacher-forced pass did not fit it
         if free_running and ar is not None:
-            rows = free_running_lengths(
-                ar, utts, frame_rate, prompt_seconds=prompt_seconds, seed=seed, sampler=sampler
-            )
-            summary["free_running"] = length_summary(rows, prompt_seconds)
-            summary["free_running"]["rows"] = rows
+            try:
+                rows = free_running_lengths(
+                    ar, utts, frame_rate, prompt_seconds=prompt_seconds, seed=seed, sampler=sampler
+                )
+            except Exception as err:  # e.g. a generate loop that needs more inputs
+                logger.warning("free running skipped (%s: %s)", type(err).__name__, err)
+                summary.setdefault("skipped", {})["free_running"] = f"{type(err).__name__}: {err}"
+            else:
+                summary["free_running"] = length_summary(rows, prompt_seconds)
+                summary["free_running"]["rows"] = rows
     finally:
         model.train(was_training)
     return summary, acc
@@ -519,6 +542,8 @@ def format_report(summary: Mapping[str, Any]) -> str:
             f"{_f(fr['length_ratio_median'], '.2f')}, within 25% {_f(fr['within_25pct'], '.2f')}, "
             f"empty {_f(fr['empty'], '.2f')}"
         )
+    for part, why in (summary.get("skipped") or {}).items():
+        lines.append(f"{part}: skipped ({why})")
     return "\n".join(lines)
 
 
