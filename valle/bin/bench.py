@@ -410,8 +410,17 @@ def _configure_resynth(p: argparse.ArgumentParser) -> None:
         default=None,
         help="protocol list: resynthesize its targets and, under prompts/, its prompts",
     )
-    p.add_argument("--codec-path", required=True, help="EnCodec directory or hub id")
-    p.add_argument("--bandwidth", type=float, default=6.0, help="EnCodec kbps (6.0 = 8 codebooks)")
+    p.add_argument(
+        "--codec",
+        default="encodec",
+        help="codec name in the codec registry (valle.codec.registry): encodec, mel_rvq, ...",
+    )
+    p.add_argument(
+        "--codec-path", required=True, help="the codec's directory (or an EnCodec hub id)"
+    )
+    p.add_argument(
+        "--bandwidth", type=float, default=None, help="EnCodec kbps (default 6.0 = 8 codebooks)"
+    )
     p.add_argument("--num-codebooks", type=int, default=None, help="decode the first Q' only")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
     p.add_argument("--out-dir", required=True, help="writes <id>.wav (and prompts/<id>.wav)")
@@ -426,13 +435,22 @@ def _configure_resynth(p: argparse.ArgumentParser) -> None:
 def run_resynth(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from valle.codec.encodec import EncodecCodec
+    from valle.codec.registry import load_codec
     from valle.eval.audio import write_wave
     from valle.eval.protocols import load_prompt_audio, load_target_audio, read_protocol
     from valle.eval.resynth import resynthesize
 
     cuts = _load_cuts(args.cuts)
-    codec = EncodecCodec.from_pretrained(args.codec_path, args.bandwidth, args.device)
+    options = {}
+    if args.bandwidth is not None:
+        if args.codec != "encodec":
+            raise SystemExit(
+                f"valle-bench resynth: --bandwidth applies to encodec, not {args.codec}"
+            )
+        options["bandwidth"] = args.bandwidth
+    elif args.codec == "encodec":
+        options["bandwidth"] = 6.0
+    codec = load_codec(args.codec, args.codec_path, args.device, **options)
     out_dir = Path(args.out_dir)
     jobs: list[tuple[Path, Any, int]] = []
     if args.list:
