@@ -101,6 +101,8 @@ def test_top_p_known_case():
     assert kept.tolist() == [[True, True, True, False]]
     kept = torch.isfinite(TopP(1e-9)(probs.log()))
     assert kept.tolist() == [[True, False, False, False]]  # the top token is always kept
+    kept = torch.isfinite(TopP(0)(probs.log()))
+    assert kept.tolist() == [[True, False, False, False]]  # p = 0: the top token alone (greedy)
 
 
 def test_top_p_smallest_set_reaching_p_exactly():
@@ -170,8 +172,8 @@ def test_low_temperature_approaches_greedy():
         (lambda: Temperature(float("inf")), "finite"),
         (lambda: TopK(0), "k >= 1"),
         (lambda: TopK(2.5), "integer"),
-        (lambda: TopP(0), "0 < p <= 1"),
-        (lambda: TopP(1.5), "0 < p <= 1"),
+        (lambda: TopP(-0.1), "0 <= p <= 1"),
+        (lambda: TopP(1.5), "0 <= p <= 1"),
     ],
 )
 def test_bad_parameters(make, message):

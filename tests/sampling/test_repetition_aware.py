@@ -124,7 +124,7 @@ def test_the_loop_breaker_works_in_a_decoding_loop():
         ({"window": 0}, "window"),
         ({"threshold": 1.0}, r"\[0, 1\)"),
         ({"threshold": float("nan")}, "finite"),
-        ({"top_p": 0.0}, "0 < p"),
+        ({"top_p": -0.1}, "0 <= p"),
     ],
 )
 def test_bad_parameters(kwargs, message):

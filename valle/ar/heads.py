@@ -96,15 +96,19 @@ class CategoricalHead(nn.Module):
     """Logits over ``num_classes`` (the codes plus EOS) for every element of a step; cross
     entropy loss. With ``step_shape=(G,)`` it is VALL-E 2's group prediction layer.
 
-    ``tied``: the layout's input embedding (a module with a ``weight`` of shape
-    ``(ids, D / prod(step_shape))`` whose first ``num_classes`` rows are the classes).
-    Tied, the logits of element e are ``h_e . W[:V]^T / sqrt(D_e) + b`` with ``h_e`` the
-    e-th of ``prod(step_shape)`` equal slices (width ``D_e``) of the hidden state: the output
-    layer shares the acoustic embedding, as in VALL-E and VALL-E 2. The ``1/sqrt(D_e)`` scale
-    (as T5 does for its tied output layer) keeps the initial logits near unit scale: the
-    embedding is initialised N(0, 1) for the inputs, which unscaled would give logits of
-    standard deviation sqrt(D_e) and a first loss many times ln V. Untied, a linear layer
-    ``D -> |E| * V``.
+    ``tied``: the layout's input code embedding (a module with a ``weight`` of shape
+    ``(ids, D)`` whose first ``num_classes`` rows are the classes). Tied, the logits of
+    element e are ``g_e . W[:V]^T / sqrt(D) + b``: the output layer shares the code
+    embedding, as in VALL-E and VALL-E 2 ("share the parameters of the code prediction layer
+    with the parameters of the code embedding layer", VALL-E 2 Sec 3.2). For one code per
+    step ``g = h``; for a group of ``|E| = G`` codes ``g`` is the group prediction layer's
+    output, a linear map ``D -> G * D`` split into G vectors of width D (VALL-E 2 Sec 3.3: "a
+    linear mapping group prediction layer and softmax code prediction layer"), the mirror of
+    the group embedding's ``W^g`` (:class:`~valle.ar.layouts.GroupEmbedding`). The
+    ``1/sqrt(D)`` scale (as T5 does for its tied output layer) keeps the initial logits near
+    unit scale: the embedding is initialised N(0, 1) for the inputs, which unscaled would give
+    logits of standard deviation sqrt(D) and a first loss many times ln V. Untied, a linear
+    layer ``D -> |E| * V``.
     """
 
     def __init__(
@@ -118,16 +122,19 @@ class CategoricalHead(nn.Module):
         self.num_classes = num_classes
         self.step_shape = tuple(step_shape)
         width = math.prod(self.step_shape)
+        self.group: nn.Linear | None = None  # the group prediction layer (D -> |E| * D)
         if tied is None:
             self.proj: nn.Linear | None = nn.Linear(d_model, width * num_classes)
         else:
             self.proj = None
             rows, dim = _table(tied).shape
-            if dim * width != d_model or rows < num_classes:
+            if dim != d_model or rows < num_classes:
                 raise ValueError(
                     f"cannot tie a head of {width} x {num_classes} classes over d_model="
-                    f"{d_model} to an embedding of shape {(rows, dim)}"
+                    f"{d_model} to an embedding of shape {(rows, dim)} (it needs width d_model)"
                 )
+            if width > 1:
+                self.group = nn.Linear(d_model, width * d_model, bias=False)
             self.bias = nn.Parameter(torch.zeros(num_classes))
             self.scale = dim**-0.5
         # not a submodule: the decoder owns (and saves) the embedding
@@ -141,8 +148,10 @@ class CategoricalHead(nn.Module):
         """(..., D) -> (..., *E, V)."""
         if self.proj is not None:
             return self.proj(h).unflatten(-1, (*self.step_shape, self.num_classes))
-        weight = _table(self._tied[0])[: self.num_classes]  # (V, D / |E|)
-        parts = h.unflatten(-1, (*self.step_shape, weight.shape[1]))  # (..., *E, D / |E|)
+        weight = _table(self._tied[0])[: self.num_classes]  # (V, D)
+        if self.group is not None:
+            h = self.group(h)  # (..., |E| * D)
+        parts = h.unflatten(-1, (*self.step_shape, weight.shape[1]))  # (..., *E, D)
         return F.linear(parts * self.scale, weight, self.bias)  # (..., *E, V)
 
     def loss(self, out: Tensor, targets: Tensor, mask: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

@@ -6,9 +6,10 @@ Shape legend: B batch, T frames, Q codebooks, N steps, G frames per step, D mode
 VALL-E's AR predicts the first codebook, one frame per step (Sec 4.2.1):
 :class:`FirstCodebookLayout`. VALL-E 2's grouped code modeling (Sec 3.1) predicts G frames'
 first-codebook codes per step: :class:`GroupedCodeLayout`, with a group embedding in (the G
-code embeddings concatenated) and a grouped head out (:class:`~valle.ar.heads.CategoricalHead`
-with step shape ``(G,)``). A layout owns the input embedding of its steps, the BOS input and
-the end-of-sequence target; the decoder never sees a token id.
+code embeddings concatenated, then projected to the model width: :class:`GroupEmbedding`) and
+a group prediction layer out (:class:`~valle.ar.heads.CategoricalHead` with step shape
+``(G,)``). A layout owns the input embedding of its steps, the BOS input and the
+end-of-sequence target; the decoder never sees a token id.
 
 The code layouts here are discrete: step elements are ids in ``[0, codebook_size)``, the
 head's classes are the codes plus EOS (``eos_id = codebook_size``) and the inputs add BOS
@@ -174,22 +175,40 @@ class FirstCodebookLayoutConfig(LayoutConfig):
 
 
 class GroupEmbedding(nn.Module):
-    """G code embeddings of width D/G, concatenated: (B, N, G) -> (B, N, D)."""
+    """VALL-E 2's group embedding layer: (B, N, G) code ids -> (B, N, D).
+
+    The paper (Sec 3.3, AR model training) embeds every code with the code embedding matrix
+    ``W^c`` (width D, the matrix the code prediction layer shares), "partition[s] the code
+    embedding sequence into groups of size G, concatenate[s] each group of the code
+    embeddings in the hidden dimension, and obtain[s] the group embedding sequence [...]
+    using the group embedding matrix ``W^g``": ``e^g_t = [e^c_{tG}; ...; e^c_{tG+G-1}] W^g``
+    with ``W^g`` of shape (G*D, D), no bias. So each code keeps a full-width embedding and a
+    learned linear layer mixes the G of them; an earlier form here gave each code a D/G-wide
+    slice and concatenated the slices (no ``W^g``), which ties every position of a group to
+    its own quarter of the channels and cannot share one code table with a full-width output
+    layer. At G = 1 ``W^g`` would be one extra D x D matrix that VALL-E does not have, so
+    :meth:`GroupedCodeLayout.embedding` uses the plain code embedding there and G = 1 is
+    exactly VALL-E's AR (same parameters, same outputs; tests/variants/test_valle2.py).
+    """
 
     def __init__(self, num_ids: int, d_model: int, group: int) -> None:
         super().__init__()
-        if d_model % group:
-            raise ValueError(f"d_model={d_model} must be divisible by the group size {group}")
-        self.codes = TokenEmbedding(num_ids, d_model // group)
+        if group < 2:
+            raise ValueError(
+                f"a group embedding needs G >= 2 (G = 1 is a code embedding), got {group}"
+            )
+        self.group = group
+        self.codes = TokenEmbedding(num_ids, d_model)  # W^c (ids, D)
+        self.project = nn.Linear(group * d_model, d_model, bias=False)  # W^g (G*D -> D)
 
     @property
     def weight(self) -> Tensor:
-        """The code table (num_ids, D/G) (what a tied head projects onto)."""
+        """The code table ``W^c`` (num_ids, D) (what a tied head projects onto)."""
         return self.codes.weight
 
     def forward(self, ids: Tensor) -> Tensor:
-        e = self.codes(ids)  # (B, N, G, D/G)
-        return e.flatten(-2)  # (B, N, D)
+        e = self.codes(ids)  # (B, N, G, D)
+        return self.project(e.flatten(-2))  # (B, N, G*D) -> (B, N, D)
 
 
 class GroupedCodeLayout(_CodeLayout):
@@ -226,6 +245,9 @@ class GroupedCodeLayout(_CodeLayout):
         return steps.reshape(-1, 1)  # (N * G, 1)
 
     def embedding(self, d_model: int) -> nn.Module:
+        """:class:`GroupEmbedding`; at G = 1 the code embedding itself (VALL-E's, no ``W^g``)."""
+        if self.frames_per_step == 1:
+            return TokenEmbedding(self.num_ids, d_model)
         return GroupEmbedding(self.num_ids, d_model, self.frames_per_step)
 
 

@@ -11,9 +11,9 @@ kind                      sampler
 ``sample``                :class:`FilteredSampler` over Temperature -> TopK -> TopP, each
                           only when its value is given
 ``repetition_aware``      :class:`RepetitionAwareSampler` (VALL-E 2, Sec. 3.2): nucleus
-                          ``top_p`` (after the optional temperature / top-k), window K,
-                          threshold t_r; fallback = random sampling from the tempered
-                          full distribution
+                          ``top_p`` (after the optional temperature / top-k; 0: greedy),
+                          window K, threshold t_r; fallback = random sampling from the
+                          tempered full distribution
 ========================  ===================================================================
 
 >>> build_sampler(SamplerConfig.kind_class("repetition_aware")(top_p=0.8))  # from a config
@@ -86,7 +86,9 @@ class SampleConfig(SamplerConfig):
     kind: str = opt("sample", "token sampler: greedy | sample | repetition_aware")
     temperature: float | None = opt(None, "softmax temperature, > 0 (null: 1)")
     top_k: int | None = opt(None, "keep the k most likely tokens (count; null: all)")
-    top_p: float | None = opt(None, "nucleus probability mass in (0, 1] (null: no nucleus)")
+    top_p: float | None = opt(
+        None, "nucleus probability mass in [0, 1] (0: the most likely token; null: no nucleus)"
+    )
 
     def build(self) -> TokenSampler:
         nucleus: list[LogitFilter] = [TopP(self.top_p)] if self.top_p is not None else []
@@ -96,19 +98,30 @@ class SampleConfig(SamplerConfig):
 @register_kind("repetition_aware")
 @dataclass(frozen=True)
 class RepetitionAwareConfig(SamplerConfig):
-    """VALL-E 2's repetition-aware sampling (Sec 3.2; paper: top-p 0.8, K 10, t_r 0.1)."""
+    """VALL-E 2's repetition-aware sampling (Sec 3.2, Algorithm 1).
+
+    The paper sets K = 10 and t_r = 0.1 and "select[s] the top-p value v from 0.0 to 0.8 with
+    the intervals of 0.1" (Sec 4); 0.8 (the top of that range) is the default here. ``top_p:
+    0`` makes the nucleus branch greedy (arg-max, no random draw): greedy decoding that falls
+    back to random sampling when the chosen code repeats, so it cannot loop forever.
+    """
 
     kind: str = opt("repetition_aware", "token sampler: greedy | sample | repetition_aware")
     temperature: float | None = opt(None, "softmax temperature, > 0 (null: 1)")
     top_k: int | None = opt(None, "keep the k most likely tokens before the nucleus (null: all)")
-    top_p: float = opt(0.8, "nucleus probability mass in (0, 1]")
+    top_p: float = opt(
+        0.8, "nucleus probability mass in [0, 1] (0: greedy nucleus; paper: 0.0 to 0.8)"
+    )
     window: int = opt(10, "history window K (codes)")
     threshold: float = opt(0.1, "fall back to random sampling above this repetition ratio t_r")
 
     def build(self) -> TokenSampler:
         base = _filters(self.temperature, self.top_k)
+        nucleus: TokenSampler = (
+            Greedy() if self.top_p == 0 else FilteredSampler(base + [TopP(self.top_p)])
+        )
         return RepetitionAwareSampler(
-            nucleus=FilteredSampler(base + [TopP(self.top_p)]),
+            nucleus=nucleus,
             fallback=FilteredSampler([f for f in base if isinstance(f, Temperature)]),
             window=self.window,
             threshold=self.threshold,

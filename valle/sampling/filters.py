@@ -58,12 +58,13 @@ class TopP:
     tokens whose total probability reaches ``p``; the most probable token is always kept.
 
     A token is kept when the probability mass strictly above it (in sorted order) is < ``p``.
-    ``p = 1`` keeps everything.
+    ``p = 1`` keeps everything; ``p = 0`` keeps the most probable token alone (greedy; VALL-E 2
+    tunes its top-p from 0.0 to 0.8, Sec 4).
     """
 
     def __init__(self, p: float) -> None:
-        if not (isinstance(p, (int, float)) and 0 < p <= 1):
-            raise ValueError(f"top-p needs 0 < p <= 1, got {p!r}")
+        if not (isinstance(p, (int, float)) and 0 <= p <= 1):
+            raise ValueError(f"top-p needs 0 <= p <= 1, got {p!r}")
         self.p = float(p)
 
     def __call__(self, logits: Tensor) -> Tensor:

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from valle.sampling.base import TokenSampler, check_history, check_logits
 from valle.sampling.filters import TopP
-from valle.sampling.samplers import FilteredSampler
+from valle.sampling.samplers import FilteredSampler, Greedy
 
 
 def repetition_ratio(candidates: Tensor, history: Tensor, window: int) -> Tensor:
@@ -57,7 +57,8 @@ class RepetitionAwareSampler:
             sampling from the full distribution, as in the paper.
         window: K, how many recent tokens are checked (paper: 10).
         threshold: t_r, fall back when the ratio is strictly greater (paper: 0.1).
-        top_p: the nucleus size when ``nucleus`` is not given.
+        top_p: the nucleus size when ``nucleus`` is not given; 0 makes the first choice
+            greedy (the paper tunes v from 0.0 to 0.8, Sec 4).
 
     Both samplers draw for every row at every step (rows choose per-row), so the random
     stream, and hence the output under a seeded generator, does not depend on which rows
@@ -80,9 +81,9 @@ class RepetitionAwareSampler:
             raise ValueError(
                 f"threshold t_r must be in [0, 1) (a ratio the repetition must exceed), got {threshold}"
             )
-        self.nucleus: TokenSampler = (
-            nucleus if nucleus is not None else FilteredSampler([TopP(top_p)])
-        )
+        if nucleus is None:
+            nucleus = Greedy() if top_p == 0 else FilteredSampler([TopP(top_p)])
+        self.nucleus: TokenSampler = nucleus
         self.fallback: TokenSampler = fallback if fallback is not None else FilteredSampler([])
         self.window = window
         self.threshold = float(threshold)
