@@ -30,6 +30,8 @@ set -euo pipefail
 stage=0
 stop_stage=8
 data_dir=data                    # outputs of prepare.sh
+cuts_dir=                        # the train/dev/test cut manifests; default $data_dir/tokenized
+                                 # ($data_dir/align: with the aligner's durations, which --variant vallr trains on)
 exp_dir=exp/valle_tiny           # training outputs (ar/ and nar/ below it)
 variant=valle                    # model variant preset (valle/conf/variant)
 size=tiny                        # model size preset (valle/conf/size)
@@ -52,7 +54,7 @@ sim_encoder_path=                # encoder directory or hub name (wavlm-sv)
 model_name=                      # the model's row in the tables; default "$variant ($size)"
 results=RESULTS.md               # written at the end of stage 8
 python=python3
-help_vars="stage stop_stage data_dir exp_dir variant size ar_config nar_config devices accelerator num_threads train_opts prepare_opts checkpoint test_cuts decode_config decode_device asr asr_path sim_encoder sim_encoder_path model_name results python"
+help_vars="stage stop_stage data_dir cuts_dir exp_dir variant size ar_config nar_config devices accelerator num_threads train_opts prepare_opts checkpoint test_cuts decode_config decode_device asr asr_path sim_encoder sim_encoder_path model_name results python"
 
 run_command="./run.sh$(printf ' %q' "$@")"  # recorded in RESULTS.md
 
@@ -66,11 +68,12 @@ export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
 . shared/stages.sh  # stage_begin, stage_end, mark_done, train
 
 token_dir=$data_dir/tokenized
-train_cuts=$token_dir/mini_cuts_train.jsonl.gz
-dev_cuts=$token_dir/mini_cuts_dev.jsonl.gz
+cuts_dir=${cuts_dir:-$token_dir}
+train_cuts=$cuts_dir/mini_cuts_train.jsonl.gz
+dev_cuts=$cuts_dir/mini_cuts_dev.jsonl.gz
 tokens=$data_dir/tokens.txt
 checkpoint=${checkpoint:-$exp_dir/nar/model.pt}
-test_cuts=${test_cuts:-$token_dir/mini_cuts_test.jsonl.gz}
+test_cuts=${test_cuts:-$cuts_dir/mini_cuts_test.jsonl.gz}
 decode_dir=$exp_dir/decode
 score_dir=$exp_dir/score
 stage_times=$exp_dir/stage_times.tsv
