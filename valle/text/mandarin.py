@@ -130,10 +130,13 @@ class MandarinFrontend:
         return tokens
 
     def _latin(self, chunk: str) -> list[str]:
+        # Latin words inside Mandarin text are read by the English front end. It is made here
+        # on first use (valle.text.frontend builds this class, so importing it here would
+        # make the two modules import each other).
         if self._english is None:
-            from valle.text.frontend import get_frontend
+            from valle.text.english import EnglishFrontend
 
-            self._english = get_frontend("en")
+            self._english = EnglishFrontend()
         return self._english(chunk)
 
     def __reduce__(self) -> tuple[type, tuple[object, bool]]:
