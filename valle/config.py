@@ -128,6 +128,12 @@ class PromptConfig:
                 f"need 0 <= min_ratio <= max_ratio <= 1, got {self.min_ratio}, {self.max_ratio}"
             )
 
+    def build(self) -> Any:
+        """The policy (``valle.nar.prompts``) named by ``kind``, with the ratios it reads."""
+        from valle.nar.prompts import build_prompt_policy
+
+        return build_prompt_policy(self.kind, self.min_ratio, self.max_ratio)
+
 
 @dataclass(frozen=True)
 class NARConfig:

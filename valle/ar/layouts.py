@@ -219,6 +219,8 @@ class GroupedCodeLayout(_CodeLayout):
     same rule serves prompts: a prompt of P frames gives the groups of its last
     ``P - P mod G`` frames, which end exactly where the continuation begins, so the seam
     neither loses nor repeats a frame (the NAR places the continuation after all P frames).
+    A step is (G,) codes; at G = 1 it is one code (step shape ``()``), the code embedding has
+    no ``W^g`` and the head no group prediction layer: exactly VALL-E's AR.
     """
 
     step_shape: tuple[int, ...]
@@ -228,7 +230,7 @@ class GroupedCodeLayout(_CodeLayout):
         if group < 1:
             raise ValueError(f"group size must be >= 1, got {group}")
         self.frames_per_step = group
-        self.step_shape = (group,)
+        self.step_shape = (group,) if group > 1 else ()
 
     def _steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
         _check_codes(codes)
@@ -239,7 +241,7 @@ class GroupedCodeLayout(_CodeLayout):
         skip = lens - n * G  # (B,) frames dropped at the start of each row
         frame = skip[:, None] + torch.arange(N * G, device=lens.device)  # (B, N*G)
         first = codes[..., 0].gather(1, frame.clamp(max=max(T - 1, 0)))  # (B, N*G)
-        return first.view(B, N, G), n  # (B, N, G)
+        return first.view(B, N, *self.step_shape), n  # (B, N, G), or (B, N) at G = 1
 
     def from_steps(self, steps: Tensor) -> Tensor:
         return steps.reshape(-1, 1)  # (N * G, 1)

@@ -22,25 +22,39 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import torch
 from torch import Tensor, nn
 
 from valle.ar.decoder import check_lengths
 from valle.ar.generate import Sampler
-from valle.config import NARConfig, VocabConfig
+from valle.config import TransformerConfig, VocabConfig
 from valle.data import batch as B_
 from valle.data.batch import SynthesisInputs
 from valle.modules.embedding import SinusoidalPositionalEncoding, TokenEmbedding
 from valle.modules.metrics import masked_token_loss
 from valle.modules.positions import AUDIO, TEXT, SegmentPositions
 from valle.modules.transformer import TransformerStack
-from valle.nar.prompts import PromptPolicy, build_prompt_policy
+from valle.nar.prompts import PromptPolicy
 from valle.nar.stage import STAGE_CONDITIONINGS, StageConditioning
 from valle.registry import choose_component
 
-__all__ = ["NARDecoder"]
+__all__ = ["NARDecoder", "NARSection"]
+
+
+class NARSection(Protocol):
+    """What :meth:`NARDecoder.from_config` reads of a NAR config section."""
+
+    @property
+    def backbone(self) -> TransformerConfig: ...
+
+    @property
+    def stage(self) -> str: ...
+
+    @property
+    def prompt(self) -> Any:  # settings with ``build() -> PromptPolicy``
+        ...
 
 
 class NARDecoder(nn.Module):
@@ -90,7 +104,10 @@ class NARDecoder(nn.Module):
         self.prompt = prompt
 
     @classmethod
-    def from_config(cls, cfg: NARConfig, vocab: VocabConfig, **parts: Any) -> NARDecoder:
+    def from_config(cls, cfg: NARSection, vocab: VocabConfig, **parts: Any) -> NARDecoder:
+        """The NAR a config section describes (:class:`~valle.config.NARConfig`, or another
+        section with a backbone, a stage and prompt settings that ``build()`` the policy, e.g.
+        :class:`valle.nar.condition.ConditionNARConfig`); keyword ``parts`` are passed on."""
         b = cfg.backbone
         stage_cls = choose_component(STAGE_CONDITIONINGS, cfg.stage, "NAR stage conditioning")
         return cls(
@@ -101,7 +118,7 @@ class NARDecoder(nn.Module):
                 b.num_layers, b.d_model, b.num_heads, b.ffn_dim, b.dropout, stage_cls.norm_factory
             ),
             stage=stage_cls(vocab.num_codebooks, b.d_model),
-            prompt=build_prompt_policy(cfg.prompt.kind, cfg.prompt.min_ratio, cfg.prompt.max_ratio),
+            prompt=cfg.prompt.build(),
             dropout=b.dropout,
             **parts,
         )

@@ -56,7 +56,14 @@ class AdaLNStage(StageConditioning):
 
 
 class CodeIdTokenStage(StageConditioning):
-    """A learned code-ID token per stage, prepended to the input; plain LayerNorm (VALL-E 2)."""
+    """A learned code-ID token per stage, prepended to the input; plain LayerNorm (VALL-E 2).
+
+    VALL-E 2 Sec 3.3: ``e^j = W^id [j]`` and the NAR input is ``E^x || e_eos || E^c || e_eos
+    || e^j`` with the position embeddings added to the text and the code segments only. The
+    token here comes first instead of last and the segments are told apart by their own
+    positional encodings instead of ``<eos>`` separators; with full attention and no
+    positional encoding on the token, where it sits changes nothing.
+    """
 
     norm_factory = staticmethod(LayerNorm)
 

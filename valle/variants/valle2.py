@@ -1,0 +1,121 @@
+"""VALL-E 2 (Chen et al. 2024, arXiv 2406.05370): VALL-E with grouped codes, a code-ID NAR
+and repetition-aware sampling.
+
+Shape legend: B batch, S text tokens, P prompt frames, T frames, Q codebooks, G group.
+
+The wiring only; every part is VALL-E's (:mod:`valle.variants.valle`) or a shared component:
+
+- AR: grouped code modeling (Sec 3.1): ``ar.layout: {kind: grouped, group: G}``, G frames per
+  step, the sequence trimmed at the start to a multiple of G (:class:`~valle.ar.layouts.
+  GroupedCodeLayout`); group embedding ``W^g`` in, group prediction layer out, the code
+  prediction layer tied to the code embedding (:class:`~valle.ar.heads.CategoricalHead`).
+- AR sampler: repetition-aware sampling (Sec 3.2, Algorithm 1; :class:`~valle.sampling.
+  RepetitionAwareSampler`), K = 10, t_r = 0.1.
+- NAR: a code-ID token instead of AdaLN (Sec 3.2; :class:`~valle.nar.stage.CodeIdTokenStage`),
+  trained with the acoustic-condition split (Sec 3.3; :mod:`valle.nar.condition`), which
+  reads each item's codec frame rate (:class:`~valle.nar.condition.FrameRate`).
+
+Training and synthesis are VALL-E's (:class:`~valle.variants.valle.Valle`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from valle.ar.builders import build_ar_decoder
+from valle.ar.config import ARConfig
+from valle.ar.layouts import GroupedLayoutConfig
+from valle.config import VocabConfig, apply_overrides, from_dict, opt
+from valle.data.featurizers import DataRequest
+from valle.nar.condition import ConditionNARConfig, FrameRate
+from valle.nar.decoder import NARDecoder
+from valle.registry import register_variant
+from valle.sampling.factory import RepetitionAwareConfig
+from valle.variants.valle import STAGES, Valle
+
+__all__ = ["Valle2Config"]
+
+
+def _grouped_ar() -> ARConfig:
+    return ARConfig(layout=GroupedLayoutConfig(group=2), sampler=RepetitionAwareConfig())
+
+
+@register_variant("valle2")
+@dataclass(frozen=True)
+class Valle2Config:
+    """VALL-E 2: which parts, how big; vocabulary facts come from the data."""
+
+    vocab: VocabConfig = opt(help="vocabulary facts read from tokens.txt and the codec")
+    ar: ARConfig | None = opt(
+        help="AR decoder over codebook 1, G frames per step (null: none)", factory=_grouped_ar
+    )
+    nar: ConditionNARConfig | None = opt(
+        help="NAR decoder over codebooks 2..Q (null: none)", factory=ConditionNARConfig
+    )
+
+    stages: ClassVar[tuple[str, ...]] = STAGES
+
+    def build(self) -> Valle:
+        ar = build_ar_decoder(self.ar, self.vocab) if self.ar is not None else None
+        nar = None
+        if self.nar is not None and self.vocab.num_codebooks > 1:
+            nar = NARDecoder.from_config(self.nar, self.vocab)
+        return Valle(ar, nar, config=self)
+
+    def data_request(self, stages: tuple[str, ...] | None = None) -> DataRequest:
+        """Each item's codec frame rate for a trained NAR (the split is in seconds)."""
+        if self.nar is None or (stages is not None and "nar" not in stages):
+            return DataRequest()
+        return DataRequest(featurizers=(FrameRate(),))
+
+    @classmethod
+    def tiny(
+        cls,
+        *,
+        text_vocab_size: int = 12,
+        codebook_size: int = 16,
+        num_codebooks: int = 4,
+        d_model: int = 32,
+        num_layers: int = 2,
+        num_heads: int = 2,
+        ffn_dim: int = 64,
+        dropout: float = 0.0,
+        group: int = 2,
+        max_len_ratio: float = 4.0,
+        sampler: str = "greedy",
+        overrides: Iterable[str] = (),
+    ) -> Valle2Config:
+        """A config small enough to train in seconds on a CPU (greedy AR by default, so the
+        contract tests can compare outputs exactly; the preset's sampler is RAS). The
+        condition split is scaled to the dummy batches' few frames (0.02-0.12 s at the
+        dummy 75 frames/s)."""
+        backbone = {
+            "num_layers": num_layers,
+            "num_heads": num_heads,
+            "d_model": d_model,
+            "ffn_dim": ffn_dim,
+            "dropout": dropout,
+        }
+        cfg = from_dict(
+            cls,
+            {
+                "vocab": {
+                    "text_vocab_size": text_vocab_size,
+                    "codebook_size": codebook_size,
+                    "num_codebooks": num_codebooks,
+                },
+                "ar": {
+                    "backbone": backbone,
+                    "layout": {"kind": "grouped", "group": group},
+                    "max_len_ratio": max_len_ratio,
+                    "sampler": {"kind": sampler},
+                },
+                "nar": {
+                    "backbone": backbone,
+                    "prompt": {"min_seconds": 0.02, "max_seconds": 0.12},
+                },
+            },
+        )
+        return apply_overrides(cfg, overrides)
