@@ -24,14 +24,9 @@ from valle.ar.generate import generate_ar, max_new_steps
 from valle.ar.layouts import GroupedCodeLayout, GroupEmbedding
 from valle.config import ConfigError, compose_config, load_yaml, save_yaml
 from valle.data import batch as B_
+from valle.data.featurizers import FRAME_RATE, FrameRate
 from valle.modules.norms import AdaptiveLayerNorm
-from valle.nar.condition import (
-    FRAME_RATE,
-    AcousticConditionConfig,
-    AcousticConditionPrefix,
-    FrameRate,
-    condition_lengths,
-)
+from valle.nar.condition import AcousticConditionConfig, AcousticConditionPrefix, condition_lengths
 from valle.nar.stage import CodeIdTokenStage
 from valle.registry import data_request
 from valle.sampling import Greedy, RepetitionAwareSampler, build_sampler

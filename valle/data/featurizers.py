@@ -33,7 +33,15 @@ from lhotse.cut import Cut
 
 from valle.data import batch as B
 
-__all__ = ["Featurizer", "DataRequest", "LanguagePerToken", "CustomArray", "MelFrames"]
+__all__ = [
+    "Featurizer",
+    "DataRequest",
+    "LanguagePerToken",
+    "CustomArray",
+    "MelFrames",
+    "FrameRate",
+    "FRAME_RATE",
+]
 
 
 @runtime_checkable
@@ -186,3 +194,35 @@ class MelFrames:
     ) -> torch.Tensor:
         """A made-up field for a dummy item: ``num_frames`` frames of silence."""
         return torch.full((num_frames, self.mel.n_mels), self.pad_value)  # (M, F)
+
+
+FRAME_RATE = "frame_rate"  # batch key: (B, 1) float, each item's code frames per second
+
+
+class FrameRate:
+    """Featurizer: the item's code frame rate (frames per second) as a ``(1,)`` float tensor.
+
+    Batch key ``frame_rate`` (B, 1), padded with 0 (never padded in practice: every item has
+    one value); ``frame_rate_lens`` is all ones. The rate is the codec's, read from the cut's
+    codes (``valle.data.prompt.frame_rate_of``). ``example_rate`` is what
+    ``valle.testing.dummy_batch`` fakes (EnCodec's 75 Hz by default).
+    """
+
+    name = FRAME_RATE
+    pad_value = 0.0
+
+    def __init__(self, example_rate: float = 75.0) -> None:
+        if not example_rate > 0:
+            raise ValueError(f"example_rate must be > 0 frames/s, got {example_rate}")
+        self.example_rate = float(example_rate)
+
+    def __call__(self, cut: Cut) -> torch.Tensor:
+        from valle.data.prompt import frame_rate_of
+
+        return torch.tensor([frame_rate_of(cut)], dtype=torch.float32)  # (1,)
+
+    def example(
+        self, num_text: int, num_frames: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        """A made-up field for a dummy item: ``example_rate``."""
+        return torch.tensor([self.example_rate], dtype=torch.float32)  # (1,)

@@ -18,8 +18,9 @@ scale), ``T' = max(fraction * T, U[min_seconds, max_seconds] * frame_rate)``. It
 would otherwise leave no target); an utterance of one frame has no condition. The random
 length only matters when it exceeds ``fraction * T``, so the condition spans from half the
 utterance to all but its last frame. Seconds become frames with each row's code frame rate,
-a codec fact that the batch carries under ``frame_rate`` (:class:`FrameRate`, which the
-variant asks for in its data request), never a constant.
+a codec fact that the batch carries under ``frame_rate``
+(:class:`~valle.data.featurizers.FrameRate`, which the variant asks for in its data request),
+never a constant.
 """
 
 from __future__ import annotations
@@ -29,52 +30,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from lhotse.cut import Cut
 from torch import Tensor
 
 from valle.config import ConfigError, TransformerConfig, opt
 from valle.data import batch as B_
+from valle.data.featurizers import FRAME_RATE
 from valle.nar.prompts import PromptPolicyBase, PromptSplit, slice_rows
 
 __all__ = [
-    "FRAME_RATE",
     "AcousticConditionConfig",
     "AcousticConditionPrefix",
     "ConditionNARConfig",
-    "FrameRate",
     "condition_lengths",
 ]
-
-FRAME_RATE = "frame_rate"  # batch key: (B, 1) float code frames per second of each item
-
-
-class FrameRate:
-    """Featurizer: the item's code frame rate (frames per second) as a ``(1,)`` float tensor.
-
-    Batch key ``frame_rate`` (B, 1), padded with 0 (never padded in practice: every item has
-    one value); ``frame_rate_lens`` is all ones. The rate is the codec's, read from the cut's
-    codes (``valle.data.prompt.frame_rate_of``). ``example_rate`` is what
-    ``valle.testing.dummy_batch`` fakes (EnCodec's 75 Hz by default).
-    """
-
-    name = FRAME_RATE
-    pad_value = 0.0
-
-    def __init__(self, example_rate: float = 75.0) -> None:
-        if not example_rate > 0:
-            raise ValueError(f"example_rate must be > 0 frames/s, got {example_rate}")
-        self.example_rate = float(example_rate)
-
-    def __call__(self, cut: Cut) -> Tensor:
-        from valle.data.prompt import frame_rate_of
-
-        return torch.tensor([frame_rate_of(cut)], dtype=torch.float32)  # (1,)
-
-    def example(
-        self, num_text: int, num_frames: int, generator: torch.Generator | None = None
-    ) -> Tensor:
-        """A made-up field for a dummy item: ``example_rate``."""
-        return torch.tensor([self.example_rate], dtype=torch.float32)  # (1,)
 
 
 def condition_lengths(lens: Tensor, random_frames: Tensor, fraction: float = 0.5) -> Tensor:
@@ -114,7 +82,7 @@ class AcousticConditionPrefix(PromptPolicyBase):
         if FRAME_RATE not in batch:
             raise KeyError(
                 "the acoustic-condition split needs batch['frame_rate'] (the codec's frames per "
-                "second; the FrameRate featurizer of valle.nar.condition, which the variant's "
+                "second; the FrameRate featurizer of valle.data.featurizers, which the variant's "
                 "data_request asks for)"
             )
         codes, lens = batch[B_.AUDIO_CODES], batch[B_.AUDIO_LENS]  # (B, T, Q), (B,)

@@ -13,7 +13,7 @@ The wiring only; every part is VALL-E's (:mod:`valle.variants.valle`) or a share
   RepetitionAwareSampler`), K = 10, t_r = 0.1.
 - NAR: a code-ID token instead of AdaLN (Sec 3.2; :class:`~valle.nar.stage.CodeIdTokenStage`),
   trained with the acoustic-condition split (Sec 3.3; :mod:`valle.nar.condition`), which
-  reads each item's codec frame rate (:class:`~valle.nar.condition.FrameRate`).
+  reads each item's codec frame rate (:class:`~valle.data.featurizers.FrameRate`).
 
 Training and synthesis are VALL-E's (:class:`~valle.variants.valle.Valle`).
 """
@@ -28,8 +28,8 @@ from valle.ar.builders import build_ar_decoder
 from valle.ar.config import ARConfig
 from valle.ar.layouts import GroupedLayoutConfig
 from valle.config import VocabConfig, apply_overrides, from_dict, opt
-from valle.data.featurizers import DataRequest
-from valle.nar.condition import ConditionNARConfig, FrameRate
+from valle.data.featurizers import DataRequest, FrameRate
+from valle.nar.condition import ConditionNARConfig
 from valle.nar.decoder import NARDecoder
 from valle.registry import register_variant
 from valle.sampling.factory import RepetitionAwareConfig
