@@ -192,11 +192,60 @@ def _add_audio_source(p: argparse.ArgumentParser) -> None:
         "--audio-from-cuts", metavar="CUTS", help="score the recordings of this cuts manifest"
     )
     p.add_argument("--n-samples", type=int, default=1, help="samples per item (<id>-<k>.wav)")
+    p.add_argument(
+        "--rerank-scores",
+        default=None,
+        metavar="CSV",
+        help="with --n-samples > 1: the other metric's per-sample scores (<out>/sim_samples.csv "
+        "of `sim`, <out>/wer_samples.csv of `wer`), for a --rerank criterion that reads both",
+    )
     p.add_argument("--allow-missing", action="store_true", help="skip items without output")
     p.add_argument("--system", help="system name in the summary (default: the directory name)")
     p.add_argument("--out-dir", required=True, help="where rows and the summary are written")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_rerank(p: argparse.ArgumentParser, default: str) -> None:
+    from valle.eval.rerank import RERANK_CRITERIA
+
+    p.add_argument(
+        "--rerank",
+        default=default,
+        choices=sorted(RERANK_CRITERIA),
+        help=f"how the best of --n-samples is chosen (valle.eval.rerank; default {default}; "
+        "sim_cap_wer: VALL-E 2's [min(SIM, 0.3), 1 - WER], needs --rerank-scores)",
+    )
+
+
+def _best_of_n(
+    args: argparse.Namespace, ids: Sequence[str], own: Sequence[Sequence[Any]], kind: str
+) -> tuple[list[int], str]:
+    """Write every sample's ``kind`` scores to ``<out-dir>/<kind>_samples.csv`` and choose
+    each item's best sample with ``--rerank`` (reading ``--rerank-scores`` for the other
+    metric); the chosen sample indices and the criterion's name."""
+    from valle.eval.rerank import (
+        best_samples,
+        read_sample_scores,
+        rerank_criterion,
+        write_sample_scores,
+    )
+
+    out_dir = Path(args.out_dir)
+    write_sample_scores(
+        out_dir / f"{kind}_samples.csv",
+        [(i, s) for i, row in zip(ids, own, strict=True) for s in row],
+    )
+    criterion = rerank_criterion(args.rerank)
+    other = read_sample_scores(args.rerank_scores) if args.rerank_scores else None
+    have = {"errors"} if kind == "wer" else {"similarity"}
+    missing = set(criterion.needs) - have
+    if missing and other is None:
+        raise BenchError(
+            f"--rerank {criterion.name} reads {' and '.join(sorted(missing))} too: pass "
+            "--rerank-scores with the per-sample scores of the other subcommand"
+        )
+    return best_samples(ids, own, criterion, other), criterion.name
 
 
 def _system_name(args: argparse.Namespace) -> str:
@@ -254,6 +303,7 @@ def _configure_wer(p: argparse.ArgumentParser) -> None:
     p.add_argument("--asr", default="faster-whisper", choices=sorted(ASR_BACKENDS))
     p.add_argument("--asr-path", default=None, help="model directory or hub name of the backend")
     p.add_argument("--language", default=None, help="ISO 639-1 code (default: from refs, or en)")
+    _add_rerank(p, "wer")
 
 
 @subcommand("wer", "transcribe outputs and score WER/CER", _configure_wer)
@@ -262,7 +312,7 @@ def run_wer(args: argparse.Namespace) -> int:
 
     from valle.eval.asr import build_asr
     from valle.eval.files import write_json, write_jsonl
-    from valle.eval.rerank import LowestWER, SampleScore, select_best
+    from valle.eval.rerank import SampleScore
     from valle.eval.wer import CorpusErrors, score_corpus
 
     refs, kind = load_references(args.ref, args.ref_field)
@@ -309,17 +359,18 @@ def run_wer(args: argparse.Namespace) -> int:
         "references": kind,
     }
     if len(per_sample) > 1:
-        best_rows = []
-        for n in range(len(ids)):
-            scores = [
-                SampleScore(k, c.rows[n].errors, c.rows[n].ref_len)
-                for k, c in enumerate(per_sample)
-            ]
-            best_rows.append(per_sample[select_best(scores, LowestWER()).sample].rows[n])
-        best = CorpusErrors(rows=best_rows, unit=first.unit)
+        own = [
+            [SampleScore(k, c.rows[n].errors, c.rows[n].ref_len) for k, c in enumerate(per_sample)]
+            for n in range(len(ids))
+        ]
+        picks, rerank = _best_of_n(args, ids, own, "wer")
+        best = CorpusErrors(
+            rows=[per_sample[k].rows[n] for n, k in enumerate(picks)], unit=first.unit
+        )
         best.write_csv(out_dir / "wer_rows_best_of_n.csv")
         summary["wer_best_of_n"] = best.error_rate
         summary["n_samples"] = len(per_sample)
+        summary["rerank"] = rerank
     write_json(out_dir / "wer_summary.json", summary)
     print(
         f"{summary['system']}: {first.metric} {100 * first.error_rate:.2f}% over {len(ids)} "
@@ -343,6 +394,7 @@ def _configure_sim(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-original", action="store_true", help="skip SIM-utt")
     p.add_argument("--encoder", default="resemblyzer", choices=sorted(SPEAKER_ENCODERS))
     p.add_argument("--encoder-path", default=None, help="model directory or hub name")
+    _add_rerank(p, "sim")
 
 
 @subcommand("sim", "speaker similarity to prompt / resynthesized prompt / original", _configure_sim)
@@ -384,16 +436,19 @@ def run_sim(args: argparse.Namespace) -> int:
         "encoder": args.encoder,
     }
     if len(results) > 1:
-        # Best of N by SIM-o (VALL-E 2 style reranking by speaker similarity).
-        best = SimilarityResult(
-            rows=[
-                max((r.rows[n] for r in results), key=lambda row: row.sim_o or 0.0)
-                for n in range(len(ids))
-            ]
-        )
+        from valle.eval.rerank import SampleScore
+
+        # best of N by --rerank: SIM-o by default, VALL-E 2's capped SIM-o then WER, ...
+        own = [
+            [SampleScore(k, similarity=r.rows[n].sim_o) for k, r in enumerate(results)]
+            for n in range(len(ids))
+        ]
+        picks, rerank = _best_of_n(args, ids, own, "sim")
+        best = SimilarityResult(rows=[results[k].rows[n] for n, k in enumerate(picks)])
         best.write_csv(out_dir / "sim_rows_best_of_n.csv")
         summary["sim_o_best_of_n"] = best.mean("sim_o")
         summary["n_samples"] = len(results)
+        summary["rerank"] = rerank
     write_json(out_dir / "sim_summary.json", summary)
     shown = ", ".join(
         f"{k} {v:.3f}" for k, v in summary.items() if k.startswith("sim") and v is not None
