@@ -175,6 +175,21 @@ def test_nar_reads_the_aligned_phonemes() -> None:
     assert not torch.allclose(a, b)
 
 
+@pytest.mark.parametrize("policy", ["none", "random_segment", "other_utterance"])
+def test_nar_prompt_policies_train_and_generate(policy: str) -> None:
+    """Every NAR prompt policy carries the frames' phonemes through its split (another
+    utterance's prompt has none) and generates from the AR's alignment."""
+    cfg = tiny_config("vallr", prompt=policy)
+    model = build_model(cfg)
+    batch = dummy_batch(cfg, batch_size=3, seed=9)
+    batch["prompt_start"] = torch.tensor([-1, 0, -1])
+    loss, metrics = model.loss(batch, stages=("nar",), generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and "nar/acc" in metrics
+    out = model.eval().generate(*_inputs(batch), prompt_text_lens=batch["text_lens"] // 2)
+    assert all(o.shape[1] == 4 and o.shape[0] >= 1 for o in out)
+
+
 # --------------------------------------------------------------------------- learning
 
 
