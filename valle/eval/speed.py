@@ -7,10 +7,12 @@ D model width.
 What is measured, per size preset and batch size (all rows of a batch have the same lengths;
 ``S`` random phoneme ids, a ``P``-frame random prompt, ``T = seconds * frame_rate`` steps):
 
-- AR with the KV cache: ``prefill`` once, then ``T - 1`` steps of arg-max sampling (EOS
-  excluded, so every run makes exactly ``T`` frames) + ``ARDecoder.step``, each timed; the mean,
+- AR with the KV cache: ``prefill`` once, then ``N - 1`` steps of arg-max sampling (EOS
+  excluded, so every run makes exactly ``N`` steps) + ``ARDecoder.step``, each timed; the mean,
   the mean of the first and of the last 10 % of steps (flat = equal: a step's cost must not grow
-  with the sequence) are reported.
+  with the sequence) are reported. ``N = ceil(T / G)``: a layout of G frames per step (VALL-E
+  2's grouped codes, ``--variant valle2 --set ar.layout.group=2``) makes the T frames in
+  ``T / G`` steps, and the table's "AR steps" and "G" columns say so.
 - AR recomputing everything (no cache): one full forward over ``[text ; BOS, prompt, codes so
   far]`` returning the last position's logits. Timing all ``T`` of them is slow, so
   ``nocache_points`` lengths evenly spaced over the run are timed and a quadratic in the length
@@ -36,7 +38,8 @@ What is measured, per size preset and batch size (all rows of a batch have the s
   over the mean step time, and the peak memory of the timed steps (same measure as above).
 
 ``--checkpoint`` measures a trained model (its own config and vocabulary; the frame rate from the
-codec facts it carries or from ``--codec-dir``) instead of the size presets.
+codec facts it carries or from ``--codec-dir``) instead of the size presets; without it the
+models are random ones of ``--variant`` (default valle) at each size, with ``--set`` overrides.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ class SpeedSetup:
 
     @property
     def steps(self) -> int:
+        """Frames to generate per row (T); an AR of G frames per step makes ``ceil(T / G)``."""
         return max(2, int(round(self.seconds * self.frame_rate)))
 
     @property
@@ -106,7 +110,7 @@ class SpeedRow:
     threads: int
     text_tokens: int
     prompt_frames: int
-    steps: int
+    steps: int  # AR steps per row: ceil(frames / frames_per_step)
     ar_ms_step: float  # KV cache, mean over all steps
     ar_ms_early: float  # mean over the first 10 % of steps
     ar_ms_late: float  # mean over the last 10 % of steps
@@ -125,12 +129,15 @@ class SpeedRow:
     train_tokens_per_s: float = float("nan")  # code frames per second of training (B*T / step)
     train_ms_step: float = float("nan")  # forward + backward + AdamW step
     train_peak_mem_mb: float = float("nan")
+    frames_per_step: int = 1  # G: frames one AR step makes (VALL-E 2's group size)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("size", "size", "{}"),
     ("batch", "B", "{}"),
+    ("frames_per_step", "G", "{}"),
+    ("steps", "AR steps", "{}"),
     ("ar_ms_step", "AR ms/step (cache)", "{:.2f}"),
     ("ar_ms_early", "early 10%", "{:.2f}"),
     ("ar_ms_late", "late 10%", "{:.2f}"),
@@ -181,13 +188,17 @@ class TrainSpeed:
     mem_kind: str
 
 
-def build_random_model(size: str, setup: SpeedSetup) -> nn.Module:
-    """A VALL-E model of a size preset (``valle/conf/size``) with seeded random weights."""
+def build_random_model(
+    size: str, setup: SpeedSetup, variant: str = "valle", overrides: Sequence[str] = ()
+) -> nn.Module:
+    """A model of a variant and a size preset (``valle/conf/{variant,size}``) with dotted
+    ``overrides`` and seeded random weights."""
     from valle.config import compose_config
 
     cfg = compose_config(
-        "valle",
+        variant,
         size,
+        overrides,
         text_vocab_size=setup.text_vocab_size,
         codebook_size=setup.codebook_size,
         num_codebooks=setup.num_codebooks,
@@ -422,7 +433,8 @@ def measure_speed(
     ar: Any = model.ar
     nar: Any = model.nar
     text, tl, prompt, pl = _inputs(setup, batch)
-    steps = setup.steps
+    per_step = int(ar.layout.frames_per_step)
+    steps = -(-setup.steps // per_step)  # AR steps that make the frames: ceil(T / G)
     floor = MatvecPass(ar, batch)
     floor()
     _time_ar(ar, text, tl, prompt, pl, min(steps, 4))  # warm-up (allocator, kernels)
@@ -470,6 +482,7 @@ def measure_speed(
         train_tokens_per_s=tr.tokens_per_s if tr else float("nan"),
         train_ms_step=tr.ms_step if tr else float("nan"),
         train_peak_mem_mb=tr.peak_mem_mb if tr else float("nan"),
+        frames_per_step=per_step,
         extra={"train": asdict(tr)} if tr else {},
     )
 
@@ -485,6 +498,8 @@ def measure_train_speed(
     import copy
     import inspect
 
+    from valle.data.batch import lens_key, pad_rows
+    from valle.registry import data_request
     from valle.testing.model import batch_from_codes
 
     if setup.steps < 1 or setup.warmup < 0 or setup.batch < 1:
@@ -505,10 +520,11 @@ def measure_train_speed(
         torch.randint(0, v.codebook_size, (P, v.num_codebooks), generator=g)  # (P, Q)
         for _ in range(setup.batch)
     ]
-    batch = {
-        k: x.to(dev) if isinstance(x, Tensor) else x
-        for k, x in batch_from_codes(texts, codes, prompts).items()
-    }
+    raw = batch_from_codes(texts, codes, prompts)
+    for f in data_request(net.config).featurizers:  # the fields the variant reads, made up
+        rows = [f.example(S, T, g) for _ in range(setup.batch)]  # e.g. a frame rate
+        raw[f.name], raw[lens_key(f.name)] = pad_rows(rows, f.pad_value)
+    batch = {k: x.to(dev) if isinstance(x, Tensor) else x for k, x in raw.items()}
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=setup.lr)
     kwargs: dict[str, Any] = {}
@@ -601,8 +617,8 @@ def format_table(rows: Sequence[SpeedRow]) -> str:
         lines += [
             "",
             f"device {r.device}, {r.threads} threads, float32; {r.text_tokens} text tokens, "
-            f"{r.prompt_frames} prompt frames, {r.steps} AR steps per row "
-            f"({r.extra.get('weights', 'random weights')})",
+            f"{r.prompt_frames} prompt frames, {r.steps} AR steps of {r.frames_per_step} "
+            f"frame(s) per row ({r.extra.get('weights', 'random weights')})",
             f"no cache: {r.nocache_points} sequence lengths timed, a quadratic fit averaged over "
             "all steps; floor: x @ W.T over every AR weight matrix (x of B rows), mean of "
             "passes timed between the cached steps (same load)",
@@ -642,7 +658,8 @@ def summaries(rows: Sequence[SpeedRow], system: str | None = None) -> list[dict[
     out = []
     for k, r in enumerate(rows):
         if system is None:
-            name = f"valle-{r.size} B={r.batch} ({r.device})"
+            label = r.size if "/" in r.size else f"valle-{r.size}"
+            name = f"{label} B={r.batch} ({r.device})"
         else:
             name = system if k == 0 else f"{system} B={r.batch}"
         out.append(
@@ -658,6 +675,7 @@ def summaries(rows: Sequence[SpeedRow], system: str | None = None) -> list[dict[
                 "device": r.device,
                 "threads": r.threads,
                 "ar_steps": r.steps,
+                "frames_per_step": r.frames_per_step,
                 "memory": r.mem_kind,
                 **({"train": r.extra["train"]} if "train" in r.extra else {}),
             }
@@ -669,6 +687,11 @@ def summaries(rows: Sequence[SpeedRow], system: str | None = None) -> list[dict[
 def configure(p: Any) -> None:
     """Arguments of ``valle-bench speed``."""
     p.add_argument("--sizes", default="tiny,base", help="size presets, comma-separated")
+    p.add_argument("--variant", default="valle",
+                   help="variant preset of the random models (e.g. valle2; not with --checkpoint)")  # fmt: skip
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="model config override of the random models, repeatable "
+                        "(e.g. --set ar.layout.group=2)")  # fmt: skip
     p.add_argument("--batch-sizes", default="1,8", help="batch sizes, comma-separated")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
@@ -714,9 +737,14 @@ def run(args: Any) -> int:
     from valle.eval.files import write_json
 
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    variant = getattr(args, "variant", "valle")
+    overrides = list(getattr(args, "overrides", None) or [])
     if args.checkpoint is None:
         for s in sizes:
             preset_path("size", s)  # unknown size: ConfigError (a ValueError) naming the presets
+        preset_path("variant", variant)
+    elif variant != "valle" or overrides:
+        raise ValueError("--variant and --set choose random models; a --checkpoint has its own")
     batches = _int_list(args.batch_sizes, "batch-sizes")
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device}: no CUDA device here; use --device cpu")
@@ -774,9 +802,13 @@ def run(args: Any) -> int:
         models = [(size, None) for size in sizes]
     rows = []
     for size, given in models:
-        net = given if given is not None else build_random_model(size, setup)
+        if given is None:
+            net: nn.Module = build_random_model(size, setup, variant, overrides)
+            label = size if variant == "valle" else f"{variant}/{size}"
+        else:
+            net, label = given, size
         for b in batches:
-            rows.append(measure_speed(size, b, setup, net, train))
+            rows.append(measure_speed(label, b, setup, net, train))
             if given is not None:
                 rows[-1].extra["weights"] = f"weights of {args.checkpoint}, random inputs"
             print(format_table(rows[-1:]).split("\n")[2], flush=True)  # progress: the row
