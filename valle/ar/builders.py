@@ -19,12 +19,15 @@ from valle.modules.transformer import TransformerStack
 __all__ = ["build_ar_decoder"]
 
 
-def build_ar_decoder(cfg: ARConfig, vocab: VocabConfig, **parts: Any) -> ARDecoder:
-    """The decoder ``cfg`` describes; keyword ``parts`` (e.g. ``text_conditioner=``) are passed on."""
+def build_ar_decoder(
+    cfg: ARConfig, vocab: VocabConfig, decoder_class: type[ARDecoder] = ARDecoder, **parts: Any
+) -> ARDecoder:
+    """The decoder ``cfg`` describes; keyword ``parts`` (e.g. ``text_conditioner=``) are passed
+    on to ``decoder_class`` (an :class:`ARDecoder` subclass that takes more parts)."""
     b = cfg.backbone
     layout = cfg.layout.build(vocab.codebook_size)
     embedding = layout.embedding(b.d_model)
-    return ARDecoder(
+    return decoder_class(
         text_vocab_size=vocab.text_vocab_size,
         backbone=TransformerStack(b.num_layers, b.d_model, b.num_heads, b.ffn_dim, b.dropout),
         mask=cfg.mask.build(),
