@@ -143,7 +143,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ "$align" = true ]; then
       touch "$align_dir/.durations_$split.done"
     fi
   done
-  $python -m valle.bin.align evaluate --cuts "$align_dir/mini_cuts_train.jsonl.gz" \
+  $python -m valle.bin.align evaluate --cuts "$align_dir"/mini_cuts_{train,dev,test}.jsonl.gz \
     --output "$align_dir/boundaries.md" --plot "$align_dir/alignment.png"
 fi
 

@@ -7,11 +7,15 @@ monotonic Viterbi of :mod:`valle.align.viterbi` turns them into frames per phone
 
 Silence, word boundaries and punctuation (the rule):
 
-- ``_`` (word boundary) and punctuation tokens are aligned like any token: the model was trained
-  to recognise them (a pause where there is one), and each gets at least one frame; a pause
-  between words lands on the ``_`` / punctuation tokens between them;
+- ``_`` (word boundary) and punctuation tokens are aligned like any token: the model is trained
+  on them as targets (a pause where there is one, often nothing), and each gets >= 1 frame; a
+  pause between words lands on the ``_`` / punctuation tokens between them (their CTC spikes
+  sit in the pause; with the default ``token_or_blank`` score the blank frames after a spike
+  stay with that token until the next token's spike);
 - there is no blank in the path, so leading silence belongs to the first token and trailing
-  silence to the last one (usually the final punctuation mark); every frame is assigned.
+  silence to the last one (usually the final punctuation mark); every frame is assigned;
+- the Viterbi adds a weak constant-speaking-rate prior (``ModelConfig.align_prior``) so that a
+  token the model barely recognises cannot swallow frames far from where it should be.
 
 The result is ``cut.custom["durations"]``: a list of ints, one per token of
 ``valle.data.tokenize.cut_phonemes(cut)`` (all supervisions, in order, exactly the batch's
@@ -38,6 +42,7 @@ from lhotse.cut import Cut
 from tqdm import tqdm
 
 from valle.align.features import AlignFeatures, num_code_frames
+from valle.align.forward_sum import diagonal_prior
 from valle.align.model import load_aligner
 from valle.align.training import pad_features, token_ids
 from valle.align.viterbi import token_scores, viterbi_durations
@@ -81,15 +86,21 @@ class Aligner:
 
     @torch.inference_mode()
     def log_probs(self, feats: Sequence[torch.Tensor]) -> list[np.ndarray]:
-        """Per-frame log-posteriors ``(T_b, V)`` of feature rows ``(T_b, F)``."""
+        """Per-frame class scores ``(T_b, V - 1)`` (``AcousticModel.frame_scores``) of feature
+        rows ``(T_b, F)``."""
         x, lens = pad_features(feats)  # (B, T, F)
-        logp = self.model(x).log_softmax(-1)  # (B, T, V)
-        return [logp[b, : int(n)].numpy() for b, n in enumerate(lens)]
+        scores = self.model.frame_scores(self.model(x))  # (B, T, V - 1)
+        return [scores[b, : int(n)].numpy() for b, n in enumerate(lens)]
 
-    def align_one(self, cut: Cut, log_probs: np.ndarray) -> np.ndarray:
-        """Durations ``(S,)`` of a cut from its log-posteriors ``(T, V)``."""
+    def align_one(self, cut: Cut, frame_scores: np.ndarray) -> np.ndarray:
+        """Durations ``(S,)`` of a cut from its class scores ``(T, V - 1)``."""
         ids = np.asarray(token_ids(cut, self.index))
-        scores = token_scores(log_probs, ids, self.model.blank)  # (T, S)
+        scores = token_scores(frame_scores, ids, blank=None)  # (T, S)
+        cfg = self.model.config
+        if cfg.align_prior > 0 and len(ids) <= scores.shape[0]:
+            T, S = scores.shape
+            prior = diagonal_prior(torch.tensor([T]), torch.tensor([S]), cfg.align_prior_width)
+            scores = scores + cfg.align_prior * prior[0].numpy()  # (T, S)
         return viterbi_durations(scores, name=f"cut {cut.id}")
 
     def __call__(self, cuts: Sequence[Cut]) -> list[np.ndarray]:

@@ -15,10 +15,12 @@ symbol list, so ``durations`` needs nothing else.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from valle.align.features import FeatureConfig
@@ -35,11 +37,31 @@ class ModelConfig:
         channels: C, width of every convolution.
         dilations: one residual block per entry (kernel 5, this dilation).
         dropout: dropout after each block (training only).
+        prior_scale: frame scores are ``log p(token | frame) - prior_scale * log p(token)``
+            (scaled likelihoods of hybrid HMM systems), with ``p(token)`` the model's average
+            posterior over the training frames. Without it the blank-free forward sum finds a
+            degenerate optimum: one frequent phoneme predicted everywhere, one of its tokens
+            absorbing most frames and every other token one frame.
+        score: what a frame scores for a token. ``"token_or_blank"``: ``log(p(token) +
+            p(blank))``, a CTC blank frame belongs to the token whose spike is next to it (the
+            blank runs are split at the spikes); ``"nonblank"``: the posterior renormalised
+            without the blank.
+        align_prior: weight of the diagonal (constant speaking rate) prior added to the scores
+            in the Viterbi (:func:`valle.align.forward_sum.diagonal_prior`); 0 for none.
+        align_prior_width: its width, a share of the utterance.
     """
 
     channels: int = 64
     dilations: tuple[int, ...] = (1, 2, 4, 1, 2, 4)
     dropout: float = 0.1
+    prior_scale: float = 0.0
+    score: str = "token_or_blank"
+    align_prior: float = 0.0
+    align_prior_width: float = 0.08
+
+    def __post_init__(self) -> None:
+        if self.score not in ("token_or_blank", "nonblank"):
+            raise ValueError(f"score must be token_or_blank or nonblank, got {self.score!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -82,6 +104,8 @@ class AcousticModel(nn.Module):
             *[_Block(c, d, self.config.dropout) for d in self.config.dilations]
         )
         self.out = nn.Conv1d(c, self.num_classes, 1)
+        uniform = torch.full((num_symbols,), -math.log(max(1, num_symbols)))
+        self.register_buffer("log_prior", uniform)  # (V - 1,) log p(token), non-blank classes
 
     @property
     def num_classes(self) -> int:
@@ -90,6 +114,26 @@ class AcousticModel(nn.Module):
     @property
     def blank(self) -> int:
         return self.num_symbols
+
+    def frame_scores(self, logits: Tensor) -> Tensor:
+        """Alignment scores ``(B, T, V - 1)`` of every non-blank class from logits ``(B, T, V)``
+        (``config.score``), divided by the scaled class prior."""
+        if self.config.score == "token_or_blank":
+            logp = logits.log_softmax(-1)  # (B, T, V)
+            scores = torch.logaddexp(logp[..., : self.blank], logp[..., self.blank :])
+        else:
+            scores = logits[..., : self.blank].log_softmax(-1)  # (B, T, V - 1)
+        return scores - self.config.prior_scale * self.log_prior
+
+    @torch.no_grad()
+    def update_prior(self, logits: Tensor, lens: Tensor, momentum: float = 0.99) -> None:
+        """Move ``log_prior`` towards the mean non-blank posterior of the valid frames."""
+        post = logits[..., : self.blank].softmax(-1)  # (B, T, V - 1)
+        T = logits.shape[1]
+        valid = torch.arange(T, device=lens.device)[None, :] < lens[:, None]  # (B, T)
+        mean = post[valid].mean(0).clamp_min(1e-8)  # (V - 1,)
+        prior = momentum * self.log_prior.exp() + (1 - momentum) * mean
+        self.log_prior.copy_(prior.log())
 
     def forward(self, feats: Tensor) -> Tensor:
         x = self.inp(feats.transpose(1, 2))  # (B, C, T)

@@ -11,6 +11,7 @@ of similar length up to ``max_frames`` frames.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import random
@@ -25,7 +26,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from valle.align.features import AlignFeatures, FeatureConfig, num_code_frames
-from valle.align.forward_sum import forward_sum_loss
+from valle.align.forward_sum import diagonal_prior, forward_sum_loss
 from valle.align.model import AcousticModel, ModelConfig, save_aligner
 from valle.data.prompt import frame_rate_of
 from valle.data.tokenize import cut_phonemes
@@ -51,19 +52,28 @@ class TrainConfig:
     Attributes:
         steps: optimiser steps.
         max_frames: most feature frames per batch (sum over its cuts).
-        lr: peak Adam learning rate (linear warm-up, then cosine to 10%).
+        lr: peak AdamW learning rate (linear warm-up, then cosine to 10% over the steps or
+            the time, whichever runs out first).
         warmup: warm-up steps.
-        max_minutes: stop early after this many minutes of wall time (None: no limit).
+        max_minutes: stop after this many minutes of wall time, feature extraction included
+            (None: no limit); the learning rate then decays over the time as over the steps.
         forward_sum_weight: weight of the blank-free forward-sum loss beside CTC (0: CTC only).
+        prior_steps: the diagonal prior's weight falls linearly from 1 to 0 over these steps
+            (0: no prior); it only shapes training, never the alignment.
+        prior_floor: the prior's weight never falls below this (1.0: the prior all along).
+        prior_width: the prior's width, a share of the utterance (0.1: 10%).
         seed: batch order and initialisation.
     """
 
     steps: int = 3000
-    max_frames: int = 6000
-    lr: float = 2e-3
-    warmup: int = 200
+    max_frames: int = 2000
+    lr: float = 3e-3
+    warmup: int = 30
     max_minutes: float | None = None
     forward_sum_weight: float = 1.0
+    prior_steps: int = 200
+    prior_floor: float = 1.0
+    prior_width: float = 0.08
     log_every: int = 25
     seed: int = 0
 
@@ -125,12 +135,15 @@ def _batches(examples: list[Example], max_frames: int, rng: random.Random) -> li
     return batches
 
 
-def losses(model: AcousticModel, batch: list[Example]) -> tuple[Tensor, Tensor]:
+def losses(
+    model: AcousticModel, batch: list[Example], prior_weight: float = 0.0, prior_width: float = 0.1
+) -> tuple[Tensor, Tensor]:
     """``(CTC loss per target token, blank-free forward-sum loss per frame)`` of a batch.
 
     CTC (blank = the last class) over the full softmax; the forward-sum loss
-    (:mod:`valle.align.forward_sum`) over the softmax renormalised without the blank, which
-    is what the Viterbi scores (:func:`valle.align.viterbi.token_scores`).
+    (:mod:`valle.align.forward_sum`) over ``model.frame_scores`` (the posterior without the
+    blank, divided by the scaled class prior), which is what the Viterbi scores, plus
+    ``prior_weight`` times the diagonal prior (:func:`valle.align.forward_sum.diagonal_prior`).
     """
     feats, lens = pad_features([e.feats for e in batch])  # (B, T, F)
     logits = model(feats)  # (B, T, V)
@@ -149,8 +162,13 @@ def losses(model: AcousticModel, batch: list[Example]) -> tuple[Tensor, Tensor]:
     padded = torch.zeros(len(batch), int(tlens.max()), dtype=torch.long)  # (B, S)
     for b, e in enumerate(batch):
         padded[b, : len(e.ids)] = e.ids
-    nonblank = logits[..., : model.blank].log_softmax(-1)  # (B, T, V - 1)
-    fsum = forward_sum_loss(nonblank, padded, lens, tlens)
+    if model.training:
+        model.update_prior(logits.detach(), lens)
+    nonblank = model.frame_scores(logits)  # (B, T, V - 1)
+    prior = None
+    if prior_weight > 0:
+        prior = prior_weight * diagonal_prior(lens, tlens, prior_width)  # (B, T, S)
+    fsum = forward_sum_loss(nonblank, padded, lens, tlens, prior)
     return ctc, fsum
 
 
@@ -189,6 +207,8 @@ def train_aligner(
         time.perf_counter() - t_start,
     )
     feat_s = time.perf_counter() - t_start
+    if config.max_minutes is not None:  # the features took part of the wall-time budget
+        config = dataclasses.replace(config, max_minutes=max(0.1, config.max_minutes - feat_s / 60))
     model, stats = train_model(examples, len(symbols), n_mels, config, model_config, progress)
     stats["features_seconds"] = round(feat_s, 1)
     out = Path(out_dir)
@@ -219,15 +239,18 @@ def train_model(
     model = AcousticModel(n_mels, num_symbols, model_config)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-2)
 
+    t_train = time.perf_counter()
+
     def lr_at(step: int) -> float:
         if step < config.warmup:
             return (step + 1) / config.warmup
         frac = (step - config.warmup) / max(1, config.steps - config.warmup)
+        if config.max_minutes is not None:
+            frac = max(frac, (time.perf_counter() - t_train) / 60 / config.max_minutes)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     batches: list[list[int]] = []
-    t_train = time.perf_counter()
     bar = tqdm(total=config.steps, desc="aligner CTC", unit="step", disable=not progress)
     avg: tuple[float, float] | None = None
     step = 0
@@ -235,7 +258,9 @@ def train_model(
     for step in range(config.steps):  # noqa: B007 - step is reported below
         if not batches:
             batches = _batches(examples, config.max_frames, rng)
-        ctc, fsum = losses(model, [examples[i] for i in batches.pop()])
+        fade = max(0.0, 1.0 - step / config.prior_steps) if config.prior_steps > 0 else 0.0
+        pw = max(config.prior_floor, fade)
+        ctc, fsum = losses(model, [examples[i] for i in batches.pop()], pw, config.prior_width)
         loss = ctc + config.forward_sum_weight * fsum
         opt.zero_grad()
         loss.backward()

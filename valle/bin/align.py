@@ -58,10 +58,12 @@ def _durations(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
+    from lhotse import CutSet
+
     from valle.align.evaluate import evaluate_cuts, format_table
     from valle.data.manifests import load_cuts
 
-    cuts = load_cuts(args.cuts, "aligned cuts")
+    cuts = CutSet.from_cuts(c for path in args.cuts for c in load_cuts(path, "aligned cuts"))
     rows = evaluate_cuts(cuts, min_match=args.min_match).rows()
     table = format_table(rows)
     print(table)
@@ -109,10 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--tokens", type=Path, required=True, help="symbol table tokens.txt")
     t.add_argument("--out-dir", type=Path, required=True, help="writes aligner.pt here")
     t.add_argument("--steps", type=int, default=3000, help="optimiser steps")
-    t.add_argument("--max-minutes", type=float, default=None, help="stop after this wall time")
-    t.add_argument("--max-frames", type=int, default=6000, help="feature frames per batch")
-    t.add_argument("--lr", type=float, default=2e-3, help="peak learning rate")
-    t.add_argument("--warmup", type=int, default=200, help="warm-up steps")
+    t.add_argument(
+        "--max-minutes", type=float, default=None, help="wall-time budget (features included)"
+    )
+    t.add_argument("--max-frames", type=int, default=2000, help="feature frames per batch")
+    t.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    t.add_argument("--warmup", type=int, default=30, help="warm-up steps")
     t.add_argument("--channels", type=int, default=64, help="model width")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=_train)
@@ -126,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=_durations)
 
     e = sub.add_parser("evaluate", help="word-boundary errors against engine timings (mini)")
-    e.add_argument("--cuts", type=Path, required=True, help="cuts with durations")
+    e.add_argument("--cuts", type=Path, nargs="+", required=True, help="cuts with durations")
     e.add_argument("--output", type=Path, default=None, help="also write the table here")
     e.add_argument("--plot", type=Path, default=None, help="PNG of a few alignments")
     e.add_argument("--num-plots", type=int, default=4, help="utterances in the plot")
