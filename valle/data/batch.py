@@ -68,6 +68,8 @@ SPEAKERS = "speakers"
 PROMPT_START = "prompt_start"
 LANGUAGE_TOKENS = "language_tokens"
 PITCH = "pitch"
+PITCH_TOKENS = "pitch_tokens"
+DURATION_TOKENS = "duration_tokens"
 MEL = "mel"
 
 PAD_VALUES: dict[str, float] = {
@@ -77,6 +79,8 @@ PAD_VALUES: dict[str, float] = {
     DURATIONS: 0,  # frames per text token (a padded token lasts 0 frames; real ones >= 1)
     LANGUAGE_TOKENS: 0,  # language id per text token (mask with text_lens)
     PITCH: 0,  # pitch bucket per text token (mask with text_lens)
+    PITCH_TOKENS: 0,  # RALL-E pitch token per phoneme (0 unvoiced, 1..M_p; valle.data.prosody)
+    DURATION_TOKENS: 0,  # RALL-E duration token per phoneme (frames clipped at M_d)
     MEL: 0.0,  # log-mel frames (mask with mel_lens; featurizers.MelFrames pads with silence)
 }
 """Pad value of each sequence field; a field not listed pads with 0 (or its featurizer's)."""

@@ -1,0 +1,321 @@
+"""RALL-E (Xin et al. 2024, arXiv 2404.03204): robust codec LM TTS with a prosody chain of thought.
+
+Shape legend: B batch, S text tokens, P prompt frames, T frames, Q codebooks.
+
+The wiring only: the AR is :class:`~valle.ar.prosody.ProsodyARDecoder` (pitch and duration
+tokens per phoneme before the speech tokens, Sec 3.2), its mask policy
+:class:`~valle.ar.masks.DurationGuidedMask` (k = 1, Sec 3.3), its stop
+:class:`~valle.ar.stops.DurationStop` (D = sum of the predicted durations, an EOS before D
+ignored, Sec 3.3), nucleus sampling (top-p 0.9) for pitch, durations and codes; the NAR is
+VALL-E's, greedy. Training reads ``durations`` (the aligner stage) and ``pitch_tokens`` /
+``duration_tokens`` (the prosody stage, ``python -m valle.bin.prosody``). Prosody control
+(the user gives durations or pitch, or scales them) steers the chain of thought.
+
+Ablations (config, no code change): ``ar.mask.kind=prosody_prefix`` (without the
+duration-guided masking); ``prosody.max_duration=null ar.mask.kind=prosody_prefix
+ar.stop.kind=eos`` (without the duration CoT: pitch CoT only, EOS stop); ``prosody=null
+ar.mask.kind=prefix ar.stop.kind=eos`` (no chain of thought at all: VALL-E on the same data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from valle.ar.builders import build_ar_decoder
+from valle.ar.config import ARConfig
+from valle.ar.generate import Sampler
+from valle.ar.masks import DurationGuidedMaskConfig, ProsodyPrefixMaskConfig
+from valle.ar.prosody import (
+    ProsodyARDecoder,
+    ProsodyControl,
+    ProsodyCoTConfig,
+    ProsodyTokens,
+    build_prosody_decoder,
+)
+from valle.ar.stops import DurationStopConfig, EosStopConfig
+from valle.config import ConfigError, NARConfig, VocabConfig, apply_overrides, from_dict, opt
+from valle.data.batch import SynthesisInputs, pad_rows
+from valle.data.featurizers import DataRequest, Durations
+from valle.data.prosody import DurationTokens, PitchQuantizer, PitchTokens
+from valle.nar.decoder import NARDecoder
+from valle.nar.prompts import prompt_policy_class
+from valle.registry import register_variant
+from valle.sampling.factory import SampleConfig
+from valle.variants.valle import STAGES, Valle
+
+__all__ = ["RalleConfig", "Ralle"]
+
+
+def _ralle_ar() -> ARConfig:
+    return ARConfig(
+        mask=DurationGuidedMaskConfig(window=1),
+        stop=DurationStopConfig(),
+        sampler=SampleConfig(top_p=0.9),
+    )
+
+
+@register_variant("ralle")
+@dataclass(frozen=True)
+class RalleConfig:
+    """RALL-E: a prosody-CoT AR with duration-guided masking and stop, and VALL-E's NAR."""
+
+    vocab: VocabConfig = opt(help="vocabulary facts read from tokens.txt and the codec")
+    ar: ARConfig | None = opt(
+        help="AR over codebook 1 (mask duration_guided, stop duration; null: none)",
+        factory=_ralle_ar,
+    )
+    prosody: ProsodyCoTConfig | None = opt(
+        help="the AR's prosody chain of thought (null: none, a plain VALL-E AR)",
+        factory=ProsodyCoTConfig,
+    )
+    nar: NARConfig | None = opt(
+        help="NAR decoder over codebooks 2..Q (null: none)", factory=NARConfig
+    )
+
+    stages: ClassVar[tuple[str, ...]] = STAGES
+
+    def __post_init__(self) -> None:
+        if self.ar is None:
+            return
+        prosody_masks = (DurationGuidedMaskConfig, ProsodyPrefixMaskConfig)
+        if self.prosody is None:
+            if isinstance(self.ar.mask, prosody_masks) or not isinstance(
+                self.ar.stop, EosStopConfig
+            ):
+                raise ConfigError(
+                    "ralle without prosody (prosody: null) is a plain AR: use ar.mask.kind: "
+                    "prefix and ar.stop.kind: eos"
+                )
+            return
+        if not isinstance(self.ar.mask, prosody_masks):
+            raise ConfigError(
+                "ralle: ar.mask.kind must be duration_guided or prosody_prefix (the speech "
+                "tokens must see the prosody tokens)"
+            )
+        if self.prosody.max_duration is None and (
+            isinstance(self.ar.mask, DurationGuidedMaskConfig)
+            or isinstance(self.ar.stop, DurationStopConfig)
+        ):
+            raise ConfigError(
+                "ralle without duration tokens (prosody.max_duration: null) has no alignment: "
+                "use ar.mask.kind: prosody_prefix and ar.stop.kind: eos"
+            )
+
+    def build(self) -> Ralle:
+        ar: Any = None
+        if self.ar is not None:
+            if self.prosody is None:
+                ar = build_ar_decoder(self.ar, self.vocab)
+            else:
+                ar = build_prosody_decoder(self.ar, self.prosody, self.vocab)
+        nar = None
+        if self.nar is not None and self.vocab.num_codebooks > 1:
+            nar = NARDecoder.from_config(self.nar, self.vocab)
+        return Ralle(ar, nar, config=self)
+
+    def data_request(self, stages: tuple[str, ...] | None = None) -> DataRequest:
+        """The prosody tokens and durations when the AR trains (its CoT targets and its
+        alignment); another utterance only for a trained NAR whose prompt policy reads one."""
+        feats: list[Any] = []
+        if self.ar is not None and self.prosody is not None and (stages is None or "ar" in stages):
+            if self.prosody.pitch_buckets is not None:
+                feats.append(PitchTokens(self.prosody.pitch_buckets))
+            if self.prosody.max_duration is not None:
+                feats += [DurationTokens(self.prosody.max_duration), Durations()]
+        needs = False
+        if self.nar is not None and (stages is None or "nar" in stages):
+            policy: Any = prompt_policy_class(self.nar.prompt.kind)
+            needs = bool(policy.needs_other_utterance)
+        return DataRequest(featurizers=tuple(feats), other_utterance_prompt=needs)
+
+    @classmethod
+    def tiny(
+        cls,
+        *,
+        text_vocab_size: int = 12,
+        codebook_size: int = 16,
+        num_codebooks: int = 4,
+        d_model: int = 32,
+        num_layers: int = 2,
+        num_heads: int = 2,
+        ffn_dim: int = 64,
+        dropout: float = 0.0,
+        pitch_buckets: int = 8,
+        max_duration: int = 6,
+        window: int = 1,
+        prompt: str = "same_utterance_prefix",
+        max_len_ratio: float = 4.0,
+        sampler: str = "greedy",
+        overrides: Iterable[str] = (),
+    ) -> RalleConfig:
+        """A config small enough to train in seconds on a CPU (greedy codes and prosody)."""
+        backbone = {
+            "num_layers": num_layers,
+            "num_heads": num_heads,
+            "d_model": d_model,
+            "ffn_dim": ffn_dim,
+            "dropout": dropout,
+        }
+        cfg = from_dict(
+            cls,
+            {
+                "vocab": {
+                    "text_vocab_size": text_vocab_size,
+                    "codebook_size": codebook_size,
+                    "num_codebooks": num_codebooks,
+                },
+                "ar": {
+                    "backbone": backbone,
+                    "mask": {"kind": "duration_guided", "window": window},
+                    "stop": {"kind": "duration"},
+                    "max_len_ratio": max_len_ratio,
+                    "sampler": {"kind": sampler},
+                },
+                "prosody": {
+                    "pitch_buckets": pitch_buckets,
+                    "max_duration": max_duration,
+                    "sampler": {"kind": sampler},
+                },
+                "nar": {"backbone": backbone, "prompt": {"kind": prompt}},
+            },
+        )
+        return apply_overrides(cfg, overrides)
+
+
+class Ralle(Valle):
+    """Prosody-CoT AR + VALL-E's NAR; ``loss`` as VALL-E's (the AR's adds the prosody terms)."""
+
+    @torch.no_grad()
+    def generate(  # type: ignore[override]
+        self,
+        text_tokens: Tensor,
+        text_lens: Tensor,
+        prompt_codes: Tensor,
+        prompt_lens: Tensor,
+        *,
+        language: Tensor | None = None,
+        sampler: Sampler | None = None,
+        generator: torch.Generator | None = None,
+        max_len_ratio: float | None = None,
+        nar_sampler: Sampler | None = None,
+        prompt_text_lens: Tensor | None = None,
+        durations: Tensor | None = None,
+        pitch: Tensor | None = None,
+        speed: float | None = None,
+        pitch_scale: float | None = None,
+        prompt_durations: Tensor | None = None,
+        prompt_pitch: Tensor | None = None,
+        prosody_sampler: Sampler | None = None,
+    ) -> list[Tensor]:
+        """Zero-shot TTS; see :meth:`generate_with_prosody` (this returns its codes only)."""
+        codes, _ = self.generate_with_prosody(
+            text_tokens,
+            text_lens,
+            prompt_codes,
+            prompt_lens,
+            language=language,
+            sampler=sampler,
+            generator=generator,
+            max_len_ratio=max_len_ratio,
+            nar_sampler=nar_sampler,
+            prompt_text_lens=prompt_text_lens,
+            durations=durations,
+            pitch=pitch,
+            speed=speed,
+            pitch_scale=pitch_scale,
+            prompt_durations=prompt_durations,
+            prompt_pitch=prompt_pitch,
+            prosody_sampler=prosody_sampler,
+        )
+        return codes
+
+    @torch.no_grad()
+    def generate_with_prosody(
+        self,
+        text_tokens: Tensor,
+        text_lens: Tensor,
+        prompt_codes: Tensor,
+        prompt_lens: Tensor,
+        *,
+        language: Tensor | None = None,
+        sampler: Sampler | None = None,
+        generator: torch.Generator | None = None,
+        max_len_ratio: float | None = None,
+        nar_sampler: Sampler | None = None,
+        prompt_text_lens: Tensor | None = None,
+        durations: Tensor | None = None,
+        pitch: Tensor | None = None,
+        speed: float | None = None,
+        pitch_scale: float | None = None,
+        prompt_durations: Tensor | None = None,
+        prompt_pitch: Tensor | None = None,
+        prosody_sampler: Sampler | None = None,
+    ) -> tuple[list[Tensor], ProsodyTokens | None]:
+        """Zero-shot TTS with the prosody it followed. Call ``model.eval()`` first.
+
+        Args:
+            text_tokens, text_lens, prompt_codes, prompt_lens, language, sampler, generator,
+                max_len_ratio, nar_sampler, prompt_text_lens: as
+                :meth:`valle.variants.valle.Valle.generate` (``prompt_text_lens`` also
+                aligns the prompt's frames to its transcript).
+            durations: (B, S) frames per target phoneme to force (prosody control).
+            pitch: (B, S) pitch tokens to force (e.g. a reference's,
+                ``valle.data.prosody``); entries < 0 are left to the model.
+            speed: speaking-rate factor (0.8 slower, 1.25 faster) on the durations.
+            pitch_scale: F0 factor on the voiced pitch tokens.
+            prompt_durations, prompt_pitch: the prompt transcript's prosody when known.
+            prosody_sampler: pitch/duration sampler (None: the config's nucleus 0.9).
+        Returns:
+            B codes (T_b, Q) (the continuation only) and the prosody tokens (None for a
+            model without the chain of thought).
+        """
+        if self.ar is None:
+            raise ValueError("generation needs an AR; this model was built with ar: null")
+        prosody = None
+        if isinstance(self.ar, ProsodyARDecoder):
+            ratio = PitchQuantizer().log_ratio
+            control = ProsodyControl(
+                durations, pitch, speed, pitch_scale, prompt_durations, prompt_pitch, ratio
+            )
+            steps, prosody = self.ar.generate(
+                text_tokens,
+                text_lens,
+                prompt_codes,
+                prompt_lens,
+                prompt_text_lens=prompt_text_lens,
+                language=language,
+                sampler=sampler,
+                prosody_sampler=prosody_sampler,
+                generator=generator,
+                max_len_ratio=max_len_ratio,
+                control=control,
+            )
+        else:
+            if any(x is not None for x in (durations, pitch, speed, pitch_scale)):
+                raise ValueError("prosody control needs the prosody chain of thought")
+            return super().generate(
+                text_tokens,
+                text_lens,
+                prompt_codes,
+                prompt_lens,
+                language=language,
+                sampler=sampler,
+                generator=generator,
+                max_len_ratio=max_len_ratio,
+                nar_sampler=nar_sampler,
+                prompt_text_lens=prompt_text_lens,
+            ), None
+        first = [self.ar.layout.from_steps(s)[:, 0] for s in steps]  # B x (T_b,)
+        if self.nar is None:
+            return [f[:, None] for f in first], prosody
+        codes, lens = pad_rows(first, 0)  # (B, T)
+        inputs = SynthesisInputs(
+            text_tokens, text_lens, prompt_codes, prompt_lens, language, prompt_text_lens
+        )
+        full = self.nar.generate(inputs, codes, lens, sampler=nar_sampler, generator=generator)
+        return [full[b, : int(lens[b])] for b in range(len(first))], prosody
