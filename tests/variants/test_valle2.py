@@ -281,7 +281,8 @@ def test_greedy_ras_breaks_a_loop_that_greedy_never_leaves() -> None:
     sampling once 3 fills more than t_r of the last K codes, which can draw EOS, so it ends."""
     model = _valle2(seed=0, group=2, max_len_ratio=40.0, overrides=["nar=null"]).eval()
     head = model.ar.head
-    with torch.no_grad():
+    with torch.no_grad():  # logits = the bias alone: the group prediction layer outputs 0
+        head.group.weight.zero_()
         head.bias.zero_()
         head.bias[3] = 10.0  # the greedy choice, always
         head.bias[V] = 7.0  # EOS: ~5 % of the mass

@@ -13,7 +13,9 @@ Subcommands (each a small registered entry; see :func:`subcommand`):
   throughput (code frames/s of AdamW steps) of size presets or of a trained ``--checkpoint``;
   its ``--summary`` (named with ``--system``) adds these columns to that system's ``report`` row;
 - ``diagnose``: learning diagnostics of a checkpoint on tokenized cuts: text-conditioning gap,
-  persistence baselines, AR attention alignment (PNG maps), EOS and free-running lengths.
+  persistence baselines, AR attention alignment (PNG maps), EOS and free-running lengths;
+- ``loops``: the loop test of a checkpoint on tokenized cuts: the share of continuations that
+  hit the length cap or repeat one code for more than 1 s, greedy vs repetition-aware sampling.
 
 System outputs live in a directory as ``<item id>.wav`` (or ``<item id>-<k>.wav`` for sample k
 of ``--n-samples``); ``--audio-from-cuts`` scores the corpus recordings themselves (the ground
@@ -554,6 +556,26 @@ def _configure_speed(p: argparse.ArgumentParser) -> None:
 )
 def run_speed(args: argparse.Namespace) -> int:
     from valle.eval.speed import run
+
+    return run(args)
+
+
+# --------------------------------------------------------------------------- loops
+# The loop test lives in valle.eval.loops.
+def _configure_loops(p: argparse.ArgumentParser) -> None:
+    from valle.eval.loops import configure
+
+    configure(p)
+
+
+@subcommand(
+    "loops",
+    "loop test: share of AR continuations that hit the length cap or repeat a code > 1 s, "
+    "greedy vs repetition-aware sampling",
+    _configure_loops,
+)
+def run_loops(args: argparse.Namespace) -> int:
+    from valle.eval.loops import run
 
     return run(args)
 

@@ -65,6 +65,7 @@ __all__ = [
     "TrainSetup",
     "TrainSpeed",
     "build_random_model",
+    "checkpoint_frame_rate",
     "load_checkpoint_model",
     "measure_train_speed",
     "format_table",
@@ -559,7 +560,7 @@ def measure_train_speed(
     )
 
 
-def _frame_rate_from(
+def checkpoint_frame_rate(
     obj: dict[str, Any], config: dict[str, Any], codec_dir: str | None
 ) -> float | None:
     """Code frames per second: the checkpoint's codec facts, else codec.json of ``codec_dir``
@@ -595,7 +596,7 @@ def load_checkpoint_model(
             f"{path}: the model has no AR decoder; the speed benchmark times AR decoding "
             "(pass the complete AR + NAR checkpoint, e.g. exp/.../nar/model.pt)"
         )
-    return model, _frame_rate_from(checkpoint_extras(obj), config, codec_dir)
+    return model, checkpoint_frame_rate(checkpoint_extras(obj), config, codec_dir)
 
 
 def _cell(value: Any, fmt: str) -> str:
