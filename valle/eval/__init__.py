@@ -7,7 +7,9 @@ Public entry points (see each module for the paper practice it follows):
 - :mod:`valle.eval.similarity`: ``SpeakerEncoder``; ``ResemblyzerEncoder``, ``WavLMSVEncoder``;
   ``score_similarity`` (SIM-o, SIM-r, SIM-utt).
 - :mod:`valle.eval.protocols` and :mod:`valle.eval.rerank`: continuation / cross-sentence lists,
-  best-of-N selection.
+  best-of-N selection (fewest errors, highest similarity, VALL-E 2's capped similarity then WER).
+- :mod:`valle.eval.loops`: the loop test (outputs that hit the length cap or repeat one code),
+  greedy vs repetition-aware sampling; ``valle-bench loops``.
 - :mod:`valle.eval.resynth`: ``resynthesize`` (codec row, reconstructed prompts for SIM-r).
 - :mod:`valle.eval.report`: ``ResultsTable`` (CSV, markdown, PNG).
 - :mod:`valle.eval.diagnose`, :mod:`valle.eval.teacher_forcing`, :mod:`valle.eval.attention_maps`:

@@ -108,6 +108,7 @@ def decode_loops(
     seed: int = 0,
     batch_size: int = 8,
     max_len_ratio: float | None = None,
+    progress: bool = True,
 ) -> list[LoopRow]:
     """Continue each utterance's prompt with ``sampler``; one :class:`LoopRow` per utterance
     longer than the prompt (``utts``: :class:`valle.eval.diagnose.Utterance`)."""
@@ -125,7 +126,7 @@ def decode_loops(
     generator = torch.Generator(device=device).manual_seed(seed)
     rows: list[LoopRow] = []
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    for chunk in tqdm(chunks, desc=f"loops ({name})", unit="batch", leave=False):
+    for chunk in tqdm(chunks, desc=f"loops ({name})", unit="batch", disable=not progress):
         batch = [usable[i] for i in chunk]
         text, text_lens = _pad([u.text for u in batch])  # (B, S)
         prompt, prompt_lens = _pad([u.codes[:P] for u in batch])  # (B, P, Q)
@@ -211,6 +212,7 @@ def loops_checkpoint(
     top_p: float = 0.0,
     window: int = 10,
     threshold: float = 0.1,
+    progress: bool = True,
 ) -> tuple[dict[str, Any], list[LoopRow]]:
     """The loop test of a checkpoint on tokenized cuts (codes + phonemes): a summary
     (``{"samplers": {name: figures}, ...}``) and every decoded row.
@@ -263,7 +265,7 @@ def loops_checkpoint(
         sampler = make_sampler(name, model, top_p=top_p, window=window, threshold=threshold)
         part = decode_loops(
             model.ar, utts, rate, sampler, name, prompt_seconds=prompt_seconds, seed=seed,
-            batch_size=batch_size, max_len_ratio=max_len_ratio,
+            batch_size=batch_size, max_len_ratio=max_len_ratio, progress=progress,
         )  # fmt: skip
         rows += part
         figures[name] = {**loop_summary(part, rate, run_seconds), "sampler": repr(sampler)}
@@ -307,6 +309,7 @@ def configure(p: Any) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="rows per generate call")
     p.add_argument("--seed", type=int, default=0, help="seed of each sampler's generator")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", default=None, help="write the summary here (JSON)")
     p.add_argument("--rows", default=None, help="write every decoded row here (CSV)")
 
@@ -323,7 +326,7 @@ def run(args: Any) -> int:
         max_cuts=args.max_cuts, language=args.language, device=args.device,
         prompt_seconds=args.prompt_seconds, run_seconds=args.run_seconds, seed=args.seed,
         batch_size=args.batch_size, max_len_ratio=args.max_len_ratio, top_p=args.top_p,
-        window=args.window, threshold=args.threshold,
+        window=args.window, threshold=args.threshold, progress=not args.no_progress,
     )  # fmt: skip
     print(format_loop_table(summary["samplers"], args.run_seconds))
     print(
