@@ -300,3 +300,50 @@ def test_greedy_ras_breaks_a_loop_that_greedy_never_leaves() -> None:
     ended = generate_ar(model.ar, text, text_lens, prompt, prompt_lens, sampler=ras, generator=g)
     for s, n in zip(ended, limit.tolist(), strict=True):
         assert s.shape[0] < n  # EOS drawn by the fallback before the bound
+
+
+# --------------------------------------------------------------------------- learning
+
+
+def test_tiny_valle2_overfits_and_continues_its_prompts() -> None:
+    """Both parts learn two utterances (odd and even length, G = 2): the AR teacher-forced
+    exactly and, from prompts of 5 and 4 frames, greedy generation returns exactly the frames
+    after the prompt; the NAR, trained on acoustic-condition splits, predicts the targets'
+    codebooks 2..Q."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    lengths, prompt_lens = [17, 20], [5, 4]
+    texts = [torch.randint(1, 12, (6,), generator=g), torch.randint(1, 12, (8,), generator=g)]
+    codes = [torch.randint(0, V, (n, Q), generator=g) for n in lengths]
+    batch = batch_from_codes(texts, codes)
+    batch[FRAME_RATE] = torch.full((2, 1), 75.0)  # the tiny split: 1.5-9 frames, or half
+    model = _valle2(seed=0, d_model=64, ffn_dim=128)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    split_gen = torch.Generator().manual_seed(2)
+
+    def accuracies() -> list[float]:  # AR, then NAR stage 1..Q-1 on fresh splits
+        with torch.no_grad():
+            accs = [float(model.ar.loss(batch)[1]["acc"])]
+            for stage in range(1, Q):
+                _, m = model.nar.loss(batch, torch.Generator().manual_seed(stage), stage=stage)
+                accs.append(float(m["acc"]))
+        return accs
+
+    for step in range(1000):
+        loss, _ = model.loss(batch, generator=split_gen)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 50 == 49 and min(accuracies()) >= 0.999:
+            break
+    model.eval()
+    accs = accuracies()
+    assert accs[0] >= 0.99 and min(accs[1:]) >= 0.95, accs
+    prompts = [c[:p] for c, p in zip(codes, prompt_lens, strict=True)]
+    pb = batch_from_codes(texts, codes, prompts)
+    out = model.generate(
+        pb["text_tokens"], pb["text_lens"], pb["prompt_codes"], pb["prompt_lens"],
+        sampler=Greedy(),
+    )  # fmt: skip
+    for o, c, p in zip(out, codes, prompt_lens, strict=True):
+        assert torch.equal(o[:, 0], c[p:, 0])
