@@ -291,3 +291,16 @@ def test_synthesis_inputs_durations_and_synthesizer_speed() -> None:
     with pytest.raises(ValueError, match="prosody control"):
         Synthesizer(tiny_model(variant="valle", text_vocab_size=len(symbols)), symbols, codec,
                     speed=0.5)  # fmt: skip
+
+
+def test_unaligned_steps_are_a_clear_error() -> None:
+    """Code-only AR inputs (a VALL-E caller, e.g. a benchmark) are refused, not misread."""
+    ar = _model().ar
+    batch = dummy_batch(tiny_config("vallr"), batch_size=2)
+    with pytest.raises(ValueError, match=r"\[code, pointer, phoneme id\]"):
+        ar(
+            batch["text_tokens"],
+            batch["text_lens"],
+            batch["audio_codes"][..., 0],
+            batch["audio_lens"],
+        )

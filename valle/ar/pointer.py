@@ -227,6 +227,12 @@ class AlignedStepEmbedding(nn.Module):
         return weight
 
     def forward(self, steps: Tensor) -> Tensor:
+        if steps.dim() < 3 or steps.shape[-1] != 3:
+            raise ValueError(
+                f"the phoneme-aligned AR reads steps [code, pointer, phoneme id] (B, N, 3), got "
+                f"{tuple(steps.shape)}: train with its loss() and decode with its generate() "
+                "(PointerDecoding), which align the steps"
+            )
         ids = steps[..., STEP_PHONEME]
         phon = self._phonemes[0](ids) * (ids != B_.PAD_ID)[..., None]  # (..., D)
         return self.codes(steps[..., STEP_CODE]) + phon
