@@ -26,6 +26,9 @@ key                  type / shape        meaning
                                          (``valle.align``), padded with 0; ``durations_lens``
                                          (B,) equals ``text_lens``; optional: only with the
                                          ``Durations`` featurizer (VALL-E R, RALL-E)
+``frame_rate``       float (B, 1)        the codec's code frames per second of each item;
+                                         ``frame_rate_lens`` (B,) ones; optional: only with the
+                                         ``FrameRate`` featurizer (VALL-E 2's NAR split)
 ``cut_ids``          list[str] (B)       lhotse cut ids
 ``speakers``         list[str] (B)       speaker ids
 ===================  ==================  ==========================================================
@@ -71,6 +74,7 @@ PITCH = "pitch"
 PITCH_TOKENS = "pitch_tokens"
 DURATION_TOKENS = "duration_tokens"
 MEL = "mel"
+FRAME_RATE = "frame_rate"
 
 PAD_VALUES: dict[str, float] = {
     TEXT_TOKENS: PAD_ID,  # phoneme ids; PAD_ID is never a phoneme
@@ -82,6 +86,7 @@ PAD_VALUES: dict[str, float] = {
     PITCH_TOKENS: 0,  # RALL-E pitch token per phoneme (0 unvoiced, 1..M_p; valle.data.prosody)
     DURATION_TOKENS: 0,  # RALL-E duration token per phoneme (frames clipped at M_d)
     MEL: 0.0,  # log-mel frames (mask with mel_lens; featurizers.MelFrames pads with silence)
+    FRAME_RATE: 0.0,  # frames per second, one value per item (never padded in practice)
 }
 """Pad value of each sequence field; a field not listed pads with 0 (or its featurizer's)."""
 

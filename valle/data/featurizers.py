@@ -196,7 +196,7 @@ class MelFrames:
         return torch.full((num_frames, self.mel.n_mels), self.pad_value)  # (M, F)
 
 
-FRAME_RATE = "frame_rate"  # batch key: (B, 1) float, each item's code frames per second
+FRAME_RATE = B.FRAME_RATE  # batch key: (B, 1) float, each item's code frames per second
 
 
 class FrameRate:
@@ -209,7 +209,7 @@ class FrameRate:
     """
 
     name = FRAME_RATE
-    pad_value = 0.0
+    pad_value = B.pad_value(FRAME_RATE)
 
     def __init__(self, example_rate: float = 75.0) -> None:
         if not example_rate > 0:
