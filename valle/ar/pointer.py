@@ -417,7 +417,7 @@ class PointerARDecoder(ARDecoder):
         prompt_codes: Tensor,
         prompt_lens: Tensor,
         *,
-        prompt_text_lens: Tensor | None,
+        prompt_text_lens: Tensor | None = None,
         language: Tensor | None = None,
         sampler: TokenSampler | None = None,
         generator: torch.Generator | None = None,
