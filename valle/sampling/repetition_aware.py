@@ -9,6 +9,12 @@ small top-p alone tends to lock into loops of one token; the fallback breaks the
 denominator is always K, as in Algorithm 1, so early steps (t < K) fall back only after
 more than ``t_r * K`` repeats.
 
+Which codes count: the K codes *before* the candidate ("the repetition ratio r of token
+c_t' in the preceding code sequence with a window size K"), and the ratio must *exceed* t_r;
+with the paper's K = 10 and t_r = 0.1 a code is kept once more after one repeat and replaced
+on its second. Readings that also count the candidate itself (Algorithm 1's sum is quoted as
+running from k = 0) or fire at ``r >= t_r`` (CosyVoice's port) replace it on its first repeat.
+
 The window covers the acoustic prompt too. Algorithm 1 counts repeats among the K codes that
 precede step t of the code sequence it is decoding, and VALL-E 2 decodes by *continuing* the
 sequence ``c = [prompt codes ; target codes]`` (Sec 2 and 3: the prompt's codes are the
