@@ -153,6 +153,12 @@ def test_forced_durations_fix_the_length_and_speed_scales_it() -> None:
         n_target = int(inputs.text_lens[b] - inputs.prompt_text_lens[b])
         assert codes[b].shape[0] == 3 * n_target
         assert slow[b].shape[0] == 6 * n_target
+    own, p_own = model.generate_with_prosody(*args, **kw)
+    half, p_half = model.generate_with_prosody(*args, speed=0.5, **kw)
+    for b in range(inputs.batch_size):  # the model's own durations, doubled
+        pt, n = int(inputs.prompt_text_lens[b]), int(inputs.text_lens[b])
+        assert torch.equal(p_half.frames[b, pt:n], 2 * p_own.frames[b, pt:n])
+        assert half[b].shape[0] == 2 * own[b].shape[0]
     assert (prosody.duration <= cfg.prosody.max_duration).all()
 
 
@@ -169,13 +175,16 @@ def test_forced_pitch_is_copied_and_pitch_scale_moves_voiced_tokens() -> None:
         assert (forced.pitch[b, pt : min(n, S - 1)] == 3).all()
     _, base = model.generate_with_prosody(*args, **kw)
     _, high = model.generate_with_prosody(*args, pitch_scale=2.0, **kw)
-    # greedy, first target phoneme: same logits, shifted by round(M_p * ln 2 / ln 12) buckets
+    # greedy: the same chain of thought, every voiced target token moved by
+    # round(M_p * ln 2 / ln 12) buckets (clipped to M_p), unvoiced ones kept
+    shift = round(cfg.prosody.pitch_buckets * 0.6931471805599453 / 2.4849066497880004)
+    assert shift > 0
     for b in range(inputs.batch_size):
-        pt = int(inputs.prompt_text_lens[b])
-        p0 = int(base.pitch[b, pt])
-        if p0 > 0:
-            shift = round(cfg.prosody.pitch_buckets * 0.6931471805599453 / 2.4849066497880004)
-            assert int(high.pitch[b, pt]) == min(p0 + shift, cfg.prosody.pitch_buckets)
+        pt, n = int(inputs.prompt_text_lens[b]), int(inputs.text_lens[b])
+        p0, p1 = base.pitch[b, pt:n], high.pitch[b, pt:n]
+        want = torch.where(p0 > 0, (p0 + shift).clamp(max=cfg.prosody.pitch_buckets), p0)
+        assert torch.equal(p1, want)
+        assert torch.equal(high.pitch[b, :pt], base.pitch[b, :pt])  # the prompt's: untouched
 
 
 @pytest.mark.parametrize(
@@ -243,3 +252,39 @@ def test_a_tiny_model_learns_prosody_and_codes_of_two_utterances() -> None:
         assert prosody.frames[0].tolist() == d.tolist()
         assert prosody.pitch[0].tolist() == p.tolist()
         assert torch.equal(out[0][:, 0], c[:, 0])
+
+
+def test_synthesizer_passes_speed_and_pitch_scale_and_other_models_refuse_pitch() -> None:
+    """The CLI's ``--speed`` / ``--pitch-scale`` (``Synthesizer(speed=, pitch_scale=)``):
+    speed 0.5 doubles every predicted duration, hence the wave; pitch_scale reaches the
+    model; a model without pitch tokens refuses it."""
+    from valle.inference import Synthesizer
+    from valle.testing.codec import synthetic_waves, tiny_mel_rvq_codec
+    from valle.testing.model import tiny_model
+    from valle.text import SymbolTable, tokenize_text
+
+    sentences = ["The quick brown fox.", "She sells sea shells."]
+    symbols = SymbolTable.build([tokenize_text(s, "en") for s in sentences])
+    codec = tiny_mel_rvq_codec(num_codebooks=4, codebook_size=16)  # no fitting: fast
+    model = tiny_model(seed=1, variant="ralle", text_vocab_size=len(symbols))
+    prompt = synthetic_waves([codec.sample_rate], codec.sample_rate, seed=3)[0].numpy()
+    seen = {}
+    original = model.generate_with_prosody
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return original(*args, **kwargs)
+
+    model.generate_with_prosody = spy
+    lengths = []
+    for speed, pitch_scale in ((None, None), (0.5, 1.5)):
+        synth = Synthesizer(
+            model, symbols, codec, speed=speed, pitch_scale=pitch_scale, max_len_ratio=50.0
+        )
+        wave, _ = synth.synthesize(sentences[1], prompt, sentences[0], prompt_sample_rate=16000)
+        lengths.append(len(wave))
+    assert lengths[1] == 2 * lengths[0] > 0
+    assert seen["pitch_scale"] == 1.5 and seen["speed"] == 0.5
+    valle = tiny_model(seed=1, variant="valle", text_vocab_size=len(symbols))
+    with pytest.raises(ValueError, match="pitch"):
+        Synthesizer(valle, symbols, codec, pitch_scale=1.5)

@@ -123,10 +123,14 @@ class ProsodyControl:
             clipped values and the speech follows the given frames.
         pitch: (B, S) pitch tokens to force (e.g. copied from a reference with
             ``valle.data.prosody``); entries < 0 are left to the model.
-        speed: speaking-rate factor: each predicted duration becomes ``round(d / speed)``
-            (>= 1) before it is fed back (forced durations are scaled the same way).
-        pitch_scale: F0 factor: each voiced pitch token is moved by
-            ``round(M_p * log(scale) / log(f_max / f_min))`` buckets before it is fed back.
+        speed: speaking-rate factor: every target duration (predicted or forced) becomes
+            ``round(d / speed)`` frames (>= 1).
+        pitch_scale: F0 factor: every voiced target pitch token (predicted or forced) moves
+            by ``round(M_p * log(scale) / log(f_max / f_min))`` buckets.
+
+    The model decodes its chain of thought unchanged (forced tokens aside) and the transforms
+    apply to the finished prosody, which the speech tokens then read and follow: a speed of
+    0.5 gives exactly twice the frames of the model's own durations.
         prompt_durations: (B, S) frames per prompt-transcript token (summing to the prompt
             frames); None: the prompt's frames split uniformly over its transcript.
         prompt_pitch: (B, S) pitch tokens of the prompt transcript (None: predicted).
@@ -399,8 +403,6 @@ class ProsodyARDecoder(ARDecoder):
         forced_dur = in_prompt.clone()
         if control.durations is not None:
             given = control.durations.long().clamp(min=1)
-            if control.speed is not None:
-                given = torch.round(given.double() / control.speed).long().clamp(min=1)
             forced_frames = torch.where(in_prompt, forced_frames, given)
             forced_dur = torch.ones_like(in_prompt)
         forced_pitch = torch.zeros_like(in_prompt)
@@ -429,17 +431,11 @@ class ProsodyARDecoder(ARDecoder):
             p_logits, d_logits = self.prosody_head(state)
             if p_logits is not None:
                 drawn = sampler(p_logits, pitch[:, :j], generator)  # (B,)
-                if shift:
-                    voiced = drawn > 0
-                    moved = (drawn + shift).clamp(1, self.pitch_classes - 1)  # type: ignore[operator]
-                    drawn = torch.where(voiced, moved, drawn)
                 pitch[:, j] = torch.where(forced_pitch[:, j], pitch_given[:, j], drawn)
             if d_logits is not None:
                 d_logits = d_logits.clone()
                 d_logits[:, 0] = float("-inf")  # every target phoneme lasts >= 1 frame
                 drawn = sampler(d_logits, dur[:, :j], generator)
-                if control.speed is not None:
-                    drawn = torch.round(drawn.double() / control.speed).long().clamp(min=1)
                 f = torch.where(forced_dur[:, j], forced_frames[:, j], drawn)
                 frames[:, j] = f
                 dur[:, j] = f.clamp(max=self.duration_classes - 1)  # type: ignore[operator]
@@ -452,6 +448,14 @@ class ProsodyARDecoder(ARDecoder):
             keys = cache.extend(pos)
             state = self.backbone(x, attention_mask(self.mask, pos, keys), cache)[:, 0]
         valid = idx < text_lens[:, None]
+        target = valid & ~in_prompt  # (B, S) the phonemes the transforms apply to
+        if shift:
+            moved = (pitch + shift).clamp(1, self.pitch_classes - 1)  # type: ignore[operator]
+            pitch = torch.where(target & (pitch > 0), moved, pitch)
+        if control.speed is not None and self.duration_classes is not None:
+            scaled = torch.round(frames.double() / control.speed).long().clamp(min=1)
+            frames = torch.where(target, scaled, frames)
+            dur = frames.clamp(max=self.duration_classes - 1)
         return ProsodyTokens(
             torch.where(valid, pitch, 0) if self.pitch_classes is not None else None,
             torch.where(valid, dur, 0) if self.duration_classes is not None else None,

@@ -108,8 +108,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--speed",
         type=float,
         default=None,
-        help="speaking rate for a model with prosody control (vallr): 0.8 slower, 1.25 faster; "
-        "its own predicted alignment is scaled by 1/speed (default: the model's own rate)",
+        help="speaking rate for a model with prosody control (vallr, ralle): 0.8 slower, 1.25 "
+        "faster; its own predicted alignment (ralle: durations) is scaled by 1/speed "
+        "(default: the model's own rate)",
+    )
+    p.add_argument(
+        "--pitch-scale",
+        type=float,
+        default=None,
+        help="F0 factor for a model with pitch tokens (ralle): 1.2 higher, 0.8 lower; each "
+        "predicted voiced pitch token moves by that many log-F0 buckets (default: its own)",
     )
     p.add_argument(
         "--max-phonemes",
@@ -351,6 +359,7 @@ def run(args: argparse.Namespace) -> int:
         max_text_tokens=args.max_phonemes,
         chunk_pause=args.chunk_pause,
         speed=args.speed,
+        pitch_scale=args.pitch_scale,
     )
     start = time.perf_counter()
     generator = torch.Generator(device=synth.device).manual_seed(args.seed)

@@ -128,6 +128,8 @@ class Synthesizer:
         chunk_pause: seconds of silence between the chunks of a long text.
         speed: speaking-rate factor for a model with prosody control (its ``generate`` takes
             ``speed``, e.g. VALL-E R): 0.8 slower, 1.25 faster; None: the model's own rate.
+        pitch_scale: F0 factor for a model whose ``generate`` takes ``pitch_scale`` (RALL-E's
+            pitch tokens): 1.2 higher, 0.8 lower; None: the model's own pitch.
     """
 
     def __init__(
@@ -143,6 +145,7 @@ class Synthesizer:
         max_text_tokens: int | None = MAX_TEXT_TOKENS,
         chunk_pause: float = CHUNK_PAUSE,
         speed: float | None = None,
+        pitch_scale: float | None = None,
     ) -> None:
         if speed is not None:
             if not speed > 0:
@@ -153,6 +156,15 @@ class Synthesizer:
                     f"this {type(model).__name__} has none"
                 )
         self.speed = speed
+        if pitch_scale is not None:
+            if not pitch_scale > 0:
+                raise ValueError(f"pitch_scale must be > 0, got {pitch_scale}")
+            if "pitch_scale" not in inspect.signature(model.generate).parameters:  # type: ignore[arg-type]
+                raise ValueError(
+                    "pitch control needs a model with pitch tokens (the ralle variant); "
+                    f"this {type(model).__name__} has none"
+                )
+        self.pitch_scale = pitch_scale
         if max_text_tokens is not None and max_text_tokens < 1:
             raise ValueError(f"max_text_tokens must be >= 1 (or None), got {max_text_tokens}")
         if not chunk_pause >= 0:
@@ -516,6 +528,8 @@ class Synthesizer:
             kwargs["max_len_ratio"] = self.max_len_ratio
         if self.speed is not None:
             kwargs["speed"] = self.speed
+        if self.pitch_scale is not None:
+            kwargs["pitch_scale"] = self.pitch_scale
         if all(i.prompt_text_len is not None for i in items):  # the NAR may read the target alone
             kwargs["prompt_text_lens"] = torch.tensor(
                 [i.prompt_text_len for i in items], dtype=torch.long, device=dev
