@@ -5,6 +5,7 @@ r"""valle-infer: zero-shot TTS with a trained checkpoint (recipe stage 7).
         --prompt-text "transcript of the prompt" --text "what to say" --out out.wav
 
     # many: one JSON object per line {"id", "text", "prompt_wav", "prompt_text", "language"}
+    # (optional "prompt_language", "accent")
     valle-infer --checkpoint exp/valle/model.pt --jobs jobs.jsonl --out-dir exp/valle/decode \
         --batch-size 8
 
@@ -75,9 +76,20 @@ def build_parser() -> argparse.ArgumentParser:
     many.add_argument(
         "--batch-size", type=int, default=8, help="jobs (or chunks of long ones) per generate call"
     )
-    p.add_argument("--language", default="en", help="language of --text (en, zh, ja)")
+    p.add_argument(
+        "--language",
+        default="en",
+        help="language of --text (en, zh, ja; auto: detected by script); [EN]..[EN][ZH]..[ZH] "
+        "tags in the text mark code-switched segments",
+    )
     p.add_argument(
         "--prompt-language", default=None, help="language of the prompt (default: --language)"
+    )
+    p.add_argument(
+        "--accent",
+        default=None,
+        help="language id of the generated speech for a model with language ids (vallex): "
+        "default the text's own (native); e.g. the prompt's language speaks with its accent",
     )
     p.add_argument(
         "--tokens",
@@ -142,7 +154,7 @@ def _sampler(args: argparse.Namespace) -> Any:
     )
 
 
-_JOB_KEYS = ("id", "text", "prompt_wav", "prompt_text", "language", "prompt_language")
+_JOB_KEYS = ("id", "text", "prompt_wav", "prompt_text", "language", "prompt_language", "accent")
 
 
 def _decode_line(raw: bytes) -> str:
@@ -155,7 +167,7 @@ def _decode_line(raw: bytes) -> str:
         ) from None
 
 
-def _job(d: Any, base: Path, default_language: str) -> Any:
+def _job(d: Any, base: Path, default_language: str, default_accent: str | None = None) -> Any:
     from valle.inference import SynthesisJob
 
     if not isinstance(d, dict):
@@ -168,7 +180,7 @@ def _job(d: Any, base: Path, default_language: str) -> Any:
         raise InferError(f"unknown key(s) {sorted(unknown)}")
     for key in _JOB_KEYS:
         value = d.get(key)
-        optional = key in ("language", "prompt_language") and value is None
+        optional = key in ("language", "prompt_language", "accent") and value is None
         if not isinstance(value, str) and not optional and not (key == "id" and type(value) is int):
             raise InferError(f"{key!r} must be a string, got {type(value).__name__} {value!r}")
     wav = Path(d["prompt_wav"])
@@ -181,11 +193,12 @@ def _job(d: Any, base: Path, default_language: str) -> Any:
         language=d.get("language") or default_language,
         prompt_language=d.get("prompt_language"),
         id=str(d["id"]),
+        accent=d.get("accent") or default_accent,
     )
 
 
 def load_jobs(
-    path: str | Path, default_language: str = "en"
+    path: str | Path, default_language: str = "en", default_accent: str | None = None
 ) -> tuple[list[tuple[str, Any]], list[JobFailure]]:
     """The valid jobs of a JSONL file with their ``file:line``, and a :class:`JobFailure` for
     each bad line (the other lines are still read). Relative prompt paths are tried from the
@@ -219,7 +232,7 @@ def load_jobs(
                 raise InferError(f"id {bad!r} must be a file name ([A-Za-z0-9._-])")
             if job_id in seen:
                 raise InferError(f"id {job_id!r} appears twice (first on line {seen[job_id]})")
-            job = _job(d, path.parent, default_language)
+            job = _job(d, path.parent, default_language, default_accent)
             if not Path(job.prompt_wav).is_file():
                 raise InferError(f"prompt recording {job.prompt_wav} not found")
         except InferError as e:
@@ -318,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
             )
         if not args.out_dir:
             raise InferError("--jobs needs --out-dir")
-        loaded, failures = load_jobs(args.jobs, args.language)
+        loaded, failures = load_jobs(args.jobs, args.language, args.accent)
         for f in failures:
             print(f"valle-infer: failed: {f}", file=sys.stderr)
         out_dir = Path(args.out_dir)
@@ -343,7 +356,7 @@ def run(args: argparse.Namespace) -> int:
                 "pass --text, --prompt-wav, --prompt-text and --out (or --jobs and --out-dir)"
             )
         job = SynthesisJob(args.text, Path(args.prompt_wav), args.prompt_text, args.language,
-                           args.prompt_language)  # fmt: skip
+                           args.prompt_language, accent=args.accent)  # fmt: skip
         work = [("--text", job, check_writable(args.out))]  # before any synthesis
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise InferError(f"--device {args.device}: no CUDA device here; use --device cpu")

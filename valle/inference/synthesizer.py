@@ -42,6 +42,12 @@ from valle.inference.codec_spec import (
 from valle.inference.prompt import PromptAudio, PromptTrim, load_prompt, trim_prompt
 from valle.sampling import TokenSampler
 from valle.text import SymbolTable, UnknownSymbolError, language_id, tokenize_text
+from valle.text.language_tags import (
+    AUTO,
+    dominant_language,
+    has_language_tags,
+    tokenize_multilingual,
+)
 from valle.text.punctuation import PUNCTUATION, WORD_BOUNDARY
 
 logger = logging.getLogger(__name__)
@@ -71,10 +77,11 @@ class SynthesisJob:
     text: str  # what to say
     prompt_wav: PromptAudio  # the voice: a file, or samples (N,) / (C, N)
     prompt_text: str  # transcript of the prompt recording
-    language: str = "en"  # language of ``text``
+    language: str = "en"  # language of ``text``; "auto": by script; [EN]..[EN] tags win
     prompt_language: str | None = None  # language of ``prompt_text`` (None: ``language``)
     prompt_sample_rate: int | None = None  # rate of array prompts (None: the codec's)
     id: str | None = None
+    accent: str | None = None  # language id of the generated speech (None: the text's own)
 
 
 @dataclass
@@ -83,6 +90,8 @@ class _Prepared:  # one row of a generate call: a job, or one chunk of a long jo
     prompt_codes: Tensor  # (P, Q)
     language: int
     prompt_text_len: int | None = None  # leading text_ids that are the prompt's transcript
+    prompt_language: int | None = None  # language id of the prompt's speech
+    language_tokens: list[int] | None = None  # language id of every text_ids entry
 
 
 @dataclass
@@ -91,6 +100,23 @@ class PreparedJob:
 
     rows: list[_Prepared]
     id: str | None = None
+
+
+def _chunk_languages(
+    tokens: Sequence[str], languages: Sequence[int], chunks: Sequence[Sequence[str]]
+) -> list[list[int]]:
+    """The language ids of each chunk of ``tokens`` (chunks are its tokens in order, some
+    boundary tokens left out)."""
+    out, pos = [], 0
+    for chunk in chunks:
+        ids = []
+        for tok in chunk:
+            while pos < len(tokens) and tokens[pos] != tok:
+                pos += 1
+            ids.append(languages[min(pos, len(languages) - 1)])
+            pos += 1
+        out.append(ids)
+    return out
 
 
 def _read_checkpoint(path: Path) -> dict[str, Any]:
@@ -317,12 +343,23 @@ class Synthesizer:
         return frozenset(m for m in PUNCTUATION if m in self.symbols)
 
     def _phonemes(self, text: str, language: str, what: str, hint: str) -> list[str]:
+        return self._phonemes_and_languages(text, language, what, hint)[0]
+
+    def _phonemes_and_languages(
+        self, text: str, language: str, what: str, hint: str
+    ) -> tuple[list[str], list[int]]:
+        """Phonemes and the language id of each: ``[EN]..[EN]`` tags and, with ``language``
+        "auto", detection by script (:mod:`valle.text.language_tags`)."""
         if not isinstance(text, str):
             raise TypeError(f"the {what} must be a string, got {type(text).__name__} {text!r}")
         if not text.strip():
             raise ValueError(f"the {what} is empty; {hint}")
-        language_id(language)  # UnsupportedLanguageError lists the supported ones
-        return tokenize_text(text, language, punctuation=self.known_punctuation)
+        if language != AUTO:
+            language_id(language)  # UnsupportedLanguageError lists the supported ones
+        if language == AUTO or has_language_tags(text):
+            return tokenize_multilingual(text, language, punctuation=self.known_punctuation)
+        tokens = tokenize_text(text, language, punctuation=self.known_punctuation)
+        return tokens, [language_id(language)] * len(tokens)
 
     def _target(self, text: str, language: str) -> list[str]:
         return self._phonemes(text, language, "text to speak", "pass the sentence to speak")
@@ -379,8 +416,24 @@ class Synthesizer:
     ) -> tuple[list[list[int]], int]:
         """:meth:`text_chunks` and the number of leading ids that are the prompt transcript
         (with its word boundary), the same in every chunk."""
-        target = self._target(text, language)
-        prompt = self._prompt(prompt_text, prompt_language or language)
+        rows, n, _ = self._text_rows_with_languages(text, prompt_text, language, prompt_language)
+        return rows, n
+
+    def _text_rows_with_languages(
+        self, text: str, prompt_text: str, language: str, prompt_language: str | None
+    ) -> tuple[list[list[int]], int, list[list[int]]]:
+        """:meth:`_text_rows` and the language id of every id of every row (VALL-E X: the
+        prompt transcript and its word boundary in the prompt's languages, the target
+        chunk's tokens in theirs)."""
+        target, target_langs = self._phonemes_and_languages(
+            text, language, "text to speak", "pass the sentence to speak"
+        )
+        prompt, prompt_langs = self._phonemes_and_languages(
+            prompt_text,
+            prompt_language or language,
+            "prompt transcript",
+            "pass the words spoken in the prompt recording (prompt_text / --prompt-text)",
+        )
         if self.max_text_tokens is None:
             targets = [target]
         else:
@@ -394,7 +447,10 @@ class Synthesizer:
                 text[:60] + ("..." if len(text) > 60 else ""),
             )
         rows = self._encode(prompt, targets, text, prompt_text)
-        return rows, len(rows[0]) - len(targets[0])
+        n = len(rows[0]) - len(targets[0])
+        head = (prompt_langs + prompt_langs[-1:] * n)[:n]  # + the word boundary's
+        langs = [head + ids for ids in _chunk_languages(target, target_langs, targets)]
+        return rows, n, langs
 
     def prompt_codes(
         self, prompt_wav: PromptAudio, prompt_text: str, sample_rate: int | None = None
@@ -415,9 +471,16 @@ class Synthesizer:
         codes, prompt_text = self.prompt_codes(
             job.prompt_wav, job.prompt_text, job.prompt_sample_rate
         )
-        chunks, n = self._text_rows(job.text, prompt_text, job.language, job.prompt_language)
-        lang = language_id(job.language)
-        return PreparedJob([_Prepared(ids, codes, lang, n) for ids in chunks], job.id)
+        chunks, n, langs = self._text_rows_with_languages(
+            job.text, prompt_text, job.language, job.prompt_language
+        )
+        prompt_lang = dominant_language(langs[0][:n])
+        rows = []
+        for ids, row_langs in zip(chunks, langs, strict=True):
+            # the generated speech's language (VALL-E X): the chunk's own, or the accent asked
+            lang = language_id(job.accent) if job.accent else dominant_language(row_langs[n:])
+            rows.append(_Prepared(ids, codes, lang, n, prompt_lang, row_langs))
+        return PreparedJob(rows, job.id)
 
     # ------------------------------------------------------------------ synthesis
 
@@ -433,14 +496,20 @@ class Synthesizer:
         seed: int | None = None,
         generator: torch.Generator | None = None,
         sampler: TokenSampler | None = None,
+        accent: str | None = None,
     ) -> tuple[np.ndarray, int]:
         """Say ``text`` in the voice of ``prompt_wav``; returns (wave float32 (N,), sample rate).
 
         ``seed`` (or an explicit ``generator`` on the model's device) makes sampling
         reproducible; ``sampler`` overrides the synthesizer's.
+
+        Cross-lingual (VALL-E X): ``prompt_language`` is the prompt's, ``language`` the
+        text's ("auto": detected by script; ``[EN]..[EN][ZH]..[ZH]`` tags for code-switched
+        text). ``accent``: the language id of the generated speech for a model with language
+        ids (None: the text's own, native speech; e.g. the prompt's language: its accent).
         """
         job = SynthesisJob(text, prompt_wav, prompt_text, language, prompt_language,
-                           prompt_sample_rate)  # fmt: skip
+                           prompt_sample_rate, accent=accent)  # fmt: skip
         return self.synthesize_batch([job], seed=seed, generator=generator, sampler=sampler)[0]
 
     def synthesize_batch(
@@ -502,6 +571,24 @@ class Synthesizer:
             out.append((wave, self.sample_rate))
         return out
 
+    def _language_kwargs(self, items: list[_Prepared], width: int) -> dict[str, Tensor]:
+        """``prompt_language`` (B,) and ``language_tokens`` (B, S) for a model whose
+        ``generate`` takes them (VALL-E X: cross-lingual synthesis)."""
+        takes = inspect.signature(self.model.generate).parameters  # type: ignore[arg-type]
+        out: dict[str, Tensor] = {}
+        if "prompt_language" in takes and all(i.prompt_language is not None for i in items):
+            out["prompt_language"] = torch.tensor(
+                [i.prompt_language for i in items], dtype=torch.long, device=self.device
+            )
+        if "language_tokens" in takes and all(i.language_tokens is not None for i in items):
+            tokens = torch.zeros(len(items), width, dtype=torch.long, device=self.device)
+            for b, it in enumerate(items):
+                tokens[b, : len(it.language_tokens or [])] = torch.tensor(
+                    it.language_tokens, dtype=torch.long
+                )
+            out["language_tokens"] = tokens  # (B, S)
+        return out
+
     def _generate(
         self,
         items: list[_Prepared],
@@ -534,6 +621,7 @@ class Synthesizer:
             kwargs["prompt_text_lens"] = torch.tensor(
                 [i.prompt_text_len for i in items], dtype=torch.long, device=dev
             )
+        kwargs.update(self._language_kwargs(items, text.shape[1]))
         with torch.inference_mode():
             generate: Any = self.model.generate
             codes = generate(
