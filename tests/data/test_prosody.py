@@ -115,3 +115,33 @@ def test_featurizers_read_the_fields_and_name_the_stage_when_missing(tmp_path: P
     assert P.DurationTokens()(c).tolist() == [1, 2, 3]
     with pytest.raises(ValueError, match="valle.bin.prosody"):
         P.PitchTokens()(cuts[0])
+
+
+def test_the_stage_output_feeds_a_ralle_batch_and_its_loss(tmp_path: Path) -> None:
+    """Cuts with durations -> the prosody stage -> the dataset with RALL-E's data request ->
+    a finite loss (the featurizers, pads and lengths fit the model)."""
+    from valle.align.features import num_code_frames
+    from valle.ar.pointer import uniform_durations
+    from valle.data.dataset import SpeechTokenDataset
+    from valle.data.tokenize import cut_phonemes
+    from valle.registry import build_model, data_request
+    from valle.testing.model import tiny_config
+    from valle.text import SymbolTable
+
+    cuts, tokens = tokenize_tiny(tmp_path, speakers=1, utts=2)
+    with_d = []
+    for c in cuts:
+        S, T = len(cut_phonemes(c)), num_code_frames(c)
+        with_d.append(c.with_custom("durations", uniform_durations(
+            torch.tensor([T]), torch.tensor([S]), S)[0].tolist()))  # fmt: skip
+    out = annotate_cuts(with_d, tmp_path / "p" / "cuts.jsonl.gz", progress=False)
+    symbols = SymbolTable.from_file(tokens)
+    cfg = tiny_config("ralle", text_vocab_size=len(symbols), num_codebooks=2,
+                      overrides=["prosody.pitch_buckets=256", "prosody.max_duration=32"])  # fmt: skip
+    request = data_request(cfg, ("ar",))
+    batch = SpeechTokenDataset(symbols, featurizers=request.featurizers)[out]
+    assert batch["pitch_tokens"].shape == batch["text_tokens"].shape
+    assert torch.equal(batch["pitch_tokens_lens"], batch["text_lens"])
+    model = build_model(cfg)
+    loss, metrics = model.loss(batch, stages=("ar",))
+    assert torch.isfinite(loss) and "ar/pitch_loss" in metrics
