@@ -103,8 +103,11 @@ class LanguagePerToken:
     def example(
         self, num_text: int, num_frames: int, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        """A made-up field for a dummy item (``valle.testing.dummy_batch``): all language 0."""
-        return torch.zeros(num_text, dtype=torch.long)  # (S,)
+        """A made-up field for a dummy item (``valle.testing.dummy_batch``): a random id per
+        token (a code-switched item), from ``valle.text.LANGUAGES``."""
+        from valle.text import LANGUAGES
+
+        return torch.randint(0, len(LANGUAGES), (num_text,), generator=generator)  # (S,)
 
 
 class CustomArray:
