@@ -12,7 +12,7 @@ by ``begin`` from a :class:`DecodeContext`. The ending step is dropped unless th
 - :class:`DurationStop` (RALL-E): ``begin`` reads the predicted durations from
   ``context.conditions``, ``prepare`` forbids EOS before ``D = sum(d)`` frames, and the row
   ends there.
-- MELLE's stop flag: the latent head's output carries a stop logit; the row ends when its
+- :class:`StopFlag` (MELLE): the latent head's output carries a stop logit; the row ends when its
   probability exceeds a threshold (``keeps_last`` = True: that frame is speech).
 - VALL-E R's pointer stop: the step carries the phoneme pointer; the row ends when it passes
   the last phoneme (``context.text_lens``).
@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Protocol
 import torch
 from torch import Tensor
 
-from valle.config import ComponentConfig, opt, register_kind
+from valle.config import ComponentConfig, ConfigError, opt, register_kind
 
 __all__ = [
     "DecodeContext",
@@ -36,6 +36,8 @@ __all__ = [
     "EosStop",
     "EosStopConfig",
     "StopConfig",
+    "StopFlag",
+    "StopFlagConfig",
     "StopPolicy",
 ]
 
@@ -120,6 +122,30 @@ class DurationStop:
         return state <= n  # (B,) the row has its D frames
 
 
+class StopFlag:
+    """End a row when the head's stop probability ``sigmoid(out[..., -1])`` exceeds
+    ``threshold`` (MELLE Sec 3.2: a linear stop-prediction layer on each step's hidden state,
+    trained with BCE). The step that raises the flag is speech: it is kept
+    (``keeps_last``). The head's output (B, ...) must carry the stop logit last.
+    """
+
+    keeps_last = True
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"stop threshold must be in (0, 1), got {threshold}")
+        self.threshold = threshold
+
+    def begin(self, context: DecodeContext) -> None:
+        return None
+
+    def prepare(self, out: Tensor, n: int, state: None) -> Tensor:
+        return out
+
+    def __call__(self, step: Tensor, out: Tensor, n: int, state: None) -> Tensor:
+        return torch.sigmoid(out[..., -1].float()) > self.threshold  # (B,)
+
+
 @dataclass(frozen=True)
 class StopConfig(ComponentConfig):
     """A stop policy's settings, chosen by ``kind`` (eos | duration)."""
@@ -157,3 +183,19 @@ class DurationStopConfig(StopConfig):
         if eos is None:
             raise ValueError(f"stop kind 'duration' needs a layout with an EOS class: {layout!r}")
         return DurationStop(eos, layout.frames_per_step, self.key)
+
+
+@register_kind("stop_flag")
+@dataclass(frozen=True)
+class StopFlagConfig(StopConfig):
+    """Stop when the head's stop probability exceeds a threshold (MELLE)."""
+
+    kind: str = opt("stop_flag", "when generation stops: eos | duration | stop_flag")
+    threshold: float = opt(0.5, "stop probability above which a row ends, in (0, 1)")
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ConfigError(f"stop.threshold must be in (0, 1), got {self.threshold}")
+
+    def build(self, layout: Any) -> StopPolicy:
+        return StopFlag(self.threshold)

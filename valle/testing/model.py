@@ -126,7 +126,12 @@ def dummy_batch(
 
 def synthesis_inputs(batch: dict[str, Any]) -> B_.SynthesisInputs:
     """Zero-shot inputs from a (dummy) batch: its text read as prompt transcript (the first
-    half of each row's tokens) + target text, its ``prompt_codes`` as the prompt."""
+    half of each row's tokens) + target text, its ``prompt_codes`` as the prompt; with mel
+    frames in the batch (a mel model), their first half is the mel prompt too."""
+    prompt_mel = prompt_mel_lens = None
+    if B_.MEL in batch:
+        prompt_mel_lens = batch[B_.lens_key(B_.MEL)] // 2
+        prompt_mel = batch[B_.MEL][:, : int(prompt_mel_lens.max())]
     return B_.SynthesisInputs(
         batch[B_.TEXT_TOKENS],
         batch[B_.TEXT_LENS],
@@ -134,6 +139,8 @@ def synthesis_inputs(batch: dict[str, Any]) -> B_.SynthesisInputs:
         batch[B_.PROMPT_LENS],
         language=batch.get(B_.LANGUAGE),
         prompt_text_lens=batch[B_.TEXT_LENS] // 2,
+        prompt_mel=prompt_mel,
+        prompt_mel_lens=prompt_mel_lens,
     )
 
 
@@ -147,6 +154,9 @@ def generate_from(model: torch.nn.Module, inputs: B_.SynthesisInputs, **kwargs: 
     generate: Any = model.generate
     if inputs.durations is not None:  # a forced alignment (models with prosody control)
         kwargs = {"durations": inputs.durations, **kwargs}
+    if inputs.prompt_mel is not None:  # a mel prompt (mel models)
+        kwargs = {"prompt_mel": inputs.prompt_mel, "prompt_mel_lens": inputs.prompt_mel_lens,
+                  **kwargs}  # fmt: skip
     return generate(
         inputs.text_tokens,
         inputs.text_lens,

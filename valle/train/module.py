@@ -15,6 +15,7 @@ checkpoint and restored.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
 from collections.abc import Mapping
@@ -126,6 +127,7 @@ class TrainingModule(L.LightningModule):
                 "build the model with valle.registry.build_model"
             )
         self.model = model
+        self._loss_takes_step = "step" in inspect.signature(model.loss).parameters
         self.train_cfg = train_cfg
         self.valle_config: dict[str, Any] = dict(valle_config or {})
         self.checkpoint_extras: dict[str, Any] = dict(checkpoint_extras or {})
@@ -137,7 +139,10 @@ class TrainingModule(L.LightningModule):
     # ------------------------------------------------------------------ steps
     def _step(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         model: Any = self.model  # any nn.Module with the loss contract
-        loss, metrics = model.loss(batch, stages=tuple(self.train_cfg.stages))
+        # a loss that schedules a term by the training step (MELLE's KL warm-up) says so
+        # with a ``step`` keyword; the others never see it
+        extra = {"step": int(self.global_step)} if self._loss_takes_step else {}
+        loss, metrics = model.loss(batch, stages=tuple(self.train_cfg.stages), **extra)
         return loss, dict(metrics)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:

@@ -1,0 +1,191 @@
+"""MELLE as a variant: every loss term logged, the KL warm-up reaching the loss through the
+training step, stopping (StopFlag threshold, length cap), KV-cached generation equal to a
+full recomputation, the reduction factor in generation, and a tiny model learning."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from valle.ar.stops import StopFlag, StopFlagConfig
+from valle.config import ConfigError, compose_config
+from valle.data import batch as B_
+from valle.testing.model import tiny_config, tiny_model
+from valle.variants.melle import Melle, MelleConfig
+
+F_ = 8  # tiny mel bins
+
+
+def _batch(lens=(9, 6), text=(5, 3), seed=0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    B, T, S = len(lens), max(lens), max(text)
+    t = torch.arange(T, dtype=torch.float32)
+    mel = torch.zeros(B, T, F_)
+    for b in range(B):  # smooth made-up spectrograms
+        mel[b] = torch.sin(0.7 * t[:, None] + torch.arange(F_) + b) + 0.1 * torch.randn(
+            T, F_, generator=g
+        )
+    text_tokens = torch.zeros(B, S, dtype=torch.long)
+    for b, n in enumerate(text):
+        text_tokens[b, :n] = torch.randint(1, 12, (n,), generator=g)
+    return {
+        B_.TEXT_TOKENS: text_tokens,
+        B_.TEXT_LENS: torch.tensor(text),
+        B_.LANGUAGE: torch.zeros(B, dtype=torch.long),
+        B_.MEL: mel,
+        B_.lens_key(B_.MEL): torch.tensor(lens),
+    }
+
+
+def _model(**kwargs) -> Melle:
+    model = tiny_model(variant="melle", **kwargs)
+    assert isinstance(model, Melle)
+    return model
+
+
+def test_every_term_is_logged_and_sums_to_the_loss() -> None:
+    model = _model()
+    w = model.config.ar.loss
+    loss, m = model.loss(_batch(), generator=torch.Generator().manual_seed(0), step=10**6)
+    for k in ("reg_pre", "reg_post", "kl", "flux", "stop", "kl_weight"):
+        assert f"ar/{k}" in m
+    expected = (
+        m["ar/reg_pre"]
+        + m["ar/reg_post"]
+        + w.kl_weight * m["ar/kl"]
+        + w.flux_weight * m["ar/flux"]
+        + w.stop_weight * m["ar/stop"]
+    )
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_kl_warm_up_reaches_the_loss_through_the_step() -> None:
+    model = _model().eval()  # no post-net dropout: the two runs differ by the KL term only
+    w = model.config.ar.loss
+    batch = _batch()
+
+    def run(step):
+        return model.loss(batch, generator=torch.Generator().manual_seed(0), step=step)
+
+    (early, m0), (late, m1) = run(w.kl_warmup_steps - 1), run(w.kl_warmup_steps)
+    assert m0["ar/kl_weight"].item() == 0.0 and m1["ar/kl_weight"].item() == pytest.approx(0.1)
+    assert (late - early).item() == pytest.approx(0.1 * m1["ar/kl"].item(), rel=1e-4)
+
+
+def test_ablations_without_latent_sampling_and_without_flux() -> None:
+    cfg = tiny_config("melle", overrides=["ar.latent=null", "ar.loss.flux_weight=0"])
+    model = cfg.build()
+    loss, m = model.loss(_batch(), generator=torch.Generator().manual_seed(0))
+    assert "ar/kl" not in m and torch.isfinite(loss)
+    expected = m["ar/reg_pre"] + m["ar/reg_post"] + m["ar/stop"]
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_stop_flag_threshold() -> None:
+    out = torch.tensor([[0.0, 2.0], [0.0, -2.0], [0.0, 0.1]])  # stop logit last
+    assert StopFlag(0.5)(out[:, :1], out, 0, None).tolist() == [True, False, True]
+    assert StopFlag(0.6)(out[:, :1], out, 0, None).tolist() == [True, False, False]
+    assert StopFlag(0.5).keeps_last
+    with pytest.raises(ConfigError):
+        StopFlagConfig(threshold=1.0)
+
+
+def _forced_stop(model: Melle, logit: float) -> Melle:
+    with torch.no_grad():
+        model.head.stop_proj.weight.zero_()
+        model.head.stop_proj.bias.fill_(logit)
+    return model.eval()
+
+
+def test_generation_stops_on_the_flag_and_keeps_that_step() -> None:
+    r = 2
+    model = _forced_stop(_model(reduction=r), 5.0)
+    text = torch.tensor([[1, 2, 3], [4, 5, 0]])
+    out = model.generate(text, torch.tensor([3, 2]))
+    assert [tuple(o.shape) for o in out] == [(r, F_), (r, F_)]  # one step of r frames each
+
+
+@pytest.mark.parametrize("r", [1, 4])
+def test_generation_is_capped_by_the_length_bound(r: int) -> None:
+    model = _forced_stop(_model(reduction=r), -5.0)  # never stops by itself
+    text = torch.tensor([[1, 2, 3], [4, 5, 0]])
+    out = model.generate(text, torch.tensor([3, 2]), max_len_ratio=1.5)
+    assert [o.shape[0] for o in out] == [math.ceil(1.5 * 3), math.ceil(1.5 * 2)]
+
+
+def test_threshold_decides_where_a_row_stops() -> None:
+    model = _forced_stop(_model(), 0.0)  # stop probability exactly 0.5
+    text = torch.tensor([[1, 2, 3]])
+    model.ar.stop = StopFlag(0.4)
+    assert model.generate(text, torch.tensor([3]))[0].shape[0] == 2  # one step (r = 2)
+    model.ar.stop = StopFlag(0.6)
+    assert model.generate(text, torch.tensor([3]), max_len_ratio=2.0)[0].shape[0] == 6
+
+
+def test_kv_cached_generation_equals_full_recomputation() -> None:
+    torch.manual_seed(0)
+    model = _forced_stop(_model(reduction=2), -5.0)
+    batch = _batch()
+    prompt = batch[B_.MEL][:, :4]
+    text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
+    prompt_lens = torch.tensor([4, 3])
+    model.postnet = None  # compare the AR's own frames y'
+    out = model.generate(text, text_lens, prompt_mel=prompt, prompt_mel_lens=prompt_lens)
+    layout = model.layout
+    for b in range(2):
+        p_steps, p_n, _ = layout.to_steps(
+            prompt[b : b + 1, : int(prompt_lens[b])], prompt_lens[b : b + 1]
+        )
+        gen = out[b].reshape(-1, layout.step_dim)[None]  # (1, N, E)
+        steps = torch.cat([p_steps[:, : int(p_n)], gen], 1)
+        inputs, lens = layout.with_bos(steps[:, :-1], torch.tensor([steps.shape[1] - 1]))
+        with torch.no_grad():
+            h = model.ar.hidden(
+                text[b : b + 1, : int(text_lens[b])], text_lens[b : b + 1], inputs, lens
+            )
+            full = model.head.sample(model.head(h[0]), None, model.ar.default_sampler, None)
+        torch.testing.assert_close(full[int(p_n) :], gen[0], rtol=1e-4, atol=1e-5)
+
+
+def test_a_tiny_model_learns_two_utterances() -> None:
+    """Teacher-forced losses fall and free-running generation reproduces both utterances and
+    stops where they end. No pre-net dropout here (the paper's 0.5 needs far more steps);
+    threshold 0.9 because the positive weight 100 makes the stop probability run high."""
+    torch.manual_seed(0)
+    model = _model(reduction=2, overrides=["ar.prenet.dropout=0", "ar.stop.threshold=0.9"])
+    batch = _batch(lens=(10, 8))
+    opt = torch.optim.Adam(model.parameters(), lr=5e-3)
+    losses = []
+    for _ in range(80):
+        loss, m = model.loss(batch, step=0)  # KL off (warm-up)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(m)
+    assert losses[-1]["ar/reg_post"] < 0.1 * losses[0]["ar/reg_post"]
+    assert losses[-1]["ar/stop"] < 0.1 * losses[0]["ar/stop"]
+    model.eval()
+    out = model.generate(batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS], max_len_ratio=4.0)
+    assert [o.shape[0] for o in out] == [10, 8]  # stops where the utterances end
+    for b, o in enumerate(out):
+        assert (o - batch[B_.MEL][b, : o.shape[0]]).abs().mean() < 0.2
+
+
+def test_presets_compose_with_the_size_presets() -> None:
+    for variant, rate in (("melle", 16000), ("melle_hifigan", 22050)):
+        cfg = compose_config(
+            variant, "base", text_vocab_size=40, codebook_size=1024, num_codebooks=8
+        )
+        assert isinstance(cfg, MelleConfig) and cfg.nar is None
+        assert cfg.mel.sample_rate == rate and cfg.mel.n_mels == 80 and cfg.mel.hop_length == 256
+        assert cfg.ar.backbone.d_model == 1024 and cfg.ar.loss.stop_pos_weight == 100.0
+    paper = compose_config("melle", "tiny", text_vocab_size=40, codebook_size=1024, num_codebooks=8)
+    assert (paper.mel.fmin, paper.mel.fmax, paper.mel.log_base) == (80.0, 7600.0, "10")
+    from valle.codec.vocoder import PACKAGED_HIFIGAN_MEL
+
+    hifi = compose_config(
+        "melle_hifigan", "tiny", text_vocab_size=40, codebook_size=2, num_codebooks=1
+    )
+    assert hifi.mel.mel_config() == PACKAGED_HIFIGAN_MEL

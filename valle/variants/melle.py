@@ -1,0 +1,321 @@
+"""MELLE (Meng et al. 2024, arXiv 2407.08551): one AR over continuous mel frames, no NAR.
+
+Shape legend: B batch, S text tokens, P prompt frames, T mel frames, F mel bins,
+r frames per step, N steps, E = r * F.
+
+The wiring only. The AR is the shared :class:`~valle.ar.decoder.ARDecoder` with the parts of
+:mod:`valle.ar.latent`: a :class:`~valle.ar.latent.MelFrameLayout` (r frames per step,
+Sec 3.4), the :class:`~valle.ar.latent.PreNet` as its input embedding, the
+:class:`~valle.ar.latent.LatentHead` (latent sampling module and stop logit, Sec 3.2) and the
+:class:`~valle.ar.stops.StopFlag` stop; a :class:`~valle.modules.postnet.PostNet` refines the
+whole output. Training (Sec 3.3) sums ``L_reg(y') + L_reg(y'') + lambda L_KL + beta L_flux +
+gamma L_stop`` with lambda warmed up by the training step (``loss(..., step=)``).
+Generation continues a mel prompt (``prompt_mel``) through the KV-cached generate loop and
+returns refined log-mel frames; a vocoder (:mod:`valle.codec.vocoder`) makes the wave.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from valle.ar.decoder import ARDecoder
+from valle.ar.generate import generate_ar, max_new_steps
+from valle.ar.latent import (
+    LatentConfig,
+    LatentHead,
+    LatentLossConfig,
+    LatentSamplerConfig,
+    MelFeatureConfig,
+    MelFrameLayout,
+    PreNetConfig,
+    flux_loss,
+    kl_loss,
+    kl_weight,
+    regression_loss,
+    stop_loss,
+    stop_targets,
+)
+from valle.ar.masks import MaskConfig, PrefixMaskConfig
+from valle.ar.stops import StopConfig, StopFlagConfig
+from valle.config import (
+    ConfigError,
+    NARConfig,
+    TransformerConfig,
+    VocabConfig,
+    apply_overrides,
+    from_dict,
+    opt,
+)
+from valle.data import batch as B_
+from valle.data.batch import pad_rows
+from valle.data.featurizers import DataRequest, MelFrames
+from valle.modules.postnet import PostNetConfig
+from valle.modules.transformer import TransformerStack
+from valle.registry import register_variant
+from valle.sampling.latent import GaussianSampler
+
+__all__ = ["MelleARConfig", "MelleConfig", "Melle"]
+
+STAGES = ("ar",)
+
+
+@dataclass(frozen=True)
+class MelleARConfig:
+    """MELLE's AR: backbone, reduction factor and its continuous parts."""
+
+    backbone: TransformerConfig = opt(help="transformer size", factory=TransformerConfig)
+    reduction: int = opt(1, "reduction factor r: mel frames per AR step (1..5)")
+    prenet: PreNetConfig = opt(help="pre-net over each step's frames", factory=PreNetConfig)
+    latent: LatentConfig | None = opt(
+        help="latent sampling module (null: regress y' from the hidden state directly, the "
+        "paper's ablation without latent sampling)",
+        factory=LatentConfig,
+    )
+    mask: MaskConfig = opt(
+        help="attention-mask policy over [text ; audio]", factory=PrefixMaskConfig
+    )
+    stop: StopConfig = opt(help="when generation stops (stop_flag)", factory=StopFlagConfig)
+    max_len_ratio: float = opt(
+        20.0, "generation bound: at most ceil(ratio * text tokens) new mel frames (per token)"
+    )
+    sampler: LatentSamplerConfig = opt(
+        help="latent draw when generating", factory=LatentSamplerConfig
+    )
+    loss: LatentLossConfig = opt(help="training objective weights", factory=LatentLossConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.reduction <= 5:
+            raise ConfigError(f"ar.reduction must be in 1..5, got {self.reduction}")
+        if not isinstance(self.stop, StopFlagConfig):
+            raise ConfigError("melle: ar.stop.kind must be 'stop_flag' (there is no EOS class)")
+
+
+@register_variant("melle")
+@dataclass(frozen=True)
+class MelleConfig:
+    """MELLE: a continuous mel AR and a post-net; text facts come from the data."""
+
+    vocab: VocabConfig = opt(help="vocabulary facts read from tokens.txt and the codec")
+    mel: MelFeatureConfig = opt(help="log-mel frames modelled", factory=MelFeatureConfig)
+    ar: MelleARConfig = opt(help="AR decoder over mel frames", factory=MelleARConfig)
+    postnet: PostNetConfig | None = opt(
+        help="convolutional post-net y' -> y'' (null: none)", factory=PostNetConfig
+    )
+    nar: NARConfig | None = opt(None, "MELLE has no NAR (must stay null)")
+
+    stages: ClassVar[tuple[str, ...]] = STAGES
+
+    def __post_init__(self) -> None:
+        if self.nar is not None:
+            raise ConfigError("melle has no NAR: set nar: null")
+
+    def build(self) -> Melle:
+        a, b = self.ar, self.ar.backbone
+        layout = MelFrameLayout(self.mel.n_mels, a.reduction)
+        latent = a.latent
+        ar = ARDecoder(
+            text_vocab_size=self.vocab.text_vocab_size,
+            backbone=TransformerStack(b.num_layers, b.d_model, b.num_heads, b.ffn_dim, b.dropout),
+            mask=a.mask.build(),
+            layout=layout,  # type: ignore[arg-type]
+            audio_embedding=a.prenet.build(layout.step_dim, b.d_model),
+            head=LatentHead(
+                b.d_model, layout.step_dim, latent is not None, (latent or LatentConfig()).hidden
+            ),
+            stop=a.stop.build(layout),
+            dropout=b.dropout,
+            max_len_ratio=a.max_len_ratio,
+            default_sampler=a.sampler.build(),  # type: ignore[arg-type]
+        )
+        postnet = None if self.postnet is None else self.postnet.build(self.mel.n_mels)
+        return Melle(ar, postnet, config=self)
+
+    def data_request(self, stages: tuple[str, ...] | None = None) -> DataRequest:
+        """Log-mel frames of each cut (``batch["mel"]``), computed from its audio."""
+        return DataRequest(featurizers=(MelFrames(self.mel.mel_config()),))
+
+    @classmethod
+    def tiny(
+        cls,
+        *,
+        text_vocab_size: int = 12,
+        codebook_size: int = 16,
+        num_codebooks: int = 4,
+        n_mels: int = 8,
+        reduction: int = 2,
+        d_model: int = 32,
+        num_layers: int = 2,
+        num_heads: int = 2,
+        ffn_dim: int = 64,
+        dropout: float = 0.0,
+        max_len_ratio: float = 4.0,
+        overrides: Iterable[str] = (),
+    ) -> MelleConfig:
+        """A config small enough to train in seconds on a CPU; generation is deterministic
+        (mean latent, no pre-net dropout at inference) so the contract can compare outputs."""
+        backbone = {
+            "num_layers": num_layers,
+            "num_heads": num_heads,
+            "d_model": d_model,
+            "ffn_dim": ffn_dim,
+            "dropout": dropout,
+        }
+        cfg = from_dict(
+            cls,
+            {
+                "vocab": {
+                    "text_vocab_size": text_vocab_size,
+                    "codebook_size": codebook_size,
+                    "num_codebooks": num_codebooks,
+                },
+                "mel": {"n_mels": n_mels, "n_fft": 256, "win_length": 256, "hop_length": 64},
+                "ar": {
+                    "backbone": backbone,
+                    "reduction": reduction,
+                    "prenet": {"hidden": 16, "inference_dropout": 0.0},
+                    "latent": {"hidden": 16},
+                    "max_len_ratio": max_len_ratio,
+                    "sampler": {"scale": 0.0},
+                },
+                "postnet": {"channels": 16, "layers": 3},
+            },
+        )
+        return apply_overrides(cfg, overrides)
+
+
+class Melle(nn.Module):
+    """Mel AR + post-net. ``loss(batch, step=)`` for training, ``generate(...)`` for TTS."""
+
+    def __init__(self, ar: ARDecoder, postnet: nn.Module | None, config: MelleConfig) -> None:
+        super().__init__()
+        self.ar = ar
+        self.postnet = postnet
+        self.config = config
+
+    @property
+    def layout(self) -> MelFrameLayout:
+        return self.ar.layout  # type: ignore[return-value]
+
+    @property
+    def head(self) -> LatentHead:
+        return self.ar.head  # type: ignore[return-value]
+
+    @property
+    def n_mels(self) -> int:
+        return self.config.mel.n_mels
+
+    def refine(self, frames: Tensor, mask: Tensor) -> Tensor:
+        """``y''`` (B, T, F) from ``y'`` (B, T, F) (``y'`` itself without a post-net)."""
+        return frames if self.postnet is None else self.postnet(frames, mask)
+
+    def loss(
+        self,
+        batch: Mapping[str, Any],
+        stages: Iterable[str] = STAGES,
+        generator: torch.Generator | None = None,
+        *,
+        step: int | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """MELLE's objective (Sec 3.3) on ``batch["mel"]``; metrics ``ar/<term>``.
+
+        ``step``: the training step, for the KL warm-up (``valle.train`` passes it; None
+        uses lambda after the warm-up). ``generator``: the latent noise and the pre-net's
+        dropout masks (the global RNG when None).
+        """
+        stages = tuple(stages)
+        if stages != STAGES:
+            raise ValueError(f"stages must be {STAGES} (MELLE has one part), got {stages}")
+        if B_.MEL not in batch:
+            raise ValueError(
+                "the batch has no 'mel' frames: MELLE reads them (its data request's MelFrames)"
+            )
+        w = self.config.ar.loss
+        mel, mel_lens = batch[B_.MEL], batch[B_.lens_key(B_.MEL)]
+        tf = self.layout.teacher_forcing(mel, mel_lens)  # steps (B, N, E)
+        prenet: Any = self.ar.audio_embedding
+        with prenet.drawing_from(generator):
+            h = self.ar.hidden(
+                batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS], tf.inputs, tf.lens,
+                batch.get(B_.LANGUAGE),
+            )  # fmt: skip  # (B, N, D)
+        parts = self.head.split(self.head(h))
+        z = self.head.draw(parts, GaussianSampler(1.0), generator)  # (B, N, E): mu + sigma eps
+        frame_mask = tf.mask[..., 0].repeat_interleave(self.layout.frames_per_step, 1)  # (B, T')
+        to_frames = self.layout.from_steps
+        y = to_frames(tf.targets)  # (B, T', F)
+        y1 = to_frames(self.head.frames(z))
+        y2 = self.refine(y1, frame_mask)
+        mu = to_frames(parts.mu)
+        terms = {
+            "reg_pre": regression_loss(y1, y, frame_mask),
+            "reg_post": regression_loss(y2, y, frame_mask),
+            "flux": flux_loss(mu, y, frame_mask),
+            "stop": stop_loss(
+                parts.stop, stop_targets(tf.lens, h.shape[1]), tf.mask[..., 0], w.stop_pos_weight
+            ),
+        }
+        lam = kl_weight(step, w.kl_weight, w.kl_warmup_steps)
+        total = terms["reg_pre"] + terms["reg_post"]
+        total = total + w.flux_weight * terms["flux"] + w.stop_weight * terms["stop"]
+        if parts.logvar is not None:
+            terms["kl"] = kl_loss(mu, to_frames(parts.logvar), y, frame_mask)
+            total = total + lam * terms["kl"]
+        metrics = {f"ar/{k}": v.detach() for k, v in terms.items()}
+        metrics["ar/kl_weight"] = torch.tensor(lam)
+        metrics["ar/loss"] = total.detach()
+        metrics["loss"] = total.detach()
+        return total, metrics
+
+    @torch.no_grad()
+    def generate(
+        self,
+        text_tokens: Tensor,
+        text_lens: Tensor,
+        prompt_codes: Tensor | None = None,
+        prompt_lens: Tensor | None = None,
+        *,
+        prompt_mel: Tensor | None = None,
+        prompt_mel_lens: Tensor | None = None,
+        language: Tensor | None = None,
+        sampler: Any | None = None,
+        generator: torch.Generator | None = None,
+        max_len_ratio: float | None = None,
+        prompt_text_lens: Tensor | None = None,
+    ) -> list[Tensor]:
+        """Zero-shot TTS: continue each mel prompt with speech for the text (Sec 3.4).
+
+        Call ``model.eval()`` first. ``prompt_codes``/``prompt_lens`` (codec codes) are
+        ignored: MELLE's prompt is ``prompt_mel`` (B, P, F) log-mel frames made with
+        ``config.mel`` (none: no acoustic prompt). ``sampler``: ``(mu, logvar, generator) ->
+        z`` (default: the config's). ``generator`` also draws the pre-net's inference dropout.
+
+        Returns:
+            B float tensors (T_b, F): the post-net's log-mel frames of the continuation, at
+            most ``ceil(max_len_ratio * S_b)`` frames each.
+        """
+        B = text_tokens.shape[0]
+        if prompt_mel is None:
+            prompt_mel = text_tokens.new_zeros((B, 0, self.n_mels), dtype=torch.float32)
+            prompt_mel_lens = torch.zeros_like(text_lens)
+        assert prompt_mel_lens is not None
+        prenet: Any = self.ar.audio_embedding
+        with prenet.drawing_from(generator):
+            steps = generate_ar(
+                self.ar, text_tokens, text_lens, prompt_mel.float(), prompt_mel_lens,
+                language=language, sampler=sampler, generator=generator,
+                max_len_ratio=max_len_ratio,
+            )  # fmt: skip  # B x (N_b, E)
+        ratio = self.ar.max_len_ratio if max_len_ratio is None else max_len_ratio
+        bound = max_new_steps(text_lens, ratio).tolist()  # frames
+        rows = [self.layout.from_steps(s)[:n] for s, n in zip(steps, bound, strict=True)]
+        frames, lens = pad_rows(rows, 0.0)  # (B, T, F)
+        if frames.shape[1] == 0:
+            return rows
+        mask = torch.arange(frames.shape[1], device=lens.device) < lens[:, None]  # (B, T)
+        refined = self.refine(frames, mask)
+        return [refined[b, : int(n)] for b, n in enumerate(lens.tolist())]
