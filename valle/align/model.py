@@ -39,9 +39,11 @@ class ModelConfig:
         dropout: dropout after each block (training only).
         prior_scale: frame scores are ``log p(token | frame) - prior_scale * log p(token)``
             (scaled likelihoods of hybrid HMM systems), with ``p(token)`` the model's average
-            posterior over the training frames. Without it the blank-free forward sum finds a
-            degenerate optimum: one frequent phoneme predicted everywhere, one of its tokens
-            absorbing most frames and every other token one frame.
+            posterior over the training frames; 0 (the default) turns it off. Tried against
+            the blank-free forward sum's degenerate optimum (one frequent phoneme predicted
+            everywhere, one of its tokens absorbing most frames): at 0.5 and 1.0 it did not
+            prevent it; the constant-rate prior kept through training
+            (``TrainConfig.prior_floor``) and the ``token_or_blank`` score did.
         score: what a frame scores for a token. ``"token_or_blank"``: ``log(p(token) +
             p(blank))``, a CTC blank frame belongs to the token whose spike is next to it (the
             blank runs are split at the spikes); ``"nonblank"``: the posterior renormalised
