@@ -26,8 +26,12 @@ What is measured, per size preset and batch size (all rows of a batch have the s
 - NAR: ``nar_stages_timed`` of the ``Q - 1`` stages are run (full forwards over text, prompt
   and the ``T`` frames) and scaled to all stages when fewer are timed (every stage has the same
   cost: only the input codes differ).
+- A mel model (MELLE, ``--variant melle --set ar.reduction=4``): a random log-mel prompt, each
+  step feeds back the latent head's mean step (the stop flag is not read), T comes from the
+  model's own mel frame rate (sample_rate / hop, 62.5 Hz for the paper's 16 kHz / 256), and the
+  post-net's one pass over the output stands in the NAR column.
 - RTF = (AR prefill + AR steps + NAR) / (B * seconds): seconds of compute per second of speech,
-  the codec excluded.
+  the codec (vocoder) excluded.
 - Peak memory of the cached AR + NAR run: on CUDA ``torch.cuda.max_memory_allocated`` above the
   memory held before; on CPU the growth of the process' peak RSS (VmHWM after resetting it
   through ``/proc/self/clear_refs``), labelled as such.
@@ -300,13 +304,18 @@ class _PeakMemory:
         self.mb = max(0, peak - (self._base or 0)) / 2**20
 
 
-def _inputs(setup: SpeedSetup, batch: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def _inputs(
+    setup: SpeedSetup, batch: int, n_mels: int | None = None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     g = torch.Generator().manual_seed(setup.seed + 1)
     S, P = setup.phonemes, setup.prompt_frames
     text = torch.randint(1, setup.text_vocab_size, (batch, S), generator=g)  # (B, S)
-    prompt = torch.randint(
-        0, setup.codebook_size, (batch, P, setup.num_codebooks), generator=g
-    )  # (B, P, Q)
+    if n_mels is not None:  # a mel model (MELLE): a random log-mel prompt (B, P, F)
+        prompt = torch.randn(batch, P, n_mels, generator=g)
+    else:
+        prompt = torch.randint(
+            0, setup.codebook_size, (batch, P, setup.num_codebooks), generator=g
+        )  # (B, P, Q)
     dev = setup.device
     lens = torch.full((batch,), S, dtype=torch.long)
     plens = torch.full((batch,), P, dtype=torch.long)
@@ -317,6 +326,17 @@ def _full_forward_last(ar: Any, text: Tensor, tl: Tensor, audio_in: Tensor, al: 
     """No-cache step: a full forward over ``[text ; audio_in]``, the head at the last position."""
     h = ar.hidden(text, tl, audio_in, al)  # (B, N, D)
     return ar.head(h[:, -1])  # (B, *E, V)
+
+
+def _next_input(ar: Any, out: Tensor) -> Tensor:
+    """The step fed back after head output ``out``, never ending a row: the best code other
+    than EOS, or a continuous head's mean step (MELLE; its stop flag is not read)."""
+    cb = getattr(ar.layout, "codebook_size", None)
+    if cb is None:
+        from valle.sampling.latent import GaussianSampler
+
+        return ar.head.sample(out, None, GaussianSampler(0.0), None)  # (B, *E)
+    return out[..., :cb].argmax(-1)  # (B, *E)
 
 
 @torch.inference_mode()
@@ -337,14 +357,13 @@ def _time_ar(
     audio_in, lens).
     """
     device = text.device
-    cb = ar.layout.codebook_size
     p_steps, p_lens, _ = ar.layout.to_steps(prompt, pl)
     audio_in, in_lens = ar.layout.with_bos(p_steps, p_lens)  # (B, P + 1, *E)
     capacity = text.shape[1] + audio_in.shape[1] + steps
     _sync(device)
     t0 = time.perf_counter()
     logits, cache = ar.prefill(text, tl, audio_in, in_lens, capacity=capacity)
-    ids = logits[..., :cb].argmax(-1)  # (B, *E) never EOS: every run makes `steps` steps
+    ids = _next_input(ar, logits)  # (B, *E) never EOS: every run makes `steps` steps
     _sync(device)
     prefill = time.perf_counter() - t0
     codes = ids.new_zeros(text.shape[0], steps, *ids.shape[1:])  # (B, T, *E)
@@ -355,7 +374,7 @@ def _time_ar(
     for n in range(1, steps):
         t0 = time.perf_counter()
         logits = ar.step(ids, ar.audio_positions(ones, 1, index), cache)
-        ids = logits[..., :cb].argmax(-1)
+        ids = _next_input(ar, logits)
         codes[:, n] = ids
         _sync(device)
         times.append(time.perf_counter() - t0)
@@ -432,8 +451,11 @@ def measure_speed(
     if model is None:
         model = build_random_model(size, setup)
     ar: Any = model.ar
-    nar: Any = model.nar
-    text, tl, prompt, pl = _inputs(setup, batch)
+    nar: Any = getattr(model, "nar", None)
+    mel: Any = getattr(getattr(model, "config", None), "mel", None)
+    if mel is not None:  # a mel model: its frame rate is the model's own (MELLE: 62.5 Hz)
+        setup = replace(setup, frame_rate=mel.sample_rate / mel.hop_length)
+    text, tl, prompt, pl = _inputs(setup, batch, None if mel is None else mel.n_mels)
     per_step = int(ar.layout.frames_per_step)
     steps = -(-setup.steps // per_step)  # AR steps that make the frames: ceil(T / G)
     floor = MatvecPass(ar, batch)
@@ -449,6 +471,14 @@ def measure_speed(
             logger.info("%s B=%d: NAR", size, batch)
             first = codes.flatten(1)  # (B, T) frames in order (a grouped layout's steps)
             nar_s, nar_timed = _time_nar(nar, text, tl, prompt, pl, first, setup.nar_stages_timed)
+        refine: Any = getattr(model, "refine", None)
+        if refine is not None:  # MELLE's post-net over the whole output, in the "NAR" time
+            frames = ar.layout.from_steps(codes)  # (B, T, F)
+            _sync(device)
+            t0 = time.perf_counter()
+            refine(frames, torch.ones(frames.shape[:2], dtype=torch.bool, device=device))
+            _sync(device)
+            nar_s = time.perf_counter() - t0
     logger.info("%s B=%d: AR without cache at %d lengths", size, batch, setup.nocache_points)
     nocache = _time_nocache(ar, text, tl, audio_in, in_lens, codes, setup.nocache_points)
     floor_ms = 1000.0 * float(np.mean(floors))

@@ -1,0 +1,40 @@
+"""``valle-bench speed --variant melle --set ar.reduction=r``: MELLE's continuous steps are
+timed like code steps (mean latent fed back, the post-net in the NAR column); r frames per
+step make the same speech in ceil(T / r) steps (tiny preset, CI-sized)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import torch
+
+from valle.bin.bench import main
+
+
+def _run(tmp_path, r: int, *extra: str) -> tuple[dict, dict]:
+    out, summary = tmp_path / f"r{r}.csv", tmp_path / f"r{r}.json"
+    argv = ["speed", "--variant", "melle", "--set", f"ar.reduction={r}", "--sizes", "tiny",
+            "--batch-sizes", "1", "--seconds", "0.4", "--prompt-seconds", "0.2",
+            "--phonemes", "12", "--threads", "1", "--nocache-points", "2",
+            "--out", str(out), "--summary", str(summary), *extra]  # fmt: skip
+    assert main(argv) == 0
+    (row,) = list(csv.DictReader(out.open()))
+    (s,) = json.loads(summary.read_text())
+    return row, s
+
+
+def test_melle_rows_at_r1_and_r4(tmp_path) -> None:
+    torch.set_num_threads(1)
+    one, s1 = _run(tmp_path, 1, "--train-steps", "0")
+    four, s4 = _run(tmp_path, 4, "--train-steps", "1", "--train-warmup", "0",
+                    "--train-batch", "2", "--train-seconds", "0.4")  # fmt: skip
+    frames = round(0.4 * 16000 / 256)  # the model's own mel frame rate, 62.5 Hz
+    assert (int(one["steps"]), int(one["frames_per_step"])) == (frames, 1)
+    assert (int(four["steps"]), int(four["frames_per_step"])) == (math.ceil(frames / 4), 4)
+    assert one["size"] == "melle/tiny" and s4["system"].startswith("melle/tiny B=1")
+    for row in (one, four):
+        assert float(row["ar_ms_step"]) > 0 and float(row["rtf"]) > 0
+        assert float(row["nar_s"]) > 0  # the post-net pass
+    assert float(four["train_ms_step"]) > 0
