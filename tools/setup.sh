@@ -12,8 +12,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # fortunes for the English text the mini corpus's training voices read
 # (valle/data/mini/fortune_sentences.py), and a headless Chromium that renders the recipes'
 # listening pages (valle/eval/listening_page.py).
+# fortunes-zh: Mandarin text (modern prose, Tang and Song poems) the mini corpus's Mandarin
+# training voices read (valle/data/mini/chinese_sentences.py)
 APT_PACKAGES=(espeak-ng flite festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts
-              sox libsndfile1 fortunes chromium-headless-shell)
+              sox libsndfile1 fortunes fortunes-zh chromium-headless-shell)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,8 @@
 """The offline mini corpus (public names; the parts live in :mod:`valle.data.mini`).
 
-Stage 0 :func:`make_mini_corpus` synthesises about 74 minutes of multi-speaker speech (15 voices:
-11 English, 2 Mandarin, 2 Japanese) with flite, festival and espeak-ng; stage 1
+Stage 0 :func:`make_mini_corpus` synthesises multi-speaker speech (35 voices: 17 English, most of
+the audio; 9 Mandarin and 9 Japanese, about 25 minutes each) with flite, festival and espeak-ng;
+stage 1
 :func:`prepare_mini_manifests` makes lhotse manifests with phone alignments; :func:`split_mini`
 holds out :data:`MINI_TEST_SPEAKERS` for the zero-shot test.
 """

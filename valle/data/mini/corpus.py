@@ -162,7 +162,8 @@ def make_mini_corpus(
         corpus_dir: output folder (created).
         num_jobs: worker processes running the engines.
         seed: shuffles which sentences each voice reads.
-        scale: fraction of the full corpus (about 74 minutes at 1.0; tests use ~0.01).
+        scale: fraction of the full corpus (1.0: Mandarin and Japanese about 25 minutes
+            each, English most of the rest; tests use ~0.01).
         voices: restrict to these voices (default: all of ``VOICES``).
         sentences_per_utterance: consecutive sentences read as one utterance, per language
             (default ``SENTENCES_PER_UTTERANCE``: two in English, one in Mandarin and Japanese).

@@ -8,7 +8,11 @@ so, and the held-out test speakers share no source with any training speaker.
 Choice of voices: flite and festival voices make most of the English data and all English test
 speakers, because ASR understands them far better (WER about 5-16%) than espeak-ng's formant
 voices (37-53%); four espeak-ng English variants add speaker variety. Mandarin and Japanese come
-from espeak-ng only (two variants each, one of them held out for the zero-shot test).
+from espeak-ng only: nine variants each (``+m1``..``+m7``, ``+f1``..``+f5`` with their own rate and
+pitch), two of them held out for the zero-shot test, each language about 25 minutes (VALL-E X,
+issue 10: cross-lingual training needs more than the 3-4 minutes the first two variants gave).
+The held-out variants of one language are not training voices of the other (zh test: f2, m7;
+ja test: f3, m6).
 """
 
 from __future__ import annotations
@@ -111,22 +115,62 @@ VOICES: tuple[Voice, ...] = (
         pitch=40,
     ),
     Voice("espeak-en-029-f4", "espeak", "en-029+f4", "en", 150, "espeak-f4", rate=170, pitch=60),
-    Voice(
-        "espeak-cmn-m1", "espeak", "cmn-latn-pinyin+m1", "zh", 40, "espeak-m1", rate=150, pitch=45
+    # Mandarin: espeak-ng variants with their own rate (words per minute) and pitch (0..99)
+    *(
+        Voice(
+            f"espeak-cmn-{v}",
+            "espeak",
+            f"cmn-latn-pinyin+{v}",
+            "zh",
+            n,
+            f"espeak-{v}",
+            rate=rate,
+            pitch=pitch,
+        )  # fmt: skip
+        for v, n, rate, pitch in (
+            ("m1", 50, 150, 45),
+            ("m2", 50, 140, 35),
+            ("m3", 50, 160, 50),
+            ("m4", 50, 135, 40),
+            ("f1", 50, 155, 60),
+            ("f4", 50, 145, 65),
+            ("f5", 50, 165, 58),
+            ("f2", 40, 150, 55),  # held out
+            ("m7", 40, 150, 42),  # held out
+        )
     ),
-    Voice(
-        "espeak-cmn-f2", "espeak", "cmn-latn-pinyin+f2", "zh", 40, "espeak-f2", rate=150, pitch=55
+    # Japanese
+    *(
+        Voice(
+            f"espeak-ja-{v}", "espeak", f"ja+{v}", "ja", n, f"espeak-{v}", rate=rate, pitch=pitch
+        )  # fmt: skip
+        for v, n, rate, pitch in (
+            ("m3", 55, 150, 45),
+            ("m1", 55, 145, 40),
+            ("m2", 55, 155, 50),
+            ("m4", 55, 140, 35),
+            ("f1", 55, 150, 62),
+            ("f4", 55, 160, 66),
+            ("f5", 55, 145, 58),
+            ("f3", 40, 150, 60),  # held out
+            ("m6", 40, 150, 44),  # held out
+        )
     ),
-    Voice("espeak-ja-m3", "espeak", "ja+m3", "ja", 40, "espeak-m3", rate=150, pitch=45),
-    Voice("espeak-ja-f3", "espeak", "ja+f3", "ja", 40, "espeak-f3", rate=150, pitch=60),
 )
 """All speakers. espeak-ng's Mandarin is used through ``cmn-latn-pinyin``: it reads the same Han
 characters as ``cmn`` but speaks the dictionary's pinyin itself, whereas the plain ``cmn`` voice in
 espeak-ng 1.51 switches to English and spells most syllables out ("ta one")."""
 
-MINI_TEST_SPEAKERS: tuple[str, ...] = ("flite-awb", "festival-ked", "espeak-cmn-f2", "espeak-ja-f3")
+MINI_TEST_SPEAKERS: tuple[str, ...] = (
+    "flite-awb",
+    "festival-ked",
+    "espeak-cmn-f2",
+    "espeak-cmn-m7",
+    "espeak-ja-f3",
+    "espeak-ja-m6",
+)
 """Whole speakers held out for the zero-shot test split: two English voices recorded from people
-absent from training (AWB, KED), and one Mandarin and one Japanese espeak-ng variant."""
+absent from training (AWB, KED), and two Mandarin and two Japanese espeak-ng variants."""
 
 
 SENTENCES_PER_UTTERANCE: dict[str, int] = {"en": 2, "zh": 1, "ja": 1}
@@ -195,13 +239,24 @@ def default_pools(language: str) -> tuple[SentencePool, SentencePool]:
     (:mod:`valle.data.mini.fortune_sentences`, about 8,000 sentences) and the held-out test
     voices read the committed Alice sentences, so no test text was heard in training and the
     training speakers read thousands of different texts rather than the same ~160. Mandarin
-    and Japanese keep one committed list for both.
+    training voices read sentences from Debian's ``fortunes-zh``
+    (:mod:`valle.data.mini.chinese_sentences`, about 14,000), Japanese training voices
+    sentences generated from templates (:mod:`valle.data.mini.japanese_sentences`); their
+    held-out voices read the committed lists.
     """
     committed = SentencePool(language, tuple(load_sentences(language)))
     if language == "en":
         from valle.data.mini.fortune_sentences import fortune_sentences
 
         return SentencePool("enf", tuple(fortune_sentences())), committed
+    if language == "zh":
+        from valle.data.mini.chinese_sentences import chinese_sentences
+
+        return SentencePool("zhf", tuple(chinese_sentences())), committed
+    if language == "ja":
+        from valle.data.mini.japanese_sentences import japanese_sentences
+
+        return SentencePool("jat", tuple(japanese_sentences())), committed
     return committed, committed
 
 
