@@ -189,3 +189,23 @@ def test_presets_compose_with_the_size_presets() -> None:
         "melle_hifigan", "tiny", text_vocab_size=40, codebook_size=2, num_codebooks=1
     )
     assert hifi.mel.mel_config() == PACKAGED_HIFIGAN_MEL
+
+
+def test_the_variant_s_wave_maker_speaks_its_mels() -> None:
+    """Prompt wave -> the wave maker's log-mel (``prompt_mel``) -> generate -> vocoder wave."""
+    model = _forced_stop(_model(reduction=2), -5.0)
+    voc = model.wave_maker()  # config.vocoder: griffin_lim, on the tiny model's mel settings
+    assert voc.logmel.config == model.config.mel.mel_config()
+    t = torch.arange(4000) / voc.sample_rate
+    prompt = voc.logmel(0.3 * torch.sin(2 * torch.pi * 300 * t))  # (1, P, F)
+    (mel,) = model.generate(
+        torch.tensor([[1, 2, 3]]),
+        torch.tensor([3]),
+        prompt_mel=prompt,
+        prompt_mel_lens=torch.tensor([prompt.shape[1]]),
+        max_len_ratio=2.0,
+    )
+    wave = voc(mel)
+    assert mel.shape == (6, F_) and wave.shape == (1, 6 * voc.logmel.hop_length)
+    with pytest.raises(ValueError, match="train on those settings"):
+        model.wave_maker("hifigan_universal")  # the tiny mel is not the HiFi-GAN's

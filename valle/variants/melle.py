@@ -107,12 +107,20 @@ class MelleConfig:
         help="convolutional post-net y' -> y'' (null: none)", factory=PostNetConfig
     )
     nar: NARConfig | None = opt(None, "MELLE has no NAR (must stay null)")
+    vocoder: str = opt(
+        "griffin_lim",
+        "wave maker of the output mels: griffin_lim (any mel settings, no weights) | "
+        "hifigan_universal | hifigan_ljspeech (packaged HiFi-GAN; mel settings of melle_hifigan)",
+    )
 
     stages: ClassVar[tuple[str, ...]] = STAGES
 
     def __post_init__(self) -> None:
         if self.nar is not None:
             raise ConfigError("melle has no NAR: set nar: null")
+        names = ("griffin_lim", "hifigan_universal", "hifigan_ljspeech")
+        if self.vocoder not in names:
+            raise ConfigError(f"melle: vocoder must be one of {names}, got {self.vocoder!r}")
 
     def build(self) -> Melle:
         a, b = self.ar, self.ar.backbone
@@ -208,6 +216,14 @@ class Melle(nn.Module):
     @property
     def n_mels(self) -> int:
         return self.config.mel.n_mels
+
+    def wave_maker(self, name: str | None = None, device: str | torch.device = "cpu") -> Any:
+        """The vocoder that turns this model's mels into waves (``config.vocoder`` unless
+        ``name``): a :class:`~valle.codec.vocoder.Vocoder` made for ``config.mel``, so its
+        ``logmel`` also makes the mel prompts (``prompt_mel``)."""
+        from valle.codec.vocoder import load_vocoder
+
+        return load_vocoder(name or self.config.vocoder, self.config.mel.mel_config(), device)
 
     def refine(self, frames: Tensor, mask: Tensor) -> Tensor:
         """``y''`` (B, T, F) from ``y'`` (B, T, F) (``y'`` itself without a post-net)."""
