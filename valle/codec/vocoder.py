@@ -39,6 +39,7 @@ __all__ = [
     "PACKAGED_HIFIGAN_MEL",
     "GriffinLimVocoder",
     "HifiGanVocoder",
+    "MelWaveMaker",
     "PackagedHifiGanVocoder",
     "Vocoder",
     "load_vocoder",
@@ -406,3 +407,40 @@ def load_vocoder(
         return PackagedHifiGanVocoder.from_package(name[len("hifigan_") :], device)
     names = ["griffin_lim"] + [f"hifigan_{k}" for k in PACKAGED_HIFIGAN_WEIGHTS]
     raise ValueError(f"unknown vocoder {name!r}; choose one of {names}")
+
+
+class MelWaveMaker:
+    """A mel model's wave maker in the codec's place (``valle.inference.Synthesizer``):
+    ``encode`` gives each prompt wave's log-mel frames ``(T, F)`` float (the model's mel
+    prompt), ``decode`` turns generated frames into waves with the vocoder. ``continuous``
+    tells the synthesizer its "codes" are frames, not ids (no codebook facts to check)."""
+
+    continuous = True
+
+    def __init__(self, vocoder: Any) -> None:
+        self.vocoder = vocoder
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.vocoder.sample_rate)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.vocoder.logmel.frame_rate)
+
+    @property
+    def num_codebooks(self) -> int:
+        return int(self.vocoder.logmel.n_mels)  # F, values per frame
+
+    @property
+    def codebook_size(self) -> int:
+        return 0  # continuous frames: no codebook
+
+    @torch.no_grad()
+    def encode(self, wavs: list[torch.Tensor]) -> list[torch.Tensor]:
+        """B waves ``(N_b,)`` -> B log-mel ``(T_b, F)`` (one at a time: no batch effects)."""
+        return [self.vocoder.logmel(w.float())[0] for w in wavs]
+
+    def decode(self, codes: list[torch.Tensor]) -> list[torch.Tensor]:
+        """B log-mel ``(T_b, F)`` -> B waves ``(T_b * hop,)``."""
+        return [self.vocoder(c.float())[0] for c in codes]

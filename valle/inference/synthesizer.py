@@ -236,10 +236,16 @@ class Synthesizer:
         if not isinstance(data, Mapping):
             data = {}
         symbols = cls._symbols_from(tokens, obj.get(SYMBOLS_KEY), data.get("tokens"), path)
-        codec_obj = cls._codec_from(
-            codec, obj.get(CODEC_KEY), data.get("codec_dir"), path, device,
-            embedded=obj.get(CODEC_EMBEDDED_KEY),
-        )  # fmt: skip
+        make_wave: Any = getattr(model, "wave_maker", None)
+        if codec is None and make_wave is not None:  # a mel model owns its wave maker (MELLE)
+            from valle.codec.vocoder import MelWaveMaker
+
+            codec_obj: Any = MelWaveMaker(make_wave(device=device))
+        else:
+            codec_obj = cls._codec_from(
+                codec, obj.get(CODEC_KEY), data.get("codec_dir"), path, device,
+                embedded=obj.get(CODEC_EMBEDDED_KEY),
+            )  # fmt: skip
         logger.info("loaded %s (step %s) with %d symbols", path, obj.get("step"), len(symbols))
         return cls(model, symbols, codec_obj, device=device, sampler=sampler, **kwargs)
 
@@ -314,9 +320,12 @@ class Synthesizer:
         vocab = getattr(getattr(self.model, "config", None), "vocab", None)
         if vocab is None:
             return
-        got = (int(self.codec.num_codebooks), int(self.codec.codebook_size))
+        if getattr(self.codec, "continuous", False):  # a mel model's wave maker: no codebooks
+            got = None
+        else:
+            got = (int(self.codec.num_codebooks), int(self.codec.codebook_size))
         want = (int(vocab.num_codebooks), int(vocab.codebook_size))
-        if got != want:
+        if got is not None and got != want:
             raise CodecMismatchError(
                 f"the codec gives {got[0]} codebooks of {got[1]} codes but the model was trained "
                 f"on {want[0]} codebooks of {want[1]}; pass the codec the training codes were "
@@ -461,10 +470,10 @@ class Synthesizer:
         """
         wave = load_prompt(prompt_wav, self.sample_rate, sample_rate)
         wave, prompt_text = trim_prompt(wave, prompt_text, self.sample_rate, self.prompt_trim)
-        (codes,) = self.codec.encode([wave])  # (P, Q)
+        (codes,) = self.codec.encode([wave])  # (P, Q), or (P, F) mel frames of a mel model
         if codes.shape[0] == 0:
             raise ValueError("the prompt is too short to give one codec frame; pass ~3 s of audio")
-        return codes.long(), prompt_text
+        return (codes if codes.is_floating_point() else codes.long()), prompt_text
 
     def prepare(self, job: SynthesisJob) -> PreparedJob:
         """Check, tokenize and encode a job (all its errors happen here, none in generation)."""
@@ -604,8 +613,8 @@ class Synthesizer:
         Q = items[0].prompt_codes.shape[1]
         text = torch.zeros(B, int(text_lens.max()), dtype=torch.long, device=dev)  # (B, S)
         prompt = torch.zeros(
-            B, int(prompt_lens.max()), Q, dtype=torch.long, device=dev
-        )  # (B, P, Q)
+            B, int(prompt_lens.max()), Q, dtype=items[0].prompt_codes.dtype, device=dev
+        )  # (B, P, Q) codes, or (B, P, F) mel frames of a mel wave maker
         for b, it in enumerate(items):
             text[b, : len(it.text_ids)] = torch.tensor(it.text_ids, dtype=torch.long)
             prompt[b, : len(it.prompt_codes)] = it.prompt_codes.to(dev)

@@ -305,9 +305,10 @@ class Melle(nn.Module):
     ) -> list[Tensor]:
         """Zero-shot TTS: continue each mel prompt with speech for the text (Sec 3.4).
 
-        Call ``model.eval()`` first. ``prompt_codes``/``prompt_lens`` (codec codes) are
-        ignored: MELLE's prompt is ``prompt_mel`` (B, P, F) log-mel frames made with
-        ``config.mel`` (none: no acoustic prompt). ``sampler``: ``(mu, logvar, generator) ->
+        Call ``model.eval()`` first. MELLE's prompt is ``prompt_mel`` (B, P, F) log-mel
+        frames made with ``config.mel`` (none: no acoustic prompt); float ``prompt_codes``
+        (a :class:`~valle.codec.vocoder.MelWaveMaker`'s frames, as the Synthesizer passes)
+        serve as it when ``prompt_mel`` is None; integer codec codes are ignored. ``sampler``: ``(mu, logvar, generator) ->
         z`` (default: the config's). ``generator`` also draws the pre-net's inference dropout.
 
         Returns:
@@ -315,6 +316,10 @@ class Melle(nn.Module):
             most ``ceil(max_len_ratio * S_b)`` frames each.
         """
         B = text_tokens.shape[0]
+        if prompt_mel is None and prompt_codes is not None and prompt_codes.is_floating_point():
+            # the frames of a mel wave maker (valle.codec.vocoder.MelWaveMaker.encode) standing
+            # in the codec's place: the Synthesizer's prompt
+            prompt_mel, prompt_mel_lens = prompt_codes, prompt_lens
         if prompt_mel is None:
             prompt_mel = text_tokens.new_zeros((B, 0, self.n_mels), dtype=torch.float32)
             prompt_mel_lens = torch.zeros_like(text_lens)
