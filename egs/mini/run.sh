@@ -56,7 +56,8 @@ results=RESULTS.md               # written at the end of stage 8
 python=python3
 help_vars="stage stop_stage data_dir cuts_dir exp_dir variant size ar_config nar_config devices accelerator num_threads train_opts prepare_opts checkpoint test_cuts decode_config decode_device asr asr_path sim_encoder sim_encoder_path model_name results python"
 
-run_command="./run.sh$(printf ' %q' "$@")"  # recorded in RESULTS.md
+run_command="./run.sh"  # recorded in RESULTS.md
+if [ $# -gt 0 ]; then run_command+=$(printf ' %q' "$@"); fi
 
 cd "$(dirname "$0")"
 . shared/parse_options.sh
