@@ -209,3 +209,17 @@ def test_the_variant_s_wave_maker_speaks_its_mels() -> None:
     assert mel.shape == (6, F_) and wave.shape == (1, 6 * voc.logmel.hop_length)
     with pytest.raises(ValueError, match="train on those settings"):
         model.wave_maker("hifigan_universal")  # the tiny mel is not the HiFi-GAN's
+
+
+def test_training_samples_of_a_mel_model_go_through_its_vocoder() -> None:
+    from valle.train.samples import SampleProvider
+
+    model = _forced_stop(_model(reduction=2), -5.0)
+    provider = SampleProvider(
+        text_tokens=torch.tensor([1, 2, 3]),
+        prompt_codes=torch.zeros(4, 4, dtype=torch.long),  # codec codes: MELLE reads none
+        codec=None,  # type: ignore[arg-type]  # never asked: the model's vocoder decodes
+    )
+    wave, sr = provider.synthesize(model)
+    assert sr == model.config.mel.sample_rate
+    assert wave.shape == (math.ceil(4.0 * 3) * model.config.mel.hop_length,)

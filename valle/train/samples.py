@@ -149,6 +149,13 @@ class SampleProvider:
             generator=generator,
             **kwargs,
         )[0]  # (T, Q')
+        make_wave: Any = getattr(model, "wave_maker", None)
+        if codes.is_floating_point() and make_wave is not None:  # mel frames (T, F) of MELLE
+            vocoder = make_wave()  # the model's own vocoder (its prompt was codes: unprompted)
+            if codes.numel() == 0:
+                return torch.zeros(1), int(vocoder.sample_rate)
+            wave = vocoder(codes.float().cpu())[0]
+            return torch.nan_to_num(wave.float()).clamp(-1.0, 1.0), int(vocoder.sample_rate)
         return self.decode(codes), int(self.codec.sample_rate)
 
     def decode(self, codes: Tensor) -> Tensor:
