@@ -32,6 +32,9 @@ def test_melle_speaks_through_the_synthesizer(tmp_path) -> None:
     )  # fmt: skip  # no codec entry: a mel model needs none
     synth = Synthesizer.from_checkpoint(ckpt)
     assert isinstance(synth.codec, MelWaveMaker)
+    # a recipe passes its codec directory; a mel model still speaks through its vocoder
+    again = Synthesizer.from_checkpoint(ckpt, codec=str(tmp_path / "no-codec-here"))
+    assert isinstance(again.codec, MelWaveMaker)
     sr = synth.sample_rate
     assert sr == model.config.mel.sample_rate
     prompt = synthetic_waves([sr], sr, seed=1)[0].numpy()  # 1 s

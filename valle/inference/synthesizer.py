@@ -237,9 +237,12 @@ class Synthesizer:
             data = {}
         symbols = cls._symbols_from(tokens, obj.get(SYMBOLS_KEY), data.get("tokens"), path)
         make_wave: Any = getattr(model, "wave_maker", None)
-        if codec is None and make_wave is not None:  # a mel model owns its wave maker (MELLE)
+        if make_wave is not None:  # a mel model owns its wave maker (MELLE); no codec applies
             from valle.codec.vocoder import MelWaveMaker
 
+            if codec is not None:
+                logger.info("%s is a mel model: its own vocoder makes the waves, not %s",
+                            path, codec)  # fmt: skip
             codec_obj: Any = MelWaveMaker(make_wave(device=device))
         else:
             codec_obj = cls._codec_from(
