@@ -127,7 +127,8 @@ class TrainingModule(L.LightningModule):
                 "build the model with valle.registry.build_model"
             )
         self.model = model
-        self._loss_takes_step = "step" in inspect.signature(model.loss).parameters
+        loss_fn: Any = model.loss
+        self._loss_takes_step = "step" in inspect.signature(loss_fn).parameters
         self.train_cfg = train_cfg
         self.valle_config: dict[str, Any] = dict(valle_config or {})
         self.checkpoint_extras: dict[str, Any] = dict(checkpoint_extras or {})
