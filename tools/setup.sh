@@ -29,5 +29,5 @@ fi
 # the CUDA build (gigabytes) instead of the CPU build.
 PIP="python3 -m pip install -q --disable-pip-version-check"
 $PIP "torch==2.13.0"
-$PIP -e ".[dev,ja]" "torch==2.13.0"
+$PIP -e ".[dev,ja,vocoder]" "torch==2.13.0"
 python3 -c "import torch, valle; print(f'valle {valle.__version__} ready (torch {torch.__version__})')"
