@@ -33,7 +33,7 @@ num_nodes=1                      # nodes; >1 under SLURM or torchrun (docs/train
 strategy=auto                    # Lightning strategy (auto picks ddp for several devices)
 accelerator=gpu                  # cpu | gpu | auto
 train_opts=                      # extra valle-train arguments, e.g. "--set train.max_steps=1000"
-checkpoint=                      # model to decode; default $exp_dir/nar/model.pt
+checkpoint=                      # model to decode; default $exp_dir/nar/model.pt ($exp_dir/ar/model.pt without a NAR)
 test_cuts=                       # default $data_dir/tokenized/librispeech_cuts_test.jsonl.gz
 decode_config=conf/decode.yaml   # test-list bounds, item caps, seed, batch size
 decode_device=cuda               # where stage 7 synthesizes and stage 8 scores (cpu | cuda)
@@ -63,7 +63,9 @@ token_dir=$data_dir/tokenized
 train_cuts=$token_dir/libritts_cuts_train.jsonl.gz
 dev_cuts=$token_dir/libritts_cuts_dev.jsonl.gz
 tokens=$data_dir/tokens.txt
-checkpoint=${checkpoint:-$exp_dir/nar/model.pt}
+has_nar=$(variant_has_nar)  # a model without a NAR (MELLE) is complete after stage 5
+if $has_nar; then model_dir=$exp_dir/nar; else model_dir=$exp_dir/ar; fi
+checkpoint=${checkpoint:-$model_dir/model.pt}
 test_cuts=${test_cuts:-$token_dir/librispeech_cuts_test.jsonl.gz}
 decode_dir=$exp_dir/decode
 score_dir=$exp_dir/score
@@ -82,12 +84,17 @@ fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   log "Stage 5: train the AR ($variant/$size, $ar_config) -> $exp_dir/ar"
+  if ! $has_nar && [ ! -f "$exp_dir/ar/.done" ]; then  # a new complete model: stale decodes
+    rm -f "$decode_dir/.done" "$score_dir/.done"
+  fi
   stage_begin "$exp_dir/ar/.done"
   train AR "$exp_dir/ar" "$ar_config"
   stage_end 5 "train AR"
 fi
 
-if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ] && ! $has_nar; then
+  log "Stage 6: $variant has no NAR; $exp_dir/ar/model.pt is the complete model"
+elif [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: train the NAR ($variant/$size, $nar_config) from $exp_dir/ar/model.pt -> $exp_dir/nar"
   need "$exp_dir/ar/.done" "the trained AR (stage 5)"
   if [ ! -f "$exp_dir/nar/.done" ]; then  # a new model: earlier decodes and scores are stale

@@ -43,7 +43,7 @@ num_threads=1                    # torch threads of the trainer and of decoding 
                                  # measured: 0.45 s per tiny-model step with 1, 2-3 s with 2 on a busy 2-core machine
 train_opts=                      # extra valle-train arguments, e.g. "--set train.max_steps=50"
 prepare_opts=                    # extra prepare.sh arguments (stages 0-4), e.g. "--scale 0.1"
-checkpoint=                      # model to decode; default $exp_dir/nar/model.pt
+checkpoint=                      # model to decode; default $exp_dir/nar/model.pt ($exp_dir/ar/model.pt without a NAR)
 test_cuts=                       # cuts to decode; default $data_dir/tokenized/mini_cuts_test.jsonl.gz
 decode_config=conf/decode.yaml   # test-list bounds per language, item caps, seed, batch size
 decode_device=cpu                # where stage 7 synthesizes (cpu | cuda)
@@ -73,7 +73,9 @@ cuts_dir=${cuts_dir:-$token_dir}
 train_cuts=$cuts_dir/mini_cuts_train.jsonl.gz
 dev_cuts=$cuts_dir/mini_cuts_dev.jsonl.gz
 tokens=$data_dir/tokens.txt
-checkpoint=${checkpoint:-$exp_dir/nar/model.pt}
+has_nar=$(variant_has_nar)  # a model without a NAR (MELLE) is complete after stage 5
+if $has_nar; then model_dir=$exp_dir/nar; else model_dir=$exp_dir/ar; fi
+checkpoint=${checkpoint:-$model_dir/model.pt}
 test_cuts=${test_cuts:-$cuts_dir/mini_cuts_test.jsonl.gz}
 decode_dir=$exp_dir/decode
 score_dir=$exp_dir/score
@@ -109,12 +111,17 @@ fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   log "Stage 5: train the AR ($variant/$size, $ar_config) -> $exp_dir/ar"
+  if ! $has_nar && [ ! -f "$exp_dir/ar/.done" ]; then  # a new complete model: stale decodes
+    rm -f "$decode_dir/.done" "$score_dir/.done"
+  fi
   stage_begin "$exp_dir/ar/.done"
   train AR "$exp_dir/ar" "$ar_config"
   stage_end 5 "train AR"
 fi
 
-if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ] && ! $has_nar; then
+  log "Stage 6: $variant has no NAR; $exp_dir/ar/model.pt is the complete model"
+elif [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log "Stage 6: train the NAR ($variant/$size, $nar_config) from $exp_dir/ar/model.pt -> $exp_dir/nar"
   need "$exp_dir/ar/.done" "the trained AR (stage 5)"
   if [ ! -f "$exp_dir/nar/.done" ]; then  # a new model: earlier decodes and scores are stale

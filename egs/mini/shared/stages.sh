@@ -4,12 +4,24 @@
 #   stage_end N WHAT        append "N<TAB>start<TAB>end<TAB>WHAT" to $stage_times (not for a
 #                           skipped stage)
 #   mark_done DIR           write DIR/.done with the finishing time
+#   variant_has_nar         prints true when $variant's model has a NAR stage (valle.registry),
+#                           false for a model without one (MELLE: complete after stage 5)
 #   train NAME OUT CONFIG [valle-train args]
 #                           run or resume one training stage into OUT (skipped once OUT/.done
 #                           exists; resumed from OUT/checkpoints/step-*.ckpt when there are any)
 # They read the recipe's settings: exp_dir, stage_times, train_cmd, train_extra (an array of
 # recipe-specific valle-train arguments), variant, size, train_cuts, dev_cuts, tokens,
 # token_dir, accelerator, devices, train_opts.
+
+variant_has_nar() {
+  # an unknown name or a YAML preset prints true: valle-train then reports the real problem
+  $python -c 'import sys
+from valle.registry import variant_stages
+try:
+    print("true" if "nar" in variant_stages(sys.argv[1]) else "false")
+except Exception:
+    print("true")' "$variant"
+}
 
 stage_begin() {
   stage_t0=$(date +%s)
