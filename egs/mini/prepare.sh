@@ -22,7 +22,7 @@ set -euo pipefail
 stage=0
 stop_stage=4
 data_dir=data                   # every output goes under here
-scale=1.0                       # fraction of the full corpus (~76 min at 1.0)
+scale=1.0                       # fraction of the full corpus (5.7 h at 1.0 before the zh/ja voices grew)
 seed=0                          # sentence shuffling of the corpus
 num_jobs=2                      # synthesis worker processes
 codec_config=conf/mel_rvq.yaml  # MelRVQ codec settings (YAML of MelRVQConfig fields)

@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--corpus-dir", type=Path, required=True)
     s.add_argument("--num-jobs", type=int, default=2)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--scale", type=float, default=1.0, help="fraction of the full ~76 min corpus")
+    s.add_argument("--scale", type=float, default=1.0, help="fraction of the full corpus (1.0: every voice reads its full count)")
     s.set_defaults(func=_mini_corpus)
 
     s = sub.add_parser("mini-manifests", help="stage 1: lhotse manifests + cuts of the mini corpus")
