@@ -24,7 +24,7 @@ from valle.ar.decoder import ARDecoder
 from valle.ar.generate import Sampler, generate_ar
 from valle.config import NARConfig, VocabConfig, apply_overrides, from_dict, opt
 from valle.data import batch as B_
-from valle.data.batch import SynthesisInputs
+from valle.data.batch import SynthesisInputs, pad_rows
 from valle.data.featurizers import DataRequest
 from valle.nar.decoder import NARDecoder
 from valle.nar.prompts import prompt_policy_class
@@ -108,15 +108,6 @@ class ValleConfig:
             },
         )
         return apply_overrides(cfg, overrides)
-
-
-def _pad_rows(rows: list[Tensor]) -> tuple[Tensor, Tensor]:
-    """B tensors (T_b,) -> right-padded (B, max T_b) and lengths (B,)."""
-    lens = torch.tensor([len(r) for r in rows], dtype=torch.long, device=rows[0].device)
-    out = rows[0].new_zeros(len(rows), int(lens.max()) if len(rows) else 0)
-    for b, r in enumerate(rows):
-        out[b, : len(r)] = r
-    return out, lens
 
 
 class Valle(nn.Module):
@@ -241,7 +232,7 @@ class Valle(nn.Module):
         first = [self.ar.layout.from_steps(s)[:, 0] for s in steps]  # B x (T_b,)
         if self.nar is None:
             return [f[:, None] for f in first]
-        codes, lens = _pad_rows(first)  # (B, T)
+        codes, lens = pad_rows(first)  # (B, T)
         inputs = SynthesisInputs(
             text_tokens, text_lens, prompt_codes, prompt_lens, language, prompt_text_lens
         )
