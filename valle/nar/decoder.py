@@ -195,9 +195,14 @@ class NARDecoder(nn.Module):
             split.target_codes,
             split.target_lens,
             stage,
-            batch.get(B_.LANGUAGE),
+            self.batch_language(batch),
         )
         return masked_token_loss(logits, split.target_codes[..., stage], split.target_mask())
+
+    def batch_language(self, batch: Mapping[str, Any]) -> Any:
+        """What :meth:`forward` takes as ``language`` for a training batch (per utterance
+        here; a subclass may read per-token ids instead)."""
+        return batch.get(B_.LANGUAGE)
 
     # ------------------------------------------------------------------ inference
 

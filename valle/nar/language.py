@@ -21,10 +21,8 @@ import torch
 from torch import Tensor
 
 from valle.ar.generate import Sampler
-from valle.data import batch as B_
 from valle.data.batch import SynthesisInputs
 from valle.modules.language import LanguageIds, as_language_ids
-from valle.modules.metrics import masked_token_loss
 from valle.nar.decoder import NARDecoder
 
 __all__ = ["LanguageNARDecoder"]
@@ -63,27 +61,9 @@ class LanguageNARDecoder(NARDecoder):
             stage, ids, cond,  # type: ignore[arg-type]
         )  # fmt: skip
 
-    def loss(
-        self,
-        batch: Mapping[str, Any],
-        generator: torch.Generator | None = None,
-        stage: int | None = None,
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        """:meth:`NARDecoder.loss` with the batch's language ids (per text token)."""
-        split = self.prompt(batch, generator)
-        if stage is None:
-            stage = int(torch.randint(1, self.num_codebooks, (1,), generator=generator))
-        logits = self(
-            batch[B_.TEXT_TOKENS],
-            batch[B_.TEXT_LENS],
-            split.prompt_codes,
-            split.prompt_lens,
-            split.target_codes,
-            split.target_lens,
-            stage,
-            LanguageIds.from_batch(batch),
-        )
-        return masked_token_loss(logits, split.target_codes[..., stage], split.target_mask())
+    def batch_language(self, batch: Mapping[str, Any]) -> LanguageIds:
+        """The batch's language ids per text token (what :meth:`forward` reads)."""
+        return LanguageIds.from_batch(batch)
 
     @torch.no_grad()
     def generate(  # type: ignore[override]
