@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from valle.ar.builders import build_ar_decoder
 from valle.ar.config import ARConfig
 from valle.ar.decoder import ARDecoder
 from valle.ar.generate import generate_ar
@@ -50,7 +51,7 @@ from valle.config import ConfigError, VocabConfig, opt, register_kind
 from valle.data import batch as B_
 from valle.modules.metrics import masked_token_loss
 from valle.modules.positions import NO_ALIGN, SegmentPositions
-from valle.modules.transformer import KVCache, TransformerStack
+from valle.modules.transformer import KVCache
 from valle.sampling.base import TokenSampler, check_logit_values
 
 __all__ = [
@@ -610,18 +611,6 @@ def build_pointer_decoder(cfg: ARConfig, vocab: VocabConfig) -> PointerARDecoder
         raise ConfigError("the phoneme-aligned AR needs ar.head.kind and ar.stop.kind: pointer")
     if cfg.alignment_prior is not None:
         raise ConfigError("ar.alignment_prior is not used by the phoneme-aligned AR; set null")
-    b = cfg.backbone
-    layout = cfg.layout.build(vocab.codebook_size)
-    embedding = layout.embedding(b.d_model)
-    return PointerARDecoder(
-        text_vocab_size=vocab.text_vocab_size,
-        backbone=TransformerStack(b.num_layers, b.d_model, b.num_heads, b.ffn_dim, b.dropout),
-        mask=cfg.mask.build(),
-        layout=layout,
-        audio_embedding=embedding,
-        head=cfg.head.build(b.d_model, layout, embedding),
-        stop=cfg.stop.build(layout),
-        dropout=b.dropout,
-        max_len_ratio=cfg.max_len_ratio,
-        default_sampler=cfg.sampler.build(),
-    )
+    decoder = build_ar_decoder(cfg, vocab, PointerARDecoder)
+    assert isinstance(decoder, PointerARDecoder)
+    return decoder

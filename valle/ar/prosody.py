@@ -43,6 +43,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from valle.ar.builders import build_ar_decoder
 from valle.ar.config import ARConfig
 from valle.ar.decoder import ARDecoder
 from valle.ar.generate import generate_ar
@@ -54,7 +55,7 @@ from valle.data import batch as B_
 from valle.modules.embedding import SinusoidalPositionalEncoding, TokenEmbedding
 from valle.modules.metrics import masked_token_loss
 from valle.modules.positions import PROSODY, SegmentPositions
-from valle.modules.transformer import KVCache, TransformerStack
+from valle.modules.transformer import KVCache
 from valle.sampling.base import TokenSampler
 from valle.sampling.factory import SampleConfig, SamplerConfig
 
@@ -601,21 +602,13 @@ def build_prosody_decoder(
         )
     if cfg.alignment_prior is not None:
         raise ConfigError("ar.alignment_prior is not used with the prosody chain of thought")
-    b = cfg.backbone
-    layout = cfg.layout.build(vocab.codebook_size)
-    embedding = layout.embedding(b.d_model)
-    return ProsodyARDecoder(
+    decoder = build_ar_decoder(
+        cfg,
+        vocab,
+        ProsodyARDecoder,
         pitch_buckets=prosody.pitch_buckets,
         max_duration=prosody.max_duration,
         prosody_sampler=prosody.sampler.build(),
-        text_vocab_size=vocab.text_vocab_size,
-        backbone=TransformerStack(b.num_layers, b.d_model, b.num_heads, b.ffn_dim, b.dropout),
-        mask=cfg.mask.build(),
-        layout=layout,
-        audio_embedding=embedding,
-        head=cfg.head.build(b.d_model, layout, embedding),
-        stop=cfg.stop.build(layout),
-        dropout=b.dropout,
-        max_len_ratio=cfg.max_len_ratio,
-        default_sampler=cfg.sampler.build(),
     )
+    assert isinstance(decoder, ProsodyARDecoder)
+    return decoder
