@@ -498,15 +498,8 @@ def run_resynth(args: argparse.Namespace) -> int:
     from valle.eval.resynth import resynthesize
 
     cuts = _load_cuts(args.cuts)
-    options = {}
-    if args.bandwidth is not None:
-        if args.codec != "encodec":
-            raise SystemExit(
-                f"valle-bench resynth: --bandwidth applies to encodec, not {args.codec}"
-            )
-        options["bandwidth"] = args.bandwidth
-    elif args.codec == "encodec":
-        options["bandwidth"] = 6.0
+    # the codec's own defaults apply; a codec that takes no bandwidth refuses it clearly
+    options = {} if args.bandwidth is None else {"bandwidth": args.bandwidth}
     codec = load_codec(args.codec, args.codec_path, args.device, **options)
     out_dir = Path(args.out_dir)
     jobs: list[tuple[Path, Any, int]] = []
