@@ -82,10 +82,17 @@ class TransformerConfig:
     d_model: int = opt(1024, "model width (channels)")
     ffn_dim: int = opt(4096, "feed-forward hidden width (channels)")
     dropout: float = opt(0.1, "dropout probability in [0, 1)")
+    attention_dropout: float | None = opt(
+        None,
+        "dropout on the attention weights in [0, 1); null: the same as dropout. On the CPU a "
+        "value > 0 keeps training off SDPA's fused kernel ((B, H, L, K) tensors per layer)",
+    )
 
     def __post_init__(self) -> None:
         if self.num_layers < 1 or self.num_heads < 1 or self.d_model < 1 or self.ffn_dim < 1:
             raise ConfigError(f"transformer sizes must be positive, got {self}")
+        if self.attention_dropout is not None and not 0.0 <= self.attention_dropout < 1.0:
+            raise ConfigError(f"attention_dropout must be in [0, 1), got {self.attention_dropout}")
         if self.d_model % self.num_heads:
             raise ConfigError(
                 f"d_model={self.d_model} is not divisible by num_heads={self.num_heads}; "

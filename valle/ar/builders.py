@@ -29,7 +29,7 @@ def build_ar_decoder(
     embedding = layout.embedding(b.d_model)
     return decoder_class(
         text_vocab_size=vocab.text_vocab_size,
-        backbone=TransformerStack(b.num_layers, b.d_model, b.num_heads, b.ffn_dim, b.dropout),
+        backbone=TransformerStack.from_config(b),
         mask=cfg.mask.build(),
         layout=layout,
         audio_embedding=embedding,

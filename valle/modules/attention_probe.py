@@ -36,7 +36,7 @@ def attention_probabilities(
     """Attention weights (B, H, L', K) of ``attn`` (a ``MultiHeadAttention``) for its input.
 
     ``x`` (B, L, D) is the module's input (the normed hidden states), ``mask`` (B, L, K) bool
-    (True = may attend) or None. ``queries`` (optional) keeps only those query rows (L' of
+    (True = may attend), its additive (B, 1, L, K) float form, or None. ``queries`` (optional) keeps only those query rows (L' of
     them; every key is still used, so each row sums to 1 as in the model). Rows without any
     allowed key are all zeros.
     """
@@ -49,6 +49,8 @@ def attention_probabilities(
     k = F.linear(x, w_k, b_k).view(B, L, H, E).transpose(1, 2)  # (B, H, K, E)
     scores = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(E)  # (B, H, L', K)
     if mask is not None:
+        if mask.dtype != torch.bool:  # the stack's additive (B, 1, L, K) form (attention_bias)
+            mask = mask[:, 0] > float("-inf")  # (B, L, K)
         m = mask if queries is None else mask[:, queries]  # (B, L', K)
         scores = scores.masked_fill(~m[:, None], float("-inf"))
     probs = torch.softmax(scores, dim=-1)

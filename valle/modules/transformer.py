@@ -5,15 +5,24 @@ Shape legend: B batch, L query positions, K key positions, D model width.
 Norms are pluggable (:mod:`valle.modules.norms`): a ``norm_factory(d_model)`` makes every
 norm of the stack, and each is called with the stack's ``cond`` (B, D) — ``None`` for plain
 LayerNorm, the stage embedding for AdaLN (VALL-E Sec 4.2.2).
+
+Training memory: the stack turns the mask into SDPA's form once per forward
+(:func:`~valle.modules.attention.attention_bias`), not once per layer; with ``checkpointing``
+set (``train.activation_checkpointing``) each layer's activations are recomputed in the
+backward pass instead of kept (``torch.utils.checkpoint``, non-reentrant, RNG state preserved:
+the same loss and gradients, dropout included, for about one more forward of compute).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
-from valle.modules.attention import KV, LayerKV, MultiHeadAttention
+from valle.modules.attention import KV, LayerKV, MultiHeadAttention, attention_bias
 from valle.modules.norms import LayerNorm
 from valle.modules.positions import SegmentPositions
 
@@ -98,7 +107,11 @@ class FeedForward(nn.Module):
 
 
 class TransformerLayer(nn.Module):
-    """``x + Attn(Norm(x)); x + FFN(Norm(x))`` (pre-norm)."""
+    """``x + Attn(Norm(x)); x + FFN(Norm(x))`` (pre-norm).
+
+    ``dropout`` acts on the residual branches and inside the FFN; ``attention_dropout`` on the
+    attention weights (None: the same as ``dropout``).
+    """
 
     def __init__(
         self,
@@ -107,10 +120,12 @@ class TransformerLayer(nn.Module):
         ffn_dim: int,
         dropout: float = 0.0,
         norm_factory: NormFactory = LayerNorm,
+        attention_dropout: float | None = None,
     ) -> None:
         super().__init__()
         self.norm1 = norm_factory(d_model)
-        self.attn = MultiHeadAttention(d_model, num_heads, dropout)
+        attn_p = dropout if attention_dropout is None else attention_dropout
+        self.attn = MultiHeadAttention(d_model, num_heads, attn_p)
         self.norm2 = norm_factory(d_model)
         self.ffn = FeedForward(d_model, ffn_dim, dropout)
         self.dropout = nn.Dropout(dropout)
@@ -127,7 +142,11 @@ class TransformerLayer(nn.Module):
 
 
 class TransformerStack(nn.Module):
-    """``num_layers`` pre-norm layers and a final norm."""
+    """``num_layers`` pre-norm layers and a final norm.
+
+    ``checkpointing`` (an attribute, off by default; a training-time choice that changes no
+    weight and no output) recomputes each layer's activations in the backward pass.
+    """
 
     def __init__(
         self,
@@ -137,14 +156,29 @@ class TransformerStack(nn.Module):
         ffn_dim: int,
         dropout: float = 0.0,
         norm_factory: NormFactory = LayerNorm,
+        attention_dropout: float | None = None,
     ) -> None:
         super().__init__()
         self.d_model = d_model
+        self.checkpointing = False
         self.layers = nn.ModuleList(
-            TransformerLayer(d_model, num_heads, ffn_dim, dropout, norm_factory)
+            TransformerLayer(d_model, num_heads, ffn_dim, dropout, norm_factory, attention_dropout)
             for _ in range(num_layers)
         )
         self.final_norm = norm_factory(d_model)
+
+    @classmethod
+    def from_config(cls, cfg: Any, norm_factory: NormFactory = LayerNorm) -> TransformerStack:
+        """The stack a :class:`~valle.config.TransformerConfig` describes."""
+        return cls(
+            cfg.num_layers,
+            cfg.d_model,
+            cfg.num_heads,
+            cfg.ffn_dim,
+            cfg.dropout,
+            norm_factory,
+            getattr(cfg, "attention_dropout", None),
+        )
 
     def forward(
         self,
@@ -158,6 +192,12 @@ class TransformerStack(nn.Module):
         With a ``cache`` the new keys/values are written into it (the caller keeps
         ``cache.positions`` in step).
         """
+        bias = attention_bias(mask, x.dtype)  # (B, 1, L, K) float or None, once for all layers
+        recompute = self.checkpointing and cache is None and self.training
+        recompute = recompute and torch.is_grad_enabled()
         for i, layer in enumerate(self.layers):
-            x = layer(x, mask, None if cache is None else cache.layer(i), cond)
+            if recompute:
+                x = checkpoint(layer, x, bias, None, cond, use_reentrant=False)
+            else:
+                x = layer(x, bias, None if cache is None else cache.layer(i), cond)
         return self.final_norm(x, cond)

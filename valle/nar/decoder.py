@@ -114,9 +114,7 @@ class NARDecoder(nn.Module):
             text_vocab_size=vocab.text_vocab_size,
             codebook_size=vocab.codebook_size,
             num_codebooks=vocab.num_codebooks,
-            backbone=TransformerStack(
-                b.num_layers, b.d_model, b.num_heads, b.ffn_dim, b.dropout, stage_cls.norm_factory
-            ),
+            backbone=TransformerStack.from_config(b, stage_cls.norm_factory),
             stage=stage_cls(vocab.num_codebooks, b.d_model),
             prompt=cfg.prompt.build(),
             dropout=b.dropout,

@@ -88,6 +88,11 @@ class TrainConfig:
     min_lr_ratio: float = opt(0.0, "final lr / peak lr for cosine and linear decay, in [0, 1]")
     max_steps: int = opt(10000, "length of the run (optimizer steps)")
     precision: str = opt("32", "numeric precision: 32 | bf16-mixed | 16-mixed")
+    activation_checkpointing: bool = opt(
+        False,
+        "recompute each transformer layer's activations in the backward pass (less memory, "
+        "about one more forward of compute; same loss and gradients): true | false",
+    )
     grad_clip: float = opt(1.0, "max global L2 norm of the gradients; 0 disables clipping")
     max_duration: float = opt(100.0, "target audio per batch per device (seconds)")
     num_buckets: int = opt(10, "duration buckets of the dynamic bucketing sampler (count)")

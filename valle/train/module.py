@@ -99,6 +99,31 @@ def freeze_untrained_parts(model: nn.Module, stages: tuple[str, ...]) -> list[st
     return frozen
 
 
+def set_activation_checkpointing(model: nn.Module, on: bool) -> int:
+    """Turn per-layer activation checkpointing of every transformer stack in ``model`` on or
+    off (:class:`~valle.modules.transformer.TransformerStack`); returns how many stacks."""
+    from valle.modules.transformer import TransformerStack
+
+    stacks = [m for m in model.modules() if isinstance(m, TransformerStack)]
+    for stack in stacks:
+        stack.checkpointing = on
+    return len(stacks)
+
+
+def _filled_model_config(saved: Any, model: nn.Module) -> Any:
+    """A checkpoint's model config with the fields added since it was written at their
+    defaults, so that resuming an older run is not refused for a key it never had."""
+    from valle.config import ConfigError, from_dict, to_dict
+
+    config = getattr(model, "config", None)
+    if config is None or not isinstance(saved, Mapping):
+        return saved
+    try:
+        return to_dict(from_dict(type(config), saved))
+    except ConfigError:
+        return saved
+
+
 class TrainingModule(L.LightningModule):
     """Trains ``model`` on the stages of ``train_cfg`` (``("ar",)``, ``("nar",)`` or both).
 
@@ -133,6 +158,7 @@ class TrainingModule(L.LightningModule):
         self.valle_config: dict[str, Any] = dict(valle_config or {})
         self.checkpoint_extras: dict[str, Any] = dict(checkpoint_extras or {})
         self.frozen = freeze_untrained_parts(model, train_cfg.stages)
+        set_activation_checkpointing(model, train_cfg.activation_checkpointing)
         clash = {CONFIG_KEY, RNG_KEY, "state_dict"} & set(self.checkpoint_extras)
         if clash:
             raise ValueError(f"checkpoint_extras may not use the reserved keys {sorted(clash)}")
@@ -219,7 +245,8 @@ class TrainingModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get(CONFIG_KEY)
         if saved is not None and self.valle_config:
-            diff = config_mismatch(saved.get("model"), self.valle_config.get("model"))
+            old = _filled_model_config(saved.get("model"), self.model)
+            diff = config_mismatch(old, self.valle_config.get("model"))
             if diff:
                 raise CheckpointMismatchError(
                     "the checkpoint was trained with a different model config "
