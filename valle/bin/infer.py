@@ -138,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="longer text is spoken in chunks of at most this many phonemes (bounds memory)",
     )
     p.add_argument("--chunk-pause", type=float, default=0.25, help="silence between chunks (s)")
+    p.add_argument(
+        "--quantize",
+        choices=("none", "int8", "bf16"),
+        default="none",
+        help="model weights at inference: none (float32), int8 (CPU; every linear layer) or "
+        "bf16; the codec is unchanged",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -373,6 +380,7 @@ def run(args: argparse.Namespace) -> int:
         chunk_pause=args.chunk_pause,
         speed=args.speed,
         pitch_scale=args.pitch_scale,
+        quantize=args.quantize,
     )
     start = time.perf_counter()
     generator = torch.Generator(device=synth.device).manual_seed(args.seed)

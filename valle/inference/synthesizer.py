@@ -40,6 +40,7 @@ from valle.inference.codec_spec import (
     resolve_codec_path,
 )
 from valle.inference.prompt import PromptAudio, PromptTrim, load_prompt, trim_prompt
+from valle.inference.quantize import quantize_model
 from valle.sampling import TokenSampler
 from valle.text import SymbolTable, UnknownSymbolError, language_id, tokenize_text
 from valle.text.language_tags import (
@@ -156,6 +157,9 @@ class Synthesizer:
             ``speed``, e.g. VALL-E R): 0.8 slower, 1.25 faster; None: the model's own rate.
         pitch_scale: F0 factor for a model whose ``generate`` takes ``pitch_scale`` (RALL-E's
             pitch tokens): 1.2 higher, 0.8 lower; None: the model's own pitch.
+        quantize: weight precision of the model at inference (:mod:`valle.inference.quantize`):
+            None or ``"none"`` (float32), ``"int8"`` (CPU: int8 weights of every linear layer),
+            ``"bf16"``; the codec is left as it is.
     """
 
     def __init__(
@@ -172,6 +176,7 @@ class Synthesizer:
         chunk_pause: float = CHUNK_PAUSE,
         speed: float | None = None,
         pitch_scale: float | None = None,
+        quantize: str | None = None,
     ) -> None:
         if speed is not None:
             if not speed > 0:
@@ -198,7 +203,7 @@ class Synthesizer:
         self.max_text_tokens = max_text_tokens
         self.chunk_pause = chunk_pause
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.model = quantize_model(model.to(self.device), quantize)
         self.symbols = symbols
         self.codec = codec
         self.sampler = sampler

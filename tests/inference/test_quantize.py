@@ -1,0 +1,84 @@
+"""Weight-only int8 / bf16 inference (valle.inference.quantize) keeps shapes and logits.
+
+Tolerance (random tiny weights; a trained model's logits are sharper): the teacher-forced
+softmax of the quantized AR and NAR stays within a total-variation distance of 0.05 of the
+float32 one at every position, and the largest logit error is under 5 % of the largest
+float32 logit. Greedy choices agree at >= 95 % of the positions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+from valle.inference import Synthesizer
+from valle.inference.quantize import quantize_model
+from valle.testing.model import dummy_batch, generate_from, synthesis_inputs, tiny_config, tiny_model
+
+KW = {"d_model": 64, "num_heads": 4, "ffn_dim": 128}
+TV_MAX = 0.05  # total variation between softmaxes
+REL_LOGIT_MAX = 0.05  # max |logit error| / max |fp32 logit|
+
+
+def _logits(model: torch.nn.Module, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        ar = model.ar(  # type: ignore[operator,union-attr]
+            batch["text_tokens"], batch["text_lens"], batch["audio_codes"][..., 0],
+            batch["audio_lens"],
+        )  # fmt: skip
+        nar = model.nar(  # type: ignore[operator,union-attr]
+            batch["text_tokens"], batch["text_lens"], batch["prompt_codes"], batch["prompt_lens"],
+            batch["audio_codes"], batch["audio_lens"], 2,
+        )  # fmt: skip
+    return ar.float(), nar.float()
+
+
+def _close(ref: torch.Tensor, out: torch.Tensor, lens: torch.Tensor) -> None:
+    valid = torch.arange(ref.shape[1])[None] < lens[:, None]  # (B, T)
+    ref, out = ref[valid], out[valid]  # (N, V)
+    tv = 0.5 * (ref.softmax(-1) - out.softmax(-1)).abs().sum(-1)
+    assert tv.max() <= TV_MAX, tv.max()
+    assert (out - ref).abs().max() <= REL_LOGIT_MAX * ref.abs().max()
+    assert (out.argmax(-1) == ref.argmax(-1)).float().mean() >= 0.95
+
+
+@pytest.mark.parametrize("mode", ["int8", "bf16"])
+def test_quantized_logits_stay_close_to_float32(mode: str) -> None:
+    cfg = tiny_config(**KW)
+    batch = dummy_batch(cfg, 3, seed=1)
+    ref_ar, ref_nar = _logits(tiny_model(seed=0, **KW), batch)
+    q = quantize_model(tiny_model(seed=0, **KW), mode)
+    out_ar, out_nar = _logits(q, batch)
+    if mode == "int8":
+        assert any(isinstance(m, DynamicLinear) for m in q.ar.modules())  # type: ignore[union-attr]
+        assert any(isinstance(m, DynamicLinear) for m in q.nar.modules())  # type: ignore[union-attr]
+    assert not torch.equal(out_ar, ref_ar)  # it did change the arithmetic
+    _close(ref_ar, out_ar, batch["audio_lens"])
+    _close(ref_nar, out_nar, batch["audio_lens"])
+
+
+@pytest.mark.parametrize("mode", ["int8", "bf16"])
+def test_quantized_model_generates_codes_of_the_right_shape(mode: str) -> None:
+    cfg = tiny_config(**KW)
+    batch = dummy_batch(cfg, 2, seed=3)
+    q = quantize_model(tiny_model(seed=0, **KW), mode)
+    out = generate_from(q, synthesis_inputs(batch))
+    assert len(out) == 2
+    for codes in out:
+        assert codes.dtype == torch.long and codes.ndim == 2
+        assert codes.shape[1] == cfg.vocab.num_codebooks and codes.shape[0] >= 1
+        assert 0 <= int(codes.min()) and int(codes.max()) < cfg.vocab.codebook_size
+
+
+def test_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="int8"):
+        quantize_model(tiny_model(), "int4")
+
+
+def test_synthesizer_quantize_option_makes_a_wave(setup) -> None:
+    synth = Synthesizer.from_checkpoint(setup.checkpoint, quantize="int8")
+    assert any(isinstance(m, DynamicLinear) for m in synth.model.modules())
+    wave, sr = synth.synthesize("She sells sea shells.", setup.prompt_wav, "The quick brown fox.")
+    assert sr == 16000 and wave.ndim == 1 and np.isfinite(wave).all()
