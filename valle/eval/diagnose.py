@@ -22,6 +22,26 @@ Measured on a set of utterances (dev cuts) with the model in eval mode, all dete
   ``prompt_seconds`` of the utterance (codes), text = its full transcript; the AR (its
   configured default sampler unless one is given, with a seeded generator) continues the
   prompt and the length it generates is divided by the reference's remaining length.
+
+What a model's AR is decides how these are measured: a small per-kind object chosen from the
+model (:func:`ar_diagnostics_for`, by the AR's layout) does the teacher-forced pass, its
+summary blocks and the free-running generation. :class:`CodeARDiagnostics` measures a
+discrete-code AR as above (blocks ``ar`` and ``stop``); :class:`MelARDiagnostics` a
+continuous mel AR (MELLE; :mod:`valle.eval.mel_teacher_forcing`), on ``batch["mel"]``:
+
+- block ``mel``: ``loss`` / ``loss_other_text`` = MELLE's regression loss of ``y'`` (L1 +
+  squared L2 per frame, summed over the F bins, averaged over the scored mel frames; mean
+  latent, no pre-net dropout), ``text_gap`` = other minus own (same pairing as above),
+  ``persistence_loss`` = the same loss of "repeat the previous ground-truth frame",
+  ``frames`` = scored frames;
+- block ``stop``: ``flag_error_frames_mean`` (first teacher-forced step whose stop
+  probability exceeds the StopFlag ``threshold`` minus the true last step, x r frames),
+  ``flag_abs_error_frames_mean``, ``flag_exact``, ``flag_missed``, ``threshold``;
+- ``attention`` as above (audio queries = the AR's mel step inputs ``[BOS, s_1 ..]``);
+- ``free_running``: the continuation protocol on mel frames (prompt = the first
+  ``prompt_seconds`` of mel frames, whole steps) through the model's own ``generate``
+  (``prompt_mel``; its post-net and its pre-net dropout drawn from the seeded generator),
+  lengths in mel frames. The frame rate is the mel's (sample rate / hop).
 """
 
 from __future__ import annotations
@@ -30,7 +50,7 @@ import logging
 import math
 import os
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +66,12 @@ from valle.eval.attention_maps import (
     alignment_scores,
     ar_text_attention,
     mean_scores,
+)
+from valle.eval.mel_teacher_forcing import (
+    RegressionTally,
+    deterministic_prenet,
+    mel_targets,
+    mel_teacher_forced,
 )
 from valle.eval.teacher_forcing import (
     TokenTally,
@@ -66,7 +92,11 @@ __all__ = [
     "with_texts",
     "batch_texts",
     "DiagnosticsAccumulator",
+    "CodeARDiagnostics",
+    "MelARDiagnostics",
+    "ar_diagnostics_for",
     "free_running_lengths",
+    "free_running_mel_lengths",
     "length_summary",
     "diagnose",
     "flat_scalars",
@@ -81,26 +111,32 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Utterance:
-    """One scored utterance: phoneme ids (S,), codes (T, Q), language id."""
+    """One scored utterance: phoneme ids (S,), codes (T, Q), language id, and for a mel
+    model its log-mel frames (T_mel, F) (its codes may then be empty, (0, Q))."""
 
     id: str
     text: Tensor
     codes: Tensor
     language: int = 0
+    mel: Tensor | None = None
 
 
 def utterances_from_cuts(
-    cuts: Iterable[Any], symbols: Any, max_cuts: int | None = None
+    cuts: Iterable[Any],
+    symbols: Any,
+    max_cuts: int | None = None,
+    featurizers: Sequence[Any] = (),
 ) -> list[Utterance]:
     """Tokenized cuts (codes + phonemes, as training reads them) -> utterances.
 
-    ``max_cuts``: the first N cuts only.
+    ``max_cuts``: the first N cuts only. ``featurizers``: extra fields to compute (a mel
+    model's :class:`~valle.data.featurizers.MelFrames` fills ``Utterance.mel``).
     """
     from lhotse import CutSet
 
     from valle.data.dataset import SpeechTokenDataset
 
-    dataset = SpeechTokenDataset(symbols)
+    dataset = SpeechTokenDataset(symbols, featurizers=featurizers)
     out: list[Utterance] = []
     for cut in cuts:
         if max_cuts is not None and len(out) >= max_cuts:
@@ -111,7 +147,13 @@ def utterances_from_cuts(
         if len(text) == 0 or codes.shape[0] == 0:
             logger.warning("skipping %s: no text or no codes", cut.id)
             continue
-        out.append(Utterance(cut.id, text, codes, int(batch[B_.LANGUAGE][0])))
+        mel = None
+        if B_.MEL in batch:
+            mel = batch[B_.MEL][0, : int(batch[B_.lens_key(B_.MEL)][0])]  # (T_mel, F)
+            if mel.shape[0] == 0:
+                logger.warning("skipping %s: no mel frames", cut.id)
+                continue
+        out.append(Utterance(cut.id, text, codes, int(batch[B_.LANGUAGE][0]), mel))
     return out
 
 
@@ -153,7 +195,8 @@ def collate(
     """A batch dict (:mod:`valle.data.batch`) of ``utts``; ``texts`` replaces their texts.
 
     With ``prompt_frames`` > 0 the batch carries ``prompt_codes``: each utterance's first
-    ``min(prompt_frames, T - 1)`` frames (for NAR prompt policies that read them).
+    ``min(prompt_frames, T - 1)`` frames (for NAR prompt policies that read them). When every
+    utterance has mel frames the batch carries ``mel`` (B, T_mel, F) and ``mel_lens``.
     """
     text_rows = list(texts) if texts is not None else [u.text for u in utts]
     text_tokens, text_lens = _pad(text_rows)
@@ -172,6 +215,8 @@ def collate(
         batch[B_.PROMPT_CODES], batch[B_.PROMPT_LENS] = _pad(prompts)
         # the prompt is each target's own prefix: policies leave those frames out of the loss
         batch[PROMPT_START] = torch.zeros(len(utts), dtype=torch.long)
+    if utts and all(u.mel is not None for u in utts):
+        batch[B_.MEL], batch[B_.lens_key(B_.MEL)] = _pad([u.mel for u in utts])  # type: ignore[misc]
     return batch
 
 
@@ -192,6 +237,184 @@ def _to(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
 
+# --------------------------------------------------------------------------- per AR kind
+
+
+class CodeARDiagnostics:
+    """Teacher-forced figures of a discrete-code AR (VALL-E, VALL-E X, VALL-E 2's groups):
+    cross entropy, accuracy beside "repeat the previous code", EOS position
+    (:mod:`valle.eval.teacher_forcing`); summary blocks ``ar`` and ``stop``."""
+
+    def __init__(self, model: nn.Module, ar: Any) -> None:
+        self.model = model
+        self.ar = ar
+        self.true = TokenTally()
+        self.paired = TokenTally()  # own text, rows with a partner
+        self.other = TokenTally()
+        self.eos_errors: list[int] = []
+        self.eos_missed = 0
+
+    # facts about the data the AR reads
+    def featurizers(self) -> tuple[Any, ...]:
+        """Extra per-cut fields the AR needs (none: codes and phonemes)."""
+        return ()
+
+    def frame_rate(self, cut: Any) -> float:
+        """Frames per second of the AR's frames (the cut's codes)."""
+        from valle.data.prompt import frame_rate_of
+
+        return frame_rate_of(cut)
+
+    def length(self, utt: Utterance) -> int:
+        return int(utt.codes.shape[0])
+
+    @property
+    def count(self) -> int:
+        return self.true.count
+
+    def add(self, batch: dict[str, Any], other_texts: Sequence[Tensor] | None) -> list[Tensor]:
+        """Score one batch; returns the per-item attention maps (Y, N_b+1, S_b)."""
+        ar = self.ar
+        audio_in, in_lens, _, _ = ar_targets(ar, batch)
+        logits, maps = ar_text_attention(ar, batch, audio_in, in_lens)
+        for item in ar_teacher_forced(ar, batch, logits):
+            self.true.add(item.tally)
+            if other_texts is not None:
+                self.paired.add(item.tally)
+            self.eos_errors.append(item.eos_error_frames)
+            self.eos_missed += int(item.eos_missed)
+        if other_texts is not None:
+            for item in ar_teacher_forced(ar, with_texts(batch, other_texts)):
+                self.other.add(item.tally)
+        return maps
+
+    def summary(self) -> dict[str, Any]:
+        t, o, p = self.true, self.other, self.paired
+        ar: dict[str, Any] = {
+            "loss": t.loss,
+            "acc": t.acc,
+            "persistence_acc": t.baseline_acc,
+            "targets": t.count,
+        }
+        if o.count:
+            ar.update(
+                {
+                    "loss_other_text": o.loss,
+                    "acc_other_text": o.acc,
+                    "text_gap": o.loss - p.loss,
+                }
+            )
+        errs = self.eos_errors
+        stop = {
+            "eos_error_frames_mean": sum(errs) / len(errs),
+            "eos_abs_error_frames_mean": sum(abs(e) for e in errs) / len(errs),
+            "eos_exact": sum(e == 0 for e in errs) / len(errs),
+            "eos_missed": self.eos_missed / len(errs),
+        }
+        return {"ar": ar, "stop": stop}
+
+    def free_running(
+        self, utts: Sequence[Utterance], frame_rate: float, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        return free_running_lengths(self.ar, utts, frame_rate, **kwargs)
+
+
+class MelARDiagnostics:
+    """Teacher-forced figures of a continuous mel AR (MELLE): regression loss of ``y'``
+    (mean latent, no pre-net dropout) beside "repeat the previous frame", stop-flag position
+    (:mod:`valle.eval.mel_teacher_forcing`); summary blocks ``mel`` and ``stop`` (see the
+    module docstring). The model must have ``config.mel`` and ``generate(..., prompt_mel=)``
+    (:class:`valle.variants.melle.Melle`)."""
+
+    def __init__(self, model: nn.Module, ar: Any) -> None:
+        self.model = model
+        self.ar = ar
+        self.threshold = float(getattr(ar.stop, "threshold", 0.5))
+        self.true = RegressionTally()
+        self.paired = RegressionTally()
+        self.other = RegressionTally()
+        self.stop_errors: list[int] = []
+        self.stop_missed = 0
+
+    def featurizers(self) -> tuple[Any, ...]:
+        """The model's own data request (its :class:`~valle.data.featurizers.MelFrames`)."""
+        from valle.registry import data_request
+
+        return tuple(data_request(self.model.config).featurizers)  # type: ignore[arg-type]
+
+    def frame_rate(self, cut: Any) -> float:
+        """Mel frames per second (sample rate / hop) of the model's mel settings."""
+        return float(self.model.config.mel.mel_config().frame_rate)  # type: ignore[union-attr, operator]
+
+    def length(self, utt: Utterance) -> int:
+        if utt.mel is None:
+            raise ValueError(f"utterance {utt.id} has no mel frames (a mel AR reads them)")
+        return int(utt.mel.shape[0])
+
+    @property
+    def count(self) -> int:
+        return self.true.count
+
+    def add(self, batch: dict[str, Any], other_texts: Sequence[Tensor] | None) -> list[Tensor]:
+        """Score one batch; returns the per-item attention maps (Y, N_b, S_b)."""
+        ar = self.ar
+        audio_in, lens, _, _ = mel_targets(ar, batch)
+        with deterministic_prenet(ar):
+            out, maps = ar_text_attention(ar, batch, audio_in, lens)
+            for item in mel_teacher_forced(ar, batch, out, self.threshold):
+                self.true.add(item.tally)
+                if other_texts is not None:
+                    self.paired.add(item.tally)
+                self.stop_errors.append(item.stop_error_frames)
+                self.stop_missed += int(item.stop_missed)
+            if other_texts is not None:
+                other = with_texts(batch, other_texts)
+                for item in mel_teacher_forced(ar, other, threshold=self.threshold):
+                    self.other.add(item.tally)
+        return maps
+
+    def summary(self) -> dict[str, Any]:
+        t, o, p = self.true, self.other, self.paired
+        mel: dict[str, Any] = {
+            "loss": t.loss,
+            "persistence_loss": t.baseline_loss,
+            "frames": t.count,
+        }
+        if o.count:
+            mel.update({"loss_other_text": o.loss, "text_gap": o.loss - p.loss})
+        errs = self.stop_errors
+        stop = {
+            "flag_error_frames_mean": sum(errs) / len(errs),
+            "flag_abs_error_frames_mean": sum(abs(e) for e in errs) / len(errs),
+            "flag_exact": sum(e == 0 for e in errs) / len(errs),
+            "flag_missed": self.stop_missed / len(errs),
+            "threshold": self.threshold,
+        }
+        return {"mel": mel, "stop": stop}
+
+    def free_running(
+        self, utts: Sequence[Utterance], frame_rate: float, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        return free_running_mel_lengths(self.model, utts, frame_rate, **kwargs)
+
+
+ARDiagnostics = CodeARDiagnostics | MelARDiagnostics
+
+
+def ar_diagnostics_for(model: nn.Module, ar: Any | None = None) -> ARDiagnostics:
+    """The per-kind diagnostics of ``model``'s AR (``ar``: default ``model.ar``): chosen by
+    the AR's layout: continuous mel frames -> :class:`MelARDiagnostics`, else codes ->
+    :class:`CodeARDiagnostics`."""
+    from valle.ar.latent import MelFrameLayout
+
+    ar = getattr(model, "ar", None) if ar is None else ar
+    if ar is None:
+        raise ValueError(f"{type(model).__name__} has no AR to diagnose")
+    if isinstance(getattr(ar, "layout", None), MelFrameLayout):
+        return MelARDiagnostics(model, ar)
+    return CodeARDiagnostics(model, ar)
+
+
 # --------------------------------------------------------------------------- teacher forcing
 
 
@@ -200,7 +423,9 @@ class DiagnosticsAccumulator:
     """Sums the teacher-forced diagnostics over batches; :meth:`summary` gives the figures.
 
     Args:
-        model: a model with ``ar`` and/or ``nar`` parts (e.g. :class:`valle.variants.valle.Valle`).
+        model: a model with ``ar`` and/or ``nar`` parts (e.g. :class:`valle.variants.valle.Valle`,
+            :class:`valle.variants.melle.Melle`); the AR is measured by
+            :func:`ar_diagnostics_for`'s kind (``ar_kind``).
         stages: which parts to measure (those the model has).
         seed: seeds the NAR prompt policy's draws.
         tolerance, band: attention score settings (:mod:`valle.eval.attention_maps`).
@@ -213,11 +438,6 @@ class DiagnosticsAccumulator:
     tolerance: float = TOLERANCE
     band: float = BAND
     keep_maps: int = 1
-    ar_true: TokenTally = field(default_factory=TokenTally)
-    ar_paired: TokenTally = field(default_factory=TokenTally)  # own text, rows with a partner
-    ar_other: TokenTally = field(default_factory=TokenTally)
-    eos_errors: list[int] = field(default_factory=list)
-    eos_missed: int = 0
     layer_scores: list[list[AlignmentScores]] = field(default_factory=list)  # per layer
     nar: dict[int, TokenTally] = field(default_factory=dict)
     maps: list[tuple[str, Tensor, list[AlignmentScores]]] = field(default_factory=list)
@@ -226,6 +446,7 @@ class DiagnosticsAccumulator:
 
     def __post_init__(self) -> None:
         self.ar = getattr(self.model, "ar", None) if "ar" in self.stages else None
+        self.ar_kind = None if self.ar is None else ar_diagnostics_for(self.model, self.ar)
         self.nar_part = getattr(self.model, "nar", None) if "nar" in self.stages else None
         # the NAR prompt policies draw on the CPU and move the draws to the model
         self._generator = torch.Generator().manual_seed(self.seed)
@@ -257,24 +478,13 @@ class DiagnosticsAccumulator:
         logger.warning("learning diagnostics: %s skipped (%s: %s)", part, type(err).__name__, err)
         self.skipped[part] = f"{type(err).__name__}: {err}"
         if part == "ar":
-            self.ar = None
+            self.ar = self.ar_kind = None
         else:
             self.nar_part, self.nar = None, {}
 
     def _add_ar(self, batch: dict[str, Any], other_texts: Sequence[Tensor] | None) -> None:
-        ar = self.ar
-        assert ar is not None
-        audio_in, in_lens, _, _ = ar_targets(ar, batch)
-        logits, maps = ar_text_attention(ar, batch, audio_in, in_lens)
-        for item in ar_teacher_forced(ar, batch, logits):
-            self.ar_true.add(item.tally)
-            if other_texts is not None:
-                self.ar_paired.add(item.tally)
-            self.eos_errors.append(item.eos_error_frames)
-            self.eos_missed += int(item.eos_missed)
-        if other_texts is not None:
-            for item in ar_teacher_forced(ar, with_texts(batch, other_texts)):
-                self.ar_other.add(item.tally)
+        assert self.ar_kind is not None
+        maps = self.ar_kind.add(batch, other_texts)
         ids = batch.get(B_.CUT_IDS) or [str(b) for b in range(len(maps))]
         for uid, m in zip(ids, maps, strict=False):  # m: (Y, N+1, S); none without a probe
             scores = [alignment_scores(m[y], self.tolerance, self.band) for y in range(m.shape[0])]
@@ -290,30 +500,8 @@ class DiagnosticsAccumulator:
         out: dict[str, Any] = {"utterances": self.utterances}
         if self.skipped:
             out["skipped"] = dict(self.skipped)
-        if self.ar is not None and self.ar_true.count:
-            t, o, p = self.ar_true, self.ar_other, self.ar_paired
-            ar: dict[str, Any] = {
-                "loss": t.loss,
-                "acc": t.acc,
-                "persistence_acc": t.baseline_acc,
-                "targets": t.count,
-            }
-            if o.count:
-                ar.update(
-                    {
-                        "loss_other_text": o.loss,
-                        "acc_other_text": o.acc,
-                        "text_gap": o.loss - p.loss,
-                    }
-                )
-            out["ar"] = ar
-            errs = self.eos_errors
-            out["stop"] = {
-                "eos_error_frames_mean": sum(errs) / len(errs),
-                "eos_abs_error_frames_mean": sum(abs(e) for e in errs) / len(errs),
-                "eos_exact": sum(e == 0 for e in errs) / len(errs),
-                "eos_missed": self.eos_missed / len(errs),
-            }
+        if self.ar_kind is not None and self.ar_kind.count:
+            out.update(self.ar_kind.summary())
             layers = [mean_scores(s).to_dict() for s in self.layer_scores]
             if layers:
                 best = max(range(len(layers)), key=lambda y: layers[y]["diagonal_focus"])
@@ -332,6 +520,32 @@ class DiagnosticsAccumulator:
 def _prompt_frames(prompt_seconds: float, frame_rate: float, frames_per_step: int) -> int:
     p = int(round(prompt_seconds * frame_rate))
     return max(frames_per_step, (p // frames_per_step) * frames_per_step)
+
+
+def _continuations(
+    utts: Sequence[Utterance],
+    audio: Callable[[Utterance], Tensor],
+    P: int,
+    batch_size: int,
+    run: Callable[[list[Utterance], Tensor, Tensor, Tensor, Tensor], list[int]],
+) -> list[dict[str, Any]]:
+    """The continuation protocol's loop: utterances longer than ``P`` frames of ``audio(u)``
+    (T, ...), shortest first, in batches; ``run(chunk, text, text_lens, prompt, prompt_lens)``
+    gives the generated frames per row."""
+    usable = [u for u in utts if audio(u).shape[0] > P]
+    if len(usable) < len(utts):
+        logger.info("free running: %d utterances not longer than the %d-frame prompt skipped",
+                    len(utts) - len(usable), P)  # fmt: skip
+    order = sorted(range(len(usable)), key=lambda i: audio(usable[i]).shape[0])
+    rows: list[dict[str, Any]] = []
+    for start in range(0, len(order), batch_size):
+        chunk = [usable[i] for i in order[start : start + batch_size]]
+        text, text_lens = _pad([u.text for u in chunk])
+        prompt, prompt_lens = _pad([audio(u)[:P] for u in chunk])
+        generated = run(chunk, text, text_lens, prompt, prompt_lens)
+        for u, n in zip(chunk, generated, strict=True):
+            rows.append({"id": u.id, "generated": n, "reference": audio(u).shape[0] - P})
+    return rows
 
 
 @torch.no_grad()
@@ -354,17 +568,10 @@ def free_running_lengths(
     device = next(ar.parameters()).device
     per_step = int(ar.layout.frames_per_step)
     P = _prompt_frames(prompt_seconds, frame_rate, per_step)
-    usable = [u for u in utts if u.codes.shape[0] > P]
-    if len(usable) < len(utts):
-        logger.info("free running: %d utterances not longer than the %d-frame prompt skipped",
-                    len(utts) - len(usable), P)  # fmt: skip
-    order = sorted(range(len(usable)), key=lambda i: usable[i].codes.shape[0])
     generator = torch.Generator(device=device).manual_seed(seed)
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(order), batch_size):
-        chunk = [usable[i] for i in order[start : start + batch_size]]
-        text, text_lens = _pad([u.text for u in chunk])
-        prompt, prompt_lens = _pad([u.codes[:P] for u in chunk])
+
+    def run(chunk: list[Utterance], text: Tensor, text_lens: Tensor, prompt: Tensor,
+            prompt_lens: Tensor) -> list[int]:  # fmt: skip
         steps = ar.generate(
             text.to(device),
             text_lens.to(device),
@@ -375,10 +582,53 @@ def free_running_lengths(
             generator=generator,
             max_len_ratio=max_len_ratio,
         )
-        for u, s in zip(chunk, steps, strict=True):
-            frames = int(ar.layout.from_steps(s).shape[0])
-            rows.append({"id": u.id, "generated": frames, "reference": u.codes.shape[0] - P})
-    return rows
+        return [int(ar.layout.from_steps(s).shape[0]) for s in steps]
+
+    return _continuations(utts, lambda u: u.codes, P, batch_size, run)
+
+
+@torch.no_grad()
+def free_running_mel_lengths(
+    model: Any,
+    utts: Sequence[Utterance],
+    frame_rate: float,
+    *,
+    prompt_seconds: float = 3.0,
+    seed: int = 0,
+    batch_size: int = 8,
+    sampler: Any | None = None,
+    max_len_ratio: float | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`free_running_lengths` for a mel model (MELLE): prompt = the first
+    ``prompt_seconds`` of each utterance's mel frames (whole AR steps), continued by
+    ``model.generate(text, text_lens, prompt_mel=, prompt_mel_lens=, ...)``; lengths in mel
+    frames. ``sampler`` None: the model's default latent draw; the seeded generator also
+    draws the pre-net's inference dropout, as when the model speaks.
+    """
+    device = next(model.parameters()).device
+    P = _prompt_frames(prompt_seconds, frame_rate, int(model.ar.layout.frames_per_step))
+    generator = torch.Generator(device=device).manual_seed(seed)
+
+    def mel_of(u: Utterance) -> Tensor:
+        if u.mel is None:
+            raise ValueError(f"utterance {u.id} has no mel frames (a mel AR reads them)")
+        return u.mel
+
+    def run(chunk: list[Utterance], text: Tensor, text_lens: Tensor, prompt: Tensor,
+            prompt_lens: Tensor) -> list[int]:  # fmt: skip
+        frames = model.generate(
+            text.to(device),
+            text_lens.to(device),
+            prompt_mel=prompt.to(device),
+            prompt_mel_lens=prompt_lens.to(device),
+            language=torch.tensor([u.language for u in chunk], device=device),
+            sampler=sampler,
+            generator=generator,
+            max_len_ratio=max_len_ratio,
+        )  # B x (T_b, F)
+        return [int(f.shape[0]) for f in frames]
+
+    return _continuations(utts, mel_of, P, batch_size, run)
 
 
 def length_summary(rows: Sequence[Mapping[str, Any]], prompt_seconds: float) -> dict[str, Any]:
@@ -399,14 +649,18 @@ def length_summary(rows: Sequence[Mapping[str, Any]], prompt_seconds: float) -> 
 # --------------------------------------------------------------------------- the whole check
 
 
-def _length_batches(utts: Sequence[Utterance], max_frames: int) -> list[list[int]]:
-    """Indices grouped by code length so that a batch holds at most ``max_frames`` padded
-    frames (at least one utterance per batch)."""
-    order = sorted(range(len(utts)), key=lambda i: (utts[i].codes.shape[0], i))
+def _length_batches(
+    utts: Sequence[Utterance],
+    max_frames: int,
+    length: Callable[[Utterance], int] = lambda u: int(u.codes.shape[0]),
+) -> list[list[int]]:
+    """Indices grouped by ``length`` (default: code frames) so that a batch holds at most
+    ``max_frames`` padded frames (at least one utterance per batch)."""
+    order = sorted(range(len(utts)), key=lambda i: (length(utts[i]), i))
     batches: list[list[int]] = []
     cur: list[int] = []
     for i in order:
-        longest = max([utts[j].codes.shape[0] for j in cur] + [utts[i].codes.shape[0]])
+        longest = max([length(utts[j]) for j in cur] + [length(utts[i])])
         if cur and longest * (len(cur) + 1) > max_frames:
             batches.append(cur)
             cur = []
@@ -446,15 +700,17 @@ def diagnose(
             model, seed=seed, tolerance=tolerance, band=band, keep_maps=keep_maps
         )
         P = int(round(prompt_seconds * frame_rate))
-        for idx in _length_batches(utts, max_batch_frames):
+        kind = acc.ar_kind
+        length = kind.length if kind is not None else (lambda u: int(u.codes.shape[0]))
+        for idx in _length_batches(utts, max_batch_frames, length):
             chunk = [utts[i] for i in idx]
             acc.add(collate(chunk, prompt_frames=P), [utts[partner[i]].text for i in idx])
         summary = acc.summary()
-        ar = acc.ar  # None when the model has none or the teacher-forced pass did not fit it
-        if free_running and ar is not None:
+        kind = acc.ar_kind  # None: no AR, or its teacher-forced pass did not fit it
+        if free_running and kind is not None:
             try:
-                rows = free_running_lengths(
-                    ar, utts, frame_rate, prompt_seconds=prompt_seconds, seed=seed, sampler=sampler
+                rows = kind.free_running(
+                    utts, frame_rate, prompt_seconds=prompt_seconds, seed=seed, sampler=sampler
                 )
             except Exception as err:  # e.g. a generate loop that needs more inputs
                 logger.warning("free running skipped (%s: %s)", type(err).__name__, err)
@@ -513,8 +769,22 @@ def format_report(summary: Mapping[str, Any]) -> str:
             f"AR  acc {_f(ar['acc'])} (other text {_f(ar.get('acc_other_text'))}), "
             f"persistence baseline {_f(ar['persistence_acc'])}"
         )
+    mel = summary.get("mel")
+    if mel:
+        lines.append(
+            f"mel loss {_f(mel['loss'])} L1+L2 per frame (other text "
+            f"{_f(mel.get('loss_other_text'))}), text gap {_f(mel.get('text_gap'), '+.3f')}, "
+            f"persistence baseline {_f(mel['persistence_loss'])}"
+        )
     stop = summary.get("stop")
-    if stop:
+    if stop and "flag_error_frames_mean" in stop:
+        lines.append(
+            f"stop flag (p > {stop['threshold']:g}) teacher-forced error "
+            f"{_f(stop['flag_error_frames_mean'], '+.1f')} frames (|error| "
+            f"{_f(stop['flag_abs_error_frames_mean'], '.1f')}, exact {_f(stop['flag_exact'], '.2f')}"
+            f", never raised {_f(stop['flag_missed'], '.2f')})"
+        )
+    elif stop:
         lines.append(
             f"EOS teacher-forced error {_f(stop['eos_error_frames_mean'], '+.1f')} frames "
             f"(|error| {_f(stop['eos_abs_error_frames_mean'], '.1f')}, exact "
@@ -566,10 +836,11 @@ def diagnose_checkpoint(
     The symbol table is ``tokens`` when given, else the checkpoint's own; the frame rate is the
     cuts' code frame rate. ``language`` (e.g. ``"en"``) keeps the cuts whose first supervision
     is in that language; ``max_cuts`` then keeps the first N. ``kwargs`` go to :func:`diagnose`.
+    A mel model (MELLE) gets its mel frames from the cuts' audio (its own data request) and
+    its frame rate is the mel's.
     """
     from lhotse import CutSet
 
-    from valle.data.prompt import frame_rate_of
     from valle.text import SymbolTable
     from valle.train.checkpoint import build_model_from_checkpoint, checkpoint_extras_of
 
@@ -588,11 +859,19 @@ def diagnose_checkpoint(
         cut_set = CutSet.from_cuts(
             c for c in cut_set if c.supervisions and c.supervisions[0].language == language
         )
-    utts = utterances_from_cuts(cut_set, symbols, max_cuts)
+    kind = ar_diagnostics_for(model) if getattr(model, "ar", None) is not None else None
+    featurizers = kind.featurizers() if kind is not None else ()
+    utts = utterances_from_cuts(cut_set, symbols, max_cuts, featurizers)
     if len(utts) < 2:
         raise ValueError(f"{cuts} has {len(utts)} usable cuts (language {language}); need 2+")
     first = next(c for c in cut_set if c.id == utts[0].id)
-    summary, acc = diagnose(model, utts, frame_rate_of(first), **kwargs)
+    if kind is not None:
+        rate = kind.frame_rate(first)
+    else:
+        from valle.data.prompt import frame_rate_of
+
+        rate = frame_rate_of(first)
+    summary, acc = diagnose(model, utts, rate, **kwargs)
     summary["checkpoint"] = str(checkpoint)
     summary["cuts"] = str(cuts)
     summary["language"] = language

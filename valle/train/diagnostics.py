@@ -9,7 +9,10 @@ the row of the closest text length in the same batch), AR accuracy beside the pe
 baseline, teacher-forced EOS error, the audio->text attention scores per layer, and each NAR
 codebook's accuracy beside its previous-frame baseline, under ``diag/...``; plus one image
 of the attention maps (``diag/attention``). Only the model parts being trained are measured.
-A failure is logged and skipped: it never ends a run.
+A mel AR (MELLE) is measured on the batch's ``mel`` frames instead: regression-loss text gap
+and persistence baseline under ``diag/mel/...``, stop-flag error under ``diag/stop/flag_...``
+(:class:`valle.eval.diagnose.MelARDiagnostics`). A failure is logged and skipped: it never
+ends a run.
 """
 
 from __future__ import annotations
@@ -123,5 +126,11 @@ class DiagnosticsLogger(L.Callback):
             logger.info(
                 "step %d: AR dev acc %.3f (persistence %.3f), text gap %+.3f nats",
                 step, ar["acc"], ar["persistence_acc"], ar["text_gap"],
+            )  # fmt: skip
+        mel = summary.get("mel") or {}
+        if "text_gap" in mel:
+            logger.info(
+                "step %d: mel dev loss %.3f (persistence %.3f), text gap %+.3f (L1+L2 per frame)",
+                step, mel["loss"], mel["persistence_loss"], mel["text_gap"],
             )  # fmt: skip
         return summary
