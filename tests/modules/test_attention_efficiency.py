@@ -144,3 +144,13 @@ def test_a_batch_computes_what_each_item_computes_alone() -> None:
             s, n = int(tl[b]), int(cl[b])
             alone = ar(text[b : b + 1, :s], tl[b : b + 1], codes[b : b + 1, :n], cl[b : b + 1])
             assert torch.allclose(together[b, :n], alone[0], atol=ATOL), b
+
+
+def test_train_config_option_turns_checkpointing_on_in_the_training_module() -> None:
+    from valle.train.config import TrainConfig
+    from valle.train.module import TrainingModule
+
+    model = tiny_model(seed=0)
+    TrainingModule(model, TrainConfig(activation_checkpointing=True))
+    stacks = [m for m in model.modules() if isinstance(m, TransformerStack)]
+    assert len(stacks) == 2 and all(s.checkpointing for s in stacks)

@@ -41,6 +41,11 @@ What is measured, per size preset and batch size (all rows of a batch have the s
   tokens (plus a ``P``-frame prompt); audio tokens per second = ``B * T`` code frames per step
   over the mean step time, and the peak memory of the timed steps (same measure as above).
 
+``--quantize int8`` (or ``bf16``) measures the model with weight-only low precision
+(:mod:`valle.inference.quantize`); the floor column stays the float32 floor (int8 weights are a
+quarter of those bytes, so the int8 floor is a quarter of it). ``--train-checkpointing`` turns on
+per-layer activation checkpointing in the training steps.
+
 ``--checkpoint`` measures a trained model (its own config and vocabulary; the frame rate from the
 codec facts it carries or from ``--codec-dir``) instead of the size presets; without it the
 models are random ones of ``--variant`` (default valle) at each size, with ``--set`` overrides.
@@ -171,6 +176,8 @@ class TrainSetup:
     warmup: int = 1  # untimed steps first (allocator, optimizer state)
     lr: float = 1e-4  # AdamW learning rate (the value does not change the cost)
     seed: int = 0
+    checkpointing: bool = False  # per-layer activation checkpointing (train.activation_checkpointing)
+    precision: str = "32"  # 32 | bf16-mixed (autocast to bfloat16 around forward and loss)
 
     def frames(self, frame_rate: float) -> int:
         return max(2, int(round(self.seconds * frame_rate)))
@@ -219,6 +226,21 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def _is_linear(m: nn.Module) -> bool:
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
+
+    return isinstance(m, (nn.Linear, DynamicLinear))
+
+
+def _float_weight(m: nn.Module) -> Tensor:
+    """A linear layer's weight; an int8 one (``--quantize int8``) dequantized to float32, so
+    that the floor stays the float32 one (the int8 weights are a quarter of its bytes)."""
+    w: Any = m.weight
+    if callable(w):  # torch's dynamically quantized Linear: weight() is a quantized tensor
+        return w().dequantize()
+    return w
+
+
 class MatvecPass:
     """One ``x @ W.T`` over every weight matrix of a module; calling it returns the seconds.
 
@@ -227,7 +249,7 @@ class MatvecPass:
     """
 
     def __init__(self, module: nn.Module, batch: int = 1) -> None:
-        self.weights = [m.weight for m in module.modules() if isinstance(m, nn.Linear)]
+        self.weights = [_float_weight(m) for m in module.modules() if _is_linear(m)]
         if not self.weights:
             raise ValueError("the module has no linear layers")
         self.device = self.weights[0].device
@@ -538,7 +560,13 @@ def measure_train_speed(
     if not hasattr(model, "loss") or getattr(model, "config", None) is None:
         raise ValueError("training speed needs a valle model (with .config and .loss(batch))")
     dev = torch.device(device)
+    if setup.precision not in ("32", "bf16-mixed"):
+        raise ValueError(f"training precision {setup.precision!r}: use 32 or bf16-mixed")
     net: Any = copy.deepcopy(model).to(dev).train()
+    from valle.train.module import set_activation_checkpointing
+
+    set_activation_checkpointing(net, setup.checkpointing)
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=setup.precision != "32")
     v = net.config.vocab
     T, P, S = setup.frames(frame_rate), setup.prompt_frames(frame_rate), setup.phonemes
     g = torch.Generator().manual_seed(setup.seed)
@@ -566,7 +594,8 @@ def measure_train_speed(
         _sync(dev)
         t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
-        loss, _ = net.loss(batch, **kwargs)
+        with autocast:
+            loss, _ = net.loss(batch, **kwargs)
         loss.backward()
         optimizer.step()
         _sync(dev)
@@ -748,6 +777,12 @@ def configure(p: Any) -> None:
     p.add_argument("--train-batch", type=int, default=4, help="utterances per training batch")
     p.add_argument("--train-seconds", type=float, default=5.0,
                    help="speech per training utterance (s)")  # fmt: skip
+    p.add_argument("--train-checkpointing", action="store_true",
+                   help="activation checkpointing per layer in the training steps")  # fmt: skip
+    p.add_argument("--quantize", choices=("none", "int8", "bf16"), default="none",
+                   help="inference weights: none (float32), int8 (CPU, every linear layer; the "
+                        "floor stays the float32 one, int8 reads a quarter of its bytes) or "
+                        "bf16; no training measurement with a quantized model")  # fmt: skip
     p.add_argument("--out", default=None, help="CSV of all measured fields")
     p.add_argument("--summary", default=None, help="JSON summaries for `valle-bench report`")
 
@@ -790,7 +825,10 @@ def run(args: Any) -> int:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     train = None
-    if args.train_steps > 0:
+    quantize = getattr(args, "quantize", "none") or "none"
+    if args.train_steps > 0 and quantize != "none":
+        logger.info("--quantize %s: inference only, no training measurement", quantize)
+    elif args.train_steps > 0:
         train = TrainSetup(
             batch=args.train_batch,
             seconds=args.train_seconds,
@@ -798,6 +836,7 @@ def run(args: Any) -> int:
             phonemes=args.phonemes,
             steps=args.train_steps,
             warmup=args.train_warmup,
+            checkpointing=bool(getattr(args, "train_checkpointing", False)),
         )
     setup = SpeedSetup(
         seconds=args.seconds,
@@ -838,6 +877,11 @@ def run(args: Any) -> int:
             label = size if variant == "valle" else f"{variant}/{size}"
         else:
             net, label = given, size
+        if quantize != "none":
+            from valle.inference.quantize import quantize_model
+
+            net = quantize_model(net, quantize)
+            label = f"{label} {quantize}"
         for b in batches:
             rows.append(measure_speed(label, b, setup, net, train))
             if given is not None:

@@ -1,0 +1,50 @@
+"""valle-bench speed with --quantize and the training options (checkpointing, bf16 autocast)."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+
+from valle.bin.bench import main
+from valle.eval.speed import MatvecPass, TrainSetup, measure_train_speed
+from valle.inference.quantize import quantize_model
+from valle.testing.model import tiny_model
+
+
+def test_speed_with_int8_weights_reports_the_float32_floor(tmp_path, capsys) -> None:
+    out = tmp_path / "speed.csv"
+    rc = main(
+        ["speed", "--sizes", "tiny", "--batch-sizes", "1", "--seconds", "0.3",
+         "--prompt-seconds", "0.1", "--phonemes", "8", "--threads", "1", "--nocache-points", "1",
+         "--nar-stages-timed", "1", "--quantize", "int8", "--out", str(out)]
+    )  # fmt: skip
+    assert rc == 0
+    (row,) = list(csv.DictReader(out.open()))
+    assert row["size"] == "tiny int8" and float(row["ar_ms_step"]) > 0
+    assert math.isfinite(float(row["floor_ms"])) and row["train_tokens_per_s"] in ("", "nan")
+
+
+def test_floor_of_an_int8_model_reads_its_float32_weights() -> None:
+    model = tiny_model(seed=0)
+    fp32 = MatvecPass(model.ar)  # type: ignore[arg-type]
+    q = MatvecPass(quantize_model(tiny_model(seed=0), "int8").ar)  # type: ignore[arg-type]
+    assert [w.shape for w in q.weights] == [w.shape for w in fp32.weights]
+    assert all(w.dtype == torch.float32 for w in q.weights)
+    err = max((a - b).abs().max() / b.abs().max() for a, b in zip(q.weights, fp32.weights))
+    assert err < 0.01  # int8 per channel: a 1/254 step of each row's range
+
+
+@pytest.mark.parametrize(
+    "options", [{"checkpointing": True}, {"precision": "bf16-mixed"}], ids=["ckpt", "bf16"]
+)
+def test_training_throughput_with_the_memory_options(options: dict) -> None:
+    torch.set_num_threads(1)
+    setup = TrainSetup(batch=2, seconds=0.4, prompt_seconds=0.1, phonemes=6, steps=1, warmup=0,
+                       **options)  # fmt: skip
+    tr = measure_train_speed(tiny_model(seed=0), setup, frame_rate=50.0)
+    assert math.isfinite(tr.tokens_per_s) and tr.tokens_per_s > 0
+    with pytest.raises(ValueError, match="precision"):
+        measure_train_speed(tiny_model(), TrainSetup(precision="16"), frame_rate=50.0)
