@@ -15,7 +15,9 @@ Subcommands (each a small registered entry; see :func:`subcommand`):
 - ``diagnose``: learning diagnostics of a checkpoint on tokenized cuts: text-conditioning gap,
   persistence baselines, AR attention alignment (PNG maps), EOS and free-running lengths;
 - ``loops``: the loop test of a checkpoint on tokenized cuts: the share of continuations that
-  hit the length cap or repeat one code for more than 1 s, greedy vs repetition-aware sampling.
+  hit the length cap or repeat one code for more than 1 s, greedy vs repetition-aware sampling;
+- ``ceiling``: what a perfect AR would give: WER of the ground truth through the codec keeping
+  the first Q' codebooks, and of the ground-truth first codebook completed by the model's NAR.
 
 System outputs live in a directory as ``<item id>.wav`` (or ``<item id>-<k>.wav`` for sample k
 of ``--n-samples``); ``--audio-from-cuts`` scores the corpus recordings themselves (the ground
@@ -627,6 +629,75 @@ def run_diagnose(args: argparse.Namespace) -> int:
     if args.json:
         write_json(Path(args.json), summary)
         print(f"wrote {args.json}")
+    return 0
+
+
+# --------------------------------------------------------------------------- ceiling
+def _configure_ceiling(p: argparse.ArgumentParser) -> None:
+    from valle.eval.asr import ASR_BACKENDS
+
+    p.add_argument("--checkpoint", required=True, help="model.pt or a valle-train checkpoint")
+    p.add_argument(
+        "--list", required=True, help="protocol list, e.g. <exp>/decode/lists/cross_en.jsonl"
+    )
+    p.add_argument("--cuts", required=True, help="cuts manifest with the list's audio (test cuts)")
+    p.add_argument(
+        "--out-dir", required=True, help="writes <system>/<id>.wav, WER files, ceiling.json"
+    )
+    p.add_argument(
+        "--prefixes",
+        default="1,2,4,all",
+        help="codebook prefixes Q' to decode (comma list; all: Q)",
+    )
+    p.add_argument("--codec-dir", default=None, help="the codec, if the checkpoint has none")
+    p.add_argument("--tokens", default=None, help="tokens.txt if the checkpoint has no symbols")
+    p.add_argument("--max-items", type=int, default=None, help="the first N items only")
+    p.add_argument("--asr", default="faster-whisper", choices=sorted(ASR_BACKENDS))
+    p.add_argument("--asr-path", default=None, help="model directory or hub name of the backend")
+    p.add_argument(
+        "--language", default=None, help="ISO 639-1 code (default: from the list, or en)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="NAR sampling (greedy: no effect)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
+
+
+@subcommand(
+    "ceiling",
+    "WER if the AR were perfect: codec codebook prefixes and the ground-truth first codebook "
+    "completed by the model's NAR",
+    _configure_ceiling,
+)
+def run_ceiling(args: argparse.Namespace) -> int:
+    from valle.eval.asr import build_asr
+    from valle.eval.ceiling import ceiling_waves, format_table, parse_prefixes, score_systems
+    from valle.eval.files import write_json
+    from valle.eval.protocols import read_protocol
+    from valle.inference import Synthesizer
+
+    items = read_protocol(args.list)[: args.max_items]
+    if not items:
+        raise BenchError(f"{args.list} has no items")
+    languages = {i.language for i in items if i.language}
+    if args.language is None and len(languages) > 1:
+        raise BenchError(f"the list mixes languages {sorted(languages)}; pass --language")
+    language = args.language or (languages.pop() if languages else "en")
+    cuts = _load_cuts(args.cuts)
+    synth = Synthesizer.from_checkpoint(
+        args.checkpoint, codec=args.codec_dir, tokens=args.tokens, device=args.device,
+        max_text_tokens=None,
+    )  # fmt: skip
+    prefixes = parse_prefixes(args.prefixes, int(getattr(synth.codec, "num_codebooks", 1)))
+    out_dir = Path(args.out_dir)
+    systems = ceiling_waves(synth, items, cuts, out_dir, prefixes, seed=args.seed)
+    score_systems(systems, items, build_asr(args.asr, args.asr_path, args.device), language,
+                  args.asr)  # fmt: skip
+    table = format_table(systems)
+    print(table)
+    write_json(out_dir / "ceiling.json", {
+        "checkpoint": str(args.checkpoint), "list": str(args.list), "asr": args.asr,
+        "language": language, "systems": [s.as_row() for s in systems],
+    })  # fmt: skip
+    print(f"wrote {out_dir / 'ceiling.json'}")
     return 0
 
 
