@@ -14,7 +14,10 @@ Public entry points (see each module for the paper practice it follows):
 - :mod:`valle.eval.report`: ``ResultsTable`` (CSV, markdown, PNG).
 - :mod:`valle.eval.diagnose`, :mod:`valle.eval.teacher_forcing`, :mod:`valle.eval.attention_maps`:
   learning diagnostics (text-conditioning gap, persistence baselines, audio->text attention
-  alignment, stopping); ``valle-bench diagnose`` and ``valle.train.diagnostics`` use them.
+  alignment, stopping); ``valle-bench diagnose`` and ``valle.train.diagnostics`` use them;
+  :mod:`valle.eval.mel_teacher_forcing` gives the same figures for a mel AR (MELLE).
+- :mod:`valle.eval.ceiling`: the WER a perfect AR would give (codec codebook prefixes, the
+  ground-truth first codebook completed by the model's NAR); ``valle-bench ceiling``.
 
 The command line front end is ``valle-bench`` (:mod:`valle.bin.bench`).
 """
