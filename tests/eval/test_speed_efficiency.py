@@ -33,7 +33,9 @@ def test_floor_of_an_int8_model_reads_its_float32_weights() -> None:
     q = MatvecPass(quantize_model(tiny_model(seed=0), "int8").ar)  # type: ignore[arg-type]
     assert [w.shape for w in q.weights] == [w.shape for w in fp32.weights]
     assert all(w.dtype == torch.float32 for w in q.weights)
-    err = max((a - b).abs().max() / b.abs().max() for a, b in zip(q.weights, fp32.weights))
+    err = max(
+        (a - b).abs().max() / b.abs().max() for a, b in zip(q.weights, fp32.weights, strict=True)
+    )
     assert err < 0.01  # int8 per channel: a 1/254 step of each row's range
 
 

@@ -15,7 +15,13 @@ from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 from valle.inference import Synthesizer
 from valle.inference.quantize import quantize_model
-from valle.testing.model import dummy_batch, generate_from, synthesis_inputs, tiny_config, tiny_model
+from valle.testing.model import (
+    dummy_batch,
+    generate_from,
+    synthesis_inputs,
+    tiny_config,
+    tiny_model,
+)
 
 KW = {"d_model": 64, "num_heads": 4, "ffn_dim": 128}
 TV_MAX = 0.05  # total variation between softmaxes

@@ -176,7 +176,7 @@ class TrainSetup:
     warmup: int = 1  # untimed steps first (allocator, optimizer state)
     lr: float = 1e-4  # AdamW learning rate (the value does not change the cost)
     seed: int = 0
-    checkpointing: bool = False  # per-layer activation checkpointing (train.activation_checkpointing)
+    checkpointing: bool = False  # per-layer activation checkpointing (as in training)
     precision: str = "32"  # 32 | bf16-mixed (autocast to bfloat16 around forward and loss)
 
     def frames(self, frame_rate: float) -> int:
