@@ -138,3 +138,14 @@ def test_batch_generation_equals_per_item(variant: str) -> None:
             torch.testing.assert_close(alone, together[b], rtol=1e-4, atol=1e-5)
             continue
         assert torch.equal(alone, together[b]), b
+
+
+def test_variant_stages_of_presets() -> None:
+    """A preset name resolves to its variant's stages (run.sh's variant_has_nar reads this:
+    ``--variant melle_hifigan`` has no NAR stage)."""
+    from valle.registry import UnknownVariantError, variant_stages
+
+    assert variant_stages("melle_hifigan") == variant_stages("melle") == ("ar",)
+    assert variant_stages("valle") == ("ar", "nar")
+    with pytest.raises(UnknownVariantError, match="Registered variants"):
+        variant_stages("no_such_variant")
