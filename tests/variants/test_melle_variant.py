@@ -61,6 +61,35 @@ def test_every_term_is_logged_and_sums_to_the_loss() -> None:
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
 
 
+def test_alignment_prior_adds_its_weighted_term_in_training_only() -> None:
+    """``ar.alignment_prior`` (not in the paper; off by default) adds weight x the diagonal
+    penalty of the audio->text attention to MELLE's loss while training, nothing in eval."""
+    from valle.config import from_dict, to_dict
+
+    base = tiny_config("melle")
+    d = to_dict(base)
+    d["ar"]["alignment_prior"] = {"weight": 3.0, "sigma": 0.2, "layers": [0, 1]}
+    cfg = from_dict(MelleConfig, d)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        guided = cfg.build()
+    plain = _model()
+    guided.load_state_dict(plain.state_dict())  # the prior adds no weights
+    batch = _batch()
+    for m in (plain, guided):
+        m.train()
+    with torch.random.fork_rng(devices=[]):  # the post-net's dropout draws from the global RNG
+        torch.manual_seed(0)
+        loss_p, _ = plain.loss(batch, generator=torch.Generator().manual_seed(0), step=10**6)
+        torch.manual_seed(0)
+        loss_g, m = guided.loss(batch, generator=torch.Generator().manual_seed(0), step=10**6)
+    assert 0.0 < m["ar/attn_prior"].item() <= 1.0
+    assert loss_g.item() == pytest.approx(loss_p.item() + 3.0 * m["ar/attn_prior"].item(), rel=1e-5)
+    guided.eval()
+    _, m_eval = guided.loss(batch, generator=torch.Generator().manual_seed(0), step=10**6)
+    assert "ar/attn_prior" not in m_eval
+
+
 def test_kl_warm_up_reaches_the_loss_through_the_step() -> None:
     model = _model().eval()  # no post-net dropout: the two runs differ by the KL term only
     w = model.config.ar.loss

@@ -17,12 +17,14 @@ returns refined log-mel frames; a vocoder (:mod:`valle.codec.vocoder`) makes the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from valle.ar.alignment_prior import AlignmentPriorConfig
 from valle.ar.decoder import ARDecoder
 from valle.ar.generate import generate_ar, max_new_steps
 from valle.ar.latent import (
@@ -87,6 +89,11 @@ class MelleARConfig:
         help="latent draw when generating", factory=LatentSamplerConfig
     )
     loss: LatentLossConfig = opt(help="training objective weights", factory=LatentLossConfig)
+    alignment_prior: AlignmentPriorConfig | None = opt(
+        None,
+        "guided-attention prior on the audio-to-text attention (training only; not in the "
+        "paper, null: off); its term is logged as ar/attn_prior",
+    )
 
     def __post_init__(self) -> None:
         if not 1 <= self.reduction <= 5:
@@ -139,6 +146,7 @@ class MelleConfig:
             dropout=b.dropout,
             max_len_ratio=a.max_len_ratio,
             default_sampler=a.sampler.build(),  # type: ignore[arg-type]
+            alignment_prior=None if a.alignment_prior is None else a.alignment_prior.build(),
         )
         postnet = None if self.postnet is None else self.postnet.build(self.mel.n_mels)
         return Melle(ar, postnet, config=self)
@@ -254,11 +262,13 @@ class Melle(nn.Module):
         mel, mel_lens = batch[B_.MEL], batch[B_.lens_key(B_.MEL)]
         tf = self.layout.teacher_forcing(mel, mel_lens)  # steps (B, N, E)
         prenet: Any = self.ar.audio_embedding
-        with prenet.drawing_from(generator):
-            h = self.ar.hidden(
-                batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS], tf.inputs, tf.lens,
-                batch.get(B_.LANGUAGE),
-            )  # fmt: skip  # (B, N, D)
+        text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
+        prior = self.ar.alignment_prior if self.training else None
+        with prenet.drawing_from(generator), (
+            prior.capture(self.ar.backbone) if prior is not None else nullcontext({})
+        ) as seen:
+            h = self.ar.hidden(text, text_lens, tf.inputs, tf.lens, batch.get(B_.LANGUAGE))
+        # h: (B, N, D)
         parts = self.head.split(self.head(h))
         z = self.head.draw(parts, GaussianSampler(1.0), generator)  # (B, N, E): mu + sigma eps
         frame_mask = tf.mask[..., 0].repeat_interleave(self.layout.frames_per_step, 1)  # (B, T')
@@ -278,6 +288,9 @@ class Melle(nn.Module):
         lam = kl_weight(step, w.kl_weight, w.kl_warmup_steps)
         total = terms["reg_pre"] + terms["reg_post"]
         total = total + w.flux_weight * terms["flux"] + w.stop_weight * terms["stop"]
+        if prior is not None:
+            terms["attn_prior"] = prior.loss(self.ar.backbone, seen, text.shape[1], text_lens, tf.lens)
+            total = total + prior.weight * terms["attn_prior"]
         if parts.logvar is not None:
             terms["kl"] = kl_loss(mu, to_frames(parts.logvar), y, frame_mask)
             total = total + lam * terms["kl"]
