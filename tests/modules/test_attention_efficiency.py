@@ -154,3 +154,19 @@ def test_train_config_option_turns_checkpointing_on_in_the_training_module() -> 
     TrainingModule(model, TrainConfig(activation_checkpointing=True))
     stacks = [m for m in model.modules() if isinstance(m, TransformerStack)]
     assert len(stacks) == 2 and all(s.checkpointing for s in stacks)
+
+
+def test_a_run_saved_before_attention_dropout_existed_still_resumes() -> None:
+    from valle.config import to_dict
+    from valle.train.checkpoint import config_mismatch
+    from valle.train.module import _filled_model_config
+
+    model = tiny_model(seed=0)
+    now = to_dict(model.config)  # type: ignore[union-attr]
+    old = to_dict(model.config)  # type: ignore[union-attr]
+    for part in ("ar", "nar"):
+        del old[part]["backbone"]["attention_dropout"]  # written by an older valle
+    assert config_mismatch(old, now)  # what the resume check compared before
+    assert config_mismatch(_filled_model_config(old, model), now) == []
+    old["ar"]["backbone"]["d_model"] = 64  # a real difference is still one
+    assert config_mismatch(_filled_model_config(old, model), now)
