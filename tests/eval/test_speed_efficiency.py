@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import pytest
@@ -50,3 +51,27 @@ def test_training_throughput_with_the_memory_options(options: dict) -> None:
     assert math.isfinite(tr.tokens_per_s) and tr.tokens_per_s > 0
     with pytest.raises(ValueError, match="precision"):
         measure_train_speed(tiny_model(), TrainSetup(precision="16"), frame_rate=50.0)
+
+
+def test_speed_cli_measures_training_with_checkpointing(tmp_path, monkeypatch) -> None:
+    import valle.train.module as module
+
+    seen: list[bool] = []
+    real = module.set_activation_checkpointing
+
+    def spy(model: torch.nn.Module, on: bool) -> int:
+        seen.append(on)
+        return real(model, on)
+
+    monkeypatch.setattr(module, "set_activation_checkpointing", spy)
+    summary = tmp_path / "speed.json"
+    rc = main(
+        ["speed", "--sizes", "tiny", "--batch-sizes", "1", "--seconds", "0.3",
+         "--prompt-seconds", "0.1", "--phonemes", "8", "--threads", "1", "--nocache-points", "1",
+         "--nar-stages-timed", "1", "--train-steps", "1", "--train-warmup", "0",
+         "--train-batch", "2", "--train-seconds", "0.3", "--train-checkpointing",
+         "--summary", str(summary)]
+    )  # fmt: skip
+    assert rc == 0
+    (s,) = json.loads(summary.read_text())
+    assert s["train_tokens_per_s"] > 0 and seen == [True]
