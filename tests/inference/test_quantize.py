@@ -88,3 +88,19 @@ def test_synthesizer_quantize_option_makes_a_wave(setup) -> None:
     assert any(isinstance(m, DynamicLinear) for m in synth.model.modules())
     wave, sr = synth.synthesize("She sells sea shells.", setup.prompt_wav, "The quick brown fox.")
     assert sr == 16000 and wave.ndim == 1 and np.isfinite(wave).all()
+
+
+def test_infer_cli_quantize_int8_writes_a_wav(setup, tmp_path) -> None:
+    import soundfile as sf
+
+    from valle.bin.infer import main
+
+    out = tmp_path / "q.wav"
+    rc = main(
+        ["--checkpoint", str(setup.checkpoint), "--prompt-wav", str(setup.prompt_wav),
+         "--prompt-text", "She sells sea shells.", "--text", "The lazy dog.",
+         "--out", str(out), "--quantize", "int8"]
+    )  # fmt: skip
+    assert rc == 0
+    wave, sr = sf.read(out)
+    assert sr == 16000 and wave.ndim == 1 and len(wave) > 0
