@@ -15,13 +15,15 @@
 #   --steps 2          timed steps (after --warmup 1 untimed)
 #   --only "before default noattn ckpt ckpt_noattn"   configurations to run
 #   --out FILE         JSON lines of the results (default: bench_base_training.jsonl)
-# A configuration killed for memory (exit 137) is reported as such and the others still run.
+#   --max-rss-gib 22   stop a configuration past this RSS (exit 3) before the OOM killer acts
+# A configuration stopped for memory (exit 3, or 137 from the kernel) is reported as such and
+# the others still run.
 set -euo pipefail
 
 log() { echo "$(date '+%F %T') $*" >&2; }
 
 if [ $# -lt 1 ] || [ "${1:0:1}" = "-" ]; then
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'
   exit 1
 fi
 before=$1; shift
@@ -32,6 +34,7 @@ steps=2
 warmup=1
 only="before default noattn ckpt ckpt_noattn"
 out=bench_base_training.jsonl
+max_rss=22
 while [ $# -gt 0 ]; do
   case $1 in
     --size) size=$2; shift 2 ;;
@@ -41,6 +44,7 @@ while [ $# -gt 0 ]; do
     --warmup) warmup=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --max-rss-gib) max_rss=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 1 ;;
   esac
 done
@@ -59,7 +63,7 @@ log "before: $commit in $wt; now: $now ($dirty modified tracked files) in $repo"
 
 noattn=(--set ar.backbone.attention_dropout=0 --set nar.backbone.attention_dropout=0)
 common=(--size "$size" --threads "$threads" --steps "$steps" --warmup "$warmup"
-        --seconds 10 --prompt-seconds 3 --phonemes 120)
+        --seconds 10 --prompt-seconds 3 --phonemes 120 --max-rss-gib "$max_rss")
 
 run() {  # label tree batch [driver options...]
   local label=$1 tree=$2 batch=$3; shift 3
@@ -70,6 +74,7 @@ run() {  # label tree batch [driver options...]
   if [ $rc -ne 0 ]; then
     line="{\"label\": \"$label\", \"batch\": $batch, \"failed\": $rc}"
     [ $rc -eq 137 ] && log "$label B=$batch: killed (exit 137, out of memory?)"
+    [ $rc -eq 3 ] && log "$label B=$batch: stopped past $max_rss GiB RSS"
   fi
   echo "$line" | tee -a "$out"
 }
@@ -94,7 +99,8 @@ print(f"\nbefore = {sys.argv[2][:10]}, now = {sys.argv[3]}; AR + NAR step, fp32,
 print(f"{'configuration':<14} {'B':>2} {'step s':>8} {'peak RSS GiB':>13}  note")
 for r in rows:
     if "failed" in r:
-        why = "killed (out of memory?)" if r["failed"] == 137 else f"exit {r['failed']}"
+        why = {137: "killed (out of memory?)", 3: "stopped: RSS past --max-rss-gib"}.get(
+            r["failed"], f"exit {r['failed']}")
         print(f"{r['label']:<14} {r['batch']:>2} {'-':>8} {'-':>13}  {why}")
     else:
         print(f"{r['label']:<14} {r['batch']:>2} {r['mean_step_s']:>8.2f} {r['peak_rss_gib']:>13.2f}"

@@ -52,6 +52,29 @@ def _batch(cfg: Any, args: argparse.Namespace) -> dict[str, Any]:
     return batch
 
 
+OVER_LIMIT = 3  # exit status when the RSS guard stops the process
+
+
+def _guard_rss(limit_gib: float, every_s: float = 0.2) -> None:
+    """Stop the process (exit 3) once its RSS passes ``limit_gib``, before the kernel's
+    out-of-memory killer picks a victim, which on a shared machine may be another job."""
+    import os
+    import threading
+
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def watch() -> None:
+        while True:
+            with open("/proc/self/statm") as f:
+                rss = int(f.read().split()[1]) * page / 2**30
+            if rss > limit_gib:
+                print(f"RSS {rss:.1f} GiB > --max-rss-gib {limit_gib}: stopped", file=sys.stderr)
+                os._exit(OVER_LIMIT)
+            time.sleep(every_s)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--variant", default="valle")
@@ -73,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="model config override, e.g. ar.backbone.attention_dropout=0")  # fmt: skip
     p.add_argument("--label", default="", help="name of this configuration in the output")
+    p.add_argument("--max-rss-gib", type=float, default=0.0,
+                   help="stop with exit status 3 past this RSS (0: no guard)")  # fmt: skip
     args = p.parse_args(argv)
+    if args.max_rss_gib > 0:
+        _guard_rss(args.max_rss_gib)
     torch.set_num_threads(args.threads)
     import valle
     from valle.config import compose_config
