@@ -46,6 +46,7 @@ prepare_opts=                    # extra prepare.sh arguments (stages 0-4), e.g.
 checkpoint=                      # model to decode; default $exp_dir/nar/model.pt ($exp_dir/ar/model.pt without a NAR)
 test_cuts=                       # cuts to decode; default $data_dir/tokenized/mini_cuts_test.jsonl.gz
 decode_config=conf/decode.yaml   # test-list bounds per language, item caps, seed, batch size
+decode_opts=                     # extra local/decode.py arguments, e.g. "--set ar.stop.threshold=0.9"
 decode_device=cpu                # where stage 7 synthesizes (cpu | cuda)
 asr=faster-whisper               # ASR of stage 8: faster-whisper | hubert-ctc | whisper
 asr_path=                        # default for faster-whisper: <repo>/../shared/models/faster-whisper-base
@@ -54,7 +55,7 @@ sim_encoder_path=                # encoder directory or hub name (wavlm-sv)
 model_name=                      # the model's row in the tables; default "$variant ($size)"
 results=RESULTS.md               # written at the end of stage 8
 python=python3
-help_vars="stage stop_stage data_dir cuts_dir exp_dir variant size ar_config nar_config devices accelerator num_threads train_opts prepare_opts checkpoint test_cuts decode_config decode_device asr asr_path sim_encoder sim_encoder_path model_name results python"
+help_vars="stage stop_stage data_dir cuts_dir exp_dir variant size ar_config nar_config devices accelerator num_threads train_opts prepare_opts checkpoint test_cuts decode_config decode_opts decode_device asr asr_path sim_encoder sim_encoder_path model_name results python"
 
 run_command="./run.sh"  # recorded in RESULTS.md
 if [ $# -gt 0 ]; then run_command+=$(printf ' %q' "$@"); fi
@@ -144,7 +145,8 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
     stage_begin
     $python local/decode.py --config "$decode_config" --cuts "$test_cuts" \
       --checkpoint "$checkpoint" --decode-dir "$decode_dir" --tokens "$tokens" \
-      --codec-dir "$token_dir" --device "$decode_device" --num-threads "$num_threads"
+      --codec-dir "$token_dir" --device "$decode_device" --num-threads "$num_threads" \
+      $decode_opts
     mark_done "$decode_dir"
     stage_end 7 "decode"
   fi

@@ -204,3 +204,12 @@ def test_changed_codec_files_are_refused(setup, tmp_path) -> None:
     (copy / "config.json").write_text((copy / "config.json").read_text() + "\n")
     with pytest.raises(CodecSpecError, match="changed since"):
         Synthesizer.from_checkpoint(path)
+
+
+def test_model_overrides_change_inference_settings_and_refuse_shape_changes(setup) -> None:
+    """``model_overrides`` (decode.py --set) apply to the stored config before the build."""
+    synth = Synthesizer.from_checkpoint(setup.checkpoint, model_overrides=["ar.max_len_ratio=3.5"])
+    assert synth.model.config.ar.max_len_ratio == 3.5
+    assert Synthesizer.from_checkpoint(setup.checkpoint).model.config.ar.max_len_ratio != 3.5
+    with pytest.raises(Exception, match="d_model|size|shape"):
+        Synthesizer.from_checkpoint(setup.checkpoint, model_overrides=["ar.backbone.d_model=64"])

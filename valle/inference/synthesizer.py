@@ -127,11 +127,13 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
     return load_checkpoint(path, mmap=True)
 
 
-def _model_from(obj: Mapping[str, Any], path: Path) -> tuple[nn.Module, dict[str, Any]]:
+def _model_from(
+    obj: Mapping[str, Any], path: Path, overrides: Sequence[str] = ()
+) -> tuple[nn.Module, dict[str, Any]]:
     from valle.io.checkpoint import CheckpointMismatchError, model_from_checkpoint
 
     try:
-        return model_from_checkpoint(obj, path)
+        return model_from_checkpoint(obj, path, overrides)
     except CheckpointMismatchError as err:
         if "valle_config" in str(err) or "state_dict" in str(err) or "weights" in str(err):
             raise CheckpointContentError(str(err)) from None
@@ -222,6 +224,7 @@ class Synthesizer:
         tokens: str | os.PathLike[str] | SymbolTable | None = None,
         device: str | torch.device = "cpu",
         sampler: TokenSampler | None = None,
+        model_overrides: Sequence[str] = (),
         **kwargs: Any,
     ) -> Synthesizer:
         """Load an inference checkpoint (``<exp>/model.pt``) or a full Lightning checkpoint.
@@ -232,11 +235,13 @@ class Synthesizer:
         :func:`~valle.inference.codec_spec.codec_from_dir`); the checkpoint's own
         ``"symbols"`` / ``"codec"`` entries; the ``data.tokens`` / ``data.codec_dir`` paths
         recorded in its training config when they exist on this machine. Otherwise a
-        :class:`CheckpointContentError` says what to pass. ``kwargs`` go to the constructor.
+        :class:`CheckpointContentError` says what to pass. ``model_overrides``: ``key=value``
+        inference settings of the stored model config (e.g. ``ar.stop.threshold=0.9``), see
+        :func:`valle.io.checkpoint.model_from_checkpoint`. ``kwargs`` go to the constructor.
         """
         path = Path(path)
         obj = _read_checkpoint(path)
-        model, config = _model_from(obj, path)
+        model, config = _model_from(obj, path, tuple(model_overrides))
         data: Mapping[str, Any] = config.get("data") or {}
         if not isinstance(data, Mapping):
             data = {}

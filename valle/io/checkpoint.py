@@ -27,7 +27,7 @@ import logging
 import os
 import pickle
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -329,13 +329,26 @@ def model_config_from(valle_config: Mapping[str, Any]) -> Any:
 
 
 def model_from_checkpoint(
-    obj: Mapping[str, Any], source: str | os.PathLike[str]
+    obj: Mapping[str, Any],
+    source: str | os.PathLike[str],
+    overrides: Sequence[str] = (),
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model from the config inside a loaded checkpoint and load its weights."""
+    """Rebuild the model from the config inside a loaded checkpoint and load its weights.
+
+    ``overrides``: ``"key=value"`` settings of the model config applied before the model is
+    built (``ar.stop.threshold=0.9``, ``ar.sampler.top_p=0.8``): inference settings; one that
+    changes a weight's shape fails in the weight check, naming the parameter. The returned
+    config has them applied too.
+    """
+    from valle.config import apply_overrides, to_dict
     from valle.registry import build_model
 
     state, config = model_weights(obj, source)
-    model = build_model(model_config_from(config))
+    model_cfg = model_config_from(config)
+    if overrides:
+        model_cfg = apply_overrides(model_cfg, overrides)
+        config = {**config, "model": to_dict(model_cfg)}
+    model = build_model(model_cfg)
     load_weights(model, state, source=str(source))
     return model, config
 

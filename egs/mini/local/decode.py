@@ -232,6 +232,11 @@ def main() -> int:
     p.add_argument("--codec-dir", default=None, help="codec dir (default: the checkpoint's)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--num-threads", type=int, default=0, help="torch threads (0: torch default)")
+    p.add_argument(
+        "--set", dest="model_overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="inference setting of the checkpoint's model config, e.g. ar.stop.threshold=0.9 "
+        "(repeatable; recorded in decode_info.json)",
+    )
     args = p.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -261,9 +266,12 @@ def main() -> int:
         tokens=args.tokens,
         device=args.device,
         prompt_trim=PromptTrim(seconds=None),
+        model_overrides=args.model_overrides,
     )
     cuts = CutSet.from_file(args.cuts).to_eager()
     info: dict[str, Any] = {"checkpoint": str(args.checkpoint), "settings": {}}
+    if args.model_overrides:
+        info["model_overrides"] = list(args.model_overrides)
     for setting, files in list_files.items():
         items = filter_lists(synth, files)
         if not items:
