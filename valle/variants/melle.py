@@ -135,7 +135,7 @@ class MelleConfig:
         latent = a.latent
         ar = ARDecoder(
             text_vocab_size=self.vocab.text_vocab_size,
-            backbone=TransformerStack(b.num_layers, b.d_model, b.num_heads, b.ffn_dim, b.dropout),
+            backbone=TransformerStack.from_config(b),
             mask=a.mask.build(),
             layout=layout,  # type: ignore[arg-type]
             audio_embedding=a.prenet.build(layout.step_dim, b.d_model),
