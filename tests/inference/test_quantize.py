@@ -104,3 +104,22 @@ def test_infer_cli_quantize_int8_writes_a_wav(setup, tmp_path) -> None:
     assert rc == 0
     wave, sr = sf.read(out)
     assert sr == 16000 and wave.ndim == 1 and len(wave) > 0
+
+
+@pytest.mark.parametrize("mode", ["int8", "bf16"])
+@pytest.mark.parametrize("variant", ["melle", "vallr", "ralle", "valle2"])
+def test_every_kind_of_model_generates_with_quantized_weights(variant: str, mode: str) -> None:
+    """Not only VALL-E: a mel model's float prompt must reach bf16 weights in their dtype
+    (MELLE's generate cast it to float32: ``mat1 and mat2 must have the same dtype``), and a
+    mel model still returns float32 frames for the vocoder."""
+    cfg = tiny_config(variant)
+    batch = dummy_batch(cfg, 2, seed=3)
+    q = quantize_model(tiny_model(seed=0, variant=variant), mode)
+    out = generate_from(q, synthesis_inputs(batch), generator=torch.Generator().manual_seed(0))
+    assert len(out) == 2
+    for row in out:
+        assert row.ndim == 2 and row.shape[0] >= 1
+        if row.is_floating_point():  # mel frames (T, F)
+            assert row.dtype == torch.float32 and torch.isfinite(row).all()
+        else:
+            assert row.dtype == torch.long

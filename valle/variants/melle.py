@@ -338,9 +338,10 @@ class Melle(nn.Module):
             prompt_mel_lens = torch.zeros_like(text_lens)
         assert prompt_mel_lens is not None
         prenet: Any = self.ar.audio_embedding
+        dtype = next(self.ar.parameters()).dtype  # bfloat16 weights (quantize="bf16") read bf16
         with prenet.drawing_from(generator):
             steps = generate_ar(
-                self.ar, text_tokens, text_lens, prompt_mel.float(), prompt_mel_lens,
+                self.ar, text_tokens, text_lens, prompt_mel.to(dtype), prompt_mel_lens,
                 language=language, sampler=sampler, generator=generator,
                 max_len_ratio=max_len_ratio,
             )  # fmt: skip  # B x (N_b, E)
@@ -351,5 +352,5 @@ class Melle(nn.Module):
         if frames.shape[1] == 0:
             return rows
         mask = torch.arange(frames.shape[1], device=lens.device) < lens[:, None]  # (B, T)
-        refined = self.refine(frames, mask)
+        refined = self.refine(frames, mask).float()  # float32 frames for the vocoder
         return [refined[b, : int(n)] for b, n in enumerate(lens.tolist())]
