@@ -40,6 +40,13 @@ def test_floor_of_an_int8_model_reads_its_float32_weights() -> None:
     assert err < 0.01  # int8 per channel: a 1/254 step of each row's range
 
 
+def test_floor_of_a_bf16_model_reads_its_bf16_weights() -> None:
+    """What the module docstring says and docs/performance.md's bf16 row reports: unlike
+    int8, the bf16 floor is not the float32 one."""
+    q = MatvecPass(quantize_model(tiny_model(seed=0), "bf16").ar)  # type: ignore[arg-type]
+    assert q.weights and all(w.dtype == torch.bfloat16 for w in q.weights)
+
+
 @pytest.mark.parametrize(
     "options", [{"checkpointing": True}, {"precision": "bf16-mixed"}], ids=["ckpt", "bf16"]
 )

@@ -42,9 +42,11 @@ What is measured, per size preset and batch size (all rows of a batch have the s
   over the mean step time, and the peak memory of the timed steps (same measure as above).
 
 ``--quantize int8`` (or ``bf16``) measures the model with weight-only low precision
-(:mod:`valle.inference.quantize`); the floor column stays the float32 floor (int8 weights are a
-quarter of those bytes, so the int8 floor is a quarter of it). ``--train-checkpointing`` turns on
-per-layer activation checkpointing in the training steps.
+(:mod:`valle.inference.quantize`). With int8 the floor column stays the float32 floor (the
+weights are dequantized for it; int8 weights are a quarter of those bytes, so the int8 floor is
+a quarter of it); with bf16 the floor is measured on the bf16 weights themselves (the whole
+model is cast). ``--train-checkpointing`` turns on per-layer activation checkpointing in the
+training steps.
 
 ``--checkpoint`` measures a trained model (its own config and vocabulary; the frame rate from the
 codec facts it carries or from ``--codec-dir``) instead of the size presets; without it the
