@@ -82,3 +82,18 @@ def test_speed_cli_measures_training_with_checkpointing(tmp_path, monkeypatch) -
     assert rc == 0
     (s,) = json.loads(summary.read_text())
     assert s["train_tokens_per_s"] > 0 and seen == [True]
+
+
+@pytest.mark.parametrize("mode", ["int8", "bf16"])
+def test_speed_of_a_mel_model_with_quantized_weights(tmp_path, mode: str) -> None:
+    """MELLE's random mel prompt must reach bf16 weights in their dtype (it was float32:
+    ``mat1 and mat2 must have the same dtype``)."""
+    out = tmp_path / "speed.csv"
+    rc = main(
+        ["speed", "--variant", "melle", "--sizes", "tiny", "--batch-sizes", "1", "--seconds",
+         "0.3", "--prompt-seconds", "0.1", "--phonemes", "8", "--threads", "1",
+         "--nocache-points", "1", "--quantize", mode, "--out", str(out)]
+    )  # fmt: skip
+    assert rc == 0
+    (row,) = list(csv.DictReader(out.open()))
+    assert row["size"] == f"melle/tiny {mode}" and float(row["ar_ms_step"]) > 0

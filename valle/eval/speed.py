@@ -480,6 +480,8 @@ def measure_speed(
     if mel is not None:  # a mel model: its frame rate is the model's own (MELLE: 62.5 Hz)
         setup = replace(setup, frame_rate=mel.sample_rate / mel.hop_length)
     text, tl, prompt, pl = _inputs(setup, batch, None if mel is None else mel.n_mels)
+    if prompt.is_floating_point():  # a mel prompt, in the weights' dtype (--quantize bf16)
+        prompt = prompt.to(next(ar.parameters()).dtype)
     per_step = int(ar.layout.frames_per_step)
     steps = -(-setup.steps // per_step)  # AR steps that make the frames: ceil(T / G)
     floor = MatvecPass(ar, batch)
