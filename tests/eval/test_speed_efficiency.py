@@ -97,3 +97,29 @@ def test_speed_of_a_mel_model_with_quantized_weights(tmp_path, mode: str) -> Non
     assert rc == 0
     (row,) = list(csv.DictReader(out.open()))
     assert row["size"] == f"melle/tiny {mode}" and float(row["ar_ms_step"]) > 0
+
+
+def test_training_steps_draw_from_the_global_rng_as_training_does(monkeypatch) -> None:
+    """A generator has one device and the loss's parts differ (the NAR prompt policy draws on
+    the CPU, MELLE's latent noise on the model's device): measure_train_speed passed one made
+    on the model's device, so every CUDA run (valle.bin.gpu_bench's training rows) failed with
+    "Expected a 'cpu' device type for generator". Like valle.train it passes none, seeds the
+    global RNG and leaves the caller's RNG state as it was."""
+    import functools
+
+    model = tiny_model(seed=0)
+    cls = type(model)
+    real, seen = cls.loss, []
+
+    @functools.wraps(real)  # the real signature, generator included
+    def spy(self, batch, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append((args, kwargs))
+        return real(self, batch, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "loss", spy)
+    state = torch.get_rng_state()
+    setup = TrainSetup(batch=2, seconds=0.4, prompt_seconds=0.1, phonemes=6, steps=1, warmup=1)
+    tr = measure_train_speed(model, setup, frame_rate=50.0)
+    assert tr.tokens_per_s > 0 and len(seen) == 2
+    assert all(args == () and "generator" not in kwargs for args, kwargs in seen), seen
+    assert torch.equal(torch.get_rng_state(), state)

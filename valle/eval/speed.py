@@ -553,7 +553,6 @@ def measure_train_speed(
     (and in its original train/eval mode).
     """
     import copy
-    import inspect
 
     from valle.data.batch import lens_key, pad_rows
     from valle.registry import data_request
@@ -590,26 +589,28 @@ def measure_train_speed(
     batch = {k: x.to(dev) if isinstance(x, Tensor) else x for k, x in raw.items()}
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=setup.lr)
-    kwargs: dict[str, Any] = {}
-    if "generator" in inspect.signature(net.loss).parameters:  # seeded per-step randomness
-        kwargs["generator"] = torch.Generator(device=dev).manual_seed(setup.seed)
 
     def one_step() -> float:
         _sync(dev)
         t0 = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         with autocast:
-            loss, _ = net.loss(batch, **kwargs)
+            # no generator, as in training (valle.train): the per-step draws come from the
+            # seeded global RNG. A generator has one device, and the parts differ: the NAR
+            # prompt policy draws on the CPU, MELLE's latent noise on the model's device
+            loss, _ = net.loss(batch)
         loss.backward()
         optimizer.step()
         _sync(dev)
         return time.perf_counter() - t0
 
-    for _ in range(setup.warmup):
-        one_step()
-    logger.info("training: %d steps of B=%d x T=%d frames", setup.steps, setup.batch, T)
-    with _PeakMemory(dev) as mem:
-        times = [one_step() for _ in range(setup.steps)]
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(setup.seed)
+        for _ in range(setup.warmup):
+            one_step()
+        logger.info("training: %d steps of B=%d x T=%d frames", setup.steps, setup.batch, T)
+        with _PeakMemory(dev) as mem:
+            times = [one_step() for _ in range(setup.steps)]
     step_s = float(np.mean(times))
     return TrainSpeed(
         batch=setup.batch,
