@@ -105,12 +105,13 @@ def variant_stages(variant: Any) -> tuple[str, ...]:
     ``loss(batch, stages)``, the trainer and the ``--stages`` option all read that one list.
     """
     if isinstance(variant, str) and variant not in registered_variants():
-        from valle.config import _read_yaml, preset_path
+        from valle.config import ConfigError, _read_yaml, preset_path
 
         try:
-            named = _read_yaml(preset_path("variant", variant)).get("variant")
-        except Exception:  # not a preset either: get_variant names the registered variants
-            named = None
+            path = preset_path("variant", variant)
+        except ConfigError:  # not a preset either: get_variant names the registered variants
+            path = None
+        named = None if path is None else _read_yaml(path).get("variant")
         variant = named if isinstance(named, str) else variant
     cls = get_variant(variant) if isinstance(variant, str) else variant
     cls = cls if isinstance(cls, type) else type(cls)

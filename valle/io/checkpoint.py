@@ -349,7 +349,16 @@ def model_from_checkpoint(
         model_cfg = apply_overrides(model_cfg, overrides)
         config = {**config, "model": to_dict(model_cfg)}
     model = build_model(model_cfg)
-    load_weights(model, state, source=str(source))
+    try:
+        load_weights(model, state, source=str(source))
+    except CheckpointMismatchError as err:
+        if not overrides:
+            raise
+        raise CheckpointMismatchError(
+            f"the model settings {list(overrides)} change the model's weights, so the "
+            f"checkpoint's weights no longer fit; override inference settings only (stop "
+            f"threshold, sampler, length bound). {err}"
+        ) from None
     return model, config
 
 

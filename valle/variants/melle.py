@@ -264,9 +264,10 @@ class Melle(nn.Module):
         prenet: Any = self.ar.audio_embedding
         text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
         prior = self.ar.alignment_prior if self.training else None
-        with prenet.drawing_from(generator), (
-            prior.capture(self.ar.backbone) if prior is not None else nullcontext({})
-        ) as seen:
+        with (
+            prenet.drawing_from(generator),
+            prior.capture(self.ar.backbone) if prior is not None else nullcontext({}) as seen,
+        ):
             h = self.ar.hidden(text, text_lens, tf.inputs, tf.lens, batch.get(B_.LANGUAGE))
         # h: (B, N, D)
         parts = self.head.split(self.head(h))
@@ -289,7 +290,9 @@ class Melle(nn.Module):
         total = terms["reg_pre"] + terms["reg_post"]
         total = total + w.flux_weight * terms["flux"] + w.stop_weight * terms["stop"]
         if prior is not None:
-            terms["attn_prior"] = prior.loss(self.ar.backbone, seen, text.shape[1], text_lens, tf.lens)
+            terms["attn_prior"] = prior.loss(
+                self.ar.backbone, seen, text.shape[1], text_lens, tf.lens
+            )
             total = total + prior.weight * terms["attn_prior"]
         if parts.logvar is not None:
             terms["kl"] = kl_loss(mu, to_frames(parts.logvar), y, frame_mask)
