@@ -233,7 +233,17 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--num-threads", type=int, default=0, help="torch threads (0: torch default)")
     p.add_argument(
-        "--set", dest="model_overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--quantize",
+        choices=("none", "int8", "bf16"),
+        default="none",
+        help="weight precision at inference (valle.inference.quantize; recorded)",
+    )
+    p.add_argument(
+        "--set",
+        dest="model_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="inference setting of the checkpoint's model config, e.g. ar.stop.threshold=0.9 "
         "(repeatable; recorded in decode_info.json)",
     )
@@ -267,11 +277,14 @@ def main() -> int:
         device=args.device,
         prompt_trim=PromptTrim(seconds=None),
         model_overrides=args.model_overrides,
+        quantize=args.quantize,
     )
     cuts = CutSet.from_file(args.cuts).to_eager()
     info: dict[str, Any] = {"checkpoint": str(args.checkpoint), "settings": {}}
     if args.model_overrides:
         info["model_overrides"] = list(args.model_overrides)
+    if args.quantize != "none":
+        info["quantize"] = args.quantize
     for setting, files in list_files.items():
         items = filter_lists(synth, files)
         if not items:
