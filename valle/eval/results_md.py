@@ -186,8 +186,29 @@ def render_results_md(
     return "\n".join(lines) + "\n"
 
 
+KEPT_MARKER = "<!-- kept across runs:"
+
+
+def kept_tail(path: str | Path) -> str:
+    """The part of an existing RESULTS.md from the line that starts with :data:`KEPT_MARKER`
+    to its end ("" when the file or the marker is absent): hand-written sections (rows of
+    other runs, e.g. the variants') that a new run of the main job must not erase."""
+    p = Path(path)
+    if not p.is_file():
+        return ""
+    lines = p.read_text(encoding="utf-8").splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith(KEPT_MARKER):
+            return "".join(lines[i:])
+    return ""
+
+
 def write_results_md(path: str | Path, text: str) -> Path:
-    """Write RESULTS.md atomically."""
+    """Write RESULTS.md atomically, keeping the existing file's :func:`kept_tail` after
+    ``text``."""
+    tail = kept_tail(path)
+    if tail:
+        text = text.rstrip("\n") + "\n\n" + tail
     out = write_text_atomic(path, text)
     logger.info("wrote %s", out)
     return out
