@@ -47,3 +47,17 @@ def test_variant_options_are_for_random_models(tmp_path, capsys) -> None:
     assert "nope" in capsys.readouterr().err
     assert main(["speed", "--checkpoint", str(tmp_path / "m.pt"), "--variant", "valle2"]) == 2
     assert "--checkpoint" in capsys.readouterr().err
+
+
+def test_a_language_ar_is_timed_too(tmp_path) -> None:
+    """VALL-E X's AR adds a language embedding to each acoustic input: the cached steps of
+    the speed bench must carry language ids (stage 8 of the mini recipe had no speed
+    columns for it)."""
+    out, summary = tmp_path / "x.csv", tmp_path / "x.json"
+    argv = ["speed", "--variant", "vallex", "--sizes", "tiny", "--batch-sizes", "1",
+            "--seconds", "0.4", "--prompt-seconds", "0.2", "--phonemes", "12", "--threads", "1",
+            "--nocache-points", "2", "--nar-stages-timed", "1", "--train-steps", "0",
+            "--out", str(out), "--summary", str(summary)]  # fmt: skip
+    assert main(argv) == 0
+    (row,) = list(csv.DictReader(out.open()))
+    assert int(row["steps"]) == round(0.4 * 75) and float(row["ar_ms_step"]) > 0
