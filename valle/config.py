@@ -36,6 +36,7 @@ import yaml
 
 __all__ = [
     "ConfigError",
+    "preset_variant",
     "TransformerConfig",
     "VocabConfig",
     "ComponentConfig",
@@ -522,6 +523,19 @@ def preset_path(kind: str, name: str | os.PathLike[str]) -> Path:
             f"no {kind} preset {str(name)!r}{_close(str(name), names).replace('keys', 'presets')}"
         )
     return path
+
+
+def preset_variant(name: str) -> str:
+    """The registered variant a variant preset builds (``melle_hifigan`` -> ``melle``): the
+    ``variant:`` key of ``valle/conf/variant/<name>.yaml`` (or of the YAML file ``name``); a
+    name with no preset is returned as it is (a registered name, or one that
+    :func:`valle.registry.get_variant` will report)."""
+    try:
+        path = preset_path("variant", name)
+    except ConfigError:
+        return name
+    named = _read_yaml(path).get("variant")
+    return named if isinstance(named, str) else name
 
 
 def merge_config_dicts(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:

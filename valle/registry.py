@@ -99,20 +99,11 @@ def build_model(cfg: Any) -> nn.Module:
 def variant_stages(variant: Any) -> tuple[str, ...]:
     """The stages of a variant: the parts of its model that train apart (``train.stages``).
 
-    ``variant`` is a config, a config class, a registered name or a variant preset (a name in
-    ``valle/conf/variant`` or a YAML file, e.g. ``melle_hifigan``: its ``variant:`` key). Each
-    variant declares them once, as ``stages`` on its config class; the model's
-    ``loss(batch, stages)``, the trainer and the ``--stages`` option all read that one list.
+    ``variant`` is a config, a config class or a registered name (for a variant preset such as
+    ``melle_hifigan``, pass :func:`valle.config.preset_variant` of it). Each variant declares
+    them once, as ``stages`` on its config class; the model's ``loss(batch, stages)``, the
+    trainer and the ``--stages`` option all read that one list.
     """
-    if isinstance(variant, str) and variant not in registered_variants():
-        from valle.config import ConfigError, _read_yaml, preset_path
-
-        try:
-            path = preset_path("variant", variant)
-        except ConfigError:  # not a preset either: get_variant names the registered variants
-            path = None
-        named = None if path is None else _read_yaml(path).get("variant")
-        variant = named if isinstance(named, str) else variant
     cls = get_variant(variant) if isinstance(variant, str) else variant
     cls = cls if isinstance(cls, type) else type(cls)
     stages = getattr(cls, "stages", None)

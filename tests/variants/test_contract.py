@@ -143,9 +143,11 @@ def test_batch_generation_equals_per_item(variant: str) -> None:
 def test_variant_stages_of_presets() -> None:
     """A preset name resolves to its variant's stages (run.sh's variant_has_nar reads this:
     ``--variant melle_hifigan`` has no NAR stage)."""
+    from valle.config import preset_variant
     from valle.registry import UnknownVariantError, variant_stages
 
-    assert variant_stages("melle_hifigan") == variant_stages("melle") == ("ar",)
-    assert variant_stages("valle") == ("ar", "nar")
+    assert preset_variant("melle_hifigan") == "melle"
+    assert variant_stages(preset_variant("melle_hifigan")) == variant_stages("melle") == ("ar",)
+    assert variant_stages(preset_variant("valle")) == ("ar", "nar")
     with pytest.raises(UnknownVariantError, match="Registered variants"):
-        variant_stages("no_such_variant")
+        variant_stages(preset_variant("no_such_variant"))

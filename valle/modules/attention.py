@@ -74,11 +74,13 @@ def attention_bias(mask: Tensor | None, dtype: torch.dtype = torch.float32) -> T
     ``mask`` (B, L, K) bool (True = may attend) becomes an additive (B, 1, L, K) float mask
     (0 where allowed, -inf elsewhere: what SDPA itself makes of a boolean mask on each call);
     a mask that allows every key, or None, becomes None (no mask to read; on CUDA it also
-    lets the flash kernel run). A float mask is returned as it is.
+    lets the flash kernel run). A float mask is returned as it is. The all-allowed check reads
+    one value back to the host, so it is made for whole sequences (L > 1) only: a decoding
+    step (L = 1) keeps its small bias and its loop keeps one host read per step.
     """
     if mask is None or mask.dtype != torch.bool:
         return mask
-    if bool(mask.all()):
+    if mask.shape[-2] > 1 and bool(mask.all()):
         return None
     bias = torch.zeros(mask.shape, dtype=dtype, device=mask.device)
     return bias.masked_fill_(~mask, float("-inf")).unsqueeze(1)  # (B, 1, L, K)

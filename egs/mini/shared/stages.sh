@@ -16,9 +16,10 @@
 variant_has_nar() {
   # an unknown name or a YAML preset prints true: valle-train then reports the real problem
   $python -c 'import sys
+from valle.config import preset_variant
 from valle.registry import variant_stages
 try:
-    print("true" if "nar" in variant_stages(sys.argv[1]) else "false")
+    print("true" if "nar" in variant_stages(preset_variant(sys.argv[1])) else "false")
 except Exception:
     print("true")' "$variant"
 }
