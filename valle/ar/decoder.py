@@ -213,6 +213,13 @@ class ARDecoder(nn.Module):
         h_last = h[torch.arange(h.shape[0], device=h.device), last]  # (B, D)
         return self.head(h_last), cache
 
+    def decoding(self, text_tokens: Tensor, language: Any = None) -> Any:
+        """What incremental decoding (``prefill``/``audio_positions``/``step``) of one call
+        runs on: this AR itself; an AR whose steps need per-call facts returns an object with
+        the same methods that adds them (VALL-E X: :class:`valle.ar.language.LanguageDecoding`).
+        Timing and tools that drive ``step`` themselves call this instead of ``self``."""
+        return self
+
     def step(self, step_in: Tensor, pos: SegmentPositions, cache: KVCache) -> Tensor:
         """Feed one step per row (B, *E) at positions ``pos`` (B, 1); the head's output (B, *E, ...).
 

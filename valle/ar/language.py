@@ -108,6 +108,10 @@ class LanguageARDecoder(ARDecoder):
             audio_pos=tagged,
         )
 
+    def decoding(self, text_tokens: Tensor, language: Any = None) -> LanguageDecoding:
+        """Incremental decoding whose steps carry the call's target language (None: id 0)."""
+        return LanguageDecoding(self, as_language_ids(language, text_tokens))
+
     def loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         """:meth:`ARDecoder.loss` with the batch's language ids per token."""
         return super().loss({**batch, B_.LANGUAGE: LanguageIds.from_batch(batch)})
@@ -128,7 +132,7 @@ class LanguageARDecoder(ARDecoder):
         language."""
         ids = as_language_ids(language, text_tokens)
         return generate_ar(
-            LanguageDecoding(self, ids),
+            self.decoding(text_tokens, ids),
             text_tokens,
             text_lens,
             prompt_codes,

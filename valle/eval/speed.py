@@ -386,7 +386,8 @@ def _time_ar(
     capacity = text.shape[1] + audio_in.shape[1] + steps
     _sync(device)
     t0 = time.perf_counter()
-    logits, cache = ar.prefill(text, tl, audio_in, in_lens, capacity=capacity)
+    dec = ar.decoding(text)  # what generate steps on (VALL-E X: steps tagged with a language)
+    logits, cache = dec.prefill(text, tl, audio_in, in_lens, capacity=capacity)
     ids = _next_input(ar, logits)  # (B, *E) never EOS: every run makes `steps` steps
     _sync(device)
     prefill = time.perf_counter() - t0
@@ -395,10 +396,9 @@ def _time_ar(
     index = in_lens.clone()
     ones = torch.ones_like(index)
     times, floors = [], []
-    tag = _language_tagger(ar, ones)
     for n in range(1, steps):
         t0 = time.perf_counter()
-        logits = ar.step(ids, tag(ar.audio_positions(ones, 1, index)), cache)
+        logits = dec.step(ids, dec.audio_positions(ones, 1, index), cache)
         ids = _next_input(ar, logits)
         codes[:, n] = ids
         _sync(device)
@@ -407,19 +407,6 @@ def _time_ar(
         if floor is not None and n % floor_every == 1:
             floors.append(floor())
     return prefill, times, floors, codes, audio_in, in_lens
-
-
-def _language_tagger(ar: Any, like: Tensor) -> Any:
-    """Positions -> positions the AR's ``step`` accepts: an AR with a language embedding on
-    its acoustic inputs (VALL-E X) needs each new step tagged with its language (here
-    language 0 for every row, what ``generate`` does for a target in the first language);
-    other ARs take the positions as they are."""
-    if getattr(ar, "audio_language", None) is None:
-        return lambda pos: pos
-    from valle.modules.language import LanguagePositions
-
-    lang = torch.zeros_like(like)[:, None]  # (B, 1)
-    return lambda pos: LanguagePositions.tag(pos, lang)
 
 
 @torch.inference_mode()
