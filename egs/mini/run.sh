@@ -21,6 +21,10 @@
 # and the listening page $exp_dir/results/index.html (local/listening_page.py: every test
 # item's prompt, ground truth, codec resynthesis and output as audio players with their WER and
 # SIM; rendered once in headless Chromium to index.png).
+# Stage 9 (not in the default run; --stage 9 --stop-stage 9): the hard-sentence robustness test
+# (RALL-E Sec 4; valle-hard) in the voice of the first cross-sentence English test prompt ->
+# $exp_dir/hard/{hard_table.md,hard_summary.json,wav/}; several systems side by side:
+# python -m valle.bin.hard --compare exp/A/hard exp/B/hard.
 # A training stage that was interrupted continues from its last checkpoint when run again
 # (valle-train --resume); a finished stage is skipped (.done marker). Retraining the NAR clears
 # the decode and score markers; decoding again clears the score marker.
@@ -175,6 +179,25 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
     --cuts "$test_cuts" --out-dir "$exp_dir/results" --title "Mini recipe: $model_name"
   log "  tables: $score_dir/<setting>_<language>.{csv,md,png}; summary: $results"
   log "  listening page: $exp_dir/results/index.html (rendered: $exp_dir/results/index.png)"
+fi
+
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  hard_dir=$exp_dir/hard
+  log "Stage 9: hard sentences with $checkpoint -> $hard_dir"
+  if [ -f "$hard_dir/.done" ]; then
+    log "  $hard_dir/.done exists ($(cat "$hard_dir/.done")), skipping"
+  else
+    need "$decode_dir/lists/cross_en.jsonl" "the English cross-sentence test list (stage 7)"
+    need "$checkpoint" "the trained model (stage 6, or pass --checkpoint)"
+    stage_begin
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-$num_threads} \
+      $python -m valle.bin.hard --checkpoint "$checkpoint" --tokens "$tokens" \
+      --codec-dir "$token_dir" --prompt-list "$decode_dir/lists/cross_en.jsonl" \
+      --cuts "$test_cuts" --out-dir "$hard_dir" --asr "$asr" ${asr_path:+--asr-path "$asr_path"} \
+      --device "$decode_device" --system "$model_name" --no-progress
+    mark_done "$hard_dir"
+    stage_end 9 "hard sentences"
+  fi
 fi
 
 log "Done (stages $stage..$stop_stage)."

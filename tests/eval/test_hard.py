@@ -99,3 +99,88 @@ def test_synthesis_reports_when_a_sentence_hits_the_length_cap() -> None:
     ((w2, _, hit2),) = synthesize_hard(capped, sentences, prompt, prompt_text, progress=False)
     assert sr == codec.sample_rate and len(w1) > len(w2) > 0
     assert hit1 is False and hit2 is True
+
+
+def _summary(system: str, wer: float) -> dict:
+    cases = [score_hard_case(CAT, "the cat sat on the mat" if wer == 0 else "a dog")]
+    return {**summarize_hard(cases), "system": system}
+
+
+def test_compare_puts_every_systems_rows_of_a_group_together() -> None:
+    from valle.eval.hard import format_hard_tables
+
+    table = format_hard_tables([_summary("valle", 1.0), _summary("ralle", 0.0)]).splitlines()
+    rows = [line.split(" | ")[:2] for line in table[2:]]
+    assert rows == [["| valle", "all"], ["| ralle", "all"],
+                    ["| valle", "repeated"], ["| ralle", "repeated"]]  # fmt: skip
+    assert " | 0.0 | " in table[3] and " | 100.0 | " in table[2]
+
+
+def test_the_cli_compares_summaries_and_says_which_is_missing(tmp_path, capsys) -> None:
+    import json
+
+    from valle.bin.hard import main
+
+    for name, wer in (("valle", 1.0), ("ralle", 0.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "hard_summary.json").write_text(json.dumps(_summary(name, wer)))
+    out = tmp_path / "table.md"
+    assert main(["--compare", str(tmp_path / "valle"), str(tmp_path / "ralle"),
+                 "--out", str(out)]) == 0  # fmt: skip
+    assert out.read_text().count("| all |") == 2
+    assert main(["--compare", str(tmp_path / "nowhere")]) == 1
+    assert "run valle-hard with --out-dir" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--out-dir", "x"], "--checkpoint and --out-dir are required"),
+        (["--checkpoint", "m.pt", "--out-dir", "x"], "either as --prompt-wav"),
+        (["--checkpoint", "m.pt", "--out-dir", "x", "--prompt-wav", "a.wav"], "needs --prompt-text"),
+        (["--checkpoint", "m.pt", "--out-dir", "x", "--prompt-list", "l.jsonl"], "needs --cuts"),
+        (["--checkpoint", "m.pt", "--out-dir", "x", "--prompt-list", "l.jsonl", "--cuts", "c",
+          "--prompt-wav", "a.wav", "--prompt-text", "t"], "either as --prompt-wav"),  # fmt: skip
+    ],
+)
+def test_the_cli_asks_for_exactly_one_voice(args, message, capsys) -> None:
+    from valle.bin.hard import main
+
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_voice_can_be_a_protocol_items_prompt(tmp_path) -> None:
+    import soundfile as sf
+    from lhotse import CutSet, Recording, SupervisionSegment
+
+    from valle.bin.hard import prompt_from_list
+    from valle.eval.protocols import TestItem, write_protocol
+    from valle.testing.codec import synthetic_waves
+
+    sr = 16000
+    wave = synthetic_waves([4 * sr], sr, seed=1)[0].numpy()
+    sf.write(str(tmp_path / "u1.wav"), wave, sr)
+    rec = Recording.from_file(tmp_path / "u1.wav", recording_id="u1")
+    sup = SupervisionSegment("u1", "u1", 0.0, rec.duration, text="one two three", speaker="s")
+    cut = rec.to_cut()
+    cut.supervisions = [sup]
+    CutSet.from_cuts([cut]).to_file(tmp_path / "cuts.jsonl.gz")
+    common = dict(setting="cross", speaker="s", language="en", text="x", target_text="x",
+                  recording_id="u1", target_start=0.0, target_duration=4.0, prompt_cut_id="u1",
+                  prompt_recording_id="u1", prompt_start=1.0, prompt_duration=3.0,
+                  prompt_text_source="alignment")  # fmt: skip
+    items = [TestItem(id="a", prompt_text="two three", **common),
+             TestItem(id="b", prompt_text="three", **common)]  # fmt: skip
+    write_protocol(items, tmp_path / "list.jsonl")
+    out = tmp_path / "hard"
+    wav, text = prompt_from_list(tmp_path / "list.jsonl", tmp_path / "cuts.jsonl.gz", None, out)
+    assert text == "two three" and (out / "prompt.txt").read_text() == "two three\n"
+    got, got_sr = sf.read(str(wav))
+    assert got_sr == sr and len(got) == 3 * sr
+    assert got[:100] == pytest.approx(wave[sr : sr + 100], abs=1e-4)  # cut from 1 s on
+    _, text_b = prompt_from_list(tmp_path / "list.jsonl", tmp_path / "cuts.jsonl.gz", "b", out)
+    assert text_b == "three"
+    with pytest.raises(ValueError, match="no item 'zzz'"):
+        prompt_from_list(tmp_path / "list.jsonl", tmp_path / "cuts.jsonl.gz", "zzz", out)

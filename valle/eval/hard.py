@@ -35,6 +35,8 @@ __all__ = [
     "BAD_WER",
     "HardCase",
     "HardSentence",
+    "format_hard_table",
+    "format_hard_tables",
     "load_hard_sentences",
     "score_hard_case",
     "summarize_hard",
@@ -169,11 +171,35 @@ def summarize_hard(cases: Sequence[HardCase]) -> dict[str, Any]:
     }
 
 
+_HARD_HEAD = "| system | group | sentences | WER % | bad % | WER>50% % | skipped % | repeated % | cap % |"
+
+
 def format_hard_table(summary: dict[str, Any], system: str = "model") -> str:
     """A markdown table of :func:`summarize_hard`'s figures (one row per category + all)."""
-    head = "| system | group | sentences | WER % | bad % | WER>50% % | skipped % | repeated % | cap % |"
-    lines = [head, "|" + "---|" * 9]
-    rows = [*summary["by_category"].items(), ("all", summary)]
+    return "\n".join([_HARD_HEAD, "|" + "---|" * 9, *_hard_rows(summary, system)])
+
+
+def format_hard_tables(summaries: Sequence[dict[str, Any]]) -> str:
+    """Several systems' summaries (each with its ``"system"`` name) in one table: every
+    system's "all" row first, then the groups, system by system within each group."""
+    groups = sorted({g for s in summaries for g in s["by_category"]})
+    lines = [_HARD_HEAD, "|" + "---|" * 9]
+    for group in ["all", *groups]:
+        for s in summaries:
+            f = s if group == "all" else s["by_category"].get(group)
+            if f is not None:
+                lines.extend(_hard_rows(f, s.get("system", "model"), group))
+    return "\n".join(lines)
+
+
+def _hard_rows(summary: dict[str, Any], system: str, only: str | None = None) -> list[str]:
+    """Rows of one system: each category, then "all" (or only the figures of ``summary``
+    labelled ``only``)."""
+    if only is not None:
+        rows = [(only, summary)]
+    else:
+        rows = [*summary["by_category"].items(), ("all", summary)]
+    lines = []
     for name, f in rows:
         lines.append(
             f"| {system} | {name} | {f['sentences']} | {100 * f['wer']:.1f} | "
@@ -181,7 +207,7 @@ def format_hard_table(summary: dict[str, Any], system: str = "model") -> str:
             f"{100 * f['skipped_share']:.1f} | {100 * f['repeated_share']:.1f} | "
             f"{100 * f['cap_share']:.1f} |"
         )
-    return "\n".join(lines)
+    return lines
 
 
 class _CapCounter(logging.Handler):
