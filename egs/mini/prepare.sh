@@ -6,9 +6,15 @@
 #   ./prepare.sh --scale 0.01 --data-dir /tmp/mini_data   # a tiny run (tests)
 #
 # Stages: 0 synthesise the corpus, 1 lhotse manifests, 2 codec tokens (fit the offline MelRVQ
-# codec on the train speakers, then encode every cut), 3 phoneme tokens + tokens.txt (train
-# split), 4 train/dev/test cut manifests and a summary table. Each stage is skipped when its
-# .done marker exists; delete the marker (or the stage's output) to redo it.
+# codec on the train speakers with --codec-config, then encode every cut as --codec-spec says),
+# 3 phoneme tokens + tokens.txt (train split), 4 train/dev/test cut manifests and a summary
+# table. Each stage is skipped when its .done marker exists; delete the marker (or the stage's
+# output) to redo it.
+#
+# VALL-E R codec merging (codebook 1 merged at m_1 = 2; docs/vallr.md): encode into another
+# data directory, e.g. reusing this one's corpus:
+#   mkdir -p data_merged && ln -s "$PWD/data/corpus" data_merged/corpus
+#   ./prepare.sh --stage 1 --data-dir data_merged --codec-spec conf/codec_mel_rvq_merged.yaml
 #
 # Optional, after stage 4 (--align true): phoneme durations for VALL-E R / RALL-E. Trains the
 # built-in aligner (valle.align: CTC acoustic model + monotonic Viterbi) on the train cuts, writes
@@ -26,6 +32,7 @@ scale=1.0                       # fraction of the full corpus (5.7 h at 1.0 befo
 seed=0                          # sentence shuffling of the corpus
 num_jobs=2                      # synthesis worker processes
 codec_config=conf/mel_rvq.yaml  # MelRVQ codec settings (YAML of MelRVQConfig fields)
+codec_spec=conf/codec_mel_rvq.yaml  # how stage 2 encodes with it (YAML: registered name, options); conf/codec_mel_rvq_merged.yaml: VALL-E R codec merging
 chunk_size=200                  # cuts per resumable tokenization chunk
 batch_size=16                   # cuts per codec call
 device=cpu                      # where the codec runs
@@ -33,7 +40,7 @@ align=false                     # true: also train the aligner and add phoneme d
 align_steps=3000                # aligner training steps (optimiser steps)
 align_minutes=8                 # ... or at most this many minutes of training (wall time)
 python=python3
-help_vars="stage stop_stage data_dir scale seed num_jobs codec_config chunk_size batch_size device align align_steps align_minutes python"
+help_vars="stage stop_stage data_dir scale seed num_jobs codec_config codec_spec chunk_size batch_size device align align_steps align_minutes python"
 
 cd "$(dirname "$0")"
 . shared/parse_options.sh
@@ -88,11 +95,18 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   fi
   if [ ! -f "$token_dir/.mini_codes.done" ]; then
     $python -m valle.bin.tokenize codes --cuts "$manifest_dir/mini_cuts_all.jsonl.gz" \
-      --codec mel_rvq --codec-path "$codec_dir" --output-dir "$token_dir" --prefix mini \
+      --codec-spec "$codec_spec" --codec-path "$codec_dir" --output-dir "$token_dir" --prefix mini \
       --chunk-size "$chunk_size" --batch-size "$batch_size" --device "$device"
-    touch "$token_dir/.mini_codes.done"
+    echo "codec_spec=$codec_spec" > "$token_dir/.mini_codes.done"
   else
-    log "  $token_dir/.mini_codes.done exists, skipping"
+    made_with=$(cat "$token_dir/.mini_codes.done")
+    made_with=${made_with:-codec_spec=conf/codec_mel_rvq.yaml}  # markers from before --codec-spec
+    if [ "$made_with" != "codec_spec=$codec_spec" ]; then
+      log "ERROR: the codes in $token_dir were made with --codec-spec ${made_with#codec_spec=}," \
+        "not $codec_spec; use another --data-dir (see the header) or delete $token_dir"
+      exit 1
+    fi
+    log "  $token_dir/.mini_codes.done exists ($made_with), skipping"
   fi
 fi
 

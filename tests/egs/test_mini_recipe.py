@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPE = REPO / "egs" / "mini" / "prepare.sh"
@@ -97,6 +98,68 @@ def test_rerun_is_idempotent(mini_run):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("skipping") == 6  # stage 0, 1, fit, codes, 3, 4
     assert (data / "tokenized" / "mini_cuts_train.jsonl.gz").stat().st_mtime_ns == before
+
+
+def test_merged_codec_spec_encodes_vall_e_r_codes(mini_run, tmp_path):
+    """--codec-spec with mel_rvq_merged (VALL-E R codec merging), on the corpus of the first
+    run as the header shows: codebook 1 constant over 2-frame windows, codec.json says so; the
+    first data directory refuses the other spec instead of silently keeping its plain codes."""
+    from lhotse import CutSet
+
+    from valle.data.codec_info import CodecInfo
+    from valle.data.prompt import load_codes
+
+    data, _ = mini_run
+    spec = tmp_path / "merged.yaml"
+    spec.write_text("name: mel_rvq_merged\noptions:\n  merge_rates: [2, 1]\n")
+    conf = tmp_path / "tiny_rvq.yaml"
+    conf.write_text(TINY_CODEC)
+    merged = tmp_path / "data_merged"
+    merged.mkdir()
+    (merged / "corpus").symlink_to(data / "corpus")
+    args = ["--codec-config", str(conf), "--codec-spec", str(spec), "--chunk-size", "4"]
+    proc = subprocess.run(
+        [
+            "bash",
+            str(RECIPE),
+            "--stage",
+            "1",
+            "--stop-stage",
+            "2",
+            "--data-dir",
+            str(merged),
+            *args,
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    info = CodecInfo.from_file(merged / "tokenized" / "codec.json")
+    assert info.name == "mel_rvq_merged" and info.options == {"merge_rates": [2, 1]}
+    cuts = CutSet.from_file(merged / "tokenized" / "mini_cuts_codes.jsonl.gz")
+    assert len(cuts) > 0
+    for cut in cuts:
+        first = load_codes(cut)[:, 0]
+        assert torch.equal(first[0::2][: first.shape[0] // 2], first[1::2])
+    other = subprocess.run(
+        [
+            "bash",
+            str(RECIPE),
+            "--stage",
+            "2",
+            "--stop-stage",
+            "2",
+            "--data-dir",
+            str(data),
+            *args,
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert other.returncode != 0
+    assert f"made with --codec-spec conf/codec_mel_rvq.yaml, not {spec}" in other.stdout
 
 
 def test_missing_input_says_which_stage(tmp_path):

@@ -2,6 +2,7 @@
 
 python -m valle.bin.tokenize codes --cuts data/manifests/mini_cuts_all.jsonl.gz
     --codec mel_rvq --codec-path data/codec/mel_rvq --output-dir data/tokenized --prefix mini
+    (or --codec-spec conf/codec_mel_rvq_merged.yaml: a registered name and its options)
 python -m valle.bin.tokenize text --cuts data/tokenized/mini_cuts_codes.jsonl.gz
     --corpus mini --output data/tokenized/mini_cuts_tokenized.jsonl.gz --tokens data/tokens.txt
 """
@@ -19,15 +20,28 @@ from valle.data.codec_info import CODEC_NAMES
 log = logging.getLogger("valle.bin.tokenize")
 
 
+def _codec_choice(args: argparse.Namespace) -> tuple[str, dict]:
+    """(registered name, load options) from --codec/--bandwidth or from --codec-spec."""
+    if args.codec_spec is not None:
+        if args.codec is not None or args.bandwidth is not None:
+            raise ValueError("give --codec-spec or --codec/--bandwidth, not both")
+        from valle.codec.registry import read_codec_choice
+
+        return read_codec_choice(args.codec_spec)
+    if args.codec is None:
+        raise ValueError("give --codec (a registered codec name) or --codec-spec (a YAML file)")
+    return args.codec, ({} if args.bandwidth is None else {"bandwidth": args.bandwidth})
+
+
 def _codes(args: argparse.Namespace) -> None:
     from valle.data.codec_info import CodecInfo, load_codec
     from valle.data.manifests import load_cuts
     from valle.data.tokenize import encode_cuts
 
     cuts = load_cuts(args.cuts, "input cuts")
-    options = {} if args.bandwidth is None else {"bandwidth": args.bandwidth}
-    codec = load_codec(args.codec, args.codec_path, device=args.device, **options)
-    info = CodecInfo.from_codec(codec, name=args.codec, path=args.codec_path, **options)
+    name, options = _codec_choice(args)
+    codec = load_codec(name, args.codec_path, device=args.device, **options)
+    info = CodecInfo.from_codec(codec, name=name, path=args.codec_path, **options)
     _, stats = encode_cuts(
         cuts,
         codec,
@@ -126,7 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("codes", help="encode every cut with a codec (resumable, chunked)")
     c.add_argument("--cuts", type=Path, required=True, help="input cut manifest")
-    c.add_argument("--codec", choices=CODEC_NAMES, required=True)
+    c.add_argument("--codec", choices=CODEC_NAMES, default=None)
+    c.add_argument(
+        "--codec-spec",
+        type=Path,
+        default=None,
+        help="instead of --codec/--bandwidth: YAML {name, options}, e.g. the merged codec of "
+        "VALL-E R (egs/mini/conf/codec_mel_rvq_merged.yaml)",
+    )
     c.add_argument("--codec-path", required=True, help="local codec dir or hub name")
     c.add_argument("--bandwidth", type=float, default=None, help="EnCodec bandwidth, kbps")
     c.add_argument("--output-dir", type=Path, required=True)

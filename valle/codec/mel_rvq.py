@@ -51,7 +51,7 @@ from valle.io.atomic import atomic_torch_save, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["MelRVQConfig", "MelRVQCodec", "default_mel_config", "kmeans"]
+__all__ = ["MelRVQConfig", "MelRVQCodec", "MelRVQLayer", "default_mel_config", "kmeans"]
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -239,6 +239,28 @@ def _iter_waves(data: Any, sample_rate: int) -> Iterable[torch.Tensor]:
 # --- the codec -----------------------------------------------------------------------------------
 
 
+class MelRVQLayer:
+    """One residual stage of a ``MelRVQCodec`` in the layout codec merging uses
+    (:mod:`valle.codec.merging`): residuals ``(B, F, T)``, codes ``(B, T)``.
+
+    ``encode`` finds the nearest codebook row of every frame with :func:`nearest` on the
+    ``(B * T, F)`` frames, as ``MelRVQCodec.quantize`` does on ``(T, F)``, so one wave at a
+    time it gives the same codes bit for bit.
+    """
+
+    def __init__(self, codebook: torch.Tensor) -> None:
+        self.codebook = codebook  # (K, F)
+
+    def encode(self, residual: torch.Tensor) -> torch.Tensor:
+        b, f, t = residual.shape
+        frames = residual.transpose(1, 2).reshape(b * t, f).float().contiguous()  # (B * T, F)
+        idx, _ = nearest(frames, self.codebook)  # (B * T,)
+        return idx.view(b, t)  # (B, T)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.codebook[codes].transpose(1, 2)  # (B, T, F) -> (B, F, T)
+
+
 class MelRVQCodec(nn.Module):
     """Log-mel residual-VQ codec (``valle.codec.base.Codec``); see the module docstring.
 
@@ -375,6 +397,22 @@ class MelRVQCodec(nn.Module):
     def decode_mel(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes ``(T, Q')`` -> log-mel ``(T, F)``."""
         return self.denormalize(self.codes_to_normalized(codes))
+
+    # --- residual-VQ view (codec merging, valle.codec.merging) --------------------------------
+    @property
+    def quantizer_layers(self) -> list[MelRVQLayer]:
+        """The Q residual stages, each with ``encode``/``decode`` on ``(B, F, T)`` residuals."""
+        return [MelRVQLayer(self.codebooks[q]) for q in range(self.num_codebooks)]
+
+    @torch.no_grad()
+    def latents(self, wavs: list[torch.Tensor]) -> list[tuple[list[int], torch.Tensor, list[int]]]:
+        """The RVQ input, one wave at a time (as ``encode`` runs): a list of
+        ``([i], normalised log-mel (1, F, T_i), [T_i])``."""
+        out = []
+        for i, w in enumerate(wavs):
+            z = self.normalize(self.wave_to_mel(w)).float()  # (T, F)
+            out.append(([i], z.transpose(0, 1).unsqueeze(0), [z.shape[0]]))  # (1, F, T)
+        return out
 
     # --- Codec protocol ----------------------------------------------------------------------
     @torch.no_grad()

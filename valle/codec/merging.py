@@ -4,12 +4,18 @@ Text-to-Speech Synthesis via Monotonic Alignment", Sec. 3.2, codec-merging appro
 Shape legend: B batch, N samples, T frames, W windows (``ceil(T / m)``), Q codebooks,
 D latent dim.
 
-A trained EnCodec is reused without retraining; only its residual vector quantisation changes.
-Before the VQ of layer ``i`` the current residual is average-pooled over windows of ``m_i``
-frames and each window's mean is repeated back over its frames; that is quantised, and the
-quantised (repeated) vectors are subtracted from the residual as in plain RVQ. Layer ``i``'s
-codes are then constant within each window of ``m_i`` frames, so an AR model over layer 1 can
-run at ``frame_rate / m_1`` (VALL-E R uses ``m_1 = 2``, the other layers 1).
+A trained residual-VQ codec is reused without retraining; only its residual vector
+quantisation changes. Before the VQ of layer ``i`` the current residual is average-pooled over
+windows of ``m_i`` frames and each window's mean is repeated back over its frames; that is
+quantised, and the quantised (repeated) vectors are subtracted from the residual as in plain
+RVQ. Layer ``i``'s codes are then constant within each window of ``m_i`` frames, so an AR model
+over layer 1 can run at ``frame_rate / m_1`` (VALL-E R uses ``m_1 = 2``, the other layers 1).
+
+Any codec that exposes its RVQ input and layers (:class:`ResidualVQCodec`) can be merged:
+EnCodec (the encoder output and its ``EncodecVectorQuantization`` layers) and the offline
+mel-RVQ codec (normalised log-mel frames and its k-means codebooks). Both are registered as
+codecs, ``encodec_merged`` and ``mel_rvq_merged`` (option ``merge_rates``, one ``m_i`` per
+codebook), so ``codec.json`` and checkpoints record merged codes as such.
 
 Last window: when ``m_i`` does not divide an item's frame count ``T_b``, the last window is
 padded to ``m_i`` frames but its mean is taken over its real frames only (the padding neither
@@ -19,13 +25,44 @@ start at frame 0 of every item, so batching does not change an item's windows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
-from valle.codec.encodec import EncodecCodec, _check_codes, _check_waves
+from valle.codec.encodec import _check_waves
+from valle.codec.registry import get_codec_loader, register_codec
 
-__all__ = ["MergedEncodecCodec", "check_merge_rates", "encode_merged", "merge_residual"]
+__all__ = [
+    "MergedRVQCodec",
+    "ResidualVQCodec",
+    "check_merge_rates",
+    "encode_merged",
+    "merge_residual",
+]
+
+
+@runtime_checkable
+class ResidualVQCodec(Protocol):
+    """What merging needs of a codec besides the ``Codec`` protocol.
+
+    ``latents(wavs)``: the RVQ input, batch by batch, as a list of
+    ``(indices into wavs, latent (b, D, T), valid frames per item)``.
+    ``quantizer_layers``: the first Q layers, each with ``encode((b, D, T)) -> (b, T)`` long
+    and ``decode((b, T)) -> (b, D, T)``; plain RVQ is ``encode``/``decode``/subtract per layer.
+    """
+
+    @property
+    def num_codebooks(self) -> int: ...
+
+    @property
+    def quantizer_layers(self) -> Sequence[Any]: ...
+
+    def latents(
+        self, wavs: list[torch.Tensor]
+    ) -> list[tuple[list[int], torch.Tensor, list[int]]]: ...
+
+    def decode(self, codes: list[torch.Tensor]) -> list[torch.Tensor]: ...
 
 
 def check_merge_rates(merge_rates: Sequence[int], num_codebooks: int) -> tuple[int, ...]:
@@ -77,14 +114,17 @@ def merge_residual(residual: torch.Tensor, rate: int, frames: Sequence[int]) -> 
     return sums / counts.clamp_min(1)
 
 
-def _merged_rvq(
-    codec: EncodecCodec, latent: torch.Tensor, frames: Sequence[int], rates: Sequence[int]
+def merged_rvq(
+    layers: Sequence[Any], latent: torch.Tensor, frames: Sequence[int], rates: Sequence[int]
 ) -> torch.Tensor:
-    """Residual VQ with per-layer merging. latent ``(B, D, T)`` -> codes ``(B, Q, T)``."""
+    """Residual VQ with per-layer merging. latent ``(B, D, T)`` -> codes ``(B, Q, T)``.
+
+    A layer of rate 1 runs exactly as plain RVQ (``encode`` then ``decode`` on the residual).
+    """
     total = latent.shape[-1]
     residual = latent
     codes = []
-    for layer, rate in zip(codec.quantizer_layers, rates, strict=True):
+    for layer, rate in zip(layers, rates, strict=True):
         if rate == 1:
             indices = layer.encode(residual)  # (B, T)
             quantized = layer.decode(indices)  # (B, D, T)
@@ -100,50 +140,62 @@ def _merged_rvq(
     return torch.stack(codes, dim=1)  # (B, Q, T)
 
 
+def _check_base(codec: Any) -> None:
+    if not isinstance(codec, ResidualVQCodec):
+        raise TypeError(
+            f"{type(codec).__name__} cannot be merged: merging needs a residual-VQ codec with "
+            "latents(wavs) and quantizer_layers (EncodecCodec, MelRVQCodec)."
+        )
+
+
 def encode_merged(
-    codec: EncodecCodec, wavs: list[torch.Tensor], merge_rates: Sequence[int]
+    codec: ResidualVQCodec, wavs: list[torch.Tensor], merge_rates: Sequence[int]
 ) -> list[torch.Tensor]:
     """Encode mono waves with merged RVQ layers (VALL-E R, Sec. 3.2).
 
     Args:
-        codec: the base EnCodec codec (any bandwidth; ``len(merge_rates) == codec.num_codebooks``).
+        codec: the base codec (EnCodec at any bandwidth, or mel-RVQ;
+            ``len(merge_rates) == codec.num_codebooks``).
         wavs: list of B float tensors ``(N_b,)`` at ``codec.sample_rate``.
         merge_rates: m_i per codebook, integers >= 1.
     Returns:
-        list of B long tensors ``(T_b, Q)``, the same frame counts as ``codec.encode``; layer
-        ``i`` is constant on frames ``[k * m_i, (k + 1) * m_i)``. All rates 1 gives exactly
-        ``codec.encode(wavs)``.
+        list of B long tensors ``(T_b, Q)`` on the first wave's device, the same frame counts
+        as ``codec.encode``; layer ``i`` is constant on frames ``[k * m_i, (k + 1) * m_i)``.
+        All rates 1 gives exactly ``codec.encode(wavs)``.
     """
+    _check_base(codec)
     rates = check_merge_rates(merge_rates, codec.num_codebooks)
     _check_waves(wavs)
+    layers = codec.quantizer_layers
     out: list[torch.Tensor | None] = [None] * len(wavs)
     with torch.inference_mode():
         for group, latent, frames in codec.latents(wavs):
-            codes = _merged_rvq(codec, latent, frames, rates)  # (b, Q, T)
+            codes = merged_rvq(layers, latent, frames, rates)  # (b, Q, T)
             for j, i in enumerate(group):
                 out[i] = codes[j, :, : frames[j]].transpose(0, 1)  # (T_b, Q)
+    # Clone outside inference mode: inference tensors cannot be saved for backward.
     return [c.to(wavs[0].device).clone() for c in out if c is not None]
 
 
-class MergedEncodecCodec:
+class MergedRVQCodec:
     """A ``Codec`` whose encoder merges RVQ layers (VALL-E R, Sec. 3.2); decodes as the base.
 
     Codec facts (sample rate, frame rate, Q, codebook size) are the base codec's: merged codes
     keep the full frame rate, with layer ``i`` repeated over windows of ``merge_rates[i]``.
 
     Args:
-        base: the EnCodec codec to merge.
+        base: the residual-VQ codec to merge (``EncodecCodec`` or ``MelRVQCodec``).
         merge_rates: m_i per codebook (length Q, integers >= 1), e.g. ``[2, 1, 1, 1, 1, 1, 1, 1]``.
     """
 
-    def __init__(self, base: EncodecCodec, merge_rates: Sequence[int]) -> None:
-        if not isinstance(base, EncodecCodec):
-            raise TypeError(f"base must be an EncodecCodec, got {type(base).__name__}.")
+    def __init__(self, base: ResidualVQCodec, merge_rates: Sequence[int]) -> None:
+        _check_base(base)
         self._base = base
         self._rates = check_merge_rates(merge_rates, base.num_codebooks)
 
     @property
-    def base(self) -> EncodecCodec:
+    def base(self) -> Any:
+        """The codec whose RVQ is merged."""
         return self._base
 
     @property
@@ -153,11 +205,11 @@ class MergedEncodecCodec:
 
     @property
     def sample_rate(self) -> int:
-        return self._base.sample_rate
+        return int(self._base.sample_rate)  # type: ignore[attr-defined]
 
     @property
     def frame_rate(self) -> float:
-        return self._base.frame_rate
+        return float(self._base.frame_rate)  # type: ignore[attr-defined]
 
     @property
     def num_codebooks(self) -> int:
@@ -165,10 +217,14 @@ class MergedEncodecCodec:
 
     @property
     def codebook_size(self) -> int:
-        return self._base.codebook_size
+        return int(self._base.codebook_size)  # type: ignore[attr-defined]
+
+    def num_frames(self, num_samples: int) -> int:
+        """Frames ``encode`` returns for a wave of ``num_samples`` samples (the base's)."""
+        return int(self._base.num_frames(num_samples))  # type: ignore[attr-defined]
 
     def __repr__(self) -> str:
-        return f"MergedEncodecCodec({self._base!r}, merge_rates={list(self._rates)})"
+        return f"MergedRVQCodec({self._base!r}, merge_rates={list(self._rates)})"
 
     def encode(self, wavs: list[torch.Tensor]) -> list[torch.Tensor]:
         """Encode with merging; see ``encode_merged``."""
@@ -176,5 +232,81 @@ class MergedEncodecCodec:
 
     def decode(self, codes: list[torch.Tensor]) -> list[torch.Tensor]:
         """Decode as the base codec (merged codes are ordinary codes)."""
-        _check_codes(codes, self.num_codebooks, self.codebook_size)
         return self._base.decode(codes)
+
+
+# ------------------------------------------------------------------ registry entries
+
+
+class _MergedLoader:
+    """Registry entry of a merged codec: the base codec's files and options, plus
+    ``merge_rates`` (m_i per codebook). A bare directory is the base codec's, so ``recognize``
+    leaves it to the base; checkpoints embed the merged codec when they embed the base."""
+
+    name: str
+    base_name: str
+    embeddable: bool
+
+    @property
+    def _base(self) -> Any:
+        return get_codec_loader(self.base_name)
+
+    def load(
+        self,
+        path: str,
+        device: str = "cpu",
+        merge_rates: Sequence[int] | None = None,
+        **options: Any,
+    ) -> MergedRVQCodec:
+        if merge_rates is None:
+            raise ValueError(
+                f"codec {self.name!r} needs the option merge_rates: one integer >= 1 per "
+                "codebook, e.g. [2, 1, 1, 1, 1, 1, 1, 1] (VALL-E R merges codebook 1 at m_1 = 2); "
+                f"without merging use the codec {self.base_name!r}."
+            )
+        base = self._base.load(path, device=device, **options)
+        return MergedRVQCodec(base, merge_rates)
+
+    def is_remote(self, path: str) -> bool:
+        return bool(self._base.is_remote(path))
+
+    def recognize(self, directory: Any) -> dict[str, Any] | None:
+        return None  # the files are the base codec's: loading them bare gives the base
+
+    def embed(self, codec: Any) -> dict[str, Any] | None:
+        if not isinstance(codec, MergedRVQCodec):
+            return None
+        payload = self._base.embed(codec.base)
+        if payload is None:
+            return None
+        return {"base": payload, "merge_rates": list(codec.merge_rates)}
+
+    def from_embedded(self, payload: Mapping[str, Any], device: str = "cpu") -> MergedRVQCodec:
+        if (
+            not isinstance(payload, Mapping)
+            or "base" not in payload
+            or "merge_rates" not in payload
+        ):
+            raise ValueError(
+                f"not an embedded {self.name} codec: expected {{'base': ..., 'merge_rates': [...]}}"
+            )
+        base = self._base.from_embedded(payload["base"], device=device)
+        return MergedRVQCodec(base, list(payload["merge_rates"]))
+
+
+@register_codec("encodec_merged")
+class MergedEncodecLoader(_MergedLoader):
+    """EnCodec (hub id or ``save_pretrained`` directory, option ``bandwidth``) with merged RVQ
+    layers (option ``merge_rates``); kept by path in checkpoints, as EnCodec."""
+
+    base_name = "encodec"
+    embeddable = False
+
+
+@register_codec("mel_rvq_merged")
+class MergedMelRVQLoader(_MergedLoader):
+    """The offline mel-RVQ codec (a fitted directory) with merged RVQ layers (option
+    ``merge_rates``); small, so checkpoints embed it."""
+
+    base_name = "mel_rvq"
+    embeddable = True

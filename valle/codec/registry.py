@@ -15,7 +15,8 @@ A codec is recorded in ``codec.json`` and in checkpoints by name, path and optio
 - ``from_embedded(payload, device)``: the codec back from ``embed``'s dict.
 
 New codecs register themselves in their own module; the built-in ones (``mel_rvq``,
-``encodec``) are imported on first lookup.
+``encodec`` and their merged forms ``mel_rvq_merged``, ``encodec_merged`` for VALL-E R, see
+:mod:`valle.codec.merging`) are imported on first lookup.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ __all__ = [
     "get_codec_loader",
     "is_embeddable",
     "load_codec",
+    "read_codec_choice",
     "recognize_codec_dir",
     "register_codec",
     "registered_codecs",
 ]
 
-_BUILTIN_MODULES = ("valle.codec.mel_rvq", "valle.codec.encodec")
+_BUILTIN_MODULES = ("valle.codec.mel_rvq", "valle.codec.encodec", "valle.codec.merging")
 _LOADERS: dict[str, CodecLoader] = {}
 _builtins_loaded = False
 
@@ -112,6 +114,35 @@ def load_codec(name: str, path: str | Path, device: str = "cpu", **options: Any)
     """Build the codec ``name`` from ``path`` (a local directory or a hub id) with ``options``
     (e.g. ``bandwidth`` in kbps for EnCodec)."""
     return get_codec_loader(name).load(str(path), device=device, **options)
+
+
+def read_codec_choice(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """A recipe's codec choice file: YAML ``{name: <registered codec>, options: {...}}``.
+
+    ``options`` are the loader's (``bandwidth`` for EnCodec, ``merge_rates`` for the merged
+    codecs); the codec's files come from elsewhere (``--codec-path``). Returns ``(name,
+    options)``; an unknown name or key is an error that says what is allowed.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"codec choice file {path} not found")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or "name" not in data:
+        raise ValueError(
+            f"{path}: expected a mapping with 'name' (one of {list(registered_codecs())}) and "
+            "optional 'options' (the codec's load options)"
+        )
+    unknown = sorted(set(data) - {"name", "options"})
+    if unknown:
+        raise ValueError(f"{path}: unknown keys {unknown}; allowed: name, options")
+    name = str(data["name"])
+    get_codec_loader(name)  # an unknown name lists the registered ones
+    options = data.get("options") or {}
+    if not isinstance(options, dict):
+        raise ValueError(f"{path}: 'options' must be a mapping, got {options!r}")
+    return name, dict(options)
 
 
 def recognize_codec_dir(directory: str | Path) -> tuple[str, dict[str, Any]] | None:
