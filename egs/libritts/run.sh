@@ -14,6 +14,8 @@
 # continuation and cross-sentence settings (local/decode.py) -> $exp_dir/decode/<setting>/<id>.wav,
 # 8 score WER (HuBERT-Large CTC, the papers' ASR) and speaker similarity (WavLM-TDNN SV) of ground
 # truth, EnCodec resynthesis and model (local/score.py) -> $exp_dir/score, then RESULTS.md.
+# 9 (not in the default run: --stage 9 --stop-stage 9) the hard-sentence test (valle-hard, RALL-E
+# Sec 4) in the voice of the first cross-sentence test prompt -> $exp_dir/hard.
 #   ./run.sh --stage 7 --asr faster-whisper --asr-path /models/faster-whisper-base  # other ASR
 # A training stage that was interrupted continues from its last checkpoint when run again
 # (valle-train --resume); a finished one is skipped (.done marker).
@@ -42,11 +44,12 @@ asr_path=facebook/hubert-large-ls960-ft  # hub name or local copy of the ASR mod
 sim_encoder=wavlm-sv             # speaker encoder of stage 8: wavlm-sv | resemblyzer
 sim_encoder_path=                # default: the encoder's hub model (valle.eval.similarity)
 model_name=                      # the model's row in the tables; default "$variant ($size)"
+hard_sentences=                  # stage 9's list ('<id>\t<group>\t<text>' lines); default: the shipped one
 results=RESULTS.md               # written at the end of stage 8
 python=python3
 train_cmd="$python -m valle.bin.train"  # or "srun $python -m valle.bin.train" inside an sbatch job,
                                  # or "torchrun --nproc-per-node 8 -m valle.bin.train" (docs/training.md)
-help_vars="stage stop_stage data_dir exp_dir variant size ar_config nar_config devices num_nodes strategy accelerator train_opts checkpoint test_cuts decode_config decode_device asr asr_path sim_encoder sim_encoder_path model_name results python train_cmd"
+help_vars="stage stop_stage data_dir exp_dir variant size ar_config nar_config devices num_nodes strategy accelerator train_opts checkpoint test_cuts decode_config decode_device asr asr_path sim_encoder sim_encoder_path model_name results python train_cmd hard_sentences"
 
 run_command="./run.sh$(printf ' %q' "$@")"  # recorded in RESULTS.md
 
@@ -83,27 +86,11 @@ if [ $stage -le 4 ]; then
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  log "Stage 5: train the AR ($variant/$size, $ar_config) -> $exp_dir/ar"
-  if ! $has_nar && [ ! -f "$exp_dir/ar/.done" ]; then  # a new complete model: stale decodes
-    rm -f "$decode_dir/.done" "$score_dir/.done"
-  fi
-  stage_begin "$exp_dir/ar/.done"
-  train AR "$exp_dir/ar" "$ar_config"
-  stage_end 5 "train AR"
+  train_ar_stage
 fi
 
-if [ $stage -le 6 ] && [ $stop_stage -ge 6 ] && ! $has_nar; then
-  log "Stage 6: $variant has no NAR; $exp_dir/ar/model.pt is the complete model"
-elif [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  log "Stage 6: train the NAR ($variant/$size, $nar_config) from $exp_dir/ar/model.pt -> $exp_dir/nar"
-  need "$exp_dir/ar/.done" "the trained AR (stage 5)"
-  if [ ! -f "$exp_dir/nar/.done" ]; then  # a new model: earlier decodes and scores are stale
-    rm -f "$decode_dir/.done" "$score_dir/.done"
-  fi
-  stage_begin "$exp_dir/nar/.done"
-  train NAR "$exp_dir/nar" "$nar_config" --init-from "$exp_dir/ar/model.pt"
-  stage_end 6 "train NAR"
-  log "  complete model (AR + NAR): $exp_dir/nar/model.pt"
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  train_nar_stage
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
@@ -141,6 +128,10 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
     --stage-times "$stage_times" --command "$run_command" --out "$results" \
     --title "LibriTTS recipe results ($model_name)" --checkpoint "$checkpoint"
   log "  tables: $score_dir/<setting>_<language>.{csv,md,png}; summary: $results"
+fi
+
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  hard_stage
 fi
 
 log "Done (stages $stage..$stop_stage)."

@@ -57,9 +57,10 @@ asr_path=                        # default for faster-whisper: <repo>/../shared/
 sim_encoder=resemblyzer          # speaker encoder of stage 8: resemblyzer | wavlm-sv
 sim_encoder_path=                # encoder directory or hub name (wavlm-sv)
 model_name=                      # the model's row in the tables; default "$variant ($size)"
+hard_sentences=                  # stage 9's list ('<id>\t<group>\t<text>' lines); default: the shipped one
 results=RESULTS.md               # written at the end of stage 8
 python=python3
-help_vars="stage stop_stage data_dir cuts_dir exp_dir variant size ar_config nar_config devices accelerator num_threads train_opts prepare_opts checkpoint test_cuts decode_config decode_opts decode_device asr asr_path sim_encoder sim_encoder_path model_name results python"
+help_vars="stage stop_stage data_dir cuts_dir exp_dir variant size ar_config nar_config devices accelerator num_threads train_opts prepare_opts checkpoint test_cuts decode_config decode_opts decode_device asr asr_path sim_encoder sim_encoder_path model_name results python hard_sentences"
 
 run_command="./run.sh"  # recorded in RESULTS.md
 if [ $# -gt 0 ]; then run_command+=$(printf ' %q' "$@"); fi
@@ -115,27 +116,11 @@ if [ $stage -le 4 ]; then
 fi
 
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  log "Stage 5: train the AR ($variant/$size, $ar_config) -> $exp_dir/ar"
-  if ! $has_nar && [ ! -f "$exp_dir/ar/.done" ]; then  # a new complete model: stale decodes
-    rm -f "$decode_dir/.done" "$score_dir/.done"
-  fi
-  stage_begin "$exp_dir/ar/.done"
-  train AR "$exp_dir/ar" "$ar_config"
-  stage_end 5 "train AR"
+  train_ar_stage
 fi
 
-if [ $stage -le 6 ] && [ $stop_stage -ge 6 ] && ! $has_nar; then
-  log "Stage 6: $variant has no NAR; $exp_dir/ar/model.pt is the complete model"
-elif [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  log "Stage 6: train the NAR ($variant/$size, $nar_config) from $exp_dir/ar/model.pt -> $exp_dir/nar"
-  need "$exp_dir/ar/.done" "the trained AR (stage 5)"
-  if [ ! -f "$exp_dir/nar/.done" ]; then  # a new model: earlier decodes and scores are stale
-    rm -f "$decode_dir/.done" "$score_dir/.done"
-  fi
-  stage_begin "$exp_dir/nar/.done"
-  train NAR "$exp_dir/nar" "$nar_config" --init-from "$exp_dir/ar/model.pt"
-  stage_end 6 "train NAR"
-  log "  complete model (AR + NAR): $exp_dir/nar/model.pt"
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  train_nar_stage
 fi
 
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
@@ -182,22 +167,7 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
 fi
 
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
-  hard_dir=$exp_dir/hard
-  log "Stage 9: hard sentences with $checkpoint -> $hard_dir"
-  if [ -f "$hard_dir/.done" ]; then
-    log "  $hard_dir/.done exists ($(cat "$hard_dir/.done")), skipping"
-  else
-    need "$decode_dir/lists/cross_en.jsonl" "the English cross-sentence test list (stage 7)"
-    need "$checkpoint" "the trained model (stage 6, or pass --checkpoint)"
-    stage_begin
-    OMP_NUM_THREADS=${OMP_NUM_THREADS:-$num_threads} \
-      $python -m valle.bin.hard --checkpoint "$checkpoint" --tokens "$tokens" \
-      --codec-dir "$token_dir" --prompt-list "$decode_dir/lists/cross_en.jsonl" \
-      --cuts "$test_cuts" --out-dir "$hard_dir" --asr "$asr" ${asr_path:+--asr-path "$asr_path"} \
-      --device "$decode_device" --system "$model_name" --no-progress
-    mark_done "$hard_dir"
-    stage_end 9 "hard sentences"
-  fi
+  hard_stage
 fi
 
 log "Done (stages $stage..$stop_stage)."

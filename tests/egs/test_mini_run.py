@@ -258,3 +258,27 @@ def test_empty_system_output_has_zero_similarity():
         prompt=WaveBatch([wave, wave], 16000),
     )  # fmt: skip
     assert res.rows[0].sim_o == 0.0 and res.rows[1].sim_o == pytest.approx(1.0)
+
+
+def test_stage_9_scores_the_hard_sentences_in_a_test_prompts_voice(loop):
+    import json
+
+    tmp, exp, args = loop
+    sentences = tmp / "hard.txt"
+    # h3's 'ɔ' is not in the tiny corpus's symbol table: left out and named, not a crash
+    sentences.write_text("h1\tshort\tYes.\nh2\trepeated\tSee, see, see.\nh3\tshort\tThe cat sat on the mat.\n")
+    run = subprocess.run(
+        [*args[:2], "--stage", "9", "--stop-stage", "9", *args[6:], "--hard-sentences",
+         str(sentences), "--model-name", "tiny"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    hard = exp / "hard"
+    summary = json.loads((hard / "hard_summary.json").read_text())
+    assert summary["sentences"] == 2 and summary["system"] == "tiny"
+    assert len(summary["unsayable"]) == 1 and summary["unsayable"][0].startswith("h3: ")
+    assert set(summary["by_category"]) == {"short", "repeated"}
+    assert sorted(p.name for p in (hard / "wav").iterdir()) == ["h1.wav", "h2.wav"]
+    cross = json.loads((exp / "decode" / "lists" / "cross_en.jsonl").read_text().splitlines()[0])
+    assert (hard / "prompt.txt").read_text().strip() == cross["prompt_text"]
+    assert "| tiny | all | 2 |" in (hard / "hard_table.md").read_text()

@@ -31,6 +31,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("valle.bin.hard")
 
@@ -118,6 +119,24 @@ def prompt_from_list(
     return wav, item.prompt_text
 
 
+def sayable_sentences(synth: Any, sentences: list[Any], prompt_text: str) -> tuple[list[Any], list[str]]:
+    """The sentences whose phonemes are all in the model's symbol table, and one line per
+    sentence left out (``"<id>: <why>"``, also logged): a model trained on a small corpus may
+    lack a phoneme of the list; the rest of the test still runs."""
+    from valle.text.errors import UnknownSymbolError
+
+    keep, left_out = [], []
+    for s in sentences:
+        try:
+            synth.text_ids(s.text, prompt_text, "en")
+        except UnknownSymbolError as e:
+            left_out.append(f"{s.id}: {e}")
+            log.warning("left out %s (%r): %s", s.id, s.text, e)
+        else:
+            keep.append(s)
+    return keep, left_out
+
+
 def compare(dirs: Sequence[Path], out: Path | None) -> int:
     """Print (and write) the systems' hard-sentence tables as one table."""
     from valle.eval.hard import format_hard_tables
@@ -170,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.checkpoint, codec=args.codec_dir, tokens=args.tokens, device=args.device,
             max_len_ratio=args.max_len_ratio,
         )  # fmt: skip
+        sentences, unsayable = sayable_sentences(synth, sentences, args.prompt_text)
+        if not sentences:
+            raise ValueError("the model can say none of the sentences: " + "; ".join(unsayable))
         waves = synthesize_hard(synth, sentences, str(args.prompt_wav), args.prompt_text,
                                 seed=args.seed, progress=not args.no_progress)  # fmt: skip
         asr = build_asr(args.asr, args.asr_path, args.device)
@@ -187,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summary = summarize_hard(cases)
     system = args.system or Path(args.checkpoint).parent.name
     summary["system"] = system
+    summary["unsayable"] = unsayable
     rows = "".join(json.dumps(c.row()) + "\n" for c in cases)
     atomic_write_text(args.out_dir / "hard_rows.jsonl", rows)
     atomic_write_text(args.out_dir / "hard_summary.json", json.dumps(summary, indent=2) + "\n")

@@ -9,9 +9,16 @@
 #   train NAME OUT CONFIG [valle-train args]
 #                           run or resume one training stage into OUT (skipped once OUT/.done
 #                           exists; resumed from OUT/checkpoints/step-*.ckpt when there are any)
+#   train_ar_stage          stage 5: the AR -> $exp_dir/ar ($ar_config)
+#   train_nar_stage         stage 6: the NAR from the stage-5 weights -> $exp_dir/nar
+#                           ($nar_config), or nothing for a model without a NAR
+#   hard_stage              stage 9: the hard-sentence test (valle-hard) of $checkpoint in the
+#                           voice of the first English cross-sentence test prompt -> $exp_dir/hard
 # They read the recipe's settings: exp_dir, stage_times, train_cmd, train_extra (an array of
 # recipe-specific valle-train arguments), variant, size, train_cuts, dev_cuts, tokens,
-# token_dir, accelerator, devices, train_opts.
+# token_dir, accelerator, devices, train_opts, ar_config, nar_config, has_nar, decode_dir,
+# score_dir, checkpoint, test_cuts, asr, asr_path, decode_device, model_name, python,
+# num_threads and hard_sentences (optional).
 
 variant_has_nar() {
   # an unknown name or a YAML preset prints true: valle-train then reports the real problem
@@ -62,4 +69,50 @@ train() {
     --codec-dir "$token_dir" --accelerator "$accelerator" --devices "$devices" \
     "${train_extra[@]}" "${resume[@]}" "$@" $train_opts
   mark_done "$out"
+}
+
+train_ar_stage() {
+  log "Stage 5: train the AR ($variant/$size, $ar_config) -> $exp_dir/ar"
+  if ! $has_nar && [ ! -f "$exp_dir/ar/.done" ]; then  # a new complete model: stale decodes
+    rm -f "$decode_dir/.done" "$score_dir/.done"
+  fi
+  stage_begin "$exp_dir/ar/.done"
+  train AR "$exp_dir/ar" "$ar_config"
+  stage_end 5 "train AR"
+}
+
+train_nar_stage() {
+  if ! $has_nar; then
+    log "Stage 6: $variant has no NAR; $exp_dir/ar/model.pt is the complete model"
+    return
+  fi
+  log "Stage 6: train the NAR ($variant/$size, $nar_config) from $exp_dir/ar/model.pt -> $exp_dir/nar"
+  need "$exp_dir/ar/.done" "the trained AR (stage 5)"
+  if [ ! -f "$exp_dir/nar/.done" ]; then  # a new model: earlier decodes and scores are stale
+    rm -f "$decode_dir/.done" "$score_dir/.done"
+  fi
+  stage_begin "$exp_dir/nar/.done"
+  train NAR "$exp_dir/nar" "$nar_config" --init-from "$exp_dir/ar/model.pt"
+  stage_end 6 "train NAR"
+  log "  complete model (AR + NAR): $exp_dir/nar/model.pt"
+}
+
+hard_stage() {
+  local hard_dir=$exp_dir/hard
+  log "Stage 9: hard sentences with $checkpoint -> $hard_dir"
+  if [ -f "$hard_dir/.done" ]; then
+    log "  $hard_dir/.done exists ($(cat "$hard_dir/.done")), skipping"
+    return
+  fi
+  need "$decode_dir/lists/cross_en.jsonl" "the English cross-sentence test list (stage 7)"
+  need "$checkpoint" "the trained model (stage 6, or pass --checkpoint)"
+  stage_begin
+  OMP_NUM_THREADS=${OMP_NUM_THREADS:-${num_threads:-1}} \
+    $python -m valle.bin.hard --checkpoint "$checkpoint" --tokens "$tokens" \
+    --codec-dir "$token_dir" --prompt-list "$decode_dir/lists/cross_en.jsonl" \
+    --cuts "$test_cuts" --out-dir "$hard_dir" --asr "$asr" ${asr_path:+--asr-path "$asr_path"} \
+    --device "$decode_device" --system "$model_name" --no-progress \
+    ${hard_sentences:+--sentences "$hard_sentences"}
+  mark_done "$hard_dir"
+  stage_end 9 "hard sentences"
 }
