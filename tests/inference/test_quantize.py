@@ -78,6 +78,30 @@ def test_quantized_model_generates_codes_of_the_right_shape(mode: str) -> None:
         assert 0 <= int(codes.min()) and int(codes.max()) < cfg.vocab.codebook_size
 
 
+@pytest.mark.parametrize("mode", ["int8", "bf16"])
+def test_the_caller_s_model_is_left_as_it_was(mode: str) -> None:
+    """quantize_model returns a quantized copy: the float32 model keeps its layers, dtype,
+    weights and train mode, and still gives its own logits."""
+    cfg = tiny_config(**KW)
+    batch = dummy_batch(cfg, 2, seed=1)
+    model = tiny_model(seed=0, **KW).train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    q = quantize_model(model, mode)
+    assert q is not model and not q.training and model.training
+    assert not any(isinstance(m, DynamicLinear) for m in model.modules())
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+    ref_ar, _ = _logits(tiny_model(seed=0, **KW), batch)
+    assert torch.equal(_logits(model.eval(), batch)[0], ref_ar)
+
+
+def test_no_quantization_returns_the_model_itself_in_eval_mode() -> None:
+    model = tiny_model(seed=0).train()
+    assert quantize_model(model, "none") is model and not model.training
+    assert quantize_model(model, None) is model
+
+
 def test_unknown_mode_is_refused() -> None:
     with pytest.raises(ValueError, match="int8"):
         quantize_model(tiny_model(), "int4")
@@ -123,3 +147,24 @@ def test_every_kind_of_model_generates_with_quantized_weights(variant: str, mode
             assert row.dtype == torch.float32 and torch.isfinite(row).all()
         else:
             assert row.dtype == torch.long
+
+
+def test_the_mini_recipe_decode_offers_every_mode(monkeypatch, capsys) -> None:
+    """egs/mini/local/decode.py --quantize reads its choices from QUANTIZE_MODES."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from valle.inference.quantize import QUANTIZE_MODES
+
+    path = Path(__file__).resolve().parents[2] / "egs" / "mini" / "local" / "decode.py"
+    spec = importlib.util.spec_from_file_location("mini_decode", path)
+    assert spec is not None and spec.loader is not None
+    decode = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(decode)
+    monkeypatch.setattr("valle.inference.quantize.QUANTIZE_MODES", ("none", "int8", "bf16", "x"))
+    monkeypatch.setattr(sys, "argv", ["decode.py", "--help"])
+    with pytest.raises(SystemExit):
+        decode.main()
+    assert "{none,int8,bf16,x}" in capsys.readouterr().out
+    assert "x" not in QUANTIZE_MODES

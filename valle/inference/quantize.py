@@ -11,10 +11,16 @@ Shape legend: none (whole modules are converted).
   instructions, or on a GPU).
 
 Inference only: a quantized model cannot be trained or saved back as a valle checkpoint.
+
+:func:`quantize_model` returns a quantized copy and leaves the caller's model as it was (its
+weights, dtype, device and train/eval mode), so a float32 model can be measured or used next
+to its int8 or bf16 copy; drop the original to free its memory. ``none`` converts nothing and
+returns the model itself, in eval mode.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 
@@ -29,19 +35,19 @@ QUANTIZE_MODES = ("none", "int8", "bf16")
 
 
 def quantize_model(model: nn.Module, mode: str | None) -> nn.Module:
-    """``model`` for inference in ``mode`` (none | int8 | bf16), in eval mode.
+    """A copy of ``model`` for inference in ``mode`` (int8 | bf16), in eval mode; with ``none``
+    (or None) the model itself, put in eval mode.
 
-    ``int8`` works on the CPU only (torch's quantized kernels); the model is converted in
-    place where torch allows and returned.
+    The caller's model is never converted: use the returned one. ``int8`` works on the CPU only
+    (torch's quantized kernels).
     """
     mode = mode or "none"
     if mode not in QUANTIZE_MODES:
         raise ValueError(f"quantize={mode!r}; use one of {', '.join(QUANTIZE_MODES)}")
-    model = model.eval()
     if mode == "none":
-        return model
+        return model.eval()
     if mode == "bf16":
-        return model.to(torch.bfloat16)
+        return copy.deepcopy(model).to(torch.bfloat16).eval()
     device = next(model.parameters()).device
     if device.type != "cpu":
         raise ValueError(f"int8 quantization runs on the CPU only; the model is on {device}")
@@ -50,7 +56,10 @@ def quantize_model(model: nn.Module, mode: str | None) -> nn.Module:
     with warnings.catch_warnings():  # torch.ao's own deprecation notices, once per call
         warnings.simplefilter("ignore")
         quantized = quantize_dynamic(
-            model, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True
+            copy.deepcopy(model).eval(),
+            {nn.Linear: per_channel_dynamic_qconfig},
+            dtype=torch.qint8,
+            inplace=True,  # on the copy
         )
     from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 

@@ -223,6 +223,8 @@ def resynthesize_items(codec: Any, items: list[Any], cuts: Any, out_dir: Path) -
 
 
 def main() -> int:
+    from valle.inference.quantize import QUANTIZE_MODES
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--config", type=Path, required=True, help="conf/decode.yaml")
     p.add_argument("--cuts", type=Path, required=True, help="test cuts (jsonl.gz)")
@@ -234,7 +236,7 @@ def main() -> int:
     p.add_argument("--num-threads", type=int, default=0, help="torch threads (0: torch default)")
     p.add_argument(
         "--quantize",
-        choices=("none", "int8", "bf16"),
+        choices=QUANTIZE_MODES,
         default="none",
         help="weight precision at inference (valle.inference.quantize; recorded)",
     )
