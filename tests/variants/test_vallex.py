@@ -178,3 +178,26 @@ def test_the_preset_composes_with_each_size(size: str) -> None:
     assert isinstance(cfg, VallexConfig) and cfg.language.kind == "text"
     with pytest.raises(ValueError, match="language.kind"):
         VallexConfig.tiny(language="phonemes")
+
+
+def test_language_kinds_choose_their_components_by_type() -> None:
+    """Each ``language.kind`` is its own settings class naming the component of each side."""
+    from valle.modules.language import (
+        AcousticAndTextLanguageConfig,
+        AcousticLanguageConfig,
+        TextLanguageConfig,
+    )
+
+    kinds = {
+        "acoustic": (AcousticLanguageConfig, LanguageEmbedding, type(None)),
+        "text": (TextLanguageConfig, type(None), TextLanguageConditioner),
+        "acoustic_and_text": (AcousticAndTextLanguageConfig, LanguageEmbedding,
+                              TextLanguageConditioner),
+    }  # fmt: skip
+    for kind, (settings, audio, text) in kinds.items():
+        cfg = VallexConfig.tiny(language=kind)
+        assert type(cfg.language) is settings and cfg.language.kind == kind
+        model = build_model(cfg)
+        for part, audio_side in ((model.ar, model.ar.audio_language),
+                                 (model.nar, model.nar.audio_conditioner)):  # fmt: skip
+            assert type(audio_side) is audio and type(part.text_conditioner) is text

@@ -304,3 +304,20 @@ def test_unaligned_steps_are_a_clear_error() -> None:
             batch["audio_codes"][..., 0],
             batch["audio_lens"],
         )
+
+
+def test_forced_durations_draw_no_pointer_move() -> None:
+    """With forced durations the move rule is not consulted: a sampled pointer draws nothing,
+    so sampled codes match the greedy pointer's draw for draw (the same random stream)."""
+    from valle.sampling.factory import SampleConfig
+    from valle.testing.model import generate_from, synthesis_inputs
+
+    batch = dummy_batch(tiny_config("vallr"), batch_size=2, seed=6, text_len=(4, 8))
+    inputs = synthesis_inputs(batch).replace(durations=torch.full_like(batch["text_tokens"], 2))
+    outs = []
+    for advance in ("greedy", "sample"):
+        model = _model(seed=3, overrides=[f"ar.head.advance={advance}"])
+        outs.append(generate_from(model, inputs, sampler=SampleConfig(top_k=8).build(),
+                                  generator=torch.Generator().manual_seed(5)))  # fmt: skip
+    for greedy, sampled in zip(*outs, strict=True):
+        assert torch.equal(greedy, sampled)

@@ -47,7 +47,7 @@ from valle.ar.builders import build_ar_decoder
 from valle.ar.config import ARConfig
 from valle.ar.decoder import ARDecoder
 from valle.ar.generate import generate_ar
-from valle.ar.masks import DurationGuidedMaskConfig, attention_mask
+from valle.ar.masks import DurationGuidedMaskConfig, ProsodyPrefixMaskConfig, attention_mask
 from valle.ar.pointer import prompt_alignment, uniform_durations
 from valle.ar.stops import DurationStopConfig
 from valle.config import ConfigError, VocabConfig, opt
@@ -66,6 +66,7 @@ __all__ = [
     "ProsodyDecoding",
     "ProsodyTokens",
     "build_prosody_decoder",
+    "check_prosody_config",
     "frame_alignment",
 ]
 
@@ -589,10 +590,16 @@ class ProsodyDecoding:
         return self.ar.step(step_in, pos, cache)
 
 
-def build_prosody_decoder(
-    cfg: ARConfig, prosody: ProsodyCoTConfig, vocab: VocabConfig
-) -> ProsodyARDecoder:
-    """The decoder ``cfg`` and ``prosody`` describe (RALL-E's AR)."""
+def check_prosody_config(cfg: ARConfig, prosody: ProsodyCoTConfig) -> None:
+    """A :class:`ConfigError` unless ``cfg`` fits the chain of thought ``prosody``: the speech
+    tokens see the prosody tokens (mask ``duration_guided`` or ``prosody_prefix``), duration
+    tokens for a duration-guided mask or stop, no alignment prior. The variant's config runs
+    it when it is made, so :func:`build_prosody_decoder` gets a checked config."""
+    if not isinstance(cfg.mask, (DurationGuidedMaskConfig, ProsodyPrefixMaskConfig)):
+        raise ConfigError(
+            "ralle: ar.mask.kind must be duration_guided or prosody_prefix (the speech "
+            "tokens must see the prosody tokens)"
+        )
     if prosody.max_duration is None and (
         isinstance(cfg.mask, DurationGuidedMaskConfig) or isinstance(cfg.stop, DurationStopConfig)
     ):
@@ -602,6 +609,13 @@ def build_prosody_decoder(
         )
     if cfg.alignment_prior is not None:
         raise ConfigError("ar.alignment_prior is not used with the prosody chain of thought")
+
+
+def build_prosody_decoder(
+    cfg: ARConfig, prosody: ProsodyCoTConfig, vocab: VocabConfig
+) -> ProsodyARDecoder:
+    """The decoder ``cfg`` and ``prosody`` describe (RALL-E's AR; checked by
+    :func:`check_prosody_config`)."""
     decoder = build_ar_decoder(
         cfg,
         vocab,

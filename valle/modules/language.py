@@ -33,22 +33,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from valle.config import opt
+from valle.config import ComponentConfig, ConfigError, opt, register_kind
 from valle.data import batch as B_
 from valle.modules.positions import SegmentPositions
 
 __all__ = [
     "LANGUAGE_KINDS",
+    "AcousticAndTextLanguageConfig",
+    "AcousticLanguageConfig",
     "LanguageConfig",
     "LanguageEmbedding",
     "LanguageIds",
     "LanguagePositions",
     "TextLanguageConditioner",
+    "TextLanguageConfig",
     "language_of_positions",
 ]
 
@@ -217,37 +220,62 @@ class TextLanguageConditioner(nn.Module):
         return self.embedding(x, ids.text[:, : x.shape[1]])  # (B, S, D)
 
 
-LANGUAGE_KINDS = ("acoustic", "text", "acoustic_and_text")
-
-
 @dataclass(frozen=True)
-class LanguageConfig:
-    """Where the language embedding goes (``language: {kind: acoustic}``)."""
+class LanguageConfig(ComponentConfig):
+    """Where the language embedding goes, chosen by ``kind`` (``language: {kind: acoustic}``):
+    each kind names the component class of each side it conditions (None: that side not)."""
 
-    kind: str = opt(
-        "acoustic",
-        "where the language id is added: acoustic (VALL-E X: the acoustic tokens' embeddings, "
-        "AR and NAR) | text (the phoneme embeddings, per token, as the open VALL-E X port) | "
-        "acoustic_and_text",
-    )
+    __kinds__: ClassVar[dict[str, type]] = {}
+    acoustic: ClassVar[type[LanguageEmbedding] | None] = None  # added to the acoustic inputs
+    text: ClassVar[type[TextLanguageConditioner] | None] = None  # the decoders' text_conditioner
     num_languages: int = opt(3, "rows of each language table (count; valle.text.LANGUAGES ids)")
 
     def __post_init__(self) -> None:
-        from valle.config import ConfigError
-
-        if self.kind not in LANGUAGE_KINDS:
-            raise ConfigError(f"language.kind must be one of {LANGUAGE_KINDS}, got {self.kind!r}")
         if self.num_languages < 1:
             raise ConfigError(f"language.num_languages must be >= 1, got {self.num_languages}")
 
     def audio_embedding(self, d_model: int) -> LanguageEmbedding | None:
         """The acoustic-side component, or None."""
-        if self.kind not in ("acoustic", "acoustic_and_text"):
-            return None
-        return LanguageEmbedding(self.num_languages, d_model)
+        return None if self.acoustic is None else self.acoustic(self.num_languages, d_model)
 
     def text_conditioner(self, d_model: int) -> TextLanguageConditioner | None:
         """The text-side component, or None."""
-        if self.kind not in ("text", "acoustic_and_text"):
-            return None
-        return TextLanguageConditioner(self.num_languages, d_model)
+        return None if self.text is None else self.text(self.num_languages, d_model)
+
+
+_KIND_HELP = (
+    "where the language id is added: acoustic (VALL-E X: the acoustic tokens' embeddings, AR "
+    "and NAR) | text (the phoneme embeddings, per token, as the open VALL-E X port) | "
+    "acoustic_and_text"
+)
+
+
+@register_kind("acoustic")
+@dataclass(frozen=True)
+class AcousticLanguageConfig(LanguageConfig):
+    """VALL-E X Sec 3: the language embedding added to the acoustic tokens' embeddings."""
+
+    kind: str = opt("acoustic", _KIND_HELP)
+    acoustic = LanguageEmbedding
+
+
+@register_kind("text")
+@dataclass(frozen=True)
+class TextLanguageConfig(LanguageConfig):
+    """The language embedding added to each phoneme embedding (the open VALL-E X port)."""
+
+    kind: str = opt("text", _KIND_HELP)
+    text = TextLanguageConditioner
+
+
+@register_kind("acoustic_and_text")
+@dataclass(frozen=True)
+class AcousticAndTextLanguageConfig(LanguageConfig):
+    """Both sides, each with its own table."""
+
+    kind: str = opt("acoustic_and_text", _KIND_HELP)
+    acoustic = LanguageEmbedding
+    text = TextLanguageConditioner
+
+
+LANGUAGE_KINDS = tuple(LanguageConfig.__kinds__)

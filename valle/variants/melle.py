@@ -49,8 +49,6 @@ from valle.config import (
     NARConfig,
     TransformerConfig,
     VocabConfig,
-    apply_overrides,
-    from_dict,
     opt,
 )
 from valle.data import batch as B_
@@ -60,6 +58,7 @@ from valle.modules.postnet import PostNetConfig
 from valle.modules.transformer import TransformerStack
 from valle.registry import register_variant
 from valle.sampling.latent import GaussianSampler
+from valle.variants.tiny import TinySize, tiny_config
 
 __all__ = ["MelleARConfig", "MelleConfig", "Melle"]
 
@@ -159,49 +158,22 @@ class MelleConfig:
     def tiny(
         cls,
         *,
-        text_vocab_size: int = 12,
-        codebook_size: int = 16,
-        num_codebooks: int = 4,
         n_mels: int = 8,
         reduction: int = 2,
-        d_model: int = 32,
-        num_layers: int = 2,
-        num_heads: int = 2,
-        ffn_dim: int = 64,
-        dropout: float = 0.0,
-        max_len_ratio: float = 4.0,
         overrides: Iterable[str] = (),
+        **size: Any,
     ) -> MelleConfig:
         """A config small enough to train in seconds on a CPU; generation is deterministic
-        (mean latent, no pre-net dropout at inference) so the contract can compare outputs."""
-        backbone = {
-            "num_layers": num_layers,
-            "num_heads": num_heads,
-            "d_model": d_model,
-            "ffn_dim": ffn_dim,
-            "dropout": dropout,
-        }
-        cfg = from_dict(
-            cls,
-            {
-                "vocab": {
-                    "text_vocab_size": text_vocab_size,
-                    "codebook_size": codebook_size,
-                    "num_codebooks": num_codebooks,
-                },
-                "mel": {"n_mels": n_mels, "n_fft": 256, "win_length": 256, "hop_length": 64},
-                "ar": {
-                    "backbone": backbone,
-                    "reduction": reduction,
-                    "prenet": {"hidden": 16, "inference_dropout": 0.0},
-                    "latent": {"hidden": 16},
-                    "max_len_ratio": max_len_ratio,
-                    "sampler": {"scale": 0.0},
-                },
-                "postnet": {"channels": 16, "layers": 3},
-            },
-        )
-        return apply_overrides(cfg, overrides)
+        (mean latent, no pre-net dropout at inference) so the contract can compare outputs.
+        ``size``: :class:`~valle.variants.tiny.TinySize` keywords (its sampler kind is not
+        MELLE's: the latent draw's scale is 0)."""
+        s = TinySize(**size)
+        ar = {"backbone": s.backbone(), "reduction": reduction, "max_len_ratio": s.max_len_ratio,
+              "prenet": {"hidden": 16, "inference_dropout": 0.0}, "latent": {"hidden": 16},
+              "sampler": {"scale": 0.0}}  # fmt: skip
+        mel = {"n_mels": n_mels, "n_fft": 256, "win_length": 256, "hop_length": 64}
+        return tiny_config(cls, s, overrides, mel=mel, ar=ar,
+                           postnet={"channels": 16, "layers": 3})  # fmt: skip
 
 
 class Melle(nn.Module):

@@ -36,17 +36,23 @@ from valle.ar.prosody import (
     ProsodyCoTConfig,
     ProsodyTokens,
     build_prosody_decoder,
+    check_prosody_config,
 )
 from valle.ar.stops import DurationStopConfig, EosStopConfig
-from valle.config import ConfigError, NARConfig, VocabConfig, apply_overrides, from_dict, opt
-from valle.data.batch import SynthesisInputs, pad_rows
+from valle.config import ConfigError, NARConfig, VocabConfig, opt
+from valle.data.batch import SynthesisInputs
 from valle.data.featurizers import DataRequest, Durations
 from valle.data.prosody import DurationTokens, PitchQuantizer, PitchTokens
-from valle.nar.decoder import NARDecoder
-from valle.nar.prompts import prompt_policy_class
 from valle.registry import register_variant
 from valle.sampling.factory import SampleConfig
-from valle.variants.valle import STAGES, Valle
+from valle.variants.tiny import TinySize, tiny_config
+from valle.variants.valle import (
+    STAGES,
+    Valle,
+    build_nar,
+    codes_only,
+    nar_reads_other_utterance,
+)
 
 __all__ = ["RalleConfig", "Ralle"]
 
@@ -79,31 +85,17 @@ class RalleConfig:
 
     stages: ClassVar[tuple[str, ...]] = STAGES
 
-    def __post_init__(self) -> None:
+    def __post_init__(self) -> None:  # on load, before anything is built
         if self.ar is None:
             return
-        prosody_masks = (DurationGuidedMaskConfig, ProsodyPrefixMaskConfig)
-        if self.prosody is None:
-            if isinstance(self.ar.mask, prosody_masks) or not isinstance(
-                self.ar.stop, EosStopConfig
-            ):
-                raise ConfigError(
-                    "ralle without prosody (prosody: null) is a plain AR: use ar.mask.kind: "
-                    "prefix and ar.stop.kind: eos"
-                )
-            return
-        if not isinstance(self.ar.mask, prosody_masks):
+        if self.prosody is not None:
+            check_prosody_config(self.ar, self.prosody)
+        elif isinstance(
+            self.ar.mask, (DurationGuidedMaskConfig, ProsodyPrefixMaskConfig)
+        ) or not isinstance(self.ar.stop, EosStopConfig):
             raise ConfigError(
-                "ralle: ar.mask.kind must be duration_guided or prosody_prefix (the speech "
-                "tokens must see the prosody tokens)"
-            )
-        if self.prosody.max_duration is None and (
-            isinstance(self.ar.mask, DurationGuidedMaskConfig)
-            or isinstance(self.ar.stop, DurationStopConfig)
-        ):
-            raise ConfigError(
-                "ralle without duration tokens (prosody.max_duration: null) has no alignment: "
-                "use ar.mask.kind: prosody_prefix and ar.stop.kind: eos"
+                "ralle without prosody (prosody: null) is a plain AR: use ar.mask.kind: "
+                "prefix and ar.stop.kind: eos"
             )
 
     def build(self) -> Ralle:
@@ -113,10 +105,7 @@ class RalleConfig:
                 ar = build_ar_decoder(self.ar, self.vocab)
             else:
                 ar = build_prosody_decoder(self.ar, self.prosody, self.vocab)
-        nar = None
-        if self.nar is not None and self.vocab.num_codebooks > 1:
-            nar = NARDecoder.from_config(self.nar, self.vocab)
-        return Ralle(ar, nar, config=self)
+        return Ralle(ar, build_nar(self.nar, self.vocab), config=self)
 
     def data_request(self, stages: tuple[str, ...] | None = None) -> DataRequest:
         """The prosody tokens and durations when the AR trains (its CoT targets and its
@@ -127,112 +116,32 @@ class RalleConfig:
                 feats.append(PitchTokens(self.prosody.pitch_buckets))
             if self.prosody.max_duration is not None:
                 feats += [DurationTokens(self.prosody.max_duration), Durations()]
-        needs = False
-        if self.nar is not None and (stages is None or "nar" in stages):
-            policy: Any = prompt_policy_class(self.nar.prompt.kind)
-            needs = bool(policy.needs_other_utterance)
+        needs = nar_reads_other_utterance(self.nar, stages)
         return DataRequest(featurizers=tuple(feats), other_utterance_prompt=needs)
 
     @classmethod
     def tiny(
         cls,
         *,
-        text_vocab_size: int = 12,
-        codebook_size: int = 16,
-        num_codebooks: int = 4,
-        d_model: int = 32,
-        num_layers: int = 2,
-        num_heads: int = 2,
-        ffn_dim: int = 64,
-        dropout: float = 0.0,
         pitch_buckets: int = 8,
         max_duration: int = 6,
         window: int = 1,
         prompt: str = "same_utterance_prefix",
-        max_len_ratio: float = 4.0,
-        sampler: str = "greedy",
         overrides: Iterable[str] = (),
+        **size: Any,
     ) -> RalleConfig:
-        """A config small enough to train in seconds on a CPU (greedy codes and prosody)."""
-        backbone = {
-            "num_layers": num_layers,
-            "num_heads": num_heads,
-            "d_model": d_model,
-            "ffn_dim": ffn_dim,
-            "dropout": dropout,
-        }
-        cfg = from_dict(
-            cls,
-            {
-                "vocab": {
-                    "text_vocab_size": text_vocab_size,
-                    "codebook_size": codebook_size,
-                    "num_codebooks": num_codebooks,
-                },
-                "ar": {
-                    "backbone": backbone,
-                    "mask": {"kind": "duration_guided", "window": window},
-                    "stop": {"kind": "duration"},
-                    "max_len_ratio": max_len_ratio,
-                    "sampler": {"kind": sampler},
-                },
-                "prosody": {
-                    "pitch_buckets": pitch_buckets,
-                    "max_duration": max_duration,
-                    "sampler": {"kind": sampler},
-                },
-                "nar": {"backbone": backbone, "prompt": {"kind": prompt}},
-            },
-        )
-        return apply_overrides(cfg, overrides)
+        """A config small enough to train in seconds on a CPU (greedy codes and prosody).
+        ``size``: :class:`~valle.variants.tiny.TinySize` keywords."""
+        s = TinySize(**size)
+        ar = s.ar(mask={"kind": "duration_guided", "window": window},
+                  stop={"kind": "duration"})  # fmt: skip
+        prosody = {"pitch_buckets": pitch_buckets, "max_duration": max_duration,
+                   "sampler": {"kind": s.sampler}}  # fmt: skip
+        return tiny_config(cls, s, overrides, ar=ar, prosody=prosody, nar=s.nar(kind=prompt))
 
 
 class Ralle(Valle):
     """Prosody-CoT AR + VALL-E's NAR; ``loss`` as VALL-E's (the AR's adds the prosody terms)."""
-
-    @torch.no_grad()
-    def generate(  # type: ignore[override]
-        self,
-        text_tokens: Tensor,
-        text_lens: Tensor,
-        prompt_codes: Tensor,
-        prompt_lens: Tensor,
-        *,
-        language: Tensor | None = None,
-        sampler: Sampler | None = None,
-        generator: torch.Generator | None = None,
-        max_len_ratio: float | None = None,
-        nar_sampler: Sampler | None = None,
-        prompt_text_lens: Tensor | None = None,
-        durations: Tensor | None = None,
-        pitch: Tensor | None = None,
-        speed: float | None = None,
-        pitch_scale: float | None = None,
-        prompt_durations: Tensor | None = None,
-        prompt_pitch: Tensor | None = None,
-        prosody_sampler: Sampler | None = None,
-    ) -> list[Tensor]:
-        """Zero-shot TTS; see :meth:`generate_with_prosody` (this returns its codes only)."""
-        codes, _ = self.generate_with_prosody(
-            text_tokens,
-            text_lens,
-            prompt_codes,
-            prompt_lens,
-            language=language,
-            sampler=sampler,
-            generator=generator,
-            max_len_ratio=max_len_ratio,
-            nar_sampler=nar_sampler,
-            prompt_text_lens=prompt_text_lens,
-            durations=durations,
-            pitch=pitch,
-            speed=speed,
-            pitch_scale=pitch_scale,
-            prompt_durations=prompt_durations,
-            prompt_pitch=prompt_pitch,
-            prosody_sampler=prosody_sampler,
-        )
-        return codes
 
     @torch.no_grad()
     def generate_with_prosody(
@@ -274,48 +183,24 @@ class Ralle(Valle):
             B codes (T_b, Q) (the continuation only) and the prosody tokens (None for a
             model without the chain of thought).
         """
-        if self.ar is None:
-            raise ValueError("generation needs an AR; this model was built with ar: null")
-        prosody = None
-        if isinstance(self.ar, ProsodyARDecoder):
-            ratio = PitchQuantizer().log_ratio
-            control = ProsodyControl(
-                durations, pitch, speed, pitch_scale, prompt_durations, prompt_pitch, ratio
-            )
-            steps, prosody = self.ar.generate(
-                text_tokens,
-                text_lens,
-                prompt_codes,
-                prompt_lens,
-                prompt_text_lens=prompt_text_lens,
-                language=language,
-                sampler=sampler,
-                prosody_sampler=prosody_sampler,
-                generator=generator,
-                max_len_ratio=max_len_ratio,
-                control=control,
-            )
-        else:
+        ar = self.require_ar()
+        common: dict[str, Any] = dict(
+            language=language, sampler=sampler, generator=generator, max_len_ratio=max_len_ratio
+        )
+        if not isinstance(ar, ProsodyARDecoder):  # prosody: null, a plain VALL-E AR
             if any(x is not None for x in (durations, pitch, speed, pitch_scale)):
                 raise ValueError("prosody control needs the prosody chain of thought")
-            return super().generate(
-                text_tokens,
-                text_lens,
-                prompt_codes,
-                prompt_lens,
-                language=language,
-                sampler=sampler,
-                generator=generator,
-                max_len_ratio=max_len_ratio,
-                nar_sampler=nar_sampler,
-                prompt_text_lens=prompt_text_lens,
-            ), None
-        first = [self.ar.layout.from_steps(s)[:, 0] for s in steps]  # B x (T_b,)
-        if self.nar is None:
-            return [f[:, None] for f in first], prosody
-        codes, lens = pad_rows(first, 0)  # (B, T)
+            codes = super().generate(text_tokens, text_lens, prompt_codes, prompt_lens,
+                nar_sampler=nar_sampler, prompt_text_lens=prompt_text_lens, **common)  # fmt: skip
+            return codes, None
+        control = ProsodyControl(durations, pitch, speed, pitch_scale, prompt_durations,
+                                 prompt_pitch, PitchQuantizer().log_ratio)  # fmt: skip
+        steps, prosody = ar.generate(text_tokens, text_lens, prompt_codes, prompt_lens,
+            prompt_text_lens=prompt_text_lens, prosody_sampler=prosody_sampler, control=control,
+            **common)  # fmt: skip
         inputs = SynthesisInputs(
             text_tokens, text_lens, prompt_codes, prompt_lens, language, prompt_text_lens
         )
-        full = self.nar.generate(inputs, codes, lens, sampler=nar_sampler, generator=generator)
-        return [full[b, : int(lens[b])] for b in range(len(first))], prosody
+        return self.complete(self.first_codebook(steps), inputs, nar_sampler, generator), prosody
+
+    generate = codes_only(generate_with_prosody)  # type: ignore[assignment]

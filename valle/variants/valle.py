@@ -11,7 +11,8 @@ NAR fills the other codebooks greedily; only the continuation is returned.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -22,15 +23,16 @@ from valle.ar.builders import build_ar_decoder
 from valle.ar.config import ARConfig
 from valle.ar.decoder import ARDecoder
 from valle.ar.generate import Sampler, generate_ar
-from valle.config import NARConfig, VocabConfig, apply_overrides, from_dict, opt
+from valle.config import NARConfig, VocabConfig, opt
 from valle.data import batch as B_
 from valle.data.batch import SynthesisInputs, pad_rows
 from valle.data.featurizers import DataRequest
 from valle.nar.decoder import NARDecoder
 from valle.nar.prompts import prompt_policy_class
 from valle.registry import register_variant
+from valle.variants.tiny import TinySize, tiny_config
 
-__all__ = ["ValleConfig", "Valle"]
+__all__ = ["ValleConfig", "Valle", "build_nar", "codes_only", "nar_reads_other_utterance"]
 
 STAGES = ("ar", "nar")
 
@@ -50,64 +52,66 @@ class ValleConfig:
 
     def build(self) -> Valle:
         ar = build_ar_decoder(self.ar, self.vocab) if self.ar is not None else None
-        nar = None
-        if self.nar is not None and self.vocab.num_codebooks > 1:
-            nar = NARDecoder.from_config(self.nar, self.vocab)
-        return Valle(ar, nar, config=self)
+        return Valle(ar, build_nar(self.nar, self.vocab), config=self)
 
     def data_request(self, stages: tuple[str, ...] | None = None) -> DataRequest:
         """The core batch, plus a second utterance per item only for a trained NAR whose
         prompt policy reads one (``nar.prompt.kind: other_utterance``)."""
-        if self.nar is None or (stages is not None and "nar" not in stages):
-            return DataRequest()
-        policy = prompt_policy_class(self.nar.prompt.kind)
-        return DataRequest(other_utterance_prompt=policy.needs_other_utterance)
+        return DataRequest(other_utterance_prompt=nar_reads_other_utterance(self.nar, stages))
 
     @classmethod
     def tiny(
         cls,
         *,
-        text_vocab_size: int = 12,
-        codebook_size: int = 16,
-        num_codebooks: int = 4,
-        d_model: int = 32,
-        num_layers: int = 2,
-        num_heads: int = 2,
-        ffn_dim: int = 64,
-        dropout: float = 0.0,
         mask: str = "prefix",
         prompt: str = "same_utterance_prefix",
-        max_len_ratio: float = 4.0,
-        sampler: str = "greedy",
         overrides: Iterable[str] = (),
+        **size: Any,
     ) -> ValleConfig:
         """A config small enough to train in seconds on a CPU (greedy AR by default); the
-        contract tests (tests/variants/test_contract.py) build every variant from its own."""
-        backbone = {
-            "num_layers": num_layers,
-            "num_heads": num_heads,
-            "d_model": d_model,
-            "ffn_dim": ffn_dim,
-            "dropout": dropout,
-        }
-        cfg = from_dict(
-            cls,
-            {
-                "vocab": {
-                    "text_vocab_size": text_vocab_size,
-                    "codebook_size": codebook_size,
-                    "num_codebooks": num_codebooks,
-                },
-                "ar": {
-                    "backbone": backbone,
-                    "mask": mask,
-                    "max_len_ratio": max_len_ratio,
-                    "sampler": {"kind": sampler},
-                },
-                "nar": {"backbone": backbone, "prompt": {"kind": prompt}},
-            },
-        )
-        return apply_overrides(cfg, overrides)
+        contract tests (tests/variants/test_contract.py) build every variant from its own.
+        ``size``: :class:`~valle.variants.tiny.TinySize` keywords (``d_model=16``)."""
+        s = TinySize(**size)
+        return tiny_config(cls, s, overrides, ar=s.ar(mask=mask),
+                           nar=s.nar(kind=prompt))  # fmt: skip
+
+
+def codes_only(full: Callable[..., tuple[list[Tensor], Any]]) -> Callable[..., list[Tensor]]:
+    """A ``generate`` method returning the codes of ``full``, a method that returns (codes,
+    what the model followed); it has ``full``'s signature, so callers that read which keywords
+    ``generate`` takes (the Synthesizer: ``speed``, ``pitch_scale``) see them. It calls the
+    instance's method of that name (a subclass's override included)."""
+
+    @functools.wraps(full)
+    def generate(self: Any, *args: Any, **kwargs: Any) -> list[Tensor]:
+        return getattr(self, full.__name__)(*args, **kwargs)[0]
+
+    generate.__doc__ = f"Zero-shot TTS; see :meth:`{full.__name__}` (this returns its codes only)."
+    return generate
+
+
+def build_nar(
+    cfg: Any,
+    vocab: VocabConfig,
+    cls: Any = NARDecoder,
+    parts: Callable[[int], dict[str, Any]] | None = None,
+) -> Any:
+    """The NAR ``cfg`` (a NAR config section, or None) describes,
+    ``cls.from_config(cfg, vocab, **parts(d_model))`` (``parts``
+    makes the extra modules a NAR class takes, only when it is built), or None without one
+    or with a single codebook (nothing left for a NAR to predict)."""
+    if cfg is None or vocab.num_codebooks <= 1:
+        return None
+    return cls.from_config(cfg, vocab, **(parts(cfg.backbone.d_model) if parts else {}))
+
+
+def nar_reads_other_utterance(cfg: NARConfig | None, stages: tuple[str, ...] | None) -> bool:
+    """Whether a NAR that trains in ``stages`` (None: all) has a prompt policy reading a
+    second utterance of the speaker (the loader reads one only then)."""
+    if cfg is None or (stages is not None and "nar" not in stages):
+        return False
+    policy: Any = prompt_policy_class(cfg.prompt.kind)
+    return bool(policy.needs_other_utterance)
 
 
 class Valle(nn.Module):
@@ -213,10 +217,8 @@ class Valle(nn.Module):
         Returns:
             B long tensors (T_b, Q): the continuation only, without the prompt.
         """
-        if self.ar is None:
-            raise ValueError("generation needs an AR; this model was built with ar: null")
         steps = generate_ar(
-            self.ar,
+            self.require_ar(),
             text_tokens,
             text_lens,
             prompt_codes,
@@ -226,18 +228,44 @@ class Valle(nn.Module):
             generator=generator,
             max_len_ratio=max_len_ratio,
         )
-        # the AR's prompt steps end at each prompt's last frame (a grouped layout leaves out
-        # the first P mod G frames), so its frames continue right after frame P: the NAR
-        # gets the whole prompt and places them there, no frame lost or repeated
-        first = [self.ar.layout.from_steps(s)[:, 0] for s in steps]  # B x (T_b,)
-        if self.nar is None:
-            return [f[:, None] for f in first]
-        codes, lens = pad_rows(first)  # (B, T)
         inputs = SynthesisInputs(
             text_tokens, text_lens, prompt_codes, prompt_lens, language, prompt_text_lens
         )
-        # the NAR's prompt policy picks the text it reads (the one it trained on)
+        return self.complete(self.first_codebook(steps), inputs, nar_sampler, generator)
+
+    def require_ar(self) -> Any:
+        """The AR (generation starts with it); a clear error for a model built without."""
+        if self.ar is None:
+            raise ValueError("generation needs an AR; this model was built with ar: null")
+        return self.ar
+
+    def first_codebook(self, steps: list[Tensor]) -> list[Tensor]:
+        """The AR's steps B x (N_b, *E) -> each row's first-codebook codes B x (T_b,).
+
+        The AR's prompt steps end at each prompt's last frame (a grouped layout leaves out
+        the first P mod G frames), so these frames continue right after frame P: the NAR
+        gets the whole prompt and places them there, no frame lost or repeated."""
+        return [self.require_ar().layout.from_steps(s)[:, 0] for s in steps]
+
+    def complete(
+        self,
+        first: list[Tensor],
+        inputs: SynthesisInputs,
+        sampler: Sampler | None,
+        generator: torch.Generator | None,
+        **nar_inputs: Any,
+    ) -> list[Tensor]:
+        """Each row's first codebook B x (T_b,) completed by the NAR -> B codes (T_b, Q)
+        (the first codebook alone, (T_b, 1), without a NAR).
+
+        The NAR's prompt policy picks the text of ``inputs`` it reads (the one it trained
+        on); ``sampler`` None is greedy (the paper's choice); ``nar_inputs`` go to the NAR's
+        ``generate`` (e.g. language ids, aligned phonemes).
+        """
+        if self.nar is None:
+            return [f[:, None] for f in first]
+        codes, lens = pad_rows(first, 0)  # (B, T)
         full = self.nar.generate(
-            inputs, codes, lens, sampler=nar_sampler, generator=generator
+            inputs, codes, lens, sampler=sampler, generator=generator, **nar_inputs
         )  # (B, T, Q)
         return [full[b, : int(lens[b])] for b in range(len(first))]

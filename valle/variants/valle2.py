@@ -22,18 +22,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from valle.ar.builders import build_ar_decoder
 from valle.ar.config import ARConfig
 from valle.ar.layouts import GroupedLayoutConfig
-from valle.config import VocabConfig, apply_overrides, from_dict, opt
+from valle.config import VocabConfig, opt
 from valle.data.featurizers import DataRequest, FrameRate
 from valle.nar.condition import ConditionNARConfig
-from valle.nar.decoder import NARDecoder
 from valle.registry import register_variant
 from valle.sampling.factory import RepetitionAwareConfig
-from valle.variants.valle import STAGES, Valle
+from valle.variants.tiny import TinySize, tiny_config
+from valle.variants.valle import STAGES, Valle, build_nar
 
 __all__ = ["Valle2Config"]
 
@@ -59,10 +59,7 @@ class Valle2Config:
 
     def build(self) -> Valle:
         ar = build_ar_decoder(self.ar, self.vocab) if self.ar is not None else None
-        nar = None
-        if self.nar is not None and self.vocab.num_codebooks > 1:
-            nar = NARDecoder.from_config(self.nar, self.vocab)
-        return Valle(ar, nar, config=self)
+        return Valle(ar, build_nar(self.nar, self.vocab), config=self)
 
     def data_request(self, stages: tuple[str, ...] | None = None) -> DataRequest:
         """Each item's codec frame rate for a trained NAR (the split is in seconds)."""
@@ -74,48 +71,15 @@ class Valle2Config:
     def tiny(
         cls,
         *,
-        text_vocab_size: int = 12,
-        codebook_size: int = 16,
-        num_codebooks: int = 4,
-        d_model: int = 32,
-        num_layers: int = 2,
-        num_heads: int = 2,
-        ffn_dim: int = 64,
-        dropout: float = 0.0,
         group: int = 2,
-        max_len_ratio: float = 4.0,
-        sampler: str = "greedy",
         overrides: Iterable[str] = (),
+        **size: Any,
     ) -> Valle2Config:
         """A config small enough to train in seconds on a CPU (greedy AR by default, so the
         contract tests can compare outputs exactly; the preset's sampler is RAS). The
         condition split is scaled to the dummy batches' few frames (0.02-0.12 s at the
-        dummy 75 frames/s)."""
-        backbone = {
-            "num_layers": num_layers,
-            "num_heads": num_heads,
-            "d_model": d_model,
-            "ffn_dim": ffn_dim,
-            "dropout": dropout,
-        }
-        cfg = from_dict(
-            cls,
-            {
-                "vocab": {
-                    "text_vocab_size": text_vocab_size,
-                    "codebook_size": codebook_size,
-                    "num_codebooks": num_codebooks,
-                },
-                "ar": {
-                    "backbone": backbone,
-                    "layout": {"kind": "grouped", "group": group},
-                    "max_len_ratio": max_len_ratio,
-                    "sampler": {"kind": sampler},
-                },
-                "nar": {
-                    "backbone": backbone,
-                    "prompt": {"min_seconds": 0.02, "max_seconds": 0.12},
-                },
-            },
-        )
-        return apply_overrides(cfg, overrides)
+        dummy 75 frames/s). ``size``: :class:`~valle.variants.tiny.TinySize` keywords."""
+        s = TinySize(**size)
+        ar = s.ar(layout={"kind": "grouped", "group": group})
+        return tiny_config(cls, s, overrides, ar=ar,
+                           nar=s.nar(min_seconds=0.02, max_seconds=0.12))  # fmt: skip

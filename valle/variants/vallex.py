@@ -29,14 +29,14 @@ from torch import Tensor
 from valle.ar.config import ARConfig
 from valle.ar.generate import Sampler
 from valle.ar.language import LanguageARDecoder, build_language_ar_decoder
-from valle.config import NARConfig, VocabConfig, apply_overrides, from_dict, opt
-from valle.data.batch import SynthesisInputs, pad_rows
+from valle.config import NARConfig, VocabConfig, opt
+from valle.data.batch import SynthesisInputs
 from valle.data.featurizers import DataRequest, LanguagePerToken
-from valle.modules.language import LanguageConfig, LanguageIds
+from valle.modules.language import AcousticLanguageConfig, LanguageConfig, LanguageIds
 from valle.nar.language import LanguageNARDecoder
-from valle.nar.prompts import prompt_policy_class
 from valle.registry import register_variant
-from valle.variants.valle import STAGES, Valle
+from valle.variants.tiny import TinySize, tiny_config
+from valle.variants.valle import STAGES, Valle, build_nar, nar_reads_other_utterance
 
 __all__ = ["VallexConfig", "Vallex"]
 
@@ -52,85 +52,49 @@ class VallexConfig:
         help="NAR decoder over codebooks 2..Q (null: none)", factory=NARConfig
     )
     language: LanguageConfig = opt(
-        help="language-id conditioning: where the embedding is added", factory=LanguageConfig
+        help="language-id conditioning: where the embedding is added",
+        factory=AcousticLanguageConfig,
     )
 
     stages: ClassVar[tuple[str, ...]] = STAGES
 
     def build(self) -> Vallex:
-        def parts(d_model: int) -> dict[str, Any]:
-            return {"text_conditioner": self.language.text_conditioner(d_model)}
-
+        lang = self.language  # its kind makes the sides it conditions (None: that side not)
         ar = None
         if self.ar is not None:
             d = self.ar.backbone.d_model
-            ar = build_language_ar_decoder(
-                self.ar, self.vocab, audio_language=self.language.audio_embedding(d), **parts(d)
-            )
-        nar = None
-        if self.nar is not None and self.vocab.num_codebooks > 1:
-            d = self.nar.backbone.d_model
-            nar = LanguageNARDecoder.from_config(
-                self.nar,
-                self.vocab,
-                audio_conditioner=self.language.audio_embedding(d),
-                **parts(d),
-            )
+            ar = build_language_ar_decoder(self.ar, self.vocab,
+                audio_language=lang.audio_embedding(d), text_conditioner=lang.text_conditioner(d))  # fmt: skip
+
+        def nar_parts(d: int) -> dict[str, Any]:
+            return {"audio_conditioner": lang.audio_embedding(d),
+                    "text_conditioner": lang.text_conditioner(d)}  # fmt: skip
+
+        nar = build_nar(self.nar, self.vocab, LanguageNARDecoder, nar_parts)
         return Vallex(ar, nar, config=self)  # type: ignore[arg-type]
 
     def data_request(self, stages: tuple[str, ...] | None = None) -> DataRequest:
         """The language of every text token (``language_tokens``); another utterance per item
         only for a trained NAR whose prompt policy reads one."""
-        needs = False
-        if self.nar is not None and (stages is None or "nar" in stages):
-            policy: Any = prompt_policy_class(self.nar.prompt.kind)
-            needs = bool(policy.needs_other_utterance)
+        needs = nar_reads_other_utterance(self.nar, stages)
         return DataRequest(featurizers=(LanguagePerToken(),), other_utterance_prompt=needs)
 
     @classmethod
     def tiny(
         cls,
         *,
-        text_vocab_size: int = 12,
-        codebook_size: int = 16,
-        num_codebooks: int = 4,
-        d_model: int = 32,
-        num_layers: int = 2,
-        num_heads: int = 2,
-        ffn_dim: int = 64,
-        dropout: float = 0.0,
         prompt: str = "same_utterance_prefix",
         max_len_ratio: float = 4.0,
         sampler: str = "greedy",
         language: str = "acoustic",
         overrides: Iterable[str] = (),
+        **size: Any,
     ) -> VallexConfig:
-        """A config small enough to train in seconds on a CPU (greedy AR by default)."""
-        backbone = {
-            "num_layers": num_layers,
-            "num_heads": num_heads,
-            "d_model": d_model,
-            "ffn_dim": ffn_dim,
-            "dropout": dropout,
-        }
-        cfg = from_dict(
-            cls,
-            {
-                "vocab": {
-                    "text_vocab_size": text_vocab_size,
-                    "codebook_size": codebook_size,
-                    "num_codebooks": num_codebooks,
-                },
-                "ar": {
-                    "backbone": backbone,
-                    "max_len_ratio": max_len_ratio,
-                    "sampler": {"kind": sampler},
-                },
-                "nar": {"backbone": backbone, "prompt": {"kind": prompt}},
-                "language": {"kind": language},
-            },
-        )
-        return apply_overrides(cfg, overrides)
+        """A config small enough to train in seconds on a CPU (greedy AR by default).
+        ``size``: :class:`~valle.variants.tiny.TinySize` keywords."""
+        s = TinySize(**size)
+        return tiny_config(cls, s, overrides, ar=s.ar(),
+                           nar=s.nar(kind=prompt), language={"kind": language})  # fmt: skip
 
 
 class Vallex(Valle):
@@ -192,8 +156,6 @@ class Vallex(Valle):
         Returns:
             B long tensors (T_b, Q): the continuation only.
         """
-        if self.ar is None:
-            raise ValueError("generation needs an AR; this model was built with ar: null")
         ids = LanguageIds.for_synthesis(
             text_tokens,
             language=language,
@@ -202,7 +164,7 @@ class Vallex(Valle):
             language_tokens=language_tokens,
         )
         self.check_languages(ids)
-        steps = self.ar.generate(
+        steps = self.require_ar().generate(
             text_tokens,
             text_lens,
             prompt_codes,
@@ -212,14 +174,9 @@ class Vallex(Valle):
             generator=generator,
             max_len_ratio=max_len_ratio,
         )
-        first = [self.ar.layout.from_steps(s)[:, 0] for s in steps]  # B x (T_b,)
-        if self.nar is None:
-            return [f[:, None] for f in first]
-        codes, lens = pad_rows(first, 0)  # (B, T)
         inputs = SynthesisInputs(
             text_tokens, text_lens, prompt_codes, prompt_lens, ids.target, prompt_text_lens
         )
-        full = self.nar.generate(
-            inputs, codes, lens, sampler=nar_sampler, generator=generator, language=ids
-        )  # (B, T, Q)
-        return [full[b, : int(lens[b])] for b in range(len(first))]
+        return self.complete(
+            self.first_codebook(steps), inputs, nar_sampler, generator, language=ids
+        )

@@ -29,18 +29,25 @@ from valle.ar.pointer import (
     alignment_to_durations,
     build_pointer_decoder,
     check_durations,
+    check_pointer_config,
     phoneme_ids,
     prompt_alignment,
     prompt_text_lens_or_none,
     scale_durations,
 )
-from valle.config import ConfigError, NARConfig, VocabConfig, apply_overrides, from_dict, opt
+from valle.config import NARConfig, VocabConfig, opt
 from valle.data.batch import SynthesisInputs, pad_rows
 from valle.data.featurizers import DataRequest, Durations
 from valle.nar.aligned import PhonemeAlignedNAR
-from valle.nar.prompts import prompt_policy_class
 from valle.registry import register_variant
-from valle.variants.valle import STAGES, Valle
+from valle.variants.tiny import TinySize, tiny_config
+from valle.variants.valle import (
+    STAGES,
+    Valle,
+    build_nar,
+    codes_only,
+    nar_reads_other_utterance,
+)
 
 __all__ = ["VallrConfig", "Vallr"]
 
@@ -66,72 +73,32 @@ class VallrConfig:
     stages: ClassVar[tuple[str, ...]] = STAGES
 
     def __post_init__(self) -> None:
-        if self.ar is not None and (
-            not isinstance(self.ar.head, PointerHeadConfig)
-            or not isinstance(self.ar.stop, PointerStopConfig)
-        ):
-            raise ConfigError("vallr: ar.head.kind and ar.stop.kind must be 'pointer'")
+        if self.ar is not None:
+            check_pointer_config(self.ar)  # on load, before anything is built
 
     def build(self) -> Vallr:
         ar = build_pointer_decoder(self.ar, self.vocab) if self.ar is not None else None
-        nar = None
-        if self.nar is not None and self.vocab.num_codebooks > 1:
-            nar = PhonemeAlignedNAR.from_config(self.nar, self.vocab)
-        return Vallr(ar, nar, config=self)
+        return Vallr(ar, build_nar(self.nar, self.vocab, PhonemeAlignedNAR), config=self)
 
     def data_request(self, stages: tuple[str, ...] | None = None) -> DataRequest:
         """Durations always (both parts read them); another utterance only for a trained NAR
         whose prompt policy reads one."""
-        needs = False
-        if self.nar is not None and (stages is None or "nar" in stages):
-            policy: Any = prompt_policy_class(self.nar.prompt.kind)
-            needs = bool(policy.needs_other_utterance)
+        needs = nar_reads_other_utterance(self.nar, stages)
         return DataRequest(featurizers=(Durations(),), other_utterance_prompt=needs)
 
     @classmethod
     def tiny(
         cls,
         *,
-        text_vocab_size: int = 12,
-        codebook_size: int = 16,
-        num_codebooks: int = 4,
-        d_model: int = 32,
-        num_layers: int = 2,
-        num_heads: int = 2,
-        ffn_dim: int = 64,
-        dropout: float = 0.0,
         prompt: str = "same_utterance_prefix",
-        max_len_ratio: float = 4.0,
-        sampler: str = "greedy",
         overrides: Iterable[str] = (),
+        **size: Any,
     ) -> VallrConfig:
-        """A config small enough to train in seconds on a CPU (greedy code and pointer)."""
-        backbone = {
-            "num_layers": num_layers,
-            "num_heads": num_heads,
-            "d_model": d_model,
-            "ffn_dim": ffn_dim,
-            "dropout": dropout,
-        }
-        cfg = from_dict(
-            cls,
-            {
-                "vocab": {
-                    "text_vocab_size": text_vocab_size,
-                    "codebook_size": codebook_size,
-                    "num_codebooks": num_codebooks,
-                },
-                "ar": {
-                    "backbone": backbone,
-                    "head": {"kind": "pointer"},
-                    "stop": {"kind": "pointer"},
-                    "max_len_ratio": max_len_ratio,
-                    "sampler": {"kind": sampler},
-                },
-                "nar": {"backbone": backbone, "prompt": {"kind": prompt}},
-            },
-        )
-        return apply_overrides(cfg, overrides)
+        """A config small enough to train in seconds on a CPU (greedy code and pointer).
+        ``size``: :class:`~valle.variants.tiny.TinySize` keywords."""
+        s = TinySize(**size)
+        ar = s.ar(head={"kind": "pointer"}, stop={"kind": "pointer"})
+        return tiny_config(cls, s, overrides, ar=ar, nar=s.nar(kind=prompt))
 
 
 class Vallr(Valle):
@@ -148,42 +115,6 @@ class Vallr(Valle):
     ) -> tuple[Tensor, dict[str, Tensor]]:
         check_durations(batch)  # a batch without durations: a clear error first
         return super().loss(batch, stages, generator)
-
-    @torch.no_grad()
-    def generate(  # type: ignore[override]
-        self,
-        text_tokens: Tensor,
-        text_lens: Tensor,
-        prompt_codes: Tensor,
-        prompt_lens: Tensor,
-        *,
-        language: Tensor | None = None,
-        sampler: Sampler | None = None,
-        generator: torch.Generator | None = None,
-        max_len_ratio: float | None = None,
-        nar_sampler: Sampler | None = None,
-        prompt_text_lens: Tensor | None = None,
-        prompt_durations: Tensor | None = None,
-        durations: Tensor | None = None,
-        speed: float | None = None,
-    ) -> list[Tensor]:
-        """Zero-shot TTS; see :meth:`generate_aligned` (this returns its codes only)."""
-        codes, _ = self.generate_aligned(
-            text_tokens,
-            text_lens,
-            prompt_codes,
-            prompt_lens,
-            language=language,
-            sampler=sampler,
-            generator=generator,
-            max_len_ratio=max_len_ratio,
-            nar_sampler=nar_sampler,
-            prompt_text_lens=prompt_text_lens,
-            prompt_durations=prompt_durations,
-            durations=durations,
-            speed=speed,
-        )
-        return codes
 
     @torch.no_grad()
     def generate_aligned(
@@ -219,8 +150,7 @@ class Vallr(Valle):
         Returns:
             B codes (T_b, Q) (the continuation only) and B phoneme indices (T_b,) per frame.
         """
-        if self.ar is None:
-            raise ValueError("generation needs an AR; this model was built with ar: null")
+        ar = self.require_ar()
         prompt_text_lens = prompt_text_lens_or_none(prompt_text_lens, prompt_lens, text_lens)
         kwargs: dict[str, Any] = dict(
             prompt_text_lens=prompt_text_lens,
@@ -232,34 +162,29 @@ class Vallr(Valle):
         )
         S = text_tokens.shape[1]
         if speed is not None and durations is None:  # the model's own alignment, scaled
-            first = self.ar.generate(text_tokens, text_lens, prompt_codes, prompt_lens, **kwargs)
+            first = ar.generate(text_tokens, text_lens, prompt_codes, prompt_lens, **kwargs)
             align, n = pad_rows([s[:, 1] for s in first], -1)  # (B, T)
             durations = alignment_to_durations(align, n, S)
         if durations is not None and speed is not None:
             idx = torch.arange(S, device=text_lens.device)
             target = (idx >= prompt_text_lens[:, None]) & (idx < text_lens[:, None])  # (B, S)
             durations = scale_durations(torch.where(target, durations, 0), speed, keep=target)
-        steps = self.ar.generate(
+        steps = ar.generate(
             text_tokens, text_lens, prompt_codes, prompt_lens, durations=durations, **kwargs
         )
-        first_codes = [s[:, 0] for s in steps]
         aligns = [s[:, 1] for s in steps]
-        if self.nar is None:
-            return [c[:, None] for c in first_codes], aligns
-        codes, lens = pad_rows(first_codes, 0)  # (B, T)
-        align, _ = pad_rows(aligns, -1)  # (B, T)
-        P = prompt_codes.shape[1]
-        p_align = prompt_alignment(prompt_lens, prompt_text_lens, S, P, prompt_durations)
+        nar_inputs: dict[str, Tensor] = {}
+        if self.nar is not None:  # the NAR's frames carry their phonemes too
+            P = prompt_codes.shape[1]
+            p_align = prompt_alignment(prompt_lens, prompt_text_lens, S, P, prompt_durations)
+            nar_inputs = {
+                "prompt_ids": phoneme_ids(text_tokens, p_align),
+                "target_ids": phoneme_ids(text_tokens, pad_rows(aligns, -1)[0]),
+            }
         inputs = SynthesisInputs(
             text_tokens, text_lens, prompt_codes, prompt_lens, language, prompt_text_lens
         )
-        full = self.nar.generate(
-            inputs,
-            codes,
-            lens,
-            sampler=nar_sampler,
-            generator=generator,
-            prompt_ids=phoneme_ids(text_tokens, p_align),
-            target_ids=phoneme_ids(text_tokens, align),
-        )  # (B, T, Q)
-        return [full[b, : int(lens[b])] for b in range(len(steps))], aligns
+        first_codes = [s[:, 0] for s in steps]
+        return self.complete(first_codes, inputs, nar_sampler, generator, **nar_inputs), aligns
+
+    generate = codes_only(generate_aligned)  # type: ignore[assignment]
