@@ -69,6 +69,49 @@ def test_rerun_reuses_finished_chunks(aligned, tiny_corpus, tmp_path):
     assert [cut_durations(c) for c in again] == [cut_durations(c) for c in first]
 
 
+def test_other_alignment_settings_realign_finished_chunks(aligned, tiny_corpus, tmp_path):
+    """A chunk aligned with other scores (``--set``) is not reused: the fingerprint holds the
+    alignment settings beside the checkpoint."""
+    out, _ = aligned
+    old = Aligner(out / "aligner.pt", settings=["separator_cost=0", "phone_weight=0"])
+    assert old.config.separator_cost == 0.0 and old.config.silence_weight == 0.5
+    assert old.fingerprint != Aligner(out / "aligner.pt").fingerprint
+
+    class Counting(Aligner):
+        calls = 0
+
+        def __call__(self, cuts):
+            Counting.calls += 1
+            return super().__call__(cuts)
+
+    align_cuts(
+        CutSet.from_file(tiny_corpus[0]),
+        Counting(out / "aligner.pt", settings=["separator_cost=0"]),
+        out / "cuts.jsonl.gz",
+        chunk_size=4,
+        progress=False,
+    )
+    assert Counting.calls == 2  # both chunks aligned again
+
+
+def test_settings_that_shape_the_weights_are_refused(aligned):
+    out, _ = aligned
+    with pytest.raises(ValueError, match=r"\['channels'\]: only the alignment settings"):
+        Aligner(out / "aligner.pt", settings=["channels=8"])
+    with pytest.raises(ValueError, match="did you mean 'separator_cost'"):
+        Aligner(out / "aligner.pt", settings=["separator_cost=1", "separatr_cost=1"])
+
+
+def test_aligning_is_independent_of_the_other_cuts(aligned, tiny_corpus):
+    """Each cut is scored alone (the model's GroupNorm would see a batch's padding)."""
+    out, _ = aligned
+    cuts = list(CutSet.from_file(tiny_corpus[0]))
+    aligner = Aligner(out / "aligner.pt")
+    together = aligner(cuts)
+    for cut, d in zip(cuts, together, strict=True):
+        assert aligner([cut])[0].tolist() == d.tolist()
+
+
 def test_cut_with_more_tokens_than_frames_is_named(aligned, tiny_corpus, tmp_path):
     out, _ = aligned
     cut = next(iter(CutSet.from_file(tiny_corpus[0])))

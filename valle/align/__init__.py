@@ -9,6 +9,8 @@ package needs no external tool and works on any tokenized corpus:
 - :mod:`~valle.align.model`: a small convolutional acoustic model with a CTC blank class;
 - :mod:`~valle.align.training`: trained on the corpus's own train cuts with CTC plus the
   blank-free forward-sum loss of :mod:`~valle.align.forward_sum`;
+- :mod:`~valle.align.scoring`: what a frame scores for each token (CTC evidence, the non-blank
+  posterior, and explicit silence / word-separator handling);
 - :mod:`~valle.align.viterbi`: monotonic Viterbi without blanks (every token >= 1 frame, every
   frame assigned);
 - :mod:`~valle.align.durations`: the recipe stage (batched, resumable) writing
@@ -22,6 +24,7 @@ CLI: ``python -m valle.bin.align {train,durations,evaluate}``.
 from valle.align.durations import DURATIONS_FIELD, Aligner, align_cuts, cut_durations
 from valle.align.features import AlignFeatures, FeatureConfig
 from valle.align.model import AcousticModel, ModelConfig, load_aligner, save_aligner
+from valle.align.scoring import Separators, alignment_scores
 from valle.align.training import TrainConfig, train_aligner
 from valle.align.viterbi import TooFewFramesError, viterbi_durations
 
@@ -32,9 +35,11 @@ __all__ = [
     "Aligner",
     "FeatureConfig",
     "ModelConfig",
+    "Separators",
     "TooFewFramesError",
     "TrainConfig",
     "align_cuts",
+    "alignment_scores",
     "cut_durations",
     "load_aligner",
     "save_aligner",

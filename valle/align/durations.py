@@ -7,15 +7,19 @@ monotonic Viterbi of :mod:`valle.align.viterbi` turns them into frames per phone
 
 Silence, word boundaries and punctuation (the rule):
 
-- ``_`` (word boundary) and punctuation tokens are aligned like any token: the model is trained
-  on them as targets (a pause where there is one, often nothing), and each gets >= 1 frame; a
-  pause between words lands on the ``_`` / punctuation tokens between them (their CTC spikes
-  sit in the pause; with the default ``token_or_blank`` score the blank frames after a spike
-  stay with that token until the next token's spike);
+- ``_`` (word boundary) and punctuation tokens get >= 1 frame each, like any token; they are
+  scored explicitly (:mod:`valle.align.scoring`): a separator takes the frames the model hears
+  as a pause (the non-blank posterior's punctuation mass) and ``_`` pays
+  ``ModelConfig.separator_cost`` per frame, so between words spoken without a pause it keeps one
+  frame and the word's phonemes keep theirs;
 - there is no blank in the path, so leading silence belongs to the first token and trailing
   silence to the last one (usually the final punctuation mark); every frame is assigned;
-- the Viterbi adds a weak constant-speaking-rate prior (``ModelConfig.align_prior``) so that a
-  token the model barely recognises cannot swallow frames far from where it should be.
+- between two CTC spikes, frames go to the phoneme they sound like (``phone_weight``);
+- the Viterbi can add a weak constant-speaking-rate prior (``ModelConfig.align_prior``) so that
+  a token the model barely recognises cannot swallow frames far from where it should be.
+
+Each cut is passed through the model alone: the model's GroupNorm normalises over all the
+frames of a row, padding included, so a cut batched with longer ones would get other scores.
 
 The result is ``cut.custom["durations"]``: a list of ints, one per token of
 ``valle.data.tokenize.cut_phonemes(cut)`` (all supervisions, in order, exactly the batch's
@@ -23,8 +27,8 @@ The result is ``cut.custom["durations"]``: a list of ints, one per token of
 (``load_codes(cut).shape[0]``). A cut with more tokens than frames is an error naming it.
 
 Resuming: cuts are processed in chunks; each finished chunk is written atomically under
-``<out>.chunks/`` with the aligner's fingerprint, and a rerun reuses the chunks whose cut ids
-and aligner match.
+``<out>.chunks/`` with the aligner's fingerprint (its checkpoint and alignment settings), and a
+rerun reuses the chunks whose cut ids and fingerprint match.
 """
 
 from __future__ import annotations
@@ -43,14 +47,16 @@ from tqdm import tqdm
 
 from valle.align.features import AlignFeatures, num_code_frames
 from valle.align.forward_sum import diagonal_prior
-from valle.align.model import load_aligner
-from valle.align.training import pad_features, token_ids
-from valle.align.viterbi import token_scores, viterbi_durations
+from valle.align.model import ModelConfig, load_aligner
+from valle.align.scoring import Separators, alignment_scores
+from valle.align.training import token_ids
+from valle.align.viterbi import viterbi_durations
+from valle.config import apply_overrides
 from valle.data.manifests import save_cuts_atomic, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DURATIONS_FIELD", "Aligner", "align_cuts", "cut_durations"]
+__all__ = ["ALIGNMENT_SETTINGS", "DURATIONS_FIELD", "Aligner", "align_cuts", "cut_durations"]
 
 DURATIONS_FIELD = "durations"
 
@@ -65,38 +71,78 @@ def cut_durations(cut: Cut) -> list[int]:
     return [int(d) for d in cut.custom[DURATIONS_FIELD]]
 
 
+ALIGNMENT_SETTINGS = (
+    "score",
+    "prior_scale",
+    "align_prior",
+    "align_prior_width",
+    "phone_weight",
+    "silence_weight",
+    "separator_cost",
+)  # the ModelConfig keys that only the alignment reads (``Aligner(settings=...)``)
+
+
 class Aligner:
     """A trained aligner (``aligner.pt``): cuts -> frames per phoneme token.
 
     Args:
         path: the checkpoint written by ``valle.bin.align train``.
-        batch_frames: most frames per forward pass.
+        settings: ``key=value`` overrides of the checkpoint's alignment settings (the keys of
+            ``ALIGNMENT_SETTINGS``, e.g. ``separator_cost=0``); the weights are untouched.
     """
 
-    def __init__(self, path: str | Path, batch_frames: int = 20000) -> None:
+    def __init__(self, path: str | Path, settings: Sequence[str] = ()) -> None:
         self.path = Path(path)
         self.model, self.feature_config, self.symbols, _ = load_aligner(path)
+        if settings:
+            config = apply_overrides(self.model.config, settings)  # unknown keys: an error
+            keys = {item.split("=", 1)[0].strip() for item in settings}
+            bad = sorted(keys - set(ALIGNMENT_SETTINGS))
+            if bad:
+                raise ValueError(
+                    f"{bad}: only the alignment settings {list(ALIGNMENT_SETTINGS)} can be set "
+                    "when aligning (the others shape the trained weights)"
+                )
+            self.model.config = config
         self.features = AlignFeatures(self.feature_config)
         self.index = {s: i for i, s in enumerate(self.symbols)}
-        self.batch_frames = batch_frames
+        self.separators = Separators.from_symbols(self.symbols)
+
+    @property
+    def config(self) -> ModelConfig:
+        return self.model.config
 
     @property
     def fingerprint(self) -> str:
-        return hashlib.sha1(self.path.read_bytes()).hexdigest()
+        """The checkpoint's bytes and the alignment settings (a finished chunk is reused only
+        when both match)."""
+        h = hashlib.sha1(self.path.read_bytes())
+        h.update(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        return h.hexdigest()
 
     @torch.inference_mode()
-    def log_probs(self, feats: Sequence[torch.Tensor]) -> list[np.ndarray]:
-        """Per-frame class scores ``(T_b, V - 1)`` (``AcousticModel.frame_scores``) of feature
-        rows ``(T_b, F)``."""
-        x, lens = pad_features(feats)  # (B, T, F)
-        scores = self.model.frame_scores(self.model(x))  # (B, T, V - 1)
-        return [scores[b, : int(n)].numpy() for b, n in enumerate(lens)]
+    def frame_scores(self, feats: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """``(base, nonblank)``, each ``(T, V - 1)``, of one cut's features ``(T, F)``: the
+        model's frame scores (``AcousticModel.frame_scores``) and its log-posterior without the
+        blank."""
+        logits = self.model(feats[None])  # (1, T, V)
+        base = self.model.frame_scores(logits)[0]  # (T, V - 1)
+        nonblank = self.model.nonblank_log_posteriors(logits)[0]  # (T, V - 1)
+        return base.double().numpy(), nonblank.double().numpy()
 
-    def align_one(self, cut: Cut, frame_scores: np.ndarray) -> np.ndarray:
-        """Durations ``(S,)`` of a cut from its class scores ``(T, V - 1)``."""
+    def align_one(self, cut: Cut, base: np.ndarray, nonblank: np.ndarray) -> np.ndarray:
+        """Durations ``(S,)`` of a cut from its frame scores (:meth:`frame_scores`)."""
         ids = np.asarray(token_ids(cut, self.index))
-        scores = token_scores(frame_scores, ids, blank=None)  # (T, S)
-        cfg = self.model.config
+        cfg = self.config
+        scores = alignment_scores(
+            base,
+            nonblank,
+            ids,
+            self.separators,
+            cfg.phone_weight,
+            cfg.silence_weight,
+            cfg.separator_cost,
+        )  # (T, S)
         if cfg.align_prior > 0 and len(ids) <= scores.shape[0]:
             T, S = scores.shape
             prior = diagonal_prior(torch.tensor([T]), torch.tensor([S]), cfg.align_prior_width)
@@ -104,23 +150,11 @@ class Aligner:
         return viterbi_durations(scores, name=f"cut {cut.id}")
 
     def __call__(self, cuts: Sequence[Cut]) -> list[np.ndarray]:
-        """Durations of each cut (one forward pass per group of ``batch_frames`` frames)."""
+        """Durations of each cut (one forward pass per cut)."""
         out: list[np.ndarray] = []
-        group: list[tuple[Cut, torch.Tensor]] = []
-
-        def flush() -> None:
-            for (c, _), lp in zip(group, self.log_probs([f for _, f in group]), strict=True):
-                out.append(self.align_one(c, lp))
-            group.clear()
-
         for cut in cuts:
             feats = self.features(cut, num_code_frames(cut))  # (T, F)
-            longest = max([feats.shape[0], *(f.shape[0] for _, f in group)])
-            if group and longest * (len(group) + 1) > self.batch_frames:
-                flush()
-            group.append((cut, feats))
-        if group:
-            flush()
+            out.append(self.align_one(cut, *self.frame_scores(feats)))
         return out
 
 

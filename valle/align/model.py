@@ -51,6 +51,16 @@ class ModelConfig:
         align_prior: weight of the diagonal (constant speaking rate) prior added to the scores
             in the Viterbi (:func:`valle.align.forward_sum.diagonal_prior`); 0 for none.
         align_prior_width: its width, a share of the utterance.
+        phone_weight: in the Viterbi, weight of ``log q(token)`` (the posterior without the
+            blank) added to a phoneme token's frame score, so that the frames between two CTC
+            spikes go to the phoneme they sound like (:mod:`valle.align.scoring`); 0 for none.
+        silence_weight: in the Viterbi, weight of ``log q(silence)`` (the non-blank mass of
+            the punctuation classes) added to a ``_`` or punctuation token's frame score, so
+            that separators take the frames that sound like a pause; 0 for none.
+        separator_cost: in the Viterbi, nats taken off every frame of a ``_`` token, which
+            keeps it to its one frame between words spoken without a pause; 0 for none.
+            The three defaults were tuned on the mini corpus's dev cuts; all three 0 give the
+            scores of the aligner before them (``--set`` in ``valle.bin.align durations``).
     """
 
     channels: int = 64
@@ -60,10 +70,16 @@ class ModelConfig:
     score: str = "token_or_blank"
     align_prior: float = 0.0
     align_prior_width: float = 0.08
+    phone_weight: float = 0.2
+    silence_weight: float = 0.5
+    separator_cost: float = 1.0
 
     def __post_init__(self) -> None:
         if self.score not in ("token_or_blank", "nonblank"):
             raise ValueError(f"score must be token_or_blank or nonblank, got {self.score!r}")
+        for name in ("phone_weight", "silence_weight", "separator_cost"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -124,8 +140,12 @@ class AcousticModel(nn.Module):
             logp = logits.log_softmax(-1)  # (B, T, V)
             scores = torch.logaddexp(logp[..., : self.blank], logp[..., self.blank :])
         else:
-            scores = logits[..., : self.blank].log_softmax(-1)  # (B, T, V - 1)
+            scores = self.nonblank_log_posteriors(logits)  # (B, T, V - 1)
         return scores - self.config.prior_scale * self.log_prior
+
+    def nonblank_log_posteriors(self, logits: Tensor) -> Tensor:
+        """``(B, T, V - 1)`` log-posterior of every non-blank class, the blank left out."""
+        return logits[..., : self.blank].log_softmax(-1)
 
     @torch.no_grad()
     def update_prior(self, logits: Tensor, lens: Tensor, momentum: float = 0.99) -> None:

@@ -6,6 +6,7 @@ python -m valle.bin.align train --cuts data/tokenized/mini_cuts_train.jsonl.gz
     --tokens data/tokens.txt --out-dir data/align [--steps 3000] [--max-minutes 8]
 python -m valle.bin.align durations --model data/align/aligner.pt
     --cuts data/tokenized/mini_cuts_train.jsonl.gz --out data/align/mini_cuts_train.jsonl.gz
+    [--set separator_cost=0 ...]
 python -m valle.bin.align evaluate --cuts data/align/mini_cuts_train.jsonl.gz
     [--plot data/align/alignment.png] [--output data/align/boundaries.md]
 """
@@ -52,9 +53,13 @@ def _durations(args: argparse.Namespace) -> None:
     from valle.data.manifests import load_cuts
 
     cuts = load_cuts(args.cuts, "cuts to align")
-    aligner = Aligner(args.model, batch_frames=args.batch_frames)
+    aligner = Aligner(args.model, settings=args.set)
     out = align_cuts(cuts, aligner, args.out, chunk_size=args.chunk_size)
-    print(f"durations: {len(out)} cuts aligned -> {args.out}")
+    cfg = aligner.config
+    print(
+        f"durations: {len(out)} cuts aligned -> {args.out} (phone_weight={cfg.phone_weight}, "
+        f"silence_weight={cfg.silence_weight}, separator_cost={cfg.separator_cost})"
+    )
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -126,7 +131,16 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--cuts", type=Path, required=True, help="tokenized cuts")
     d.add_argument("--out", type=Path, required=True, help="output cut manifest (.jsonl.gz)")
     d.add_argument("--chunk-size", type=int, default=200, help="cuts per resumable chunk")
-    d.add_argument("--batch-frames", type=int, default=20000, help="frames per forward pass")
+    d.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an alignment setting of the checkpoint (repeatable): score, prior_scale, "
+        "align_prior, align_prior_width, phone_weight, silence_weight, separator_cost; "
+        "'--set phone_weight=0 --set silence_weight=0 --set separator_cost=0' gives the "
+        "scores of aligners before valle.align.scoring",
+    )
     d.set_defaults(func=_durations)
 
     e = sub.add_parser("evaluate", help="word-boundary errors against engine timings (mini)")
