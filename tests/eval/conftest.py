@@ -115,3 +115,41 @@ def flite_corpus(tmp_path_factory: pytest.TempPathFactory, flite_say):
     path = d / "cuts.jsonl.gz"
     CutSet.from_cuts(cuts).to_file(path)
     return path, d
+
+
+#: The tokenized test cuts' frame shift (20 code frames per second) and phoneme inventory.
+CODES_FRAME_SHIFT = 0.05
+CODES_PHONES = ("a", "b", "c", "d", "e")
+
+
+@pytest.fixture
+def tokenized_cuts() -> Callable[..., object]:
+    """``tokenized_cuts(root, n) -> CutSet``: ``n`` cuts of 70 + 10 i random codes (T, 2) in
+    [0, 16) at 20 frames per second (3.5 s and longer) and 4 + i phonemes of
+    :data:`CODES_PHONES`, language en, two speakers, as the tokenize stage writes them."""
+    from lhotse import CutSet, NumpyFilesWriter, SupervisionSegment
+    from lhotse.testing.dummies import dummy_cut
+
+    def make(root: Path, n: int) -> CutSet:
+        rng = np.random.default_rng(0)
+        cuts = []
+        with NumpyFilesWriter(str(root / "codes")) as writer:
+            for i in range(n):
+                frames = 70 + 10 * i
+                duration = frames * CODES_FRAME_SHIFT
+                cut = dummy_cut(i, duration=duration, with_data=False)
+                codes = rng.integers(0, 16, size=(frames, 2))
+                arr = writer.store_array(
+                    cut.id, codes, frame_shift=CODES_FRAME_SHIFT, temporal_dim=0
+                )
+                sup = SupervisionSegment(
+                    id=cut.id, recording_id=cut.recording_id, start=0.0, duration=duration,
+                    text="x", language="en", speaker=f"spk{i % 2}",
+                    custom={"phonemes": [CODES_PHONES[(i + k) % 5] for k in range(4 + i)]},
+                )  # fmt: skip
+                cut = cut.with_custom("codes", arr)
+                cut.supervisions = [sup]
+                cuts.append(cut)
+        return CutSet.from_cuts(cuts)
+
+    return make

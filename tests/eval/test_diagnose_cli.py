@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import torch
-from lhotse import CutSet, NumpyFilesWriter, SupervisionSegment
-from lhotse.testing.dummies import dummy_cut
 
 from valle.bin import bench
 from valle.config import to_dict
@@ -15,35 +12,12 @@ from valle.testing.model import tiny_model
 from valle.text import SymbolTable
 from valle.train.checkpoint import save_inference_checkpoint
 
-FRAME_SHIFT = 0.05  # 20 frames per second
-PHONES = ["a", "b", "c", "d", "e"]
+PHONES = ["a", "b", "c", "d", "e"]  # the tokenized_cuts fixture's phonemes
 
 
-def _tokenized_cuts(root, n: int = 4) -> CutSet:
-    """Cuts carrying codes (T, 2) and phonemes, as the tokenize stage writes them."""
-    rng = np.random.default_rng(0)
-    cuts = []
-    with NumpyFilesWriter(str(root / "codes")) as writer:
-        for i in range(n):
-            frames = 70 + 10 * i  # 3.5-5 s
-            duration = frames * FRAME_SHIFT
-            cut = dummy_cut(i, duration=duration, with_data=False)
-            codes = rng.integers(0, 16, size=(frames, 2))
-            arr = writer.store_array(cut.id, codes, frame_shift=FRAME_SHIFT, temporal_dim=0)
-            sup = SupervisionSegment(
-                id=cut.id, recording_id=cut.recording_id, start=0.0, duration=duration,
-                text="x", language="en", speaker=f"spk{i % 2}",
-                custom={"phonemes": [PHONES[(i + k) % 5] for k in range(4 + i)]},
-            )  # fmt: skip
-            cut = cut.with_custom("codes", arr)
-            cut.supervisions = [sup]
-            cuts.append(cut)
-    return CutSet.from_cuts(cuts)
-
-
-def test_diagnose_command_prints_writes_json_and_images(tmp_path, capsys) -> None:
+def test_diagnose_command_prints_writes_json_and_images(tmp_path, capsys, tokenized_cuts) -> None:
     torch.set_num_threads(1)
-    cuts = _tokenized_cuts(tmp_path)
+    cuts = tokenized_cuts(tmp_path, 4)
     cuts_path = tmp_path / "dev_cuts.jsonl.gz"
     cuts.to_file(cuts_path)
     symbols = SymbolTable(["<pad>", *PHONES])

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
-from lhotse import CutSet, NumpyFilesWriter, SupervisionSegment
-from lhotse.testing.dummies import dummy_cut
 
 from valle.bin import bench
 from valle.config import to_dict
@@ -19,31 +16,9 @@ from valle.testing.model import tiny_model
 from valle.text import SymbolTable
 from valle.train.checkpoint import save_inference_checkpoint
 
-FRAME_SHIFT = 0.05  # 20 frames per second: a run of more than 20 frames lasts over 1 s
+FRAME_SHIFT = 0.05  # the tokenized_cuts fixture: 20 frames per second; a run of more than 20 frames lasts over 1 s
 PHONES = ["a", "b", "c", "d", "e"]
 V, Q = 16, 2
-
-
-def _tokenized_cuts(root, n: int = 5) -> CutSet:
-    """Cuts carrying codes (T, 2) and phonemes, as the tokenize stage writes them."""
-    rng = np.random.default_rng(0)
-    cuts = []
-    with NumpyFilesWriter(str(root / "codes")) as writer:
-        for i in range(n):
-            frames = 70 + 10 * i  # 3.5-5.5 s: longer than the 3 s prompt
-            duration = frames * FRAME_SHIFT
-            cut = dummy_cut(i, duration=duration, with_data=False)
-            codes = rng.integers(0, V, size=(frames, Q))
-            arr = writer.store_array(cut.id, codes, frame_shift=FRAME_SHIFT, temporal_dim=0)
-            sup = SupervisionSegment(
-                id=cut.id, recording_id=cut.recording_id, start=0.0, duration=duration,
-                text="x", language="en", speaker=f"spk{i % 2}",
-                custom={"phonemes": [PHONES[(i + k) % 5] for k in range(4 + i)]},
-            )  # fmt: skip
-            cut = cut.with_custom("codes", arr)
-            cut.supervisions = [sup]
-            cuts.append(cut)
-    return CutSet.from_cuts(cuts)
 
 
 def _looping_checkpoint(tmp_path, symbols: SymbolTable):
@@ -83,10 +58,10 @@ def test_longest_run_and_summary() -> None:
     assert "run > 1 s" in table and "50.0%" in table and "25.0%" in table
 
 
-def test_loops_command_greedy_loops_and_ras_does_not(tmp_path, capsys) -> None:
+def test_loops_command_greedy_loops_and_ras_does_not(tmp_path, capsys, tokenized_cuts) -> None:
     torch.set_num_threads(1)
     cuts_path = tmp_path / "test_cuts.jsonl.gz"
-    _tokenized_cuts(tmp_path).to_file(cuts_path)
+    tokenized_cuts(tmp_path, 5).to_file(cuts_path)
     symbols = SymbolTable(["<pad>", *PHONES])
     ckpt = _looping_checkpoint(tmp_path, symbols)
     out, rows_csv = tmp_path / "loops" / "loops.json", tmp_path / "loops" / "rows.csv"

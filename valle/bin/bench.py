@@ -537,11 +537,96 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- speed
-# Owned by the inference work: the benchmark itself lives in valle.eval.speed.
+# The benchmark lives in valle.eval.speed (rows), valle.eval.speed_table (table and files).
 def _configure_speed(p: argparse.ArgumentParser) -> None:
-    from valle.eval.speed import configure
+    from valle.inference.quantize import QUANTIZE_MODES
 
-    configure(p)
+    p.add_argument("--sizes", default="tiny,base", help="size presets, comma-separated")
+    p.add_argument("--variant", default="valle",
+                   help="variant preset of the random models (e.g. valle2; not with --checkpoint)")  # fmt: skip
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="model config override of the random models, repeatable "
+                        "(e.g. --set ar.layout.group=2)")  # fmt: skip
+    p.add_argument("--batch-sizes", default="1,8", help="batch sizes, comma-separated")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--seconds", type=float, default=10.0, help="speech per row (s)")
+    p.add_argument("--prompt-seconds", type=float, default=3.0, help="acoustic prompt (s)")
+    p.add_argument("--phonemes", type=int, default=120, help="text tokens per row")
+    p.add_argument("--nocache-points", type=int, default=3,
+                   help="sequence lengths timed for the no-cache estimate")  # fmt: skip
+    p.add_argument("--nar-stages-timed", type=int, default=None,
+                   help="NAR stages to run (scaled to all; default: all)")  # fmt: skip
+    p.add_argument("--checkpoint", default=None,
+                   help="measure this trained model (its own config) instead of --sizes")  # fmt: skip
+    p.add_argument("--codec-dir", default=None,
+                   help="codec.json (or its directory) for the frame rate of a --checkpoint "
+                        "that carries no codec facts")  # fmt: skip
+    p.add_argument("--frame-rate", type=float, default=None,
+                   help="code frames per second (default: the checkpoint's codec, else 75)")  # fmt: skip
+    p.add_argument("--system", default=None,
+                   help="system name of the summary (the model's row in `valle-bench report`)")  # fmt: skip
+    p.add_argument("--train-steps", type=int, default=3,
+                   help="timed training steps for train tokens/s (0: no training measurement)")  # fmt: skip
+    p.add_argument("--train-warmup", type=int, default=1, help="untimed training steps first")
+    p.add_argument("--train-batch", type=int, default=4, help="utterances per training batch")
+    p.add_argument("--train-seconds", type=float, default=5.0,
+                   help="speech per training utterance (s)")  # fmt: skip
+    p.add_argument("--train-checkpointing", action="store_true",
+                   help="activation checkpointing per layer in the training steps")  # fmt: skip
+    p.add_argument("--quantize", choices=QUANTIZE_MODES, default="none",
+                   help="inference weights: none (float32), int8 (CPU, every linear layer; the "
+                        "floor stays the float32 one, int8 reads a quarter of its bytes) or "
+                        "bf16; no training measurement with a quantized model")  # fmt: skip
+    p.add_argument("--out", default=None, help="CSV of all measured fields")
+    p.add_argument("--summary", default=None, help="JSON summaries for `valle-bench report`")
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--{what} must be comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise ValueError(f"--{what} must list positive integers, got {text!r}")
+    return values
+
+
+def _speed_setups(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The :class:`SpeedSetup` and the :class:`TrainSetup` (None: no training) of the args."""
+    from valle.eval.speed import SpeedSetup, TrainSetup
+
+    if args.seconds <= 0 or args.prompt_seconds < 0 or args.phonemes < 1:
+        raise ValueError("--seconds must be > 0, --prompt-seconds >= 0, --phonemes >= 1")
+    if args.nocache_points < 1:
+        raise ValueError("--nocache-points must be >= 1")
+    if args.train_steps < 0 or args.train_warmup < 0 or args.train_batch < 1:
+        raise ValueError("--train-steps and --train-warmup must be >= 0, --train-batch >= 1")
+    if args.train_seconds <= 0 or (args.frame_rate is not None and args.frame_rate <= 0):
+        raise ValueError("--train-seconds and --frame-rate must be > 0")
+    train = None
+    if args.train_steps > 0 and args.quantize != "none":
+        logger.info("--quantize %s: inference only, no training measurement", args.quantize)
+    elif args.train_steps > 0:
+        train = TrainSetup(
+            batch=args.train_batch,
+            seconds=args.train_seconds,
+            prompt_seconds=min(args.prompt_seconds, args.train_seconds),
+            phonemes=args.phonemes,
+            steps=args.train_steps,
+            warmup=args.train_warmup,
+            checkpointing=args.train_checkpointing,
+        )
+    setup = SpeedSetup(
+        seconds=args.seconds,
+        prompt_seconds=args.prompt_seconds,
+        phonemes=args.phonemes,
+        nocache_points=args.nocache_points,
+        nar_stages_timed=args.nar_stages_timed,
+        device=args.device,
+        **({"frame_rate": args.frame_rate} if args.frame_rate else {}),
+    )
+    return setup, train
 
 
 @subcommand(
@@ -550,17 +635,113 @@ def _configure_speed(p: argparse.ArgumentParser) -> None:
     _configure_speed,
 )
 def run_speed(args: argparse.Namespace) -> int:
-    from valle.eval.speed import run
+    import torch
 
-    return run(args)
+    from valle.config import preset_path
+    from valle.eval.files import write_json
+    from valle.eval.speed import build_random_model, speed_rows
+    from valle.eval.speed_table import format_table, summaries, write_table
+
+    sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
+    if args.checkpoint is None:
+        for s in sizes:
+            preset_path("size", s)  # unknown size: ConfigError (a ValueError) naming the presets
+        preset_path("variant", args.variant)
+    elif args.variant != "valle" or args.overrides:
+        raise ValueError("--variant and --set choose random models; a --checkpoint has its own")
+    batches = _int_list(args.batch_sizes, "batch-sizes")
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: no CUDA device here; use --device cpu")
+    setup, train = _speed_setups(args)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    weights = None
+    if args.checkpoint is not None:
+        setup, models = _checkpoint_speed_model(args, setup)
+        weights = f"weights of {args.checkpoint}, random inputs"
+    else:
+        variant, overrides = args.variant, list(args.overrides)
+        models = [
+            (size if variant == "valle" else f"{variant}/{size}",
+             lambda size=size: build_random_model(size, setup, variant, overrides))
+            for size in sizes
+        ]  # fmt: skip
+
+    def progress(row: Any) -> None:
+        print(format_table([row]).split("\n")[2], flush=True)  # the row alone
+
+    rows = speed_rows(models, batches, setup, train, args.quantize, weights, progress)
+    print()
+    print(format_table(rows))
+    if args.out:
+        print(f"wrote {write_table(rows, args.out)}")
+    if args.summary:
+        print(f"wrote {write_json(args.summary, summaries(rows, args.system))}")
+    return 0
+
+
+def _checkpoint_speed_model(args: argparse.Namespace, setup: Any) -> tuple[Any, list]:
+    """The setup for a trained model (its vocabulary; its frame rate unless --frame-rate)
+    and the one ``(label, make)`` pair of :func:`valle.eval.speed.speed_rows`."""
+    from dataclasses import replace
+
+    from valle.eval.trained_model import load_trained_model
+
+    trained = load_trained_model(
+        args.checkpoint, args.device, args.codec_dir,
+        need_ar="the speed benchmark times AR decoding (pass the complete AR + NAR "
+        "checkpoint, e.g. exp/.../nar/model.pt)",
+    )  # fmt: skip
+    if args.frame_rate is None:
+        if trained.frame_rate is None:
+            logger.warning(
+                "%s carries no codec facts and no --codec-dir / --frame-rate was given: "
+                "assuming %g frames/s for the RTF",
+                args.checkpoint,
+                setup.frame_rate,
+            )
+        else:
+            setup = replace(setup, frame_rate=trained.frame_rate)
+    v: Any = trained.model.config.vocab  # type: ignore[union-attr]
+    setup = replace(
+        setup,
+        text_vocab_size=v.text_vocab_size,
+        codebook_size=v.codebook_size,
+        num_codebooks=v.num_codebooks,
+    )
+    label = Path(args.checkpoint).parent.name + "/" + Path(args.checkpoint).name
+    return setup, [(label, lambda: trained.model)]
 
 
 # --------------------------------------------------------------------------- loops
 # The loop test lives in valle.eval.loops.
 def _configure_loops(p: argparse.ArgumentParser) -> None:
-    from valle.eval.loops import configure
-
-    configure(p)
+    p.add_argument("--checkpoint", required=True, help="model.pt or a valle-train checkpoint")
+    p.add_argument("--cuts", required=True, help="tokenized test cuts (codes + phonemes)")
+    p.add_argument("--sampler", default="greedy,ras",
+                   help="samplers to compare, comma-separated: a registry kind (greedy, sample, "
+                        "repetition_aware), ras (repetition_aware) or default (the model's)")  # fmt: skip
+    p.add_argument("--top-p", type=float, default=None,
+                   help="nucleus of the samplers that read one (default: ras 0, i.e. greedy, so "
+                        "greedy vs ras isolates RAS; the registry's own for the others)")  # fmt: skip
+    p.add_argument("--window", type=int, default=10, help="ras window K (codes)")
+    p.add_argument("--threshold", type=float, default=0.1, help="ras threshold t_r")
+    p.add_argument("--run-seconds", type=float, default=1.0,
+                   help="a run of one code longer than this counts as a loop (s)")  # fmt: skip
+    p.add_argument("--prompt-seconds", type=float, default=3.0, help="continuation prompt (s)")
+    p.add_argument("--max-len-ratio", type=float, default=None,
+                   help="length bound, frames per text token (default: the model's)")  # fmt: skip
+    p.add_argument("--max-cuts", type=int, default=None, help="the first N cuts only")
+    p.add_argument("--language", default=None, help="only cuts in this language (e.g. en)")
+    p.add_argument("--tokens", default=None, help="tokens.txt if the checkpoint has no symbols")
+    p.add_argument("--codec-dir", default=None,
+                   help="codec.json (or its directory) if the checkpoint has no codec facts")  # fmt: skip
+    p.add_argument("--batch-size", type=int, default=8, help="rows per generate call")
+    p.add_argument("--seed", type=int, default=0, help="seed of each sampler's generator")
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", default=None, help="write the summary here (JSON)")
+    p.add_argument("--rows", default=None, help="write every decoded row here (CSV)")
 
 
 @subcommand(
@@ -570,9 +751,35 @@ def _configure_loops(p: argparse.ArgumentParser) -> None:
     _configure_loops,
 )
 def run_loops(args: argparse.Namespace) -> int:
-    from valle.eval.loops import run
+    from dataclasses import asdict
 
-    return run(args)
+    from valle.eval.files import write_csv, write_json
+    from valle.eval.loops import LoopRow, format_loop_table, loops_checkpoint
+
+    samplers = [s.strip() for s in args.sampler.split(",") if s.strip()]
+    if args.batch_size < 1 or args.run_seconds <= 0 or args.prompt_seconds <= 0:
+        raise ValueError("--batch-size must be >= 1, --run-seconds and --prompt-seconds > 0")
+    summary, rows = loops_checkpoint(
+        args.checkpoint, args.cuts, samplers, tokens=args.tokens, codec_dir=args.codec_dir,
+        max_cuts=args.max_cuts, language=args.language, device=args.device,
+        prompt_seconds=args.prompt_seconds, run_seconds=args.run_seconds, seed=args.seed,
+        batch_size=args.batch_size, max_len_ratio=args.max_len_ratio, top_p=args.top_p,
+        window=args.window, threshold=args.threshold, progress=not args.no_progress,
+    )  # fmt: skip
+    print(format_loop_table(summary["samplers"], args.run_seconds))
+    print(
+        f"\n{summary['frame_rate']:g} frames/s ({summary['frame_rate_from']}), "
+        f"{summary['frames_per_step']} frame(s) per AR step, prompt {args.prompt_seconds:g} s, "
+        f"bound {summary['max_len_ratio']:g} frames per text token; ras: top-p "
+        f"{0.0 if args.top_p is None else args.top_p:g}, "
+        f"K {args.window}, t_r {args.threshold:g}"
+    )
+    if args.json:
+        print(f"wrote {write_json(Path(args.json), summary)}")
+    if args.rows:
+        names = list(LoopRow.__dataclass_fields__)
+        print(f"wrote {write_csv(Path(args.rows), names, [asdict(r) for r in rows])}")
+    return 0
 
 
 # --------------------------------------------------------------------------- diagnose
@@ -591,6 +798,9 @@ def _configure_diagnose(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--images", type=int, default=4, help="utterances whose maps are drawn")
     p.add_argument("--tokens", default=None, help="tokens.txt if the checkpoint has no symbols")
+    p.add_argument("--codec-dir", default=None,
+                   help="codec.json (or its directory) if the checkpoint has no codec facts "
+                        "(else the cuts' frame rate)")  # fmt: skip
     p.add_argument("--prompt-seconds", type=float, default=3.0, help="free-running prompt (s)")
     p.add_argument("--seed", type=int, default=0, help="NAR prompt draws and AR sampling")
     p.add_argument("--no-free-running", action="store_true", help="skip AR generation")
@@ -610,6 +820,7 @@ def run_diagnose(args: argparse.Namespace) -> int:
         args.checkpoint,
         args.cuts,
         tokens=args.tokens,
+        codec_dir=args.codec_dir,
         max_cuts=args.max_cuts,
         language=args.language,
         device=args.device,

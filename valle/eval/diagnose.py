@@ -259,12 +259,6 @@ class CodeARDiagnostics:
         """Extra per-cut fields the AR needs (none: codes and phonemes)."""
         return ()
 
-    def frame_rate(self, cut: Any) -> float:
-        """Frames per second of the AR's frames (the cut's codes)."""
-        from valle.data.prompt import frame_rate_of
-
-        return frame_rate_of(cut)
-
     def length(self, utt: Utterance) -> int:
         return int(utt.codes.shape[0])
 
@@ -341,10 +335,6 @@ class MelARDiagnostics:
         from valle.registry import data_request
 
         return tuple(data_request(self.model.config).featurizers)  # type: ignore[arg-type]
-
-    def frame_rate(self, cut: Any) -> float:
-        """Mel frames per second (sample rate / hop) of the model's mel settings."""
-        return float(self.model.config.mel.mel_config().frame_rate)  # type: ignore[union-attr, operator]
 
     def length(self, utt: Utterance) -> int:
         if utt.mel is None:
@@ -825,6 +815,7 @@ def diagnose_checkpoint(
     cuts: str | os.PathLike[str],
     *,
     tokens: str | os.PathLike[str] | None = None,
+    codec_dir: str | os.PathLike[str] | None = None,
     max_cuts: int | None = None,
     language: str | None = None,
     device: str = "cpu",
@@ -833,48 +824,38 @@ def diagnose_checkpoint(
     """:func:`diagnose` on a checkpoint (``model.pt`` or a Lightning checkpoint of valle-train)
     and a tokenized cuts manifest (codes + phonemes, e.g. ``mini_cuts_dev.jsonl.gz``).
 
-    The symbol table is ``tokens`` when given, else the checkpoint's own; the frame rate is the
-    cuts' code frame rate. ``language`` (e.g. ``"en"``) keeps the cuts whose first supervision
-    is in that language; ``max_cuts`` then keeps the first N. ``kwargs`` go to :func:`diagnose`.
-    A mel model (MELLE) gets its mel frames from the cuts' audio (its own data request) and
-    its frame rate is the mel's.
+    The checkpoint is read once (:func:`valle.eval.trained_model.load_trained_model`). The
+    symbol table is ``tokens`` when given, else the checkpoint's own; the frame rate is the
+    model's (:func:`valle.eval.trained_model.model_frame_rate`: a mel model's mel frame rate,
+    else the checkpoint's codec facts, else ``codec_dir``'s codec.json), else the cuts' code
+    frame rate. ``language`` (e.g. ``"en"``) keeps the cuts whose first supervision is in that
+    language; ``max_cuts`` then keeps the first N. ``kwargs`` go to :func:`diagnose`. A mel
+    model (MELLE) gets its mel frames from the cuts' audio (its own data request).
     """
-    from lhotse import CutSet
-
-    from valle.text import SymbolTable
-    from valle.train.checkpoint import build_model_from_checkpoint, checkpoint_extras_of
+    from valle.eval.trained_model import (
+        frame_rate_or_cuts,
+        load_tokenized_cuts,
+        load_trained_model,
+    )
 
     if not Path(cuts).is_file():
         raise FileNotFoundError(f"cuts manifest not found: {cuts}")
-    model, _ = build_model_from_checkpoint(checkpoint, map_location=device)
-    if tokens is not None:
-        symbols = SymbolTable.from_file(tokens)
-    else:
-        stored = checkpoint_extras_of(checkpoint).get("symbols")
-        if stored is None:
-            raise ValueError(f"{checkpoint} carries no symbol table; pass --tokens data/tokens.txt")
-        symbols = SymbolTable(list(stored))
-    cut_set = CutSet.from_file(cuts)
-    if language is not None:
-        cut_set = CutSet.from_cuts(
-            c for c in cut_set if c.supervisions and c.supervisions[0].language == language
-        )
+    trained = load_trained_model(checkpoint, device, codec_dir)
+    model = trained.model
+    symbols = trained.symbols(tokens)
+    cut_set = load_tokenized_cuts(cuts, language)
     kind = ar_diagnostics_for(model) if getattr(model, "ar", None) is not None else None
     featurizers = kind.featurizers() if kind is not None else ()
     utts = utterances_from_cuts(cut_set, symbols, max_cuts, featurizers)
     if len(utts) < 2:
         raise ValueError(f"{cuts} has {len(utts)} usable cuts (language {language}); need 2+")
-    first = next(c for c in cut_set if c.id == utts[0].id)
-    if kind is not None:
-        rate = kind.frame_rate(first)
-    else:
-        from valle.data.prompt import frame_rate_of
-
-        rate = frame_rate_of(first)
+    rate, source = frame_rate_or_cuts(trained, next(c for c in cut_set if c.id == utts[0].id))
     summary, acc = diagnose(model, utts, rate, **kwargs)
     summary["checkpoint"] = str(checkpoint)
     summary["cuts"] = str(cuts)
     summary["language"] = language
+    summary["frame_rate"] = rate
+    summary["frame_rate_from"] = source
     return summary, acc
 
 

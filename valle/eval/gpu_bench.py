@@ -14,7 +14,7 @@ One command that, on a CUDA machine, measures what issue 14 asks for and prints 
   ``--compile`` wraps every AR layer in ``torch.compile`` (dynamic shapes: the KV cache grows)
   so that a step launches fewer kernels, the cost that dominates a small-batch step on a GPU.
 - **Training**: ``--train-steps`` AdamW steps of AR + NAR on a random batch
-  (:func:`valle.eval.speed.measure_train_speed`), bf16 autocast by default (``--train-precision``),
+  (:func:`valle.eval.train_speed.measure_train_speed`), bf16 autocast by default (``--train-precision``),
   optional activation checkpointing; tokens/s (code frames per second) and peak memory (CUDA
   allocator peak above what was held before).
 
@@ -33,14 +33,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from valle.eval.speed import (
-    SpeedSetup,
-    TrainSetup,
-    _is_linear,
-    build_random_model,
-    measure_speed,
-    measure_train_speed,
-)
+from valle.eval.matvec_floor import is_linear
+from valle.eval.speed import SpeedSetup, build_random_model, measure_speed
+from valle.eval.train_speed import TrainSetup, measure_train_speed
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +81,7 @@ class GpuInferenceRow:
     ar_ms_step: float
     bw_floor_ms: float  # AR weight bytes / bandwidth
     step_over_bw_floor: float
-    matvec_floor_ms: float  # measured x @ W.T over the AR's matrices (valle.eval.speed)
+    matvec_floor_ms: float  # measured x @ W.T over the AR's matrices (valle.eval.matvec_floor)
     prefill_ms: float
     nar_s: float
     rtf: float
@@ -109,7 +104,7 @@ def ar_weight_bytes(ar: nn.Module) -> int:
     out: a step reads one row of them)."""
     total = 0
     for m in ar.modules():
-        if _is_linear(m):
+        if is_linear(m):
             w: Any = m.weight
             w = w() if callable(w) else w  # an int8 layer's weight() is its quantized tensor
             total += w.numel() * w.element_size()

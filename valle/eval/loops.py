@@ -16,11 +16,14 @@ continues it with each sampler asked for (one seeded generator per sampler). An 
 
 The table gives, per sampler, the share of outputs that hit the cap, that repeat, that do
 either, the mean longest run (s) and the mean length over the reference continuation. The
-samplers: ``greedy`` (arg-max), ``ras`` (repetition-aware sampling, :class:`~valle.sampling.
-RepetitionAwareSampler`, with ``top_p`` 0 by default: greedy first choices that fall back to
-random sampling when a code fills more than ``threshold`` of the last ``window`` codes, so
-greedy and ras differ in RAS alone) and ``default`` (the sampler the model's config names).
-Only the AR runs: the NAR cannot change the first codebook.
+samplers are the kinds of the sampler registry (:data:`valle.sampling.SAMPLER_KINDS`, built by
+:func:`valle.sampling.build_sampler` with the numbers given: ``greedy``, ``sample``,
+``repetition_aware``), ``ras`` (short for ``repetition_aware``, with ``top_p`` 0 by default:
+greedy first choices that fall back to random sampling when a code fills more than
+``threshold`` of the last ``window`` codes, so greedy and ras differ in RAS alone) and
+``default`` (the sampler the model's config names). Only the AR runs: the NAR cannot change the
+first codebook. The frame rate is the model's (:func:`valle.eval.trained_model.model_frame_rate`),
+else the cuts' code frame rate.
 """
 
 from __future__ import annotations
@@ -28,8 +31,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -40,17 +42,32 @@ from valle.ar.generate import max_new_steps
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "DEFAULT_SAMPLER",
     "LoopRow",
-    "SAMPLERS",
+    "SAMPLER_ALIASES",
     "decode_loops",
     "format_loop_table",
     "longest_run",
     "loop_summary",
     "loops_checkpoint",
     "make_sampler",
+    "sampler_names",
 ]
 
-SAMPLERS = ("greedy", "ras", "default")
+#: The loop test's names beside the registry's kinds (valle.sampling.SAMPLER_KINDS): the kind
+#: and its numbers unless given (``ras``: RAS with a greedy nucleus, so greedy vs ras isolates
+#: RAS).
+SAMPLER_ALIASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "ras": ("repetition_aware", {"top_p": 0.0}),
+}
+DEFAULT_SAMPLER = "default"  # the sampler the model's config names
+
+
+def sampler_names() -> tuple[str, ...]:
+    """Every name :func:`make_sampler` accepts."""
+    from valle.sampling import SAMPLER_KINDS
+
+    return (*SAMPLER_KINDS, *SAMPLER_ALIASES, DEFAULT_SAMPLER)
 
 
 @dataclass(frozen=True)
@@ -76,18 +93,18 @@ def longest_run(codes: Tensor) -> int:
     return max(b - a for a, b in zip(starts[:-1], starts[1:], strict=True))
 
 
-def make_sampler(name: str, model: Any, *, top_p: float = 0.0, window: int = 10,
+def make_sampler(name: str, model: Any, *, top_p: float | None = None, window: int = 10,
                  threshold: float = 0.1) -> Any:  # fmt: skip
-    """The sampler ``name`` (see :data:`SAMPLERS`) for ``model``."""
-    from valle.sampling import Greedy, build_sampler
+    """The sampler ``name`` (one of :func:`sampler_names`) for ``model``: the model's own for
+    ``default``, else the registry's kind (an alias's kind, with its numbers unless given)
+    built with the numbers it reads (``top_p`` None: the kind's or the alias's own)."""
+    from valle.sampling import build_sampler
 
-    if name == "greedy":
-        return Greedy()
-    if name == "ras":
-        return build_sampler("repetition_aware", top_p=top_p, window=window, threshold=threshold)
-    if name == "default":
+    if name == DEFAULT_SAMPLER:
         return model.ar.default_sampler
-    raise ValueError(f"unknown sampler {name!r}; choose from {', '.join(SAMPLERS)}")
+    kind, own = SAMPLER_ALIASES.get(name, (name, {}))
+    given = {"top_p": top_p, "window": window, "threshold": threshold}
+    return build_sampler(kind, **{**own, **{k: v for k, v in given.items() if v is not None}})
 
 
 def _pad(rows: Sequence[Tensor]) -> tuple[Tensor, Tensor]:
@@ -209,7 +226,7 @@ def loops_checkpoint(
     seed: int = 0,
     batch_size: int = 8,
     max_len_ratio: float | None = None,
-    top_p: float = 0.0,
+    top_p: float | None = None,
     window: int = 10,
     threshold: float = 0.1,
     progress: bool = True,
@@ -217,47 +234,29 @@ def loops_checkpoint(
     """The loop test of a checkpoint on tokenized cuts (codes + phonemes): a summary
     (``{"samplers": {name: figures}, ...}``) and every decoded row.
 
-    The frame rate is the checkpoint's codec facts (else ``codec_dir``'s codec.json, else the
-    cuts' code frame rate); the symbol table is ``tokens`` or the checkpoint's own.
+    The frame rate is the model's (:func:`valle.eval.trained_model.model_frame_rate`: the
+    checkpoint's codec facts, else ``codec_dir``'s codec.json), else the cuts' code frame rate;
+    the symbol table is ``tokens`` or the checkpoint's own.
     """
-    from lhotse import CutSet
-
-    from valle.data.prompt import frame_rate_of
     from valle.eval.diagnose import utterances_from_cuts
-    from valle.eval.speed import checkpoint_frame_rate
-    from valle.io.checkpoint import checkpoint_extras, load_checkpoint, model_from_checkpoint
-    from valle.text import SymbolTable
+    from valle.eval.trained_model import (
+        frame_rate_or_cuts,
+        load_tokenized_cuts,
+        load_trained_model,
+    )
 
-    unknown = [s for s in samplers if s not in SAMPLERS]
+    names = sampler_names()
+    unknown = [s for s in samplers if s not in names]
     if unknown or not samplers:
-        raise ValueError(f"samplers must be among {', '.join(SAMPLERS)}, got {list(samplers)}")
-    if not Path(cuts).is_file():
-        raise FileNotFoundError(f"cuts manifest not found: {cuts}")
-    obj = load_checkpoint(checkpoint)
-    net, config = model_from_checkpoint(obj, checkpoint)
-    model: Any = net.to(device).eval()
-    if getattr(model, "ar", None) is None:
-        raise ValueError(f"{checkpoint}: the model has no AR decoder; the loop test decodes one")
-    extras = checkpoint_extras(obj)
-    if tokens is not None:
-        symbols = SymbolTable.from_file(tokens)
-    elif extras.get("symbols") is not None:
-        symbols = SymbolTable(list(extras["symbols"]))
-    else:
-        raise ValueError(f"{checkpoint} carries no symbol table; pass --tokens data/tokens.txt")
-    cut_set = CutSet.from_file(cuts)
-    if language is not None:
-        cut_set = CutSet.from_cuts(
-            c for c in cut_set if c.supervisions and c.supervisions[0].language == language
-        )
+        raise ValueError(f"samplers must be among {', '.join(names)}, got {list(samplers)}")
+    trained = load_trained_model(checkpoint, device, codec_dir, need_ar="the loop test decodes one")
+    model: Any = trained.model
+    symbols = trained.symbols(tokens)
+    cut_set = load_tokenized_cuts(cuts, language)
     utts = utterances_from_cuts(cut_set, symbols, max_cuts)
     if not utts:
         raise ValueError(f"{cuts} has no usable cuts (language {language})")
-    rate = checkpoint_frame_rate(extras, config, codec_dir)
-    source = "the checkpoint's codec facts"
-    if rate is None:
-        rate = frame_rate_of(next(c for c in cut_set if c.id == utts[0].id))
-        source = "the cuts' codes (the checkpoint has no codec facts)"
+    rate, source = frame_rate_or_cuts(trained, next(c for c in cut_set if c.id == utts[0].id))
     logger.info("loop test: %d utterances, %g frames/s from %s", len(utts), rate, source)
     rows: list[LoopRow] = []
     figures: dict[str, dict] = {}
@@ -283,61 +282,3 @@ def loops_checkpoint(
         "samplers": figures,
     }
     return summary, rows
-
-
-# --------------------------------------------------------------------------- valle-bench loops
-def configure(p: Any) -> None:
-    """Arguments of ``valle-bench loops``."""
-    p.add_argument("--checkpoint", required=True, help="model.pt or a valle-train checkpoint")
-    p.add_argument("--cuts", required=True, help="tokenized test cuts (codes + phonemes)")
-    p.add_argument("--sampler", default="greedy,ras",
-                   help=f"samplers to compare, comma-separated: {', '.join(SAMPLERS)}")  # fmt: skip
-    p.add_argument("--top-p", type=float, default=0.0,
-                   help="nucleus of ras's first choice (0: greedy, so greedy vs ras isolates RAS)")  # fmt: skip
-    p.add_argument("--window", type=int, default=10, help="ras window K (codes)")
-    p.add_argument("--threshold", type=float, default=0.1, help="ras threshold t_r")
-    p.add_argument("--run-seconds", type=float, default=1.0,
-                   help="a run of one code longer than this counts as a loop (s)")  # fmt: skip
-    p.add_argument("--prompt-seconds", type=float, default=3.0, help="continuation prompt (s)")
-    p.add_argument("--max-len-ratio", type=float, default=None,
-                   help="length bound, frames per text token (default: the model's)")  # fmt: skip
-    p.add_argument("--max-cuts", type=int, default=None, help="the first N cuts only")
-    p.add_argument("--language", default=None, help="only cuts in this language (e.g. en)")
-    p.add_argument("--tokens", default=None, help="tokens.txt if the checkpoint has no symbols")
-    p.add_argument("--codec-dir", default=None,
-                   help="codec.json (or its directory) if the checkpoint has no codec facts")  # fmt: skip
-    p.add_argument("--batch-size", type=int, default=8, help="rows per generate call")
-    p.add_argument("--seed", type=int, default=0, help="seed of each sampler's generator")
-    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.add_argument("--json", default=None, help="write the summary here (JSON)")
-    p.add_argument("--rows", default=None, help="write every decoded row here (CSV)")
-
-
-def run(args: Any) -> int:
-    """``valle-bench loops``: print the table (and write --json / --rows)."""
-    from valle.eval.files import write_csv, write_json
-
-    samplers = [s.strip() for s in args.sampler.split(",") if s.strip()]
-    if args.batch_size < 1 or args.run_seconds <= 0 or args.prompt_seconds <= 0:
-        raise ValueError("--batch-size must be >= 1, --run-seconds and --prompt-seconds > 0")
-    summary, rows = loops_checkpoint(
-        args.checkpoint, args.cuts, samplers, tokens=args.tokens, codec_dir=args.codec_dir,
-        max_cuts=args.max_cuts, language=args.language, device=args.device,
-        prompt_seconds=args.prompt_seconds, run_seconds=args.run_seconds, seed=args.seed,
-        batch_size=args.batch_size, max_len_ratio=args.max_len_ratio, top_p=args.top_p,
-        window=args.window, threshold=args.threshold, progress=not args.no_progress,
-    )  # fmt: skip
-    print(format_loop_table(summary["samplers"], args.run_seconds))
-    print(
-        f"\n{summary['frame_rate']:g} frames/s ({summary['frame_rate_from']}), "
-        f"{summary['frames_per_step']} frame(s) per AR step, prompt {args.prompt_seconds:g} s, "
-        f"bound {summary['max_len_ratio']:g} frames per text token; ras: top-p {args.top_p:g}, "
-        f"K {args.window}, t_r {args.threshold:g}"
-    )
-    if args.json:
-        print(f"wrote {write_json(Path(args.json), summary)}")
-    if args.rows:
-        names = list(LoopRow.__dataclass_fields__)
-        print(f"wrote {write_csv(Path(args.rows), names, [asdict(r) for r in rows])}")
-    return 0
