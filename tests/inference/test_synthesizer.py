@@ -213,3 +213,56 @@ def test_model_overrides_change_inference_settings_and_refuse_shape_changes(setu
     assert Synthesizer.from_checkpoint(setup.checkpoint).model.config.ar.max_len_ratio != 3.5
     with pytest.raises(CheckpointContentError, match="change the model's weights.*shape"):
         Synthesizer.from_checkpoint(setup.checkpoint, model_overrides=["ar.backbone.d_model=64"])
+
+
+def test_a_prompt_file_shared_by_jobs_is_encoded_once(setup, tmp_path, monkeypatch) -> None:
+    """``prepare`` keeps a prompt file's codes (the ``--jobs`` case of a few voices); a
+    rewritten file or another transcript is encoded again."""
+    import os
+    import shutil
+
+    import soundfile as sf
+
+    synth = Synthesizer.from_checkpoint(setup.checkpoint)
+    encoded: list[int] = []
+    encode = synth.codec.encode
+
+    def counting(waves):
+        encoded.append(len(waves))
+        return encode(waves)
+
+    monkeypatch.setattr(synth.codec, "encode", counting)
+    prompt = tmp_path / "voice.wav"
+    shutil.copy(setup.prompt_wav, prompt)
+    texts = ("The lazy dog.", "Hello world.", "Sea shells.")
+    jobs = [SynthesisJob(t, prompt, "She sells sea shells.") for t in texts]
+    rows = [synth.prepare(j).rows[0] for j in jobs]
+    assert len(encoded) == 1
+    fresh = Synthesizer.from_checkpoint(setup.checkpoint).prepare(jobs[0]).rows[0]
+    assert all(torch.equal(r.prompt_codes, fresh.prompt_codes) for r in rows)
+    synth.prepare(SynthesisJob(texts[0], prompt, "Hello."))  # another transcript
+    assert len(encoded) == 2
+    wave, sr = sf.read(prompt)
+    sf.write(prompt, 0.5 * wave[: len(wave) // 2], sr)  # the same path, other audio
+    st = os.stat(prompt)
+    os.utime(prompt, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    again = synth.prepare(jobs[0]).rows[0]
+    assert len(encoded) == 3 and again.prompt_codes.shape != rows[0].prompt_codes.shape
+
+
+def test_synthesis_inputs_of_prepared_rows(setup, synth) -> None:
+    """Prepared rows become one right-padded :class:`SynthesisInputs` batch."""
+    jobs = [
+        SynthesisJob("The lazy dog jumps.", setup.prompt_wav, "Hello."),
+        SynthesisJob("Sea shells.", setup.prompt_wav, "The quick brown fox."),
+    ]
+    rows = [synth.prepare(j).rows[0] for j in jobs]
+    x = synth.synthesis_inputs(rows)
+    assert x.text_lens.tolist() == [len(r.text_ids) for r in rows]
+    assert x.prompt_text_lens.tolist() == [r.prompt_text_len for r in rows]
+    assert x.language.tolist() == [0, 0]
+    for b, r in enumerate(rows):
+        assert x.text_tokens[b, : len(r.text_ids)].tolist() == r.text_ids
+        assert not x.text_tokens[b, len(r.text_ids) :].any()
+        P = r.prompt_codes.shape[0]
+        assert torch.equal(x.prompt_codes[b, :P], r.prompt_codes) and x.prompt_lens[b] == P

@@ -126,16 +126,7 @@ def _nar_inputs(synth: Any, item: Any, cuts: Any) -> SynthesisInputs:
     rows = synth.prepare(job).rows
     if len(rows) != 1:
         raise ValueError(f"item {item.id}: its text is spoken in {len(rows)} chunks; need one")
-    row = rows[0]
-    dev = synth.device
-    return SynthesisInputs(
-        torch.tensor([row.text_ids], dtype=torch.long, device=dev),  # (1, S)
-        torch.tensor([len(row.text_ids)], dtype=torch.long, device=dev),
-        row.prompt_codes[None].to(dev),  # (1, P, Q)
-        torch.tensor([row.prompt_codes.shape[0]], dtype=torch.long, device=dev),
-        torch.tensor([row.language], dtype=torch.long, device=dev),
-        None if row.prompt_text_len is None else torch.tensor([row.prompt_text_len], device=dev),
-    )
+    return synth.synthesis_inputs(rows)  # (1, S) text, (1, P, Q) prompt
 
 
 @torch.inference_mode()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from valle.codec.base import Codec
+from valle.data.batch import SynthesisInputs
 from valle.inference.chunking import split_tokens
 from valle.inference.codec_spec import (
     codec_from_dir,
@@ -61,6 +63,7 @@ CODEC_EMBEDDED_KEY = "codec_embedded"  # optional: a small codec's own tensors (
 DEFAULT_TRIM = PromptTrim()  # ~3 s prompts (see valle.inference.prompt)
 MAX_TEXT_TOKENS = 150  # target phonemes per chunk (~10-15 s of speech, as in training)
 CHUNK_PAUSE = 0.25  # seconds of silence between the chunks of a long text
+PROMPT_CACHE_SIZE = 64  # encoded prompt files a Synthesizer keeps (see Synthesizer.prompt_codes)
 
 
 class CodecMismatchError(ValueError):
@@ -211,6 +214,7 @@ class Synthesizer:
         self.sampler = sampler
         self.prompt_trim = prompt_trim
         self.max_len_ratio = max_len_ratio
+        self._prompts: OrderedDict[tuple[Any, ...], tuple[Tensor, str]] = OrderedDict()
         self._check_vocab()
 
     # ------------------------------------------------------------------ construction
@@ -479,14 +483,39 @@ class Synthesizer:
     ) -> tuple[Tensor, str]:
         """Load, trim and encode a prompt; returns its codes (P, Q) and (trimmed) transcript.
 
-        Prompts are encoded one at a time so that a job's codes never depend on its batch.
+        Prompts are encoded one at a time so that a job's codes never depend on its batch. A
+        prompt file is encoded once for the jobs that share it (a ``--jobs`` file with a few
+        voices): its codes are kept, keyed by the file's path, size and modification time, the
+        transcript, the rate and the trim (the last :data:`PROMPT_CACHE_SIZE` files).
         """
+        key = self._prompt_key(prompt_wav, prompt_text, sample_rate)
+        if key is not None and key in self._prompts:
+            self._prompts.move_to_end(key)
+            return self._prompts[key]
         wave = load_prompt(prompt_wav, self.sample_rate, sample_rate)
         wave, prompt_text = trim_prompt(wave, prompt_text, self.sample_rate, self.prompt_trim)
         (codes,) = self.codec.encode([wave])  # (P, Q), or (P, F) mel frames of a mel model
         if codes.shape[0] == 0:
             raise ValueError("the prompt is too short to give one codec frame; pass ~3 s of audio")
-        return (codes if codes.is_floating_point() else codes.long()), prompt_text
+        out = (codes if codes.is_floating_point() else codes.long()), prompt_text
+        if key is not None:
+            self._prompts[key] = out
+            if len(self._prompts) > PROMPT_CACHE_SIZE:
+                self._prompts.popitem(last=False)  # the least recently used
+        return out
+
+    def _prompt_key(
+        self, prompt_wav: PromptAudio, prompt_text: str, sample_rate: int | None
+    ) -> tuple[Any, ...] | None:
+        """What decides a prompt file's codes (None: not a file, or not readable: not kept)."""
+        if not isinstance(prompt_wav, (str, os.PathLike)):
+            return None
+        try:
+            st = os.stat(prompt_wav)
+        except OSError:
+            return None  # load_prompt says what is wrong with it
+        where = os.path.realpath(prompt_wav)
+        return (where, st.st_size, st.st_mtime_ns, prompt_text, sample_rate, self.prompt_trim)
 
     def prepare(self, job: SynthesisJob) -> PreparedJob:
         """Check, tokenize and encode a job (all its errors happen here, none in generation)."""
@@ -611,27 +640,37 @@ class Synthesizer:
             out["language_tokens"] = tokens  # (B, S)
         return out
 
+    def synthesis_inputs(self, rows: Sequence[_Prepared]) -> SynthesisInputs:
+        """Rows of :meth:`prepare` (jobs, or chunks of long jobs) as one batch on the model's
+        device, right-padded with zeros: text (B, S), prompt codes (B, P, Q) (or (B, P, F)
+        mel frames of a mel wave maker), each row's generated-speech language (B,), and
+        ``prompt_text_lens`` (B,) when every row knows it."""
+        dev = self.device
+        text_lens = torch.tensor([len(r.text_ids) for r in rows], dtype=torch.long, device=dev)
+        prompt_lens = torch.tensor([len(r.prompt_codes) for r in rows], dtype=torch.long,
+                                   device=dev)  # fmt: skip
+        first = rows[0].prompt_codes
+        text = torch.zeros(len(rows), int(text_lens.max()), dtype=torch.long, device=dev)  # (B, S)
+        prompt = torch.zeros(len(rows), int(prompt_lens.max()), first.shape[1], dtype=first.dtype,
+                             device=dev)  # fmt: skip  # (B, P, Q)
+        for b, r in enumerate(rows):
+            text[b, : len(r.text_ids)] = torch.tensor(r.text_ids, dtype=torch.long)
+            prompt[b, : len(r.prompt_codes)] = r.prompt_codes.to(dev)
+        language = torch.tensor([r.language for r in rows], dtype=torch.long, device=dev)
+        prompt_text_lens = None
+        if all(r.prompt_text_len is not None for r in rows):  # the NAR may read the target alone
+            prompt_text_lens = torch.tensor([r.prompt_text_len for r in rows], dtype=torch.long,
+                                            device=dev)  # fmt: skip
+        return SynthesisInputs(text, text_lens, prompt, prompt_lens, language, prompt_text_lens)
+
     def _generate(
         self,
         items: list[_Prepared],
         generator: torch.Generator | None,
         sampler: TokenSampler | None,
     ) -> list[tuple[np.ndarray, int]]:
-        dev = self.device
         B = len(items)
-        text_lens = torch.tensor([len(i.text_ids) for i in items], dtype=torch.long, device=dev)
-        prompt_lens = torch.tensor(
-            [len(i.prompt_codes) for i in items], dtype=torch.long, device=dev
-        )
-        Q = items[0].prompt_codes.shape[1]
-        text = torch.zeros(B, int(text_lens.max()), dtype=torch.long, device=dev)  # (B, S)
-        prompt = torch.zeros(
-            B, int(prompt_lens.max()), Q, dtype=items[0].prompt_codes.dtype, device=dev
-        )  # (B, P, Q) codes, or (B, P, F) mel frames of a mel wave maker
-        for b, it in enumerate(items):
-            text[b, : len(it.text_ids)] = torch.tensor(it.text_ids, dtype=torch.long)
-            prompt[b, : len(it.prompt_codes)] = it.prompt_codes.to(dev)
-        language = torch.tensor([i.language for i in items], dtype=torch.long, device=dev)
+        inputs = self.synthesis_inputs(items)
         kwargs: dict[str, Any] = {}
         if self.max_len_ratio is not None:
             kwargs["max_len_ratio"] = self.max_len_ratio
@@ -639,19 +678,17 @@ class Synthesizer:
             kwargs["speed"] = self.speed
         if self.pitch_scale is not None:
             kwargs["pitch_scale"] = self.pitch_scale
-        if all(i.prompt_text_len is not None for i in items):  # the NAR may read the target alone
-            kwargs["prompt_text_lens"] = torch.tensor(
-                [i.prompt_text_len for i in items], dtype=torch.long, device=dev
-            )
-        kwargs.update(self._language_kwargs(items, text.shape[1]))
+        if inputs.prompt_text_lens is not None:
+            kwargs["prompt_text_lens"] = inputs.prompt_text_lens
+        kwargs.update(self._language_kwargs(items, inputs.text_tokens.shape[1]))
         with torch.inference_mode():
             generate: Any = self.model.generate
             codes = generate(
-                text,
-                text_lens,
-                prompt,
-                prompt_lens,
-                language=language,
+                inputs.text_tokens,
+                inputs.text_lens,
+                inputs.prompt_codes,
+                inputs.prompt_lens,
+                language=inputs.language,
                 sampler=sampler if sampler is not None else self.sampler,
                 generator=generator,
                 **kwargs,
