@@ -20,6 +20,14 @@
 # train cuts and writes $data_dir/align/libritts_cuts_{train,dev,test}.jsonl.gz with
 # custom["durations"] (code frames per phoneme token).
 #   ./prepare.sh --stage 4 --align true   # on a prepared corpus
+#
+# Optional, after the aligner (--prosody true): RALL-E's phoneme-level prosody tokens
+# (valle.bin.prosody: Praat pitch averaged per phoneme into 256 log-F0 buckets, durations
+# clipped at 32 frames) on the aligner's cuts, written to
+# $data_dir/prosody/libritts_cuts_{train,dev,test}.jsonl.gz (custom["pitch_tokens"],
+# custom["duration_tokens"]), the cuts RALL-E trains on. Resumable: chunks whose cuts,
+# durations and audio are unchanged are reused.
+#   ./prepare.sh --stage 4 --align true --prosody true
 set -euo pipefail
 
 # ---- defaults (each one can be overridden with --name value) ----
@@ -39,8 +47,9 @@ device=cpu                           # where the codec runs (cuda on a GPU machi
 align=false                          # true: also train the aligner and add phoneme durations (stage 4)
 align_steps=20000                    # aligner training steps (optimiser steps)
 align_minutes=600                    # ... or at most this many minutes of training (wall time)
+prosody=false                        # true: also RALL-E prosody tokens on the aligner's cuts (stage 4, after --align)
 python=python3
-help_vars="stage stop_stage data_dir parts corpus_dir librispeech_dir codec_path bandwidth num_jobs skip_bad_audio chunk_size batch_size device align align_steps align_minutes python"
+help_vars="stage stop_stage data_dir parts corpus_dir librispeech_dir codec_path bandwidth num_jobs skip_bad_audio chunk_size batch_size device align align_steps align_minutes prosody python"
 
 cd "$(dirname "$0")"
 . shared/parse_options.sh
@@ -195,10 +204,29 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ "$align" = true ]; then
         --cuts "$token_dir/libritts_cuts_$split.jsonl.gz" \
         --out "$align_dir/libritts_cuts_$split.jsonl.gz" --chunk-size "$chunk_size"
       touch "$align_dir/.durations_$split.done"
+      rm -f "$data_dir/prosody/.prosody_$split.done"  # new durations: redo the prosody tokens
     fi
   done
   $python -m valle.bin.align evaluate --cuts "$align_dir/libritts_cuts_dev.jsonl.gz" \
     --plot "$align_dir/alignment.png"  # LibriTTS has no reference timings: the plot only
+fi
+
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ "$prosody" = true ]; then
+  align_dir=$data_dir/align
+  prosody_dir=$data_dir/prosody
+  log "Stage 4 (--prosody true): RALL-E prosody tokens on the aligner's cuts -> $prosody_dir"
+  for split in train dev test; do
+    need "$align_dir/.durations_$split.done" "the aligner's $split cuts with durations: add --align true"
+  done
+  for split in train dev test; do
+    if [ ! -f "$prosody_dir/.prosody_$split.done" ]; then
+      $python -m valle.bin.prosody --cuts "$align_dir/libritts_cuts_$split.jsonl.gz" \
+        --out "$prosody_dir/libritts_cuts_$split.jsonl.gz" --chunk-size "$chunk_size"
+      touch "$prosody_dir/.prosody_$split.done"
+    else
+      log "  $prosody_dir/.prosody_$split.done exists, skipping"
+    fi
+  done
 fi
 
 log "Done (stages $stage..$stop_stage)."

@@ -35,7 +35,7 @@ stage=0
 stop_stage=8
 data_dir=data                    # outputs of prepare.sh
 cuts_dir=                        # the train/dev/test cut manifests; default $data_dir/tokenized
-                                 # ($data_dir/align: with the aligner's durations, which --variant vallr trains on)
+                                 # ($data_dir/align: + the aligner's durations, for --variant vallr; $data_dir/prosody: + prosody tokens, for --variant ralle)
 exp_dir=exp/valle_tiny           # training outputs (ar/ and nar/ below it)
 variant=valle                    # model variant preset (valle/conf/variant)
 size=tiny                        # model size preset (valle/conf/size)

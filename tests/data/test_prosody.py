@@ -145,3 +145,56 @@ def test_the_stage_output_feeds_a_ralle_batch_and_its_loss(tmp_path: Path) -> No
     model = build_model(cfg)
     loss, metrics = model.loss(batch, stages=("ar",))
     assert torch.isfinite(loss) and "ar/pitch_loss" in metrics
+
+
+def _with_uniform_durations(cuts) -> list:
+    from valle.align.features import num_code_frames
+    from valle.ar.pointer import uniform_durations
+    from valle.data.tokenize import cut_phonemes
+
+    out = []
+    for c in cuts:
+        S, T = len(cut_phonemes(c)), num_code_frames(c)
+        d = uniform_durations(torch.tensor([T]), torch.tensor([S]), S)[0].tolist()
+        out.append(c.with_custom("durations", d))
+    return out
+
+
+def test_a_rerun_recomputes_only_the_chunks_whose_inputs_changed(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The resumable chunks notice changed durations and changed audio (same cut ids): such a
+    chunk is recomputed, the others are reused."""
+    from tests.data.factories import write_tone
+
+    cuts = _with_uniform_durations(tokenize_tiny(tmp_path, speakers=2, utts=2)[0])  # 4 cuts
+    out = tmp_path / "prosody" / "cuts.jsonl.gz"
+    first = {c.id: c for c in annotate_cuts(cuts, out, progress=False, chunk_size=2)}
+    seen: list[str] = []
+    real_call = ProsodyExtractor.__call__
+
+    def counting(self, cut):
+        seen.append(cut.id)
+        return real_call(self, cut)
+
+    monkeypatch.setattr(ProsodyExtractor, "__call__", counting)
+    # new durations for cut 0 (same sum, another split): its chunk (cuts 0, 1) is redone
+    d = list(cuts[0].custom["durations"])
+    i = max(range(len(d)), key=d.__getitem__)  # a phoneme of >= 2 frames gives one away
+    d[i], d[i - 1] = d[i] - 1, d[i - 1] + 1
+    assert d != cuts[0].custom["durations"] and min(d) >= 1
+    changed = [cuts[0].with_custom("durations", d), *cuts[1:]]
+    again = {c.id: c for c in annotate_cuts(changed, out, progress=False, chunk_size=2)}
+    assert seen == [cuts[0].id, cuts[1].id]
+    assert again[cuts[0].id].custom["duration_tokens"] == [min(x, 32) for x in d]
+    assert again[cuts[2].id].custom == first[cuts[2].id].custom
+    # replaced audio of cut 3 (same path, another tone): its chunk (cuts 2, 3) is redone
+    seen.clear()
+    wav = Path(cuts[3].recording.sources[0].source)
+    write_tone(wav, cuts[3].duration, cuts[3].sampling_rate, 400.0, seed=99)
+    annotate_cuts(changed, out, progress=False, chunk_size=2)
+    assert seen == [cuts[2].id, cuts[3].id]
+    # unchanged inputs: nothing is recomputed
+    seen.clear()
+    annotate_cuts(changed, out, progress=False, chunk_size=2)
+    assert seen == []

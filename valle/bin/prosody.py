@@ -1,10 +1,12 @@
-"""valle-prosody: RALL-E's phoneme-level prosody tokens stored on the cuts (recipe stage 3b).
+"""valle-prosody: RALL-E's phoneme-level prosody tokens stored on the cuts (recipe stage 4, --prosody true).
 
 Pitch token per phoneme (mean F0 over its voiced frames, log-F0 buckets over a fixed
 50-600 Hz range, 0 = unvoiced) and duration token per phoneme (frames clipped at M_d), as
 ``cut.custom["pitch_tokens"]`` / ``["duration_tokens"]`` (see valle.data.prosody). The cuts
 need codes and ``durations`` (python -m valle.bin.align durations). Resumable: finished
-chunks under ``<out>.prosody-chunks/`` are reused by a rerun.
+chunks under ``<out>.prosody-chunks/`` are reused by a rerun unless their cuts changed (new
+durations, another manifest entry, or a replaced audio file: that chunk is recomputed).
+The recipes run it as ``prepare.sh --stage 4 --align true --prosody true``.
 
 python -m valle.bin.prosody --cuts data/align/mini_cuts_train.jsonl.gz
     --out data/prosody/mini_cuts_train.jsonl.gz [--pitch-buckets 256] [--max-duration 32]

@@ -199,6 +199,32 @@ class ProsodyExtractor:
         ]
 
 
+def _inputs_digest(cuts: Sequence[Cut]) -> str:
+    """SHA-1 over what the prosody tokens of ``cuts`` depend on: each cut as its manifest
+    holds it (durations, codes, recording, span; the stage's own output fields left out) and
+    the size and mtime of its audio files, so a re-aligned cut or a replaced wav at the same
+    path changes the digest of its chunk."""
+    from valle.data.manifests import file_stamp
+
+    h = hashlib.sha1()
+    for cut in cuts:
+        d = cut.to_dict()
+        custom = {k: v for k, v in (d.get("custom") or {}).items()}
+        custom.pop(PITCH_TOKENS, None)
+        custom.pop(DURATION_TOKENS, None)
+        d["custom"] = custom
+        stamps: list[list[int] | None] = []
+        for src in cut.recording.sources if cut.has_recording else []:
+            if src.type == "file":
+                try:
+                    stamps.append(file_stamp(src.source))
+                except OSError:
+                    stamps.append(None)
+        h.update(json.dumps([d, stamps], sort_keys=True, default=str).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
 def annotate_cuts(
     cuts: Iterable[Cut],
     out_path: str | Path,
@@ -210,8 +236,10 @@ def annotate_cuts(
     the manifest ``out_path`` atomically.
 
     Batched and resumable: cuts go ``chunk_size`` at a time; each finished chunk is written
-    atomically under ``<out_path>.chunks/`` with the extractor's settings, and a rerun reuses
-    the chunks whose cut ids and settings match.
+    atomically under ``<out_path stem>.prosody-chunks/`` with the extractor's settings, its cut
+    ids and a digest of its inputs (:func:`_inputs_digest`: the cuts' manifest entries, among
+    them the durations, and their audio files' size and mtime). A rerun reuses a chunk only
+    when all three match; a chunk with changed durations or audio is recomputed.
     """
     from valle.data.manifests import save_cuts_atomic, write_json_atomic
 
@@ -232,9 +260,11 @@ def annotate_cuts(
         path = chunk_dir / f"cuts.{k // chunk_size:05d}.jsonl.gz"
         meta = chunk_dir / f"cuts.{k // chunk_size:05d}.json"
         ids = [c.id for c in chunk]
+        inputs = _inputs_digest(chunk)
         if path.is_file() and meta.is_file():
             info = json.loads(meta.read_text())
-            if info.get("extractor") == fingerprint and info.get("cut_ids") == ids:
+            same = (info.get("extractor"), info.get("cut_ids"), info.get("inputs"))
+            if same == (fingerprint, ids, inputs):
                 stored = {c.id: c for c in CutSet.from_file(path)}
                 done.extend(
                     c.with_custom(PITCH_TOKENS, stored[c.id].custom[PITCH_TOKENS]).with_custom(
@@ -250,7 +280,8 @@ def annotate_cuts(
             annotated.append(c.with_custom(PITCH_TOKENS, pitch).with_custom(DURATION_TOKENS, dur))
             bar.update(1)
         save_cuts_atomic(CutSet.from_cuts(annotated), path)
-        write_json_atomic({"extractor": fingerprint, "cut_ids": ids}, meta)  # marks it finished
+        # the meta file marks the chunk finished
+        write_json_atomic({"extractor": fingerprint, "cut_ids": ids, "inputs": inputs}, meta)
         done.extend(annotated)
     bar.close()
     result = CutSet.from_cuts(done)
