@@ -85,3 +85,22 @@ def test_non_latin_letters_are_rejected_not_spelled_out():
     with pytest.raises(UnsupportedCharactersError, match="U\\+4F60"):
         tokenize_text("hello 你好", "en")
     assert tokenize_text("naïve café", "en")  # Latin letters with diacritics are fine
+
+
+@pytest.mark.parametrize(
+    "text, normalized",
+    [
+        ("It is 3.14 here.", "It is 3 point 1 4 here."),
+        ("A 15.5 percent discount.", "A 15 point 5 percent discount."),
+        ("Version 2.0.1 is out.", "Version 2 point 0 point 1 is out."),
+        ("It costs $5.50.", "It costs 5 dollars 50 cents."),
+        ("Room 4. Next.", "Room 4. Next."),
+    ],
+)
+def test_decimals_are_spelled_out_and_tokenize(text, normalized):
+    # with text after a decimal, the phonemizer split at its dot and espeak returned two
+    # lines for one text ("espeak returned 2 lines for 1 texts"); the hard-sentence list
+    # (num04) found it
+    assert normalize_english(text) == normalized
+    tokens = tokenize_text(text, "en")
+    assert tokens[-1] == "." and tokens.count(WORD_BOUNDARY) == len(normalized.split()) - 1

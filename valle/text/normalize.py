@@ -50,16 +50,32 @@ def _money(match: re.Match[str]) -> str:
     return words
 
 
+_DOTTED_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)+(?![\w.]*\d)")
+
+
+def _dotted_number(match: re.Match[str]) -> str:
+    """``15.5`` -> ``15 point 5``, ``3.14`` -> ``3 point 1 4`` (decimals are read digit by
+    digit), ``2.0.1`` -> ``2 point 0 point 1`` (a version or an address)."""
+    parts = match.group(0).split(".")
+    if len(parts) == 2:
+        return f"{parts[0]} point {' '.join(parts[1])}"
+    return " point ".join(parts)
+
+
 def normalize_english(text: str, punctuation: Collection[str] | None = None) -> str:
     """English normalisation before espeak-ng.
 
-    espeak-ng already reads cardinals, ordinals (``3rd``), decimals, ``%`` and digit groups
-    (``1,500``) correctly; it reads ``$5`` as "dollar five", so currency amounts are rewritten
-    here (``$5.50`` -> ``5 dollars 50 cents``), ``&`` becomes "and" and a dash between
-    numbers "to" (``5–10`` -> ``5 to 10``, not a pause).
+    espeak-ng already reads cardinals, ordinals (``3rd``), ``%`` and digit groups (``1,500``)
+    correctly; it reads ``$5`` as "dollar five", so currency amounts are rewritten here
+    (``$5.50`` -> ``5 dollars 50 cents``), ``&`` becomes "and" and a dash between numbers "to"
+    (``5–10`` -> ``5 to 10``, not a pause). Decimals are spelled out (``3.14`` -> ``3 point 1
+    4``): espeak reads them, but the punctuation handling of the phonemizer package splits
+    the text at their dot, and with more text after the number espeak then returns two lines
+    for one text ("It is 3.14 here." failed to tokenize).
     """
     text = _RANGE.sub(r"\1 to ", text) if isinstance(text, str) else text
     text = basic_normalize(text, punctuation)
     text = _MONEY.sub(_money, text)
+    text = _DOTTED_NUMBER.sub(_dotted_number, text)
     text = text.replace("&", " and ")
     return collapse_whitespace(text)
