@@ -8,7 +8,8 @@ VALL-E's AR predicts the first codebook, one frame per step (Sec 4.2.1):
 first-codebook codes per step: :class:`GroupedCodeLayout`, with a group embedding in (the G
 code embeddings concatenated, then projected to the model width: :class:`GroupEmbedding`) and
 a group prediction layer out (:class:`~valle.ar.heads.CategoricalHead` with step shape
-``(G,)``). A layout owns the input embedding of its steps, the BOS input and the
+``(G,)``). VALL-E R's codec merging (Sec 3.1) makes codebook 1 constant on windows of m frames,
+and its AR predicts one code per window: :class:`MergedFirstCodebookLayout`. A layout owns the input embedding of its steps, the BOS input and the
 end-of-sequence target; the decoder never sees a token id.
 
 The code layouts here are discrete: step elements are ids in ``[0, codebook_size)``, the
@@ -37,6 +38,8 @@ __all__ = [
     "GroupedCodeLayout",
     "GroupedLayoutConfig",
     "LayoutConfig",
+    "MergedFirstCodebookLayout",
+    "MergedFirstCodebookLayoutConfig",
 ]
 
 
@@ -58,8 +61,9 @@ class AcousticLayout(Protocol):
         """Frames (B, T, Q) with lengths (B,) -> whole steps (B, N, *E), step counts (B,) and
         the (B, N, *E) bool mask of the real elements.
 
-        The steps of a row end at its last frame (frames that do not fill a step are dropped
-        at the start), so a prompt's steps are continued seamlessly by generation.
+        The steps of a row end at its last frame, so a prompt's steps are continued
+        seamlessly by generation: a grouped layout drops at the start the frames that do not
+        fill a step; a merged layout counts a last partial window as one step.
         """
         ...
 
@@ -134,9 +138,15 @@ class _CodeLayout:
         return (frames + G - 1) // G
 
 
+KIND_HELP = (
+    "acoustic layout (what one AR step is): first_codebook | grouped | merged_first_codebook"
+)
+
+
 @dataclass(frozen=True)
 class LayoutConfig(ComponentConfig):
-    """An acoustic layout's settings, chosen by ``kind`` (first_codebook | grouped)."""
+    """An acoustic layout's settings, chosen by ``kind`` (first_codebook | grouped |
+    merged_first_codebook)."""
 
     __kinds__: ClassVar[dict[str, type]] = {}
 
@@ -166,9 +176,7 @@ class FirstCodebookLayout(_CodeLayout):
 class FirstCodebookLayoutConfig(LayoutConfig):
     """One first-codebook code per AR step (VALL-E)."""
 
-    kind: str = opt(
-        "first_codebook", "acoustic layout (what one AR step is): first_codebook | grouped"
-    )
+    kind: str = opt("first_codebook", KIND_HELP)
 
     def build(self, codebook_size: int) -> AcousticLayout:
         return FirstCodebookLayout(codebook_size)
@@ -258,7 +266,7 @@ class GroupedCodeLayout(_CodeLayout):
 class GroupedLayoutConfig(LayoutConfig):
     """G frames' first-codebook codes per AR step (VALL-E 2 grouped code modeling)."""
 
-    kind: str = opt("grouped", "acoustic layout (what one AR step is): first_codebook | grouped")
+    kind: str = opt("grouped", KIND_HELP)
     group: int = opt(2, "frames per AR step G (count, >= 1; VALL-E 2 uses 1, 2, 4, 8)")
 
     def __post_init__(self) -> None:
@@ -267,3 +275,66 @@ class GroupedLayoutConfig(LayoutConfig):
 
     def build(self, codebook_size: int) -> AcousticLayout:
         return GroupedCodeLayout(codebook_size, self.group)
+
+
+class MergedFirstCodebookLayout(FirstCodebookLayout):
+    """One step = the codebook-1 code of one window of ``rate`` = m frames (VALL-E R Sec 3.1).
+
+    Codec merging (:mod:`valle.codec.merging`, ``merge_rates[0] = m``) makes codebook 1
+    constant on the windows ``[k m, (k+1) m)`` counted from a row's first frame, so the AR
+    predicts one code per window, m times fewer steps than :class:`FirstCodebookLayout`:
+
+    - steps: codebook 1 at frames ``0, m, 2m, ...``; a row of T frames gives
+      ``ceil(T / m)`` steps (the last, partial window counts as one step, so the steps end
+      at the row's last frame);
+    - frames: each step's code repeated m times (:meth:`from_steps`), ``m * N`` frames for N
+      steps; ``frames`` cuts them to the count the windows cover when it is known (T, for a
+      row of T frames; the sum of forced durations at inference). When it is not known (free
+      generation) the continuation has ``m * N`` frames.
+
+    The prompt/continuation seam: a prompt of P frames gives ``ceil(P / m)`` steps, its
+    partial last window (``P mod m`` frames) one step, as an utterance's last window in
+    training; every prompt frame is kept and the continuation's frames follow frame P, so
+    no frame is lost or repeated. When P is a multiple of m (a prompt cut at a window
+    boundary) prompt + continuation are exactly the windows of one merged utterance.
+    At ``rate`` 1 this is :class:`FirstCodebookLayout` (same steps, frames and embedding).
+    """
+
+    def __init__(self, codebook_size: int, rate: int = 2) -> None:
+        super().__init__(codebook_size)
+        if rate < 1:
+            raise ValueError(f"the merge rate (frames per AR step) must be >= 1, got {rate}")
+        self.frames_per_step = rate
+
+    @property
+    def rate(self) -> int:
+        """m, frames per window (= per AR step)."""
+        return self.frames_per_step
+
+    def _steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
+        _check_codes(codes)
+        m = self.frames_per_step
+        return codes[:, ::m, 0], self.max_steps(lens)  # (B, ceil(T/m)), (B,)
+
+    def from_steps(self, steps: Tensor, frames: int | None = None) -> Tensor:
+        """Steps (N,) -> frames (m N, 1), or the first ``frames`` of them."""
+        return steps.repeat_interleave(self.frames_per_step, dim=0)[:frames].unsqueeze(-1)
+
+
+@register_kind("merged_first_codebook")
+@dataclass(frozen=True)
+class MergedFirstCodebookLayoutConfig(LayoutConfig):
+    """One codebook-1 code per window of ``rate`` frames (VALL-E R on merged codes)."""
+
+    kind: str = opt("merged_first_codebook", KIND_HELP)
+    rate: int = opt(
+        2,
+        "frames per AR step m_1 = the codec's first-codebook merge rate (count, >= 1; VALL-E R: 2)",
+    )
+
+    def __post_init__(self) -> None:
+        if self.rate < 1:
+            raise ConfigError(f"layout.rate must be >= 1, got {self.rate}")
+
+    def build(self, codebook_size: int) -> AcousticLayout:
+        return MergedFirstCodebookLayout(codebook_size, self.rate)

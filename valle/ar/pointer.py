@@ -28,6 +28,12 @@ The shared loop :func:`~valle.ar.generate.generate_ar` runs unchanged: a
 what that call aligns to (text, start pointer, prompt alignment, forced durations), which the
 loop's components cannot otherwise see (prefill gets no conditions, the head's ``start`` only
 the prompt's steps).
+
+Merged codes (Sec 3.1): with the layout ``merged_first_codebook`` (rate m) a step is one window
+of m frames instead of one frame (:class:`~valle.ar.layouts.MergedFirstCodebookLayout`): the
+durations are counted in windows (:func:`~valle.ar.windows.window_durations`), the pointer
+moves once per window, and :meth:`PointerARDecoder.generate` repeats each step's code and
+phoneme m times, so it returns frames either way; ``ceil(T / m)`` steps make T frames.
 """
 
 from __future__ import annotations
@@ -44,9 +50,10 @@ from torch import Tensor, nn
 from valle.ar.builders import build_ar_decoder
 from valle.ar.config import ARConfig
 from valle.ar.decoder import ARDecoder
-from valle.ar.generate import generate_ar
+from valle.ar.generate import generate_ar, max_new_steps
 from valle.ar.heads import CategoricalHead, CodeHistory, HeadConfig
 from valle.ar.stops import DecodeContext, StopConfig
+from valle.ar.windows import window_durations
 from valle.config import ConfigError, VocabConfig, opt, register_kind
 from valle.data import batch as B_
 from valle.modules.metrics import masked_token_loss
@@ -394,13 +401,19 @@ class PointerARDecoder(ARDecoder):
     """An :class:`~valle.ar.decoder.ARDecoder` whose steps carry their aligned phoneme.
 
     Teacher forcing reads ``batch["durations"]``; :meth:`generate` decodes with a
-    monotonic pointer. Only one frame per step (``first_codebook`` layout).
+    monotonic pointer. One code per step: a frame (``first_codebook``) or a window of m
+    frames of merged codes (``merged_first_codebook``, rate m; durations and the pointer then
+    count windows).
     """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if getattr(self.layout, "frames_per_step", 1) != 1:
-            raise ValueError("the phoneme pointer needs one frame per AR step (first_codebook)")
+        if tuple(getattr(self.layout, "step_shape", ())) != ():
+            raise ValueError(
+                "the phoneme pointer needs one code per AR step (ar.layout.kind first_codebook "
+                "or merged_first_codebook), not a group of codes"
+            )
+        self.rate = int(self.layout.frames_per_step)  # m: frames per step (window)
         self.audio_embedding = AlignedStepEmbedding(self.audio_embedding, self.text_embedding)
 
     def loss(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
@@ -408,13 +421,17 @@ class PointerARDecoder(ARDecoder):
         return self.head.loss(*self.teacher_forced(batch))
 
     def teacher_forced(self, batch: Mapping[str, Any]) -> tuple[Tensor, Tensor, Tensor]:
-        """Head outputs (B, T, V + 2), targets (B, T, 2) = [code, move] and mask (B, T).
+        """Head outputs (B, N, V + 2), targets (B, N, 2) = [code, move] and mask (B, N).
 
-        The step predicting frame t reads frame t-1's code and frame t's phoneme; its move
-        target is 1 where frame t+1 has the next phoneme (or frame t is the last).
+        The step predicting frame (window) t reads step t-1's code and step t's phoneme; its
+        move target is 1 where step t+1 has the next phoneme (or step t is the last). N = T
+        frames, or ``ceil(T / m)`` windows of merged codes, whose phonemes come from
+        :func:`~valle.ar.windows.window_durations`.
         """
         durations = check_durations(batch)
-        codes, lens = batch[B_.AUDIO_CODES][..., 0], batch[B_.AUDIO_LENS]  # (B, T)
+        frames = batch[B_.AUDIO_LENS]
+        codes, lens = self.layout.to_steps(batch[B_.AUDIO_CODES], frames)[:2]  # (B, N), (B,)
+        durations = window_durations(durations, frames, self.rate)  # (B, S) steps per token
         text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
         B, T = codes.shape
         align = durations_to_alignment(durations, text_lens, T + 1)  # (B, T + 1)
@@ -456,18 +473,35 @@ class PointerARDecoder(ARDecoder):
             durations: (B, S) forced frames per target token (entries of the prompt
                 transcript are ignored): prosody control. The bound is raised to fit them.
         Returns:
-            B tensors (N_b, 2) long: each new frame's first-codebook code and phoneme index.
+            B tensors (T_b, 2) long: each new frame's first-codebook code and phoneme index.
+            With merged codes (rate m) each step gives m frames, ``T_b = m N_b`` for N_b
+            steps, cut to the sum of the forced durations when they are given, and to the
+            length bound (``ceil(max_len_ratio * text_len)`` frames) when that ended the row.
         """
-        B = text_tokens.shape[0]
+        m = self.rate
         prompt_text_lens = prompt_text_lens_or_none(prompt_text_lens, prompt_lens, text_lens)
-        S, P = text_tokens.shape[1], prompt_codes.shape[1]
-        prompt_align = prompt_alignment(prompt_lens, prompt_text_lens, S, P, prompt_durations)
+        S = text_tokens.shape[1]
+        idx = torch.arange(S, device=text_lens.device)
+        if prompt_durations is not None and m > 1:  # frames -> the prompt's steps per token
+            mine = idx < prompt_text_lens[:, None]  # (B, S) the prompt transcript's tokens
+            prompt_durations = window_durations(
+                torch.where(mine, prompt_durations.long(), 0), prompt_lens, m
+            )
+        prompt_align = prompt_alignment(
+            self.layout.max_steps(prompt_lens),  # (B,) ceil(P / m) steps
+            prompt_text_lens,
+            S,
+            -(-prompt_codes.shape[1] // m),
+            prompt_durations,
+        )  # (B, ceil(P / m)) each prompt step's phoneme index
         ratio = self.max_len_ratio if max_len_ratio is None else max_len_ratio
+        cap = max_new_steps(text_lens, ratio)  # (B,) frames at most
         if durations is not None:
-            target = torch.arange(S, device=text_lens.device) >= prompt_text_lens[:, None]
+            target = (idx >= prompt_text_lens[:, None]) & (idx < text_lens[:, None])  # (B, S)
             durations = torch.where(target, durations.long().clamp(min=1), 0)  # (B, S)
-            total = durations.sum(-1).double()  # (B,)
-            ratio = max(ratio, float(((total + 0.5) / text_lens.double()).max()))
+            cap = durations.sum(-1)  # (B,) frames: the continuation's length
+            ratio = max(ratio, float(((cap.double() + 0.5) / text_lens.double()).max()))
+            durations = window_durations(durations, cap, m)  # (B, S) steps per token
         decoding = PointerDecoding(
             self, text_tokens, prompt_text_lens, prompt_align, durations=durations
         )
@@ -483,10 +517,11 @@ class PointerARDecoder(ARDecoder):
             max_len_ratio=ratio,
         )
         out = []
-        for b in range(B):
-            s = raw[b]  # (N, 3): code of frame n, phoneme of frame n + 1
+        for b, frames in enumerate(cap.tolist()):
+            s = raw[b]  # (N, 3): code of step n, phoneme of step n + 1
             here = torch.cat([prompt_text_lens[b : b + 1], s[:-1, STEP_POINTER]])  # (N,)
-            out.append(torch.stack([s[:, STEP_CODE], here], dim=-1))
+            steps = torch.stack([s[:, STEP_CODE], here], dim=-1)  # (N, 2)
+            out.append(steps.repeat_interleave(m, dim=0)[:frames])  # (T, 2): m frames a step
         return out
 
 
@@ -585,9 +620,15 @@ class PointerHeadConfig(HeadConfig):
     kind: str = opt("pointer", "AR output head: categorical | pointer")
     tie_embedding: bool = opt(True, "share the code output layer with the code input embedding")
     advance: str = opt("greedy", "pointer move at inference: greedy (argmax) | sample")
-    min_frames: int = opt(1, "inference guard: frames a phoneme takes at least (count, >= 1)")
+    min_frames: int = opt(
+        1,
+        "inference guard: frames a phoneme takes at least (count, >= 1; merged codes: "
+        "rounded up to whole AR steps)",
+    )
     max_frames: int | None = opt(
-        None, "inference guard: frames after which the pointer advances (count; null: none)"
+        None,
+        "inference guard: frames after which the pointer advances (count; null: none; "
+        "merged codes: rounded up to whole AR steps)",
     )
 
     def __post_init__(self) -> None:
@@ -603,13 +644,16 @@ class PointerHeadConfig(HeadConfig):
             )
 
     def build(self, d_model: int, layout: Any, embedding: nn.Module) -> Any:
+        """The head; on merged codes (m frames per step) the frame guards become steps,
+        rounded up (the head counts steps)."""
+        m = int(getattr(layout, "frames_per_step", 1))
         return JointPointerHead(
             d_model,
             layout.codebook_size,
             tied=embedding if self.tie_embedding else None,
             advance=MOVE_RULES[self.advance](),
-            min_frames=self.min_frames,
-            max_frames=self.max_frames,
+            min_frames=-(-self.min_frames // m),
+            max_frames=None if self.max_frames is None else -(-self.max_frames // m),
         )
 
 

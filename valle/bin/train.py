@@ -122,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):  # print once, not twice
         logging.getLogger(name).propagate = False
 
+    from valle.ar.windows import check_merge_rate
     from valle.config import ConfigError
+    from valle.data.codec_info import CodecInfo
     from valle.registry import build_model
     from valle.train.checkpoint import CheckpointMismatchError
     from valle.train.config import compose_data, compose_experiment
@@ -130,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         build_datamodule,
         build_sample_provider,
         checkpoint_extras,
+        codec_json,
         vocab_facts,
     )
     from valle.train.resumable import seed_everything_from
@@ -140,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overrides = _path_overrides(args) + list(args.overrides)
         vocab = vocab_facts(compose_data(args.config, overrides))
         cfg = compose_experiment(args.variant, args.size, args.config, overrides, **vocab)
+        # an AR of m frames per step needs codes merged at m (VALL-E R); a warning the other way
+        check_merge_rate(cfg.model, CodecInfo.from_file(codec_json(cfg.data.codec_dir)))
         seed_everything_from(cfg.train.seed)  # the model's initial weights
         model = build_model(cfg.model)
         datamodule = build_datamodule(cfg)

@@ -32,6 +32,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from valle.ar.windows import check_merge_rate
 from valle.codec.base import Codec
 from valle.data.batch import SynthesisInputs
 from valle.inference.chunking import split_tokens
@@ -348,6 +349,8 @@ class Synthesizer:
                 f"on {want[0]} codebooks of {want[1]}; pass the codec the training codes were "
                 "made with (its codec.json / directory)"
             )
+        if got is not None:  # prompts are encoded by this codec: merged as the AR expects?
+            check_merge_rate(self.model.config, self.codec, strict=False)
         if len(self.symbols) != int(vocab.text_vocab_size):
             raise CheckpointContentError(
                 f"the symbol table has {len(self.symbols)} symbols but the model was trained with "
