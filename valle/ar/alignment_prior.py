@@ -22,7 +22,8 @@ papers: it is off unless a config turns it on, and inference is unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -33,7 +34,9 @@ from valle.config import opt
 __all__ = [
     "AlignmentPriorConfig",
     "GuidedAttentionPrior",
+    "PriorTerm",
     "diagonal_penalty",
+    "prior_term",
     "text_attention",
 ]
 
@@ -117,6 +120,51 @@ class GuidedAttentionPrior:
             rows = (torch.arange(a.shape[2], device=a.device)[None] < audio_lens[:, None]).sum()
             terms.append((a * w[:, None]).sum() / (rows.clamp(min=1) * a.shape[1]))
         return torch.stack(terms).mean()
+
+
+class PriorTerm:
+    """The prior's term of one loss call: the layers' inputs it captured and how to add it."""
+
+    def __init__(
+        self, prior: GuidedAttentionPrior | None, backbone: nn.Module, seen: dict[int, Tensor]
+    ) -> None:
+        self.prior = prior
+        self.backbone = backbone
+        self.seen = seen
+
+    def add(
+        self,
+        loss: Tensor,
+        metrics: dict[str, Tensor],
+        S: int,
+        text_lens: Tensor,
+        audio_lens: Tensor,
+    ) -> Tensor:
+        """``loss + weight * L_att`` with ``metrics["attn_prior"]`` = ``L_att`` (detached);
+        ``loss`` itself without a prior. ``S``: text columns, ``text_lens`` (B,) and
+        ``audio_lens`` (B,): the forward pass's valid text tokens and audio steps."""
+        if self.prior is None:
+            return loss
+        aux = self.prior.loss(self.backbone, self.seen, S, text_lens, audio_lens)
+        metrics["attn_prior"] = aux.detach()
+        return loss + self.prior.weight * aux
+
+
+@contextmanager
+def prior_term(prior: GuidedAttentionPrior | None, backbone: nn.Module) -> Iterator[PriorTerm]:
+    """Capture what ``prior`` scores during the forward pass run inside the block (nothing
+    when it is None, e.g. at evaluation); then add its term to the loss::
+
+        with prior_term(prior, ar.backbone) as term:
+            out = ar(...)
+        loss, metrics = head.loss(out, ...)
+        loss = term.add(loss, metrics, S, text_lens, audio_lens)
+    """
+    if prior is None:
+        yield PriorTerm(None, backbone, {})
+        return
+    with prior.capture(backbone) as seen:
+        yield PriorTerm(prior, backbone, seen)
 
 
 class _Capture:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from valle.ar.alignment_prior import GuidedAttentionPrior
+from valle.ar.alignment_prior import GuidedAttentionPrior, prior_term
 from valle.ar.generate import generate_ar
 from valle.ar.heads import ARHead
 from valle.ar.layouts import AcousticLayout
@@ -172,15 +172,10 @@ class ARDecoder(nn.Module):
         tf = self.layout.teacher_forcing(batch[B_.AUDIO_CODES], batch[B_.AUDIO_LENS])
         text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
         prior = self.alignment_prior if self.training else None
-        if prior is None:
-            out = self(text, text_lens, tf.inputs, tf.lens, batch.get(B_.LANGUAGE))
-            return self.head.loss(out, tf.targets, tf.mask)
-        with prior.capture(self.backbone) as seen:
+        with prior_term(prior, self.backbone) as term:
             out = self(text, text_lens, tf.inputs, tf.lens, batch.get(B_.LANGUAGE))
         loss, metrics = self.head.loss(out, tf.targets, tf.mask)
-        aux = prior.loss(self.backbone, seen, text.shape[1], text_lens, tf.lens)
-        metrics["attn_prior"] = aux.detach()
-        return loss + prior.weight * aux, metrics
+        return term.add(loss, metrics, text.shape[1], text_lens, tf.lens), metrics
 
     # ------------------------------------------------------------------ incremental decoding
 

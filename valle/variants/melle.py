@@ -17,14 +17,13 @@ returns refined log-mel frames; a vocoder (:mod:`valle.codec.vocoder`) makes the
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from valle.ar.alignment_prior import AlignmentPriorConfig
+from valle.ar.alignment_prior import AlignmentPriorConfig, prior_term
 from valle.ar.decoder import ARDecoder
 from valle.ar.generate import generate_ar, max_new_steps
 from valle.ar.latent import (
@@ -236,10 +235,7 @@ class Melle(nn.Module):
         prenet: Any = self.ar.audio_embedding
         text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
         prior = self.ar.alignment_prior if self.training else None
-        with (
-            prenet.drawing_from(generator),
-            prior.capture(self.ar.backbone) if prior is not None else nullcontext({}) as seen,
-        ):
+        with prenet.drawing_from(generator), prior_term(prior, self.ar.backbone) as guided:
             h = self.ar.hidden(text, text_lens, tf.inputs, tf.lens, batch.get(B_.LANGUAGE))
         # h: (B, N, D)
         parts = self.head.split(self.head(h))
@@ -261,11 +257,7 @@ class Melle(nn.Module):
         lam = kl_weight(step, w.kl_weight, w.kl_warmup_steps)
         total = terms["reg_pre"] + terms["reg_post"]
         total = total + w.flux_weight * terms["flux"] + w.stop_weight * terms["stop"]
-        if prior is not None:
-            terms["attn_prior"] = prior.loss(
-                self.ar.backbone, seen, text.shape[1], text_lens, tf.lens
-            )
-            total = total + prior.weight * terms["attn_prior"]
+        total = guided.add(total, terms, text.shape[1], text_lens, tf.lens)
         if parts.logvar is not None:
             terms["kl"] = kl_loss(mu, to_frames(parts.logvar), y, frame_mask)
             total = total + lam * terms["kl"]
