@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -77,116 +76,20 @@ class BenchError(Exception):
 
 
 def _load_cuts(path: str) -> Any:
-    from lhotse import CutSet
+    from valle.eval.cuts import load_cuts
 
-    if not Path(path).is_file():
-        raise BenchError(f"cuts manifest not found: {path}")
-    return CutSet.from_file(path).to_eager()  # indexable by cut id
-
-
-def _first_json_object(path: Path) -> dict[str, Any] | None:
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for line in f:
-                if line.strip():
-                    obj = json.loads(line)
-                    return obj if isinstance(obj, dict) else None
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError):
-        return None
-    return None
-
-
-@dataclass
-class RefItem:
-    id: str
-    text: str
-    language: str | None = None
-
-
-def load_references(path: str, field: str = "text") -> tuple[list[RefItem], str]:
-    """References from a protocol list, a lhotse cuts manifest, or an ``id<whitespace>text`` list.
-
-    Returns the items and the kind of file (``"protocol"``, ``"cuts"``, ``"text"``).
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise BenchError(f"reference file not found: {path}")
-    first = _first_json_object(p)
-    if first is not None and "prompt_cut_id" in first:
-        from valle.eval.protocols import read_protocol
-
-        items = read_protocol(p)
-        if field not in ("text", "target_text"):
-            raise BenchError(f"--ref-field must be text or target_text, got {field}")
-        return [RefItem(i.id, getattr(i, field), i.language) for i in items], "protocol"
-    if first is not None and "supervisions" in first:
-        refs = []
-        for cut in _load_cuts(path):
-            sups = [s for s in cut.supervisions if s.text]
-            if sups:
-                refs.append(RefItem(cut.id, " ".join(s.text for s in sups), sups[0].language))
-        return refs, "cuts"
-    refs = []
-    for lineno, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split(maxsplit=1)
-        if len(parts) != 2:
-            raise BenchError(f"{path}:{lineno}: expected '<id> <text>', got {line!r}")
-        refs.append(RefItem(parts[0], parts[1]))
-    return refs, "text"
-
-
-def _hyp_paths(hyp_dir: Path, item_id: str, n_samples: int) -> list[Path]:
-    from valle.eval.protocols import hypothesis_filename
-
-    if n_samples == 1:
-        return [hyp_dir / hypothesis_filename(item_id)]
-    return [hyp_dir / hypothesis_filename(item_id, k) for k in range(n_samples)]
+    return load_cuts(path, eager=True)  # indexable by cut id
 
 
 def _collect_waves(
     ids: Sequence[str], args: argparse.Namespace
 ) -> tuple[list[str], list[list[tuple[Any, int]]]]:
-    """For each id, its sample waves ``[(wave, sr), ...]``; ids without files are dropped
-    (``--allow-missing``) or an error."""
-    from valle.eval.audio import load_wave
+    from valle.eval.system_outputs import collect_waves
 
-    if args.audio_from_cuts:
-        cuts = _load_cuts(args.audio_from_cuts)
-        kept, waves = [], []
-        for i in ids:
-            if i not in cuts:
-                if args.allow_missing:
-                    continue
-                raise BenchError(f"cut {i} is not in {args.audio_from_cuts}")
-            cut = cuts[i]
-            kept.append(i)
-            waves.append([(cut.load_audio()[0], int(cut.sampling_rate))])
-        return kept, waves
-    hyp_dir = Path(args.hyp_dir)
-    if not hyp_dir.is_dir():
-        raise BenchError(f"--hyp-dir {hyp_dir} is not a directory")
-    kept, waves, missing = [], [], []
-    for i in ids:
-        paths = _hyp_paths(hyp_dir, i, args.n_samples)
-        absent = [p for p in paths if not p.is_file()]
-        if absent:
-            missing.append(absent[0].name)
-            continue
-        kept.append(i)
-        waves.append([load_wave(p) for p in paths])
-    if missing:
-        msg = f"{len(missing)} of {len(ids)} outputs missing in {hyp_dir} (e.g. {missing[:3]})"
-        if not args.allow_missing:
-            raise BenchError(msg + "; synthesize them or pass --allow-missing")
-        logger.warning("%s; scoring the %d present", msg, len(kept))
-    if not kept:
-        raise BenchError("nothing to score")
-    return kept, waves
+    return collect_waves(
+        ids, hyp_dir=args.hyp_dir, audio_from_cuts=args.audio_from_cuts,
+        n_samples=args.n_samples, allow_missing=args.allow_missing,
+    )  # fmt: skip
 
 
 def _add_audio_source(p: argparse.ArgumentParser) -> None:
@@ -225,31 +128,9 @@ def _add_rerank(p: argparse.ArgumentParser, default: str) -> None:
 def _best_of_n(
     args: argparse.Namespace, ids: Sequence[str], own: Sequence[Sequence[Any]], kind: str
 ) -> tuple[list[int], str]:
-    """Write every sample's ``kind`` scores to ``<out-dir>/<kind>_samples.csv`` and choose
-    each item's best sample with ``--rerank`` (reading ``--rerank-scores`` for the other
-    metric); the chosen sample indices and the criterion's name."""
-    from valle.eval.rerank import (
-        best_samples,
-        read_sample_scores,
-        rerank_criterion,
-        write_sample_scores,
-    )
+    from valle.eval.rerank import rerank_samples
 
-    out_dir = Path(args.out_dir)
-    write_sample_scores(
-        out_dir / f"{kind}_samples.csv",
-        [(i, s) for i, row in zip(ids, own, strict=True) for s in row],
-    )
-    criterion = rerank_criterion(args.rerank)
-    other = read_sample_scores(args.rerank_scores) if args.rerank_scores else None
-    have = {"errors"} if kind == "wer" else {"similarity"}
-    missing = set(criterion.needs) - have
-    if missing and other is None:
-        raise BenchError(
-            f"--rerank {criterion.name} reads {' and '.join(sorted(missing))} too: pass "
-            "--rerank-scores with the per-sample scores of the other subcommand"
-        )
-    return best_samples(ids, own, criterion, other), criterion.name
+    return rerank_samples(args.out_dir, ids, own, kind, args.rerank, args.rerank_scores)
 
 
 def _system_name(args: argparse.Namespace) -> str:
@@ -312,11 +193,11 @@ def _configure_wer(p: argparse.ArgumentParser) -> None:
 
 @subcommand("wer", "transcribe outputs and score WER/CER", _configure_wer)
 def run_wer(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from valle.eval.asr import build_asr
     from valle.eval.files import write_json, write_jsonl
+    from valle.eval.references import load_references
     from valle.eval.rerank import SampleScore
+    from valle.eval.transcribe import transcribe_samples
     from valle.eval.wer import CorpusErrors, score_corpus
 
     refs, kind = load_references(args.ref, args.ref_field)
@@ -330,23 +211,9 @@ def run_wer(args: argparse.Namespace) -> int:
     out_dir = Path(args.out_dir)
     transcripts = []
     per_sample: list[CorpusErrors] = []
-    for k in range(len(waves[0])):
-        group_sr: dict[int, list[int]] = {}
-        for n, w in enumerate(waves):
-            group_sr.setdefault(w[k][1], []).append(n)
-        hyps = [""] * len(ids)
-        chunks = [
-            (sr, members[c : c + 8])
-            for sr, members in group_sr.items()
-            for c in range(0, len(members), 8)
-        ]
-        desc = f"ASR sample {k}" if len(waves[0]) > 1 else "ASR"
-        with tqdm(total=len(ids), desc=desc, unit="utt", disable=args.no_progress) as bar:
-            for sr, chunk in chunks:
-                texts = asr.transcribe([waves[n][k][0] for n in chunk], sr, language)
-                for n, t in zip(chunk, texts, strict=True):
-                    hyps[n] = t
-                bar.update(len(chunk))
+    for k, hyps in enumerate(
+        transcribe_samples(asr, waves, language, progress=not args.no_progress)
+    ):
         transcripts += [
             {"id": i, "sample": k, "hypothesis": h} for i, h in zip(ids, hyps, strict=True)
         ]
@@ -492,30 +359,22 @@ def _configure_resynth(p: argparse.ArgumentParser) -> None:
     _configure_resynth,
 )
 def run_resynth(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from valle.codec.registry import load_codec
-    from valle.eval.audio import write_wave
-    from valle.eval.protocols import load_prompt_audio, load_target_audio, read_protocol
-    from valle.eval.resynth import resynthesize
+    from valle.eval.protocols import read_protocol
+    from valle.eval.resynth_files import cut_jobs, protocol_jobs, write_resynthesized
 
     cuts = _load_cuts(args.cuts)
     # the codec's own defaults apply; a codec that takes no bandwidth refuses it clearly
     options = {} if args.bandwidth is None else {"bandwidth": args.bandwidth}
     codec = load_codec(args.codec, args.codec_path, args.device, **options)
     out_dir = Path(args.out_dir)
-    jobs: list[tuple[Path, Any, int]] = []
     if args.list:
-        for item in read_protocol(args.list):
-            jobs.append((out_dir / f"{item.id}.wav", *load_target_audio(item, cuts)))
-            jobs.append((out_dir / "prompts" / f"{item.id}.wav", *load_prompt_audio(item, cuts)))
+        items = read_protocol(args.list)
+        jobs, total = protocol_jobs(items, cuts, out_dir), 2 * len(items)
     else:
-        for cut in cuts:
-            jobs.append((out_dir / f"{cut.id}.wav", cut.load_audio()[0], int(cut.sampling_rate)))
-    for path, wave, sr in tqdm(jobs, desc="resynth", unit="wav", disable=args.no_progress):
-        (out,) = resynthesize(codec, [wave], sr, args.num_codebooks)
-        write_wave(path, out, codec.sample_rate)
-    print(f"wrote {len(jobs)} waves at {codec.sample_rate} Hz under {out_dir}")
+        jobs, total = cut_jobs(cuts, out_dir), len(cuts)
+    n = write_resynthesized(codec, jobs, args.num_codebooks, total, not args.no_progress)
+    print(f"wrote {n} waves at {codec.sample_rate} Hz under {out_dir}")
     return 0
 
 
@@ -635,12 +494,15 @@ def _speed_setups(args: argparse.Namespace) -> tuple[Any, Any]:
     _configure_speed,
 )
 def run_speed(args: argparse.Namespace) -> int:
+    from functools import partial
+
     import torch
 
     from valle.config import preset_path
     from valle.eval.files import write_json
-    from valle.eval.speed import build_random_model, speed_rows
+    from valle.eval.speed import build_random_model, setup_for_checkpoint, speed_rows
     from valle.eval.speed_table import format_table, summaries, write_table
+    from valle.eval.trained_model import load_trained_model
 
     sizes = [s.strip() for s in args.sizes.split(",") if s.strip()]
     if args.checkpoint is None:
@@ -657,13 +519,20 @@ def run_speed(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     weights = None
     if args.checkpoint is not None:
-        setup, models = _checkpoint_speed_model(args, setup)
+        trained = load_trained_model(
+            args.checkpoint, args.device, args.codec_dir,
+            need_ar="the speed benchmark times AR decoding (pass the complete AR + NAR "
+            "checkpoint, e.g. exp/.../nar/model.pt)",
+        )  # fmt: skip
+        setup = setup_for_checkpoint(setup, trained, keep_frame_rate=args.frame_rate is not None)
+        label = Path(args.checkpoint).parent.name + "/" + Path(args.checkpoint).name
+        models = [(label, lambda: trained.model)]
         weights = f"weights of {args.checkpoint}, random inputs"
     else:
         variant, overrides = args.variant, list(args.overrides)
         models = [
             (size if variant == "valle" else f"{variant}/{size}",
-             lambda size=size: build_random_model(size, setup, variant, overrides))
+             partial(build_random_model, size, setup, variant, overrides))
             for size in sizes
         ]  # fmt: skip
 
@@ -678,39 +547,6 @@ def run_speed(args: argparse.Namespace) -> int:
     if args.summary:
         print(f"wrote {write_json(args.summary, summaries(rows, args.system))}")
     return 0
-
-
-def _checkpoint_speed_model(args: argparse.Namespace, setup: Any) -> tuple[Any, list]:
-    """The setup for a trained model (its vocabulary; its frame rate unless --frame-rate)
-    and the one ``(label, make)`` pair of :func:`valle.eval.speed.speed_rows`."""
-    from dataclasses import replace
-
-    from valle.eval.trained_model import load_trained_model
-
-    trained = load_trained_model(
-        args.checkpoint, args.device, args.codec_dir,
-        need_ar="the speed benchmark times AR decoding (pass the complete AR + NAR "
-        "checkpoint, e.g. exp/.../nar/model.pt)",
-    )  # fmt: skip
-    if args.frame_rate is None:
-        if trained.frame_rate is None:
-            logger.warning(
-                "%s carries no codec facts and no --codec-dir / --frame-rate was given: "
-                "assuming %g frames/s for the RTF",
-                args.checkpoint,
-                setup.frame_rate,
-            )
-        else:
-            setup = replace(setup, frame_rate=trained.frame_rate)
-    v: Any = trained.model.config.vocab  # type: ignore[union-attr]
-    setup = replace(
-        setup,
-        text_vocab_size=v.text_vocab_size,
-        codebook_size=v.codebook_size,
-        num_codebooks=v.num_codebooks,
-    )
-    label = Path(args.checkpoint).parent.name + "/" + Path(args.checkpoint).name
-    return setup, [(label, lambda: trained.model)]
 
 
 # --------------------------------------------------------------------------- loops

@@ -832,18 +832,15 @@ def diagnose_checkpoint(
     language; ``max_cuts`` then keeps the first N. ``kwargs`` go to :func:`diagnose`. A mel
     model (MELLE) gets its mel frames from the cuts' audio (its own data request).
     """
-    from valle.eval.trained_model import (
-        frame_rate_or_cuts,
-        load_tokenized_cuts,
-        load_trained_model,
-    )
+    from valle.eval.cuts import load_cuts
+    from valle.eval.trained_model import frame_rate_or_cuts, load_trained_model
 
     if not Path(cuts).is_file():
         raise FileNotFoundError(f"cuts manifest not found: {cuts}")
     trained = load_trained_model(checkpoint, device, codec_dir)
     model = trained.model
     symbols = trained.symbols(tokens)
-    cut_set = load_tokenized_cuts(cuts, language)
+    cut_set = load_cuts(cuts, language)
     kind = ar_diagnostics_for(model) if getattr(model, "ar", None) is not None else None
     featurizers = kind.featurizers() if kind is not None else ()
     utts = utterances_from_cuts(cut_set, symbols, max_cuts, featurizers)

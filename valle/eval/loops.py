@@ -239,11 +239,8 @@ def loops_checkpoint(
     the symbol table is ``tokens`` or the checkpoint's own.
     """
     from valle.eval.diagnose import utterances_from_cuts
-    from valle.eval.trained_model import (
-        frame_rate_or_cuts,
-        load_tokenized_cuts,
-        load_trained_model,
-    )
+    from valle.eval.cuts import load_cuts
+    from valle.eval.trained_model import frame_rate_or_cuts, load_trained_model
 
     names = sampler_names()
     unknown = [s for s in samplers if s not in names]
@@ -252,7 +249,7 @@ def loops_checkpoint(
     trained = load_trained_model(checkpoint, device, codec_dir, need_ar="the loop test decodes one")
     model: Any = trained.model
     symbols = trained.symbols(tokens)
-    cut_set = load_tokenized_cuts(cuts, language)
+    cut_set = load_cuts(cuts, language)
     utts = utterances_from_cuts(cut_set, symbols, max_cuts)
     if not utts:
         raise ValueError(f"{cuts} has no usable cuts (language {language})")

@@ -180,3 +180,32 @@ def select_best(samples: Sequence[SampleScore], criterion: RerankCriterion) -> S
     if not samples:
         raise ValueError("no samples to choose from")
     return min(samples, key=criterion.key)
+
+
+def rerank_samples(
+    out_dir: str | Path,
+    ids: Sequence[str],
+    own: Sequence[Sequence[SampleScore]],
+    kind: str,
+    criterion_name: str,
+    other_scores: str | Path | None = None,
+) -> tuple[list[int], str]:
+    """Best of N for one subcommand's scores: write every sample's ``kind`` (``wer`` or
+    ``sim``) scores to ``<out_dir>/<kind>_samples.csv`` and choose each item's best sample with
+    the criterion ``criterion_name``, reading the other metric from ``other_scores`` (that
+    subcommand's ``<kind>_samples.csv``) when the criterion needs it. Returns the chosen sample
+    indices and the criterion's name."""
+    write_sample_scores(
+        Path(out_dir) / f"{kind}_samples.csv",
+        [(i, s) for i, row in zip(ids, own, strict=True) for s in row],
+    )
+    criterion = rerank_criterion(criterion_name)
+    other = read_sample_scores(other_scores) if other_scores else None
+    have = {"errors"} if kind == "wer" else {"similarity"}
+    missing = set(criterion.needs) - have
+    if missing and other is None:
+        raise ValueError(
+            f"--rerank {criterion.name} reads {' and '.join(sorted(missing))} too: pass "
+            "--rerank-scores with the per-sample scores of the other subcommand"
+        )
+    return best_samples(ids, own, criterion, other), criterion.name

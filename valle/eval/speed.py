@@ -55,6 +55,7 @@ from valle.eval.matvec_floor import MatvecPass, matvec_floor_ms
 from valle.eval.peak_memory import PeakMemory
 from valle.eval.speed_table import COLUMNS, format_table, summaries, write_table
 from valle.eval.train_speed import TrainSetup, TrainSpeed, measure_train_speed
+from valle.eval.trained_model import TrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ __all__ = [
     "measure_speed",
     "measure_train_speed",
     "random_inputs",
+    "setup_for_checkpoint",
     "speed_rows",
     "summaries",
     "write_table",
@@ -251,6 +253,31 @@ def measure_speed(
         train_peak_mem_mb=tr.peak_mem_mb if tr else float("nan"),
         frames_per_step=per_step,
         extra={"train": asdict(tr)} if tr else {},
+    )
+
+
+def setup_for_checkpoint(
+    setup: SpeedSetup, trained: TrainedModel, keep_frame_rate: bool = False
+) -> SpeedSetup:
+    """``setup`` for a trained model: its vocabulary and (unless ``keep_frame_rate``, a rate
+    the caller chose) its frame rate; a model whose frame rate is unknown keeps the setup's,
+    with a warning."""
+    v: Any = trained.model.config.vocab  # type: ignore[union-attr]
+    if not keep_frame_rate:
+        if trained.frame_rate is None:
+            logger.warning(
+                "%s carries no codec facts and no --codec-dir / --frame-rate was given: "
+                "assuming %g frames/s for the RTF",
+                trained.path,
+                setup.frame_rate,
+            )
+        else:
+            setup = replace(setup, frame_rate=trained.frame_rate)
+    return replace(
+        setup,
+        text_vocab_size=v.text_vocab_size,
+        codebook_size=v.codebook_size,
+        num_codebooks=v.num_codebooks,
     )
 
 

@@ -14,7 +14,6 @@ benchmark, :func:`model_frame_rate`:
 
 and ``None`` when none of these says. A benchmark on tokenized cuts then takes the cuts' code
 frame rate (:func:`frame_rate_or_cuts`); the speed benchmark takes ``--frame-rate`` (75 Hz).
-:func:`load_tokenized_cuts` reads the cuts those benchmarks score, optionally one language.
 """
 
 from __future__ import annotations
@@ -33,7 +32,6 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "TrainedModel",
     "frame_rate_or_cuts",
-    "load_tokenized_cuts",
     "load_trained_model",
     "model_frame_rate",
 ]
@@ -120,17 +118,3 @@ def frame_rate_or_cuts(trained: TrainedModel, cut: Any) -> tuple[float, str]:
     from valle.data.prompt import frame_rate_of
 
     return frame_rate_of(cut), "the cuts' codes (the checkpoint has no codec facts)"
-
-
-def load_tokenized_cuts(path: str | os.PathLike[str], language: str | None = None) -> Any:
-    """The CutSet at ``path``; with ``language`` only the cuts whose first supervision is in it."""
-    from lhotse import CutSet
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"cuts manifest not found: {path}")
-    cuts = CutSet.from_file(path)
-    if language is not None:
-        cuts = CutSet.from_cuts(
-            c for c in cuts if c.supervisions and c.supervisions[0].language == language
-        )
-    return cuts

@@ -207,21 +207,6 @@ def synthesize(synth: Any, items: list[Any], cuts: Any, out_dir: Path, cfg: dict
     }
 
 
-def resynthesize_items(codec: Any, items: list[Any], cuts: Any, out_dir: Path) -> None:
-    """Ground truth and prompts through the codec (encode + decode)."""
-    from valle.eval.audio import write_wave
-    from valle.eval.protocols import load_prompt_audio, load_target_audio
-    from valle.eval.resynth import resynthesize
-
-    for item in items:
-        for path, (wave, sr) in (
-            (out_dir / f"{item.id}.wav", load_target_audio(item, cuts)),
-            (out_dir / "prompts" / f"{item.id}.wav", load_prompt_audio(item, cuts)),
-        ):
-            (out,) = resynthesize(codec, [wave], sr)
-            write_wave(path, out, codec.sample_rate)
-
-
 def main() -> int:
     from valle.inference.quantize import QUANTIZE_MODES
 
@@ -258,6 +243,7 @@ def main() -> int:
     from lhotse import CutSet
 
     from valle.eval.files import write_json, write_jsonl
+    from valle.eval.resynth_files import protocol_jobs, write_resynthesized
     from valle.inference import PromptTrim, Synthesizer
 
     if args.num_threads > 0:
@@ -296,7 +282,8 @@ def main() -> int:
         out_dir = args.decode_dir / setting
         facts = synthesize(synth, items, cuts, out_dir, cfg)
         t0 = time.perf_counter()
-        resynthesize_items(synth.codec, items, cuts, out_dir / "resynth")
+        jobs = protocol_jobs(items, cuts, out_dir / "resynth")  # targets and prompts
+        write_resynthesized(synth.codec, jobs, total=2 * len(items))
         facts["resynth_seconds"] = round(time.perf_counter() - t0, 3)
         facts["languages"] = sorted({i.language or "en" for i in items})
         info["settings"][setting] = facts
