@@ -270,35 +270,18 @@ def _configure_sim(p: argparse.ArgumentParser) -> None:
 
 @subcommand("sim", "speaker similarity to prompt / resynthesized prompt / original", _configure_sim)
 def run_sim(args: argparse.Namespace) -> int:
-    from valle.eval.audio import load_wave, resample
     from valle.eval.files import write_json
-    from valle.eval.protocols import load_prompt_audio, load_target_audio, read_protocol
-    from valle.eval.similarity import (
-        SimilarityResult,
-        WaveBatch,
-        build_speaker_encoder,
-        score_similarity,
-    )
+    from valle.eval.protocol_similarity import score_protocol_samples
+    from valle.eval.protocols import read_protocol
+    from valle.eval.similarity import SimilarityResult, build_speaker_encoder
 
     items = {i.id: i for i in read_protocol(args.list)}
     cuts = _load_cuts(args.cuts)
     ids, waves = _collect_waves(list(items), args)
     encoder = build_speaker_encoder(args.encoder, args.encoder_path, args.device)
-    sr = encoder.sample_rate
-
-    def batch(pairs: Sequence[tuple[Any, int]]) -> WaveBatch:
-        return WaveBatch([resample(w, s, sr) for w, s in pairs], sr)
-
-    prompt = batch([load_prompt_audio(items[i], cuts) for i in ids])
-    original = None if args.no_original else batch([load_target_audio(items[i], cuts) for i in ids])
-    resynth = None
-    if args.prompt_resynth_dir:
-        d = Path(args.prompt_resynth_dir)
-        resynth = batch([load_wave(d / f"{i}.wav") for i in ids])
-    results = [
-        score_similarity(encoder, ids, batch([w[k] for w in waves]), prompt, resynth, original)
-        for k in range(len(waves[0]))
-    ]
+    results = score_protocol_samples(
+        encoder, items, cuts, ids, waves, args.prompt_resynth_dir, not args.no_original
+    )
     out_dir = Path(args.out_dir)
     results[0].write_csv(out_dir / "sim_rows.csv")
     summary: dict[str, Any] = {
