@@ -15,7 +15,12 @@ from valle.ar.layouts import (
     MergedFirstCodebookLayout,
     MergedFirstCodebookLayoutConfig,
 )
-from valle.ar.windows import check_merge_rate, codec_merge_rate, window_durations
+from valle.ar.windows import (
+    check_merge_rate,
+    codec_merge_rate,
+    snap_durations,
+    window_durations,
+)
 from valle.config import ConfigError
 from valle.data.codec_info import CodecInfo
 from valle.testing.model import tiny_config
@@ -134,6 +139,25 @@ def test_window_durations_rule(d: list[int], m: int) -> None:
         assert torch.equal(ends, natural)  # nothing to fix: the plain rule
     # monotone fix: boundaries stay ordered and never cross the row's end
     assert (ends.diff() >= 0).all() and int(ends[-1]) == W
+
+
+@settings(max_examples=100, deadline=None)
+@given(d=st.lists(st.integers(0, 7), min_size=1, max_size=10), m=st.integers(1, 4))
+def test_snapped_durations_keep_the_windows_and_the_frames(d: list[int], m: int) -> None:
+    """The per-frame alignment the AR's windows imply (what the NAR reads): same windows,
+    same frames, boundaries on window edges; the identity at rate 1."""
+    frames = torch.tensor([d])
+    T = int(frames.sum())
+    if sum(x > 0 for x in d) > -(-T // m):
+        return  # no windows for every phoneme: window_durations' error (tested above)
+    lens = torch.tensor([T])
+    snapped = snap_durations(frames, lens, m)
+    assert int(snapped.sum()) == T and (snapped >= 0).all()
+    assert torch.equal(window_durations(snapped, lens, m), window_durations(frames, lens, m))
+    ends = snapped[0].cumsum(0)
+    assert all(int(e) % m == 0 or int(e) == T for e in ends)
+    if m == 1:
+        assert torch.equal(snapped, frames)
 
 
 def test_window_durations_batch_with_padding_and_clear_errors() -> None:

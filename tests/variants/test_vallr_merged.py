@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from valle.ar.pointer import uniform_durations
-from valle.ar.windows import window_durations
+from valle.ar.windows import snap_durations, window_durations
 from valle.config import compose_config, load_yaml, save_yaml
 from valle.testing.model import batch_from_codes, dummy_batch, tiny_config, tiny_model
 
@@ -186,6 +186,18 @@ def test_training_reads_windows_and_learns_the_pointer() -> None:
         assert moves == int((batch["durations"][r] > 0).sum())
 
 
+def test_the_nar_trains_on_the_windows_alignment() -> None:
+    """At rate 2 the loss reads the durations snapped to windows (what the NAR gets from the
+    AR at inference): the raw and the snapped durations give the same loss."""
+    model = _model(seed=4).train()
+    batch = _batch(seed=6)
+    snapped = {**batch, "durations": snap_durations(batch["durations"], batch["audio_lens"], 2)}
+    assert not torch.equal(snapped["durations"], batch["durations"])
+    a, _ = model.loss(batch, generator=torch.Generator().manual_seed(0))
+    b, _ = model.loss(snapped, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+
+
 def test_too_many_phonemes_for_the_windows_is_a_clear_error() -> None:
     model = _model(seed=0)
     batch = _batch(seed=0, batch_size=1, text_len=(8, 8))
@@ -233,3 +245,62 @@ def test_training_on_codes_of_another_merge_rate_stops_with_what_to_do(tmp_path,
         assert main(args) == 2
     assert "merged at rate 1" in caplog.text and "ar.layout.rate=1" in caplog.text
     assert not (tmp_path / "exp" / "model.pt").exists()
+
+
+def test_tiny_model_overfits_merged_codes_at_half_rate() -> None:
+    """A tiny half-rate VALL-E R learns two merged utterances with their frame durations;
+    greedy generation from a prompt of their first two phonemes (ending on a window
+    boundary) gives the rest of the codes and the windows' alignment, in half the steps, and
+    speed 0.5 on the model's own alignment doubles the frames."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    durs = [torch.tensor([2, 2, 3, 2, 4, 3]), torch.tensor([3, 3, 2, 3, 2, 3, 2, 2])]
+    texts = [torch.randint(1, 12, (len(d),), generator=g) for d in durs]
+    codes = [_merge(torch.randint(0, V, (int(d.sum()), Q), generator=g)) for d in durs]
+    batch = batch_from_codes(texts, codes)
+    batch["durations"] = torch.nn.utils.rnn.pad_sequence(durs, batch_first=True)
+    batch["durations_lens"] = torch.tensor([len(d) for d in durs])
+    model = tiny_model(variant="vallr", d_model=64, ffn_dim=128,
+                       overrides=MERGED + ["nar.prompt.min_ratio=0.25",
+                                           "nar.prompt.max_ratio=0.25"])  # fmt: skip
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+
+    # the NAR trains on the alignment the AR's windows give it at inference (Vallr.loss)
+    snapped = {**batch, "durations": snap_durations(batch["durations"], batch["audio_lens"], 2)}
+
+    def accuracies() -> list[float]:
+        model.eval()
+        with torch.no_grad():
+            _, m = model.ar.loss(batch)
+            accs = [float(m["acc"]), float(m["pointer_acc"])]
+            accs += [float(model.nar.loss(snapped, stage=s)[1]["acc"]) for s in range(1, Q)]
+        model.train()
+        return accs
+
+    for step in range(500):
+        loss, _ = model.loss(batch, generator=g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 25 == 24 and min(accuracies()) >= 0.99:
+            break
+    accs = accuracies()
+    assert min(accs) >= 0.99, accs
+
+    model.eval()
+    k = 2  # prompt = the frames of the first two phonemes (4 and 6 frames: whole windows)
+    prompt_lens = [int(d[:k].sum()) for d in durs]
+    pb = batch_from_codes(texts, codes, [c[:p] for c, p in zip(codes, prompt_lens, strict=True)])
+    prompt_d = batch["durations"].clone()
+    prompt_d[:, k:] = 0
+    kwargs = dict(prompt_text_lens=torch.tensor([k, k]), prompt_durations=prompt_d)
+    counter = StepCounter(model)
+    out, aligns = model.generate_aligned(*_inputs(pb), **kwargs)
+    rest = [len(c) - p for c, p in zip(codes, prompt_lens, strict=True)]
+    assert counter.n == max(rest) // 2  # one step per window of the longer row
+    for o, a, c, d, p in zip(out, aligns, codes, durs, prompt_lens, strict=True):
+        assert torch.equal(o, c[p:])
+        w = window_durations(d[None], d.sum()[None], 2)[0]  # the windows it trained on
+        assert torch.equal(a, torch.arange(k, len(d)).repeat_interleave(2 * w[k:]))
+    slow, _ = model.generate_aligned(*_inputs(pb), speed=0.5, **kwargs)
+    assert [o.shape[0] for o in slow] == [2 * r for r in rest]

@@ -7,7 +7,8 @@ VALL-E R's codec merging (Sec 3.1) makes codebook 1 constant on windows of ``m``
 partial), and its AR predicts one codebook-1 code per window
 (:class:`~valle.ar.layouts.MergedFirstCodebookLayout`). Its phoneme pointer then moves once
 per window, so the aligner's durations (frames per phoneme) must be counted in windows:
-:func:`window_durations`. :func:`check_merge_rate` compares a model's AR rate with the merge
+:func:`window_durations`; the NAR reads the per-frame alignment those windows imply
+(:func:`snap_durations`). :func:`check_merge_rate` compares a model's AR rate with the merge
 rate the codec recorded (``codec.json`` / the checkpoint's ``"codec"`` entry, option
 ``merge_rates``).
 """
@@ -21,7 +22,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["check_merge_rate", "codec_merge_rate", "layout_rate", "window_durations"]
+__all__ = [
+    "check_merge_rate",
+    "codec_merge_rate",
+    "layout_rate",
+    "snap_durations",
+    "window_durations",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -144,3 +151,19 @@ def check_merge_rate(model_config: Any, codec: Any, *, strict: bool = True) -> N
         merged,
         merged,
     )
+
+
+def snap_durations(durations: Tensor, lens: Tensor, rate: int) -> Tensor:
+    """Frames per phoneme (B, S) -> the frames per phoneme its windows imply (B, S): each
+    phoneme's :func:`window_durations` times ``rate``, the row's last phoneme with frames
+    ending at the row's last frame. Same windows (``window_durations`` of the result is that
+    of the input), boundaries moved to window edges; the identity at ``rate`` 1.
+
+    This is the per-frame alignment a half-rate AR can give the NAR at inference (its steps'
+    phonemes, each repeated ``rate`` times), so the NAR trains on it too.
+    """
+    w = window_durations(durations, lens, rate)  # (B, S)
+    if rate == 1:
+        return w
+    ends = torch.minimum(w.cumsum(-1) * rate, lens.long()[:, None])  # (B, S) frame ends
+    return ends.diff(dim=-1, prepend=ends.new_zeros(ends.shape[0], 1))

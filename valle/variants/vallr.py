@@ -35,7 +35,9 @@ from valle.ar.pointer import (
     prompt_text_lens_or_none,
     scale_durations,
 )
+from valle.ar.windows import snap_durations
 from valle.config import NARConfig, VocabConfig, opt
+from valle.data import batch as B_
 from valle.data.batch import SynthesisInputs, pad_rows
 from valle.data.featurizers import DataRequest, Durations
 from valle.nar.aligned import PhonemeAlignedNAR
@@ -113,7 +115,11 @@ class Vallr(Valle):
         stages: Iterable[str] = STAGES,
         generator: torch.Generator | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        check_durations(batch)  # a batch without durations: a clear error first
+        durations = check_durations(batch)  # a batch without durations: a clear error first
+        rate = self.ar.rate if self.ar is not None else 1
+        if rate > 1:  # merged codes: the NAR trains on the alignment the AR's windows give it
+            snapped = snap_durations(durations, batch[B_.AUDIO_LENS], rate)  # (B, S)
+            batch = {**batch, B_.DURATIONS: snapped}
         return super().loss(batch, stages, generator)
 
     @torch.no_grad()
