@@ -34,11 +34,12 @@ SETTINGS = {
 CASES = VARIANTS + sorted(SETTINGS)
 
 
-def _tiny(case: str):
+def _tiny(case: str, **size):
+    """The case's tiny config; ``size``: vocabulary keywords of ``tiny()`` (data of its own)."""
     variant, overrides, _ = SETTINGS.get(case, (case, [], {}))
     cls = get_variant(variant)
     assert callable(getattr(cls, "tiny", None)), f"{cls.__name__} has no tiny() classmethod"
-    cfg = cls.tiny(overrides=overrides) if overrides else cls.tiny()
+    cfg = cls.tiny(**size, **({"overrides": overrides} if overrides else {}))
     assert type(cfg) is cls
     return cfg
 
@@ -88,13 +89,72 @@ def test_every_declared_stage_trains_alone(variant: str) -> None:
         model.loss(batch, stages=("no_such_stage",))
 
 
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory):
+    """Tokenized cuts of real audio (a fake codec's 2 codebooks x 16 codes at 50 frames/s,
+    letters as phonemes) and their symbol table: what the data stages hand a variant."""
+    from lhotse import CutSet
+
+    from tests.data.factories import FakeCodec, fake_frontend_for, make_cuts
+    from valle.data.codec_info import CodecInfo
+    from valle.data.tokenize import add_phonemes, build_symbol_table, encode_cuts
+
+    root = tmp_path_factory.mktemp("corpus")
+    codec = FakeCodec()
+    info = CodecInfo.from_codec(codec, name="fake")
+    coded, _ = encode_cuts(make_cuts(root / "wav", speakers=2, utts=2), codec, root / "tok",
+                           "t", info, progress=False)  # fmt: skip
+    cuts = CutSet.from_cuts(add_phonemes(coded, frontend_for=fake_frontend_for, progress=False))
+    return cuts, build_symbol_table(cuts)
+
+
 @pytest.mark.parametrize("variant", CASES)
-def test_data_request_is_declared(variant: str) -> None:
-    cfg = _tiny(variant)
+def test_the_dataset_assembles_the_declared_fields_from_cuts(variant: str, corpus) -> None:
+    """The loader builds every field the variant declares (``data_request``) from cuts that
+    carry it, the model trains on that batch, and cuts without a stored field fail with an
+    error naming the cut and the field."""
+    from lhotse import CutSet
+
+    from valle.data import batch as B_
+    from valle.data.dataset import SpeechTokenDataset
+    from valle.data.prompt import SameSpeakerPrompt, load_codes
+    from valle.data.tokenize import cut_phonemes
+
+    cuts, symbols = corpus
+    cfg = _tiny(variant, text_vocab_size=len(symbols), num_codebooks=2)
     request = data_request(cfg)
     assert isinstance(request, DataRequest)
-    batch = _batch(variant, cfg)  # fakes every requested field
-    assert all(f.name in batch for f in request.featurizers)
+    bare = list(cuts)[:3]
+    stored = {}  # featurizers reading a field an earlier stage stores on the cut
+    for f in request.featurizers:
+        try:
+            f(bare[0])
+        except ValueError as e:
+            stored[f] = getattr(f, "field", f.name)
+            assert bare[0].id in str(e) and stored[f] in str(e), e  # says which cut and field
+    g = torch.Generator().manual_seed(0)
+    carrying = []
+    for cut in bare:
+        n_text, n_frames = len(cut_phonemes(cut)), load_codes(cut).shape[0]
+        for f, key in stored.items():  # what the stage would store: the featurizer's example
+            cut = cut.with_custom(key, f.example(n_text, n_frames, g).tolist())
+        carrying.append(cut)
+    prompt = SameSpeakerPrompt(cuts, duration=0.2) if request.other_utterance_prompt else None
+    dataset = SpeechTokenDataset(symbols, prompt=prompt, featurizers=request.featurizers)
+    batch = dataset[CutSet.from_cuts(carrying)]
+    assert (B_.PROMPT_CODES in batch) == request.other_utterance_prompt
+    for f in request.featurizers:
+        values, lens = batch[f.name], batch[B_.lens_key(f.name)]
+        for b, cut in enumerate(carrying):
+            want = f(cut)
+            n = int(lens[b])
+            assert n == want.shape[0] and torch.equal(values[b, :n], want.to(values.dtype))
+            assert (values[b, n:] == f.pad_value).all()
+    loss, _ = _model(cfg).loss(batch, generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(loss)
+    if stored:
+        with pytest.raises(ValueError, match=bare[0].id):
+            dataset[CutSet.from_cuts(bare)]
 
 
 @pytest.mark.parametrize("variant", CASES)
@@ -112,6 +172,103 @@ def test_generation_within_length_bounds(variant: str) -> None:
         assert o.dtype == torch.long
         assert o.shape[1] == cfg.vocab.num_codebooks
         assert o.numel() == 0 or (0 <= int(o.min()) and int(o.max()) < cfg.vocab.codebook_size)
+
+
+class _NeverStop:
+    """The model's stop policy, never firing: its decisions are ignored and its EOS class
+    (when it has one) is never drawn, so every row runs to the length bound."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.keeps_last = inner, inner.keeps_last
+
+    def begin(self, context):
+        return self.inner.begin(context)
+
+    def prepare(self, out, n, state):
+        out = self.inner.prepare(out, n, state)
+        eos = getattr(self.inner, "eos_id", None)
+        return out if eos is None else out.index_fill(-1, torch.tensor([eos]), -math.inf)
+
+    def __call__(self, step, out, n, state):
+        return torch.zeros(step.shape[0], dtype=torch.bool, device=step.device)
+
+
+class _Watch:
+    """The model's stop policy, recording the first step at which it ends each row."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.keeps_last, self.first = inner, inner.keeps_last, None
+
+    def begin(self, context):
+        self.first = torch.full_like(context.text_lens, -1)
+        return self.inner.begin(context)
+
+    def prepare(self, out, n, state):
+        return self.inner.prepare(out, n, state)
+
+    def __call__(self, step, out, n, state):
+        ends = self.inner(step, out, n, state)
+        self.first = torch.where((self.first < 0) & ends, n, self.first)
+        return ends
+
+
+def _eos_after(eos: int, calls: int):
+    """Greedy sampling that draws EOS from its ``calls``-th call on, where EOS is allowed."""
+    seen = []
+
+    def sampler(logits, history, generator):
+        seen.append(1)
+        pick = logits.argmax(-1)
+        if len(seen) < calls or logits.shape[-1] <= eos:
+            return pick
+        return torch.where(torch.isfinite(logits[:, eos]), eos, pick)
+
+    return sampler
+
+
+def _bound(inputs, ratio: float) -> list[int]:
+    """The documented bound: at most ``max(1, ceil(ratio * S_b))`` new frames per row."""
+    return [max(1, math.ceil(ratio * n)) for n in inputs.text_lens.tolist()]
+
+
+@pytest.mark.parametrize("variant", CASES)
+def test_a_stop_that_never_fires_ends_exactly_at_the_bound(variant: str) -> None:
+    cfg = _tiny(variant)
+    model = _model(cfg).eval()
+    if hasattr(model, "ar"):
+        model.ar.stop = _NeverStop(model.ar.stop)
+    else:  # the toy's stop is its length head: e^20 frames
+        torch.nn.init.constant_(model.length.bias, 20.0)
+    inputs = synthesis_inputs(_batch(variant, cfg, batch_size=3, seed=5))
+    assert any(b % 2 for b in _bound(inputs, 1.5))  # a step of 2 frames must not pass these
+    for ratio in (1.5, 2.0):
+        out = generate_from(model, inputs, max_len_ratio=ratio)
+        assert [o.shape[0] for o in out] == _bound(inputs, ratio)
+
+
+@pytest.mark.parametrize("variant", [c for c in CASES if c != "toy"])  # the toy has no AR
+def test_generation_ends_where_the_stop_rule_fires(variant: str) -> None:
+    """Rows end at the step where the stop policy fires (that step kept or not, as the
+    policy says), or at the bound; at least one row ends before the bound. A stop on an
+    EOS class gets a sampler that draws EOS where allowed (a random tiny model rarely
+    does); the other rules fire on their own."""
+    cfg = _tiny(variant)
+    model = _model(cfg).eval()
+    watch = _Watch(model.ar.stop)
+    model.ar.stop = watch
+    eos = getattr(watch.inner, "eos_id", None)
+    kwargs = {} if eos is None else {"sampler": _eos_after(eos, calls=4)}
+    inputs = synthesis_inputs(_batch(variant, cfg, batch_size=3, seed=1))
+    ratio = 4.0
+    out = generate_from(model, inputs, max_len_ratio=ratio, **kwargs)
+    G, keep = model.ar.layout.frames_per_step, int(watch.keeps_last)
+    bound = _bound(inputs, ratio)
+    want = [
+        b if n < 0 else min((n + keep) * G, b)
+        for n, b in zip(watch.first.tolist(), bound, strict=True)
+    ]
+    assert [o.shape[0] for o in out] == want
+    assert any(w < b for w, b in zip(want, bound, strict=True)), "no row ended by its stop rule"
 
 
 @pytest.mark.parametrize("variant", CASES)

@@ -201,6 +201,7 @@ class Ralle(Valle):
         inputs = SynthesisInputs(
             text_tokens, text_lens, prompt_codes, prompt_lens, language, prompt_text_lens
         )
-        return self.complete(self.first_codebook(steps), inputs, nar_sampler, generator), prosody
+        first = self.first_codebook(steps, text_lens, max_len_ratio)
+        return self.complete(first, inputs, nar_sampler, generator), prosody
 
     generate = codes_only(generate_with_prosody)  # type: ignore[assignment]

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from valle.ar.builders import build_ar_decoder
 from valle.ar.config import ARConfig
 from valle.ar.decoder import ARDecoder
-from valle.ar.generate import Sampler, generate_ar
+from valle.ar.generate import Sampler, generate_ar, max_new_steps
 from valle.config import NARConfig, VocabConfig, opt
 from valle.data import batch as B_
 from valle.data.batch import SynthesisInputs, pad_rows
@@ -231,7 +231,8 @@ class Valle(nn.Module):
         inputs = SynthesisInputs(
             text_tokens, text_lens, prompt_codes, prompt_lens, language, prompt_text_lens
         )
-        return self.complete(self.first_codebook(steps), inputs, nar_sampler, generator)
+        first = self.first_codebook(steps, text_lens, max_len_ratio)
+        return self.complete(first, inputs, nar_sampler, generator)
 
     def require_ar(self) -> Any:
         """The AR (generation starts with it); a clear error for a model built without."""
@@ -239,13 +240,20 @@ class Valle(nn.Module):
             raise ValueError("generation needs an AR; this model was built with ar: null")
         return self.ar
 
-    def first_codebook(self, steps: list[Tensor]) -> list[Tensor]:
-        """The AR's steps B x (N_b, *E) -> each row's first-codebook codes B x (T_b,).
+    def first_codebook(
+        self, steps: list[Tensor], text_lens: Tensor, max_len_ratio: float | None
+    ) -> list[Tensor]:
+        """The AR's steps B x (N_b, *E) -> each row's first-codebook codes B x (T_b,), at
+        most ``ceil(max_len_ratio * text_lens[b])`` frames (the documented bound; a grouped
+        layout's last step can pass it by up to G - 1 frames).
 
         The AR's prompt steps end at each prompt's last frame (a grouped layout leaves out
         the first P mod G frames), so these frames continue right after frame P: the NAR
         gets the whole prompt and places them there, no frame lost or repeated."""
-        return [self.require_ar().layout.from_steps(s)[:, 0] for s in steps]
+        ar = self.require_ar()
+        ratio = ar.max_len_ratio if max_len_ratio is None else max_len_ratio
+        bound = max_new_steps(text_lens, ratio).tolist()  # frames
+        return [ar.layout.from_steps(s)[:n, 0] for s, n in zip(steps, bound, strict=True)]
 
     def complete(
         self,

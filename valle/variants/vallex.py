@@ -177,6 +177,5 @@ class Vallex(Valle):
         inputs = SynthesisInputs(
             text_tokens, text_lens, prompt_codes, prompt_lens, ids.target, prompt_text_lens
         )
-        return self.complete(
-            self.first_codebook(steps), inputs, nar_sampler, generator, language=ids
-        )
+        first = self.first_codebook(steps, text_lens, max_len_ratio)
+        return self.complete(first, inputs, nar_sampler, generator, language=ids)
