@@ -98,14 +98,16 @@ class RalleConfig:
                 "prefix and ar.stop.kind: eos"
             )
 
-    def build(self) -> Ralle:
-        ar: Any = None
+    def build(self) -> Valle:
+        """:class:`Ralle`; without the chain of thought (``prosody: null``) VALL-E itself,
+        trained on the same data (the paper's baseline)."""
+        if self.prosody is None:
+            ar = build_ar_decoder(self.ar, self.vocab) if self.ar is not None else None
+            return Valle(ar, build_nar(self.nar, self.vocab), config=self)
+        prosody_ar = None
         if self.ar is not None:
-            if self.prosody is None:
-                ar = build_ar_decoder(self.ar, self.vocab)
-            else:
-                ar = build_prosody_decoder(self.ar, self.prosody, self.vocab)
-        return Ralle(ar, build_nar(self.nar, self.vocab), config=self)
+            prosody_ar = build_prosody_decoder(self.ar, self.prosody, self.vocab)
+        return Ralle(prosody_ar, build_nar(self.nar, self.vocab), config=self)
 
     def data_request(self, stages: tuple[str, ...] | None = None) -> DataRequest:
         """The prosody tokens and durations when the AR trains (its CoT targets and its
@@ -143,6 +145,8 @@ class RalleConfig:
 class Ralle(Valle):
     """Prosody-CoT AR + VALL-E's NAR; ``loss`` as VALL-E's (the AR's adds the prosody terms)."""
 
+    ar: ProsodyARDecoder | None  # type: ignore[assignment]
+
     @torch.no_grad()
     def generate_with_prosody(
         self,
@@ -164,7 +168,7 @@ class Ralle(Valle):
         prompt_durations: Tensor | None = None,
         prompt_pitch: Tensor | None = None,
         prosody_sampler: Sampler | None = None,
-    ) -> tuple[list[Tensor], ProsodyTokens | None]:
+    ) -> tuple[list[Tensor], ProsodyTokens]:
         """Zero-shot TTS with the prosody it followed. Call ``model.eval()`` first.
 
         Args:
@@ -180,24 +184,15 @@ class Ralle(Valle):
             prompt_durations, prompt_pitch: the prompt transcript's prosody when known.
             prosody_sampler: pitch/duration sampler (None: the config's nucleus 0.9).
         Returns:
-            B codes (T_b, Q) (the continuation only) and the prosody tokens (None for a
-            model without the chain of thought).
+            B codes (T_b, Q) (the continuation only) and the prosody tokens.
         """
-        ar = self.require_ar()
-        common: dict[str, Any] = dict(
-            language=language, sampler=sampler, generator=generator, max_len_ratio=max_len_ratio
-        )
-        if not isinstance(ar, ProsodyARDecoder):  # prosody: null, a plain VALL-E AR
-            if any(x is not None for x in (durations, pitch, speed, pitch_scale)):
-                raise ValueError("prosody control needs the prosody chain of thought")
-            codes = super().generate(text_tokens, text_lens, prompt_codes, prompt_lens,
-                nar_sampler=nar_sampler, prompt_text_lens=prompt_text_lens, **common)  # fmt: skip
-            return codes, None
         control = ProsodyControl(durations, pitch, speed, pitch_scale, prompt_durations,
                                  prompt_pitch, PitchQuantizer().log_ratio)  # fmt: skip
-        steps, prosody = ar.generate(text_tokens, text_lens, prompt_codes, prompt_lens,
-            prompt_text_lens=prompt_text_lens, prosody_sampler=prosody_sampler, control=control,
-            **common)  # fmt: skip
+        steps, prosody = self.require_ar().generate(
+            text_tokens, text_lens, prompt_codes, prompt_lens, prompt_text_lens=prompt_text_lens,
+            language=language, sampler=sampler, prosody_sampler=prosody_sampler,
+            generator=generator, max_len_ratio=max_len_ratio, control=control,
+        )  # fmt: skip
         inputs = SynthesisInputs(
             text_tokens, text_lens, prompt_codes, prompt_lens, language, prompt_text_lens
         )
