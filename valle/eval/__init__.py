@@ -10,7 +10,15 @@ Public entry points (see each module for the paper practice it follows):
   best-of-N selection (fewest errors, highest similarity, VALL-E 2's capped similarity then WER).
 - :mod:`valle.eval.loops`: the loop test (outputs that hit the length cap or repeat one code),
   greedy vs repetition-aware sampling; ``valle-bench loops``.
-- :mod:`valle.eval.resynth`: ``resynthesize`` (codec row, reconstructed prompts for SIM-r).
+- :mod:`valle.eval.resynth`: ``resynthesize`` (codec row, reconstructed prompts for SIM-r);
+  :mod:`valle.eval.resynth_files` writes them for a list or a manifest.
+- :mod:`valle.eval.references`, :mod:`valle.eval.system_outputs`, :mod:`valle.eval.transcribe`,
+  :mod:`valle.eval.protocol_similarity`: what ``valle-bench wer`` and ``sim`` read and score.
+- :mod:`valle.eval.speed` (one row per model and batch), :mod:`valle.eval.decode_timing`,
+  :mod:`valle.eval.matvec_floor`, :mod:`valle.eval.train_speed`, :mod:`valle.eval.peak_memory`,
+  :mod:`valle.eval.speed_table`: ``valle-bench speed``.
+- :mod:`valle.eval.trained_model`: the checkpoint loader of ``speed``, ``diagnose`` and
+  ``loops`` (one read, one source for the frame rate); :mod:`valle.eval.cuts`.
 - :mod:`valle.eval.report`: ``ResultsTable`` (CSV, markdown, PNG).
 - :mod:`valle.eval.diagnose`, :mod:`valle.eval.teacher_forcing`, :mod:`valle.eval.attention_maps`:
   learning diagnostics (text-conditioning gap, persistence baselines, audio->text attention
