@@ -61,3 +61,38 @@ def test_a_language_ar_is_timed_too(tmp_path) -> None:
     assert main(argv) == 0
     (row,) = list(csv.DictReader(out.open()))
     assert int(row["steps"]) == round(0.4 * 75) and float(row["ar_ms_step"]) > 0
+
+
+def test_vallr_is_timed_and_merged_codes_halve_its_steps(tmp_path) -> None:
+    """VALL-E R's AR reads [code, pointer, phoneme] steps and its NAR each frame's phoneme:
+    the bench drives both through the model's own decoding (it failed on both before), and
+    the merged-codes preset (rate 2) makes half the AR steps for the same speech, its NAR
+    timed over the frames the steps make."""
+    torch.set_num_threads(1)
+    rows = {}
+    for variant in ("vallr", "vallr_merged"):
+        out = tmp_path / f"{variant}.csv"
+        argv = ["speed", "--variant", variant, "--sizes", "tiny", "--batch-sizes", "1",
+                "--seconds", "0.4", "--prompt-seconds", "0.2", "--phonemes", "12",
+                "--threads", "1", "--nocache-points", "2", "--nar-stages-timed", "1",
+                "--train-steps", "0", "--out", str(out)]  # fmt: skip
+        assert main(argv) == 0
+        (rows[variant],) = list(csv.DictReader(out.open()))
+    frames = round(0.4 * 75)
+    assert (int(rows["vallr"]["steps"]), int(rows["vallr"]["frames_per_step"])) == (frames, 1)
+    merged = rows["vallr_merged"]
+    assert (int(merged["steps"]), int(merged["frames_per_step"])) == (frames // 2, 2)
+    assert float(merged["nar_s"]) > 0 and float(rows["vallr"]["nocache_ms_step"]) > 0
+
+
+def test_the_fed_back_step_of_a_pointer_ar_moves_its_pointer() -> None:
+    """The bench feeds back what the head draws (code, pointer move, phoneme), never EOS."""
+    from valle.eval.decode_timing import time_cached_ar
+    from valle.testing.model import tiny_model
+
+    model = tiny_model(seed=0, variant="vallr", text_vocab_size=20).eval()
+    text = torch.randint(1, 20, (1, 6))
+    prompt = torch.randint(0, model.ar.layout.codebook_size, (1, 5, 4))
+    out = time_cached_ar(model.ar, text, torch.tensor([6]), prompt, torch.tensor([5]), 8)
+    codes = out[3]
+    assert codes.shape == (1, 8) and int(codes.max()) < model.ar.layout.codebook_size

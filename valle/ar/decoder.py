@@ -215,6 +215,10 @@ class ARDecoder(nn.Module):
         Timing and tools that drive ``step`` themselves call this instead of ``self``."""
         return self
 
+    def layout_step(self, step: Tensor) -> Tensor:
+        """The layout's step inside a fed step (B, *E): the step itself."""
+        return step
+
     def step(self, step_in: Tensor, pos: SegmentPositions, cache: KVCache) -> Tensor:
         """Feed one step per row (B, *E) at positions ``pos`` (B, 1); the head's output (B, *E, ...).
 

@@ -61,6 +61,12 @@ class Decodable(Protocol):
 
     def step(self, step_in: Tensor, pos: SegmentPositions, cache: KVCache) -> Tensor: ...
 
+    def layout_step(self, step: Tensor) -> Tensor:
+        """The layout's step (B, *E) inside a step this decoding feeds (B, ...): what
+        ``layout.from_steps`` reads (the step itself, or its code for a phoneme-aligned AR).
+        For tools that drive ``step`` themselves; :func:`generate_ar` does not call it."""
+        ...
+
 
 def max_new_steps(text_lens: Tensor, ratio: float) -> Tensor:
     """Per-row bound ``max(1, ceil(ratio * text_len))`` (B,) long (frames)."""

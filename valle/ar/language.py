@@ -177,6 +177,9 @@ class LanguageDecoding:
         tagged = LanguagePositions.tag(pos, self.ids.target[:, None].expand_as(pos.index))
         return self.ar.step(step_in, tagged, cache)
 
+    def layout_step(self, step: Tensor) -> Tensor:
+        return self.ar.layout_step(step)
+
 
 def build_language_ar_decoder(cfg: ARConfig, vocab: VocabConfig, **parts: Any) -> LanguageARDecoder:
     """:func:`~valle.ar.builders.build_ar_decoder` making a :class:`LanguageARDecoder`;

@@ -445,6 +445,15 @@ class PointerARDecoder(ARDecoder):
         mask = torch.arange(T, device=lens.device) < lens[:, None]
         return out, torch.stack([codes, move], dim=-1), mask
 
+    def decoding(self, text_tokens: Tensor, language: Any = None) -> PointerDecoding:
+        """Incremental decoding of a call with the whole text as the target (the pointer
+        starts at phoneme 0, the prompt frames carry phoneme 0 too), moves drawn by the head's
+        rule: for tools that time ``step`` (``valle-bench speed``); :meth:`generate` builds
+        its own with the prompt's alignment."""
+        B = text_tokens.shape[0]
+        start = torch.zeros(B, dtype=torch.long, device=text_tokens.device)
+        return PointerDecoding(self, text_tokens, start, start.new_zeros(B, 0))
+
     @torch.no_grad()
     def generate(  # type: ignore[override]
         self,
@@ -607,6 +616,10 @@ class PointerDecoding:
             pos.segment, pos.index, pos.valid, step_in[:, None, STEP_POINTER]
         )
         return self.ar.step(step_in, aligned, cache)
+
+    def layout_step(self, step: Tensor) -> Tensor:
+        """A fed step (B, 3) = [code, pointer, phoneme id] -> its code (B,)."""
+        return step[:, STEP_CODE]
 
 
 # --------------------------------------------------------------------------- config + builder

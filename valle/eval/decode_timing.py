@@ -10,15 +10,17 @@ differs, so that each run makes exactly the number of steps asked for:
 - :func:`time_cached_ar`: the layout's ``to_steps`` / ``with_bos``, then ``ar.decoding(text)``
   (what ``generate`` steps on; VALL-E X's tags the steps with a language), its ``prefill``
   once and ``step`` per step, each timed;
-- :func:`time_recomputed_ar`: no cache: ``ar.hidden`` over ``[text ; BOS, prompt, steps so
-  far]`` and ``ar.head`` at the last position (``ARDecoder.forward`` is the head over every
-  position; a recomputing decoder needs the last only), timed at a few lengths and fitted by a
-  quadratic (linear layers + quadratic attention);
+- :func:`time_recomputed_ar`: no cache: the decoding's ``prefill`` over ``[text ; BOS,
+  prompt, steps so far]`` (the whole prefix and the head at its last position, which is what a
+  decoder without a cache runs per step), timed at a few lengths and fitted by a quadratic
+  (linear layers + quadratic attention);
 - :func:`time_nar`: the NAR's forward per stage, scaled to all stages;
 - :func:`time_refine`: a mel model's post-net over the whole output (MELLE).
 
-:func:`next_input` picks the input fed back: the best code other than EOS, or a continuous
-head's mean step (MELLE; its stop flag is not read).
+The step fed back is drawn by the decoding's own head (``head.start`` / ``head.sample``, as
+:func:`~valle.ar.generate.generate_ar` does; a phoneme-aligned AR's head also moves its pointer)
+with :func:`feedback_sampler`: the best code other than EOS, or a continuous head's mean step
+(MELLE; its stop flag is not read), so that no row ends early.
 """
 
 from __future__ import annotations
@@ -33,17 +35,36 @@ from torch import Tensor
 from valle.eval.clock import sync
 from valle.eval.matvec_floor import MatvecPass
 
-__all__ = ["next_input", "time_cached_ar", "time_nar", "time_recomputed_ar", "time_refine"]
+__all__ = [
+    "NeverStopGreedy",
+    "feedback_sampler",
+    "time_cached_ar",
+    "time_nar",
+    "time_recomputed_ar",
+    "time_refine",
+]
 
 
-def next_input(ar: Any, out: Tensor) -> Tensor:
-    """The step (B, *E) fed back after head output ``out``, never ending a row."""
+class NeverStopGreedy:
+    """Token sampler (logits (B, V), history, generator) -> (B,): the best of the first
+    ``codebook_size`` classes, so a categorical head's EOS (the last class) is never drawn."""
+
+    def __init__(self, codebook_size: int) -> None:
+        self.codebook_size = codebook_size
+
+    def __call__(self, logits: Tensor, history: Any, generator: Any) -> Tensor:
+        return logits[:, : self.codebook_size].argmax(-1)
+
+
+def feedback_sampler(ar: Any) -> Any:
+    """The sampler of the fed-back steps: :class:`NeverStopGreedy` over a discrete layout's
+    codes, the mean (noise scale 0) of a continuous head."""
     cb = getattr(ar.layout, "codebook_size", None)
     if cb is None:
         from valle.sampling.latent import GaussianSampler
 
-        return ar.head.sample(out, None, GaussianSampler(0.0), None)  # (B, *E)
-    return out[..., :cb].argmax(-1)  # (B, *E)
+        return GaussianSampler(0.0)
+    return NeverStopGreedy(int(cb))
 
 
 @torch.inference_mode()
@@ -60,7 +81,8 @@ def time_cached_ar(
     """Cached decoding of ``steps`` AR steps after a prompt (B, P, ...) of lengths ``pl``.
 
     Every ``floor_every`` steps one ``floor`` pass is timed too, so that steps and floor see
-    the same machine load. Returns (prefill s, per-step s, floor pass s, steps (B, T, *E),
+    the same machine load. Returns (prefill s, per-step s, floor pass s, the layout's steps
+    (B, T, *E) (:meth:`layout_step` of each fed step),
     the AR's audio input ``[BOS, prompt]`` (B, P + 1, *E), its lengths (B,)).
     """
     device = text.device
@@ -70,20 +92,23 @@ def time_cached_ar(
     sync(device)
     t0 = time.perf_counter()
     dec = ar.decoding(text)  # what generate steps on (VALL-E X: steps tagged with a language)
+    sampler = feedback_sampler(ar)
+    memory = dec.head.start(p_steps, p_lens, steps)
     logits, cache = dec.prefill(text, tl, audio_in, in_lens, capacity=capacity)
-    ids = next_input(ar, logits)  # (B, *E) never EOS: every run makes `steps` steps
+    fed = dec.head.sample(logits, memory, sampler, None)  # never EOS: `steps` steps every run
     sync(device)
     prefill = time.perf_counter() - t0
-    codes = ids.new_zeros(text.shape[0], steps, *ids.shape[1:])  # (B, T, *E)
-    codes[:, 0] = ids
+    first = dec.layout_step(fed)  # (B, *E)
+    codes = first.new_zeros(text.shape[0], steps, *first.shape[1:])  # (B, T, *E)
+    codes[:, 0] = first
     index = in_lens.clone()
     ones = torch.ones_like(index)
     times, floors = [], []
     for n in range(1, steps):
         t0 = time.perf_counter()
-        logits = dec.step(ids, dec.audio_positions(ones, 1, index), cache)
-        ids = next_input(ar, logits)
-        codes[:, n] = ids
+        logits = dec.step(fed, dec.audio_positions(ones, 1, index), cache)
+        fed = dec.head.sample(logits, memory, sampler, None)
+        codes[:, n] = dec.layout_step(fed)
         sync(device)
         times.append(time.perf_counter() - t0)
         index += 1
@@ -109,12 +134,13 @@ def time_recomputed_ar(
     T = codes.shape[1]
     lengths = sorted({int(round(x)) for x in np.linspace(0, T - 1, max(1, points))})
     seconds = []
+    dec = ar.decoding(text)
     for n in lengths:
         a = torch.cat([audio_in, codes[:, :n]], dim=1)  # (B, P + 1 + n, *E)
         sync(device)
         t0 = time.perf_counter()
-        h = ar.hidden(text, tl, a, in_lens + n)  # (B, P + 1 + n, D)
-        ar.head(h[:, -1])  # (B, *E, V): the last position's output, as a step needs
+        # the whole prefix and the head at its last position: one step without a cache
+        dec.prefill(text, tl, a, in_lens + n, capacity=text.shape[1] + a.shape[1])
         sync(device)
         seconds.append(time.perf_counter() - t0)
     if len(lengths) == 1:
@@ -142,10 +168,14 @@ def time_nar(
     codes = torch.zeros(B, T, Q, dtype=torch.long, device=device)  # (B, T, Q)
     codes[..., 0] = first
     lens = torch.full((B,), T, dtype=torch.long, device=device)
+    cond = None  # a phoneme-aligned NAR: phoneme id 1 on every frame (same work as real ids)
+    if getattr(getattr(nar, "audio_conditioner", None), "needs_frame_ids", False):
+        cond = torch.ones(B, prompt.shape[1] + T, dtype=torch.long, device=device)
     sync(device)
     t0 = time.perf_counter()
     for stage in range(1, timed + 1):
-        codes[..., stage] = nar(text, tl, prompt, pl, codes, lens, stage).argmax(-1)
+        logits = nar(text, tl, prompt, pl, codes, lens, stage, audio_cond=cond)  # (B, T, V)
+        codes[..., stage] = logits.argmax(-1)
     sync(device)
     return (time.perf_counter() - t0) * (Q - 1) / timed, timed
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,7 @@ from torch import Tensor, nn
 from valle.eval.decode_timing import time_cached_ar, time_nar, time_recomputed_ar, time_refine
 from valle.eval.matvec_floor import MatvecPass, matvec_floor_ms
 from valle.eval.peak_memory import PeakMemory
+from valle.eval.speed_row import SpeedRow
 from valle.eval.speed_table import COLUMNS, format_table, summaries, write_table
 from valle.eval.train_speed import TrainSetup, TrainSpeed, measure_train_speed
 from valle.eval.trained_model import TrainedModel
@@ -103,39 +104,6 @@ class SpeedSetup:
     @property
     def prompt_frames(self) -> int:
         return int(round(self.prompt_seconds * self.frame_rate))
-
-
-@dataclass
-class SpeedRow:
-    """One line of the table (times in ms or s as named)."""
-
-    size: str
-    batch: int
-    device: str
-    threads: int
-    text_tokens: int
-    prompt_frames: int
-    steps: int  # AR steps per row: ceil(frames / frames_per_step)
-    ar_ms_step: float  # KV cache, mean over all steps
-    ar_ms_early: float  # mean over the first 10 % of steps
-    ar_ms_late: float  # mean over the last 10 % of steps
-    nocache_ms_step: float  # recomputation, quadratic fit averaged over all steps
-    nocache_points: int  # lengths actually timed for it
-    speedup: float  # nocache_ms_step / ar_ms_step
-    floor_ms: float  # one x @ W.T over all AR weight matrices (mean of passes between steps)
-    step_over_floor: float  # ar_ms_step / floor_ms
-    floor_best_ms: float  # fastest of those passes
-    prefill_ms: float
-    nar_s: float  # all Q - 1 stages
-    nar_stages_timed: int
-    rtf: float  # (prefill + AR steps + NAR) / (batch * seconds)
-    peak_mem_mb: float
-    mem_kind: str  # what peak_mem_mb measures
-    train_tokens_per_s: float = float("nan")  # code frames per second of training (B*T / step)
-    train_ms_step: float = float("nan")  # forward + backward + AdamW step
-    train_peak_mem_mb: float = float("nan")
-    frames_per_step: int = 1  # G: frames one AR step makes (VALL-E 2's group size)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def build_random_model(
@@ -212,7 +180,9 @@ def measure_speed(
         nar_s, nar_timed = (0.0, 0)
         if nar is not None:
             logger.info("%s B=%d: NAR", size, batch)
-            first = codes.flatten(1)  # (B, T) frames in order (a grouped layout's steps)
+            # (B, T') the first codebook's frames the steps make (grouped: G a step; merged
+            # codes: each step repeated over its m frames)
+            first = torch.stack([ar.layout.from_steps(c)[:, 0] for c in codes])
             nar_s, nar_timed = time_nar(nar, text, tl, prompt, pl, first, setup.nar_stages_timed)
         refine: Any = getattr(model, "refine", None)
         if refine is not None:  # MELLE's post-net over the whole output, in the "NAR" time

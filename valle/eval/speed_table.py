@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from valle.eval.speed import SpeedRow
+    from valle.eval.speed_row import SpeedRow
 
 __all__ = ["COLUMNS", "format_table", "summaries", "write_table"]
 

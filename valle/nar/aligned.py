@@ -45,6 +45,10 @@ class AlignedPhonemeConditioner(nn.Module):
     """Audio inputs (B, L, D) + the embedding of each frame's phoneme id (B, L); PAD_ID adds
     nothing. ``phonemes`` is the NAR's text embedding (not a submodule: the NAR owns it)."""
 
+    # every call needs per-frame ids: tools that run the NAR without an alignment (the speed
+    # bench) read this and give it some
+    needs_frame_ids = True
+
     def __init__(self) -> None:
         super().__init__()
         self._phonemes: list[nn.Module] = []
