@@ -5,9 +5,15 @@ r"""valle-infer: zero-shot TTS with a trained checkpoint (recipe stage 7).
         --prompt-text "transcript of the prompt" --text "what to say" --out out.wav
 
     # many: one JSON object per line {"id", "text", "prompt_wav", "prompt_text", "language"}
-    # (optional "prompt_language", "accent")
+    # (optional "prompt_language", "accent", "reference_wav")
     valle-infer --checkpoint exp/valle/model.pt --jobs jobs.jsonl --out-dir exp/valle/decode \
         --batch-size 8
+
+    # prosody control (vallr, ralle): say --text with the timing (ralle: and pitch) of REF.wav,
+    # a recording of --text; the aligner of the model's data gives its frames per phoneme
+    valle-infer --checkpoint exp/vallr/model.pt --prompt-wav spk1.wav --prompt-text "..." \
+        --text "what to say" --reference-wav ref.wav --aligner data/align/aligner.pt \
+        [--speed 0.8] --out out.wav
 
 A bad job (a malformed line, a missing prompt, text the model cannot say, an output it
 cannot write) is reported with its id, line and reason, and the other jobs go on; the run
@@ -20,6 +26,14 @@ and --codec-dir (a directory with codec.json, a mel-RVQ or an EnCodec directory)
 longer than 1.5 x --prompt-seconds are cut at a pause near --prompt-seconds, the transcript
 proportionally (a warning says so; --no-trim keeps them whole). Outputs are 16-bit WAVs at
 the codec's rate, written atomically; the continuation only.
+
+Prosody control (a model with it: vallr, ralle): --speed scales the model's own durations;
+--reference-wav (or a job's "reference_wav") is a recording that says --text (the job's
+"text"): the trained aligner (--aligner, written by prepare.sh --align true) gives its codec
+frames per target phoneme, which the model follows exactly (ralle: also its pitch tokens);
+--speed and --pitch-scale then scale them. The aligner must come from the model's data (same
+tokens.txt, same codec frame rate). A text longer than --max-phonemes is spoken in chunks
+that take the durations of their own phonemes.
 """
 
 from __future__ import annotations
@@ -132,6 +146,19 @@ def build_parser() -> argparse.ArgumentParser:
         "predicted voiced pitch token moves by that many log-F0 buckets (default: its own)",
     )
     p.add_argument(
+        "--reference-wav",
+        default=None,
+        help="prosody control (vallr, ralle; needs --aligner): a recording that says --text; "
+        "the speech follows its frames per phoneme (ralle: and its pitch), then --speed / "
+        '--pitch-scale; --jobs lines take it as "reference_wav"',
+    )
+    p.add_argument(
+        "--aligner",
+        default=None,
+        help="trained aligner of the model's data (data/align/aligner.pt, prepare.sh --align "
+        "true) that turns a reference recording into durations",
+    )
+    p.add_argument(
         "--max-phonemes",
         type=int,
         default=150,
@@ -161,7 +188,9 @@ def _sampler(args: argparse.Namespace) -> Any:
     )
 
 
-_JOB_KEYS = ("id", "text", "prompt_wav", "prompt_text", "language", "prompt_language", "accent")
+_JOB_KEYS = ("id", "text", "prompt_wav", "prompt_text", "language", "prompt_language", "accent",
+             "reference_wav")  # fmt: skip
+_OPTIONAL_KEYS = ("language", "prompt_language", "accent", "reference_wav")
 
 
 def _decode_line(raw: bytes) -> str:
@@ -187,12 +216,11 @@ def _job(d: Any, base: Path, default_language: str, default_accent: str | None =
         raise InferError(f"unknown key(s) {sorted(unknown)}")
     for key in _JOB_KEYS:
         value = d.get(key)
-        optional = key in ("language", "prompt_language", "accent") and value is None
+        optional = key in _OPTIONAL_KEYS and value is None
         if not isinstance(value, str) and not optional and not (key == "id" and type(value) is int):
             raise InferError(f"{key!r} must be a string, got {type(value).__name__} {value!r}")
-    wav = Path(d["prompt_wav"])
-    if not wav.is_absolute() and not wav.exists() and (base / wav).exists():
-        wav = base / wav
+    wav = _near(Path(d["prompt_wav"]), base)
+    reference = d.get("reference_wav")
     return SynthesisJob(
         text=d["text"],
         prompt_wav=wav,
@@ -201,7 +229,15 @@ def _job(d: Any, base: Path, default_language: str, default_accent: str | None =
         prompt_language=d.get("prompt_language"),
         id=str(d["id"]),
         accent=d.get("accent") or default_accent,
+        reference_wav=None if reference is None else _near(Path(reference), base),
     )
+
+
+def _near(path: Path, base: Path) -> Path:
+    """A relative path from the cwd, else from ``base`` (the jobs file's directory)."""
+    if not path.is_absolute() and not path.exists() and (base / path).exists():
+        return base / path
+    return path
 
 
 def load_jobs(
@@ -242,6 +278,8 @@ def load_jobs(
             job = _job(d, path.parent, default_language, default_accent)
             if not Path(job.prompt_wav).is_file():
                 raise InferError(f"prompt recording {job.prompt_wav} not found")
+            if job.reference_wav is not None and not Path(job.reference_wav).is_file():
+                raise InferError(f"reference recording {job.reference_wav} not found")
         except InferError as e:
             failures.append(JobFailure(job_id, f"{path}:{lineno}", str(e)))
             continue
@@ -331,7 +369,16 @@ def run(args: argparse.Namespace) -> int:
         (write or print)(f"valle-infer: failed: {failures[-1]}", file=sys.stderr)
 
     single = [args.text, args.prompt_wav, args.prompt_text, args.out]
+    if args.aligner is not None and not Path(args.aligner).is_file():
+        raise InferError(
+            f"--aligner {args.aligner} not found; the aligner stage writes it "
+            "(prepare.sh --align true: data/align/aligner.pt)"
+        )
     if args.jobs:
+        if args.reference_wav is not None:
+            raise InferError(
+                '--reference-wav says --text; with --jobs give each job its "reference_wav"'
+            )
         if any(v is not None for v in single):
             raise InferError(
                 "give either --jobs/--out-dir or --text/--prompt-wav/--prompt-text/--out"
@@ -357,13 +404,29 @@ def run(args: argparse.Namespace) -> int:
             work.append((where, job, out))
         if not work:
             raise InferError(f"--jobs file {args.jobs}: no job can run ({len(failures)} failed)")
+        if args.aligner is None and any(job.reference_wav is not None for _, job, _ in work):
+            raise InferError(
+                f'--jobs file {args.jobs}: jobs with a "reference_wav" need --aligner '
+                "(data/align/aligner.pt, prepare.sh --align true)"
+            )
     else:
         if any(v is None for v in single):
             raise InferError(
                 "pass --text, --prompt-wav, --prompt-text and --out (or --jobs and --out-dir)"
             )
+        reference = None
+        if args.reference_wav is not None:
+            reference = Path(args.reference_wav)
+            if not reference.is_file():
+                raise InferError(f"--reference-wav {reference} not found")
+            if args.aligner is None:
+                raise InferError(
+                    "--reference-wav needs --aligner (data/align/aligner.pt, prepare.sh "
+                    "--align true): the aligner turns the recording into durations"
+                )
         job = SynthesisJob(args.text, Path(args.prompt_wav), args.prompt_text, args.language,
-                           args.prompt_language, accent=args.accent)  # fmt: skip
+                           args.prompt_language, accent=args.accent,
+                           reference_wav=reference)  # fmt: skip
         work = [("--text", job, check_writable(args.out))]  # before any synthesis
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise InferError(f"--device {args.device}: no CUDA device here; use --device cpu")
@@ -381,6 +444,7 @@ def run(args: argparse.Namespace) -> int:
         speed=args.speed,
         pitch_scale=args.pitch_scale,
         quantize=args.quantize,
+        aligner=args.aligner,
     )
     start = time.perf_counter()
     generator = torch.Generator(device=synth.device).manual_seed(args.seed)

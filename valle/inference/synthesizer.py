@@ -14,6 +14,13 @@ clause, then word boundaries, :mod:`valle.inference.chunking`), each continuing 
 prompt, joined with ``chunk_pause`` seconds of silence: time and memory stay bounded by the
 chunk, not the text. Punctuation the symbol table lacks is rewritten into the pauses it has
 (:func:`valle.text.punctuation.fit_punctuation`).
+
+Prosody from a reference (a model whose ``generate`` takes ``durations``: VALL-E R, RALL-E):
+a job's ``reference_wav`` says its target text; the aligner (``Synthesizer(aligner=...)``)
+gives its frames per target phoneme (and, for a model with pitch tokens, its pitch tokens),
+which the model follows (:mod:`valle.inference.reference`); ``speed`` / ``pitch_scale`` then
+scale them as the model defines. A long text's chunks take the durations of their own
+phonemes; the word boundary dropped at a cut loses its frames to ``chunk_pause``.
 """
 
 from __future__ import annotations
@@ -44,6 +51,12 @@ from valle.inference.codec_spec import (
 )
 from valle.inference.prompt import PromptAudio, PromptTrim, load_prompt, trim_prompt
 from valle.inference.quantize import quantize_model
+from valle.inference.reference import (
+    ReferenceAudio,
+    ReferenceProsody,
+    load_aligner_for,
+    reference_prosody,
+)
 from valle.sampling import TokenSampler
 from valle.text import SymbolTable, UnknownSymbolError, language_id, tokenize_text
 from valle.text.language_tags import (
@@ -87,6 +100,8 @@ class SynthesisJob:
     prompt_sample_rate: int | None = None  # rate of array prompts (None: the codec's)
     id: str | None = None
     accent: str | None = None  # language id of the generated speech (None: the text's own)
+    reference_wav: ReferenceAudio | None = None  # says ``text``: its durations (and pitch)
+    reference_sample_rate: int | None = None  # rate of an array reference (None: the codec's)
 
 
 @dataclass
@@ -97,6 +112,8 @@ class _Prepared:  # one row of a generate call: a job, or one chunk of a long jo
     prompt_text_len: int | None = None  # leading text_ids that are the prompt's transcript
     prompt_language: int | None = None  # language id of the prompt's speech
     language_tokens: list[int] | None = None  # language id of every text_ids entry
+    durations: list[int] | None = None  # frames per target token (a reference's), forced
+    pitch: list[int] | None = None  # pitch token per target token (a reference's), forced
 
 
 @dataclass
@@ -166,6 +183,10 @@ class Synthesizer:
         quantize: weight precision of the model at inference (:mod:`valle.inference.quantize`):
             None or ``"none"`` (float32), ``"int8"`` (CPU: int8 weights of every linear layer),
             ``"bf16"``; the codec is left as it is.
+        aligner: the trained aligner (``data/align/aligner.pt`` or a
+            :class:`valle.align.Aligner`) that turns a job's ``reference_wav`` into durations;
+            needs a model with prosody control and the aligner of the model's data (same
+            symbol table, same codec frame rate). None: references are refused.
     """
 
     def __init__(
@@ -183,7 +204,10 @@ class Synthesizer:
         speed: float | None = None,
         pitch_scale: float | None = None,
         quantize: str | None = None,
+        aligner: Any = None,
     ) -> None:
+        if aligner is not None:
+            self._check_prosody_control(model, "a reference recording (aligner)")
         if speed is not None:
             if not speed > 0:
                 raise ValueError(f"speed must be > 0, got {speed}")
@@ -217,6 +241,15 @@ class Synthesizer:
         self.max_len_ratio = max_len_ratio
         self._prompts: OrderedDict[tuple[Any, ...], tuple[Tensor, str]] = OrderedDict()
         self._check_vocab()
+        self.aligner = None if aligner is None else load_aligner_for(aligner, symbols, codec)
+
+    @staticmethod
+    def _check_prosody_control(model: nn.Module, what: str) -> None:
+        if "durations" not in inspect.signature(model.generate).parameters:  # type: ignore[arg-type]
+            raise ValueError(
+                f"{what} needs a model with prosody control (a generate that takes durations: "
+                f"the vallr or ralle variant); this {type(model).__name__} has none"
+            )
 
     # ------------------------------------------------------------------ construction
 
@@ -534,7 +567,56 @@ class Synthesizer:
             # the generated speech's language (VALL-E X): the chunk's own, or the accent asked
             lang = language_id(job.accent) if job.accent else dominant_language(row_langs[n:])
             rows.append(_Prepared(ids, codes, lang, n, prompt_lang, row_langs))
+        if job.reference_wav is not None:
+            ref = self.reference_prosody(
+                job.reference_wav, job.text, job.language, job.reference_sample_rate
+            )
+            # each chunk takes the values of its own target phonemes (chunks are the target's
+            # tokens in order, boundary tokens at the cuts left out)
+            tokens = [self.symbols.decode(r.text_ids[n:]) for r in rows]
+            durs = _chunk_languages(ref.phonemes, ref.durations.tolist(), tokens)
+            pitch = None
+            if ref.pitch is not None:
+                pitch = _chunk_languages(ref.phonemes, ref.pitch.tolist(), tokens)
+            for i, r in enumerate(rows):
+                r.durations = durs[i]
+                r.pitch = None if pitch is None else pitch[i]
         return PreparedJob(rows, job.id)
+
+    def reference_prosody(
+        self,
+        reference_wav: ReferenceAudio,
+        text: str,
+        language: str = "en",
+        sample_rate: int | None = None,
+    ) -> ReferenceProsody:
+        """Frames (and, for a model with pitch tokens, pitch tokens) per target phoneme of
+        ``text`` from a recording that says it (:mod:`valle.inference.reference`); the
+        phonemes are this synthesizer's own tokens of ``text`` (those after the prompt
+        transcript in :meth:`text_ids`). Needs the ``aligner``."""
+        self._check_prosody_control(self.model, "a reference recording")
+        if self.aligner is None:
+            raise ValueError(
+                "a reference recording needs the aligner: Synthesizer(aligner="
+                "'data/align/aligner.pt') / valle-infer --aligner (prepare.sh --align true "
+                "writes it)"
+            )
+        phonemes = self._target(text, language)
+        name = str(reference_wav) if isinstance(reference_wav, (str, os.PathLike)) else None
+        return reference_prosody(reference_wav, phonemes, self.codec, self.aligner,
+                                 source_rate=sample_rate, pitch=self._pitch_quantizer(),
+                                 name=name or "the reference")  # fmt: skip
+
+    def _pitch_quantizer(self) -> Any:
+        """The model's pitch buckets when its ``generate`` takes ``pitch`` (RALL-E's
+        ``prosody.pitch_buckets``; the quantiser's fixed F0 range), else None."""
+        from valle.data.prosody import PitchQuantizer
+
+        if "pitch" not in inspect.signature(self.model.generate).parameters:  # type: ignore[arg-type]
+            return None
+        prosody = getattr(getattr(self.model, "config", None), "prosody", None)
+        buckets = getattr(prosody, "pitch_buckets", None)
+        return None if buckets is None else PitchQuantizer(num_buckets=int(buckets))
 
     # ------------------------------------------------------------------ synthesis
 
@@ -551,6 +633,8 @@ class Synthesizer:
         generator: torch.Generator | None = None,
         sampler: TokenSampler | None = None,
         accent: str | None = None,
+        reference_wav: ReferenceAudio | None = None,
+        reference_sample_rate: int | None = None,
     ) -> tuple[np.ndarray, int]:
         """Say ``text`` in the voice of ``prompt_wav``; returns (wave float32 (N,), sample rate).
 
@@ -561,9 +645,15 @@ class Synthesizer:
         text's ("auto": detected by script; ``[EN]..[EN][ZH]..[ZH]`` tags for code-switched
         text). ``accent``: the language id of the generated speech for a model with language
         ids (None: the text's own, native speech; e.g. the prompt's language: its accent).
+
+        Prosody control (a model with it, and the ``aligner``): ``reference_wav`` (a file, or
+        samples at ``reference_sample_rate``) says ``text``; the speech follows its frames
+        per phoneme (and its pitch tokens for a model with them), scaled by ``speed`` /
+        ``pitch_scale``.
         """
         job = SynthesisJob(text, prompt_wav, prompt_text, language, prompt_language,
-                           prompt_sample_rate, accent=accent)  # fmt: skip
+                           prompt_sample_rate, accent=accent, reference_wav=reference_wav,
+                           reference_sample_rate=reference_sample_rate)  # fmt: skip
         return self.synthesize_batch([job], seed=seed, generator=generator, sampler=sampler)[0]
 
     def synthesize_batch(
@@ -646,8 +736,9 @@ class Synthesizer:
     def synthesis_inputs(self, rows: Sequence[_Prepared]) -> SynthesisInputs:
         """Rows of :meth:`prepare` (jobs, or chunks of long jobs) as one batch on the model's
         device, right-padded with zeros: text (B, S), prompt codes (B, P, Q) (or (B, P, F)
-        mel frames of a mel wave maker), each row's generated-speech language (B,), and
-        ``prompt_text_lens`` (B,) when every row knows it."""
+        mel frames of a mel wave maker), each row's generated-speech language (B,),
+        ``prompt_text_lens`` (B,) when every row knows it, and the forced ``durations``
+        (B, S) (0 outside the target text) when every row has a reference's."""
         dev = self.device
         text_lens = torch.tensor([len(r.text_ids) for r in rows], dtype=torch.long, device=dev)
         prompt_lens = torch.tensor([len(r.prompt_codes) for r in rows], dtype=torch.long,
@@ -664,7 +755,9 @@ class Synthesizer:
         if all(r.prompt_text_len is not None for r in rows):  # the NAR may read the target alone
             prompt_text_lens = torch.tensor([r.prompt_text_len for r in rows], dtype=torch.long,
                                             device=dev)  # fmt: skip
-        return SynthesisInputs(text, text_lens, prompt, prompt_lens, language, prompt_text_lens)
+        durations = _target_values(rows, lambda r: r.durations, text, 0)  # (B, S) or None
+        return SynthesisInputs(text, text_lens, prompt, prompt_lens, language, prompt_text_lens,
+                               durations=durations)  # fmt: skip
 
     def _generate(
         self,
@@ -673,10 +766,25 @@ class Synthesizer:
         sampler: TokenSampler | None,
     ) -> list[tuple[np.ndarray, int]]:
         B = len(items)
+        forced = [i.durations is not None for i in items]
+        if any(forced) and not all(forced):  # forced durations steer every row of a call
+            out: list[Any] = [None] * B
+            for want in (True, False):
+                idx = [b for b in range(B) if forced[b] == want]
+                part = self._generate([items[b] for b in idx], generator, sampler)
+                for b, result in zip(idx, part, strict=True):
+                    out[b] = result
+            return out
         inputs = self.synthesis_inputs(items)
         kwargs: dict[str, Any] = {}
         if self.max_len_ratio is not None:
             kwargs["max_len_ratio"] = self.max_len_ratio
+        if inputs.durations is not None:
+            kwargs["durations"] = inputs.durations
+            kwargs.update(self._forced_bound(inputs))
+            pitch = _target_values(items, lambda r: r.pitch, inputs.text_tokens, -1)
+            if pitch is not None:  # -1: left to the model
+                kwargs["pitch"] = pitch
         if self.speed is not None:
             kwargs["speed"] = self.speed
         if self.pitch_scale is not None:
@@ -698,9 +806,7 @@ class Synthesizer:
             )  # B x (T_b, Q)
             nonempty = [b for b, c in enumerate(codes) if c.shape[0] > 0]
             waves = self.codec.decode([codes[b].cpu() for b in nonempty]) if nonempty else []
-        out: list[tuple[np.ndarray, int]] = [
-            (np.zeros(0, dtype=np.float32), self.sample_rate) for _ in range(B)
-        ]
+        out = [(np.zeros(0, dtype=np.float32), self.sample_rate) for _ in range(B)]
         for b, w in zip(nonempty, waves, strict=True):
             out[b] = (w.detach().float().cpu().numpy().reshape(-1), self.sample_rate)
         if len(nonempty) < B:
@@ -708,3 +814,31 @@ class Synthesizer:
                 "%d of %d jobs ended at once (EOS first): empty waves", B - len(nonempty), B
             )
         return out
+
+    def _forced_bound(self, inputs: SynthesisInputs) -> dict[str, float]:
+        """``max_len_ratio`` raised, when needed, so that the AR's length bound (frames per
+        text token) fits the forced durations scaled by ``speed`` (a slow reference is not
+        cut short by a bound meant for the model's own rate)."""
+        assert inputs.durations is not None
+        ratio = self.max_len_ratio
+        if ratio is None:
+            ratio = getattr(getattr(self.model, "ar", None), "max_len_ratio", None)
+        if ratio is None:
+            return {}
+        speed = self.speed or 1.0
+        frames = inputs.durations.double() / speed + 0.5 * (inputs.durations > 0)  # rounding
+        need = float(((frames.sum(-1) + 2) / inputs.text_lens.double()).max())
+        return {"max_len_ratio": need} if need > ratio else {}
+
+
+def _target_values(rows: Sequence[_Prepared], get: Any, like: Tensor, fill: int) -> Tensor | None:
+    """``get(row)`` (one value per target token) of every row at its target tokens in a (B, S)
+    long tensor like ``like``, ``fill`` elsewhere; None unless every row has them."""
+    values = [get(r) for r in rows]
+    if not rows or any(v is None for v in values) or any(r.prompt_text_len is None for r in rows):
+        return None
+    out = torch.full_like(like, fill)  # (B, S)
+    for b, (r, v) in enumerate(zip(rows, values, strict=True)):
+        start = int(r.prompt_text_len or 0)
+        out[b, start : start + len(v)] = torch.tensor(v, dtype=torch.long)
+    return out
