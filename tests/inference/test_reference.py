@@ -370,6 +370,19 @@ def test_valle_infer_reference_wav_and_jobs(kit, tmp_path, capsys) -> None:
     assert (out_dir / "b.wav").is_file() and not (out_dir / "c.wav").exists()
     rc = main([*base, "--jobs", str(jobs), "--out-dir", str(out_dir)])
     assert rc == 2 and "need --aligner" in capsys.readouterr().err
+    rc = main([*base, "--jobs", str(jobs), "--out-dir", str(out_dir), "--reference-wav",
+               str(ref_wav), "--aligner", str(path)])  # fmt: skip
+    assert rc == 2 and 'each job its "reference_wav"' in capsys.readouterr().err
+    rc = main([*one, "--out", str(out), "--reference-wav", str(ref_wav), "--aligner",
+               str(tmp_path / "no_aligner.pt")])  # fmt: skip
+    assert rc == 2 and "--align true" in capsys.readouterr().err
+    valle_ckpt = save_inference_checkpoint(
+        tmp_path / "valle.pt", tiny_model(seed=1, text_vocab_size=len(symbols)).state_dict(),
+        {"model": to_dict(tiny_model(text_vocab_size=len(symbols)).config)}, step=1,
+    )  # fmt: skip
+    rc = main(["--checkpoint", str(valle_ckpt), *base[2:], *one[len(base):], "--out", str(out),
+               "--reference-wav", str(ref_wav), "--aligner", str(path)])  # fmt: skip
+    assert rc == 2 and "prosody control" in capsys.readouterr().err
     help_text = capsys.readouterr
     with pytest.raises(SystemExit):
         main(["--help"])
