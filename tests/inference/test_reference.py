@@ -175,10 +175,10 @@ def test_reference_errors(kit, tmp_path) -> None:
 # --------------------------------------------------------------------------- the Synthesizer
 
 
-def _vallr(symbols):
+def _vallr(symbols, overrides=()):
     # a random pointer still ends (at most 2 frames a phoneme) when nothing is forced
     return tiny_model(seed=1, variant="vallr", text_vocab_size=len(symbols),
-                      overrides=["ar.head.max_frames=2"]).eval()  # fmt: skip
+                      overrides=["ar.head.max_frames=2", *overrides]).eval()  # fmt: skip
 
 
 def _spy(model, name: str) -> list[tuple[dict, object]]:
@@ -196,12 +196,15 @@ def _spy(model, name: str) -> list[tuple[dict, object]]:
     return calls
 
 
-def test_vallr_follows_the_reference_alignment_exactly(kit) -> None:
+@pytest.mark.parametrize("rate", [1, 2])
+def test_vallr_follows_the_reference_alignment_exactly(kit, rate: int) -> None:
     """The pointer follows the reference's durations: the continuation has exactly sum(d)
-    frames (hence sum(d) * hop samples), each target phoneme its d frames; speed 0.5 doubles
-    each."""
+    frames (hence sum(d) * hop samples), each target phoneme its d frames (at rate 1; at
+    rate 2 the AR steps windows of 2 frames and phonemes move to window edges); speed 0.5
+    doubles each."""
     _, symbols, codec, path, prompt = kit
-    model = _vallr(symbols)
+    layout = ["ar.layout.kind=merged_first_codebook", f"ar.layout.rate={rate}"]
+    model = _vallr(symbols, layout if rate > 1 else ())
     calls = _spy(model, "generate_aligned")
     phonemes = tokenize_text(TEXT, "en")
     want = _composition(72, len(phonemes), seed=7)
@@ -219,7 +222,10 @@ def test_vallr_follows_the_reference_alignment_exactly(kit) -> None:
         assert int(forced.sum()) == 72  # nothing outside the target text
         assert codes[0].shape[0] == scale * 72 and len(wave) == scale * 72 * HOP
         counts = torch.bincount(aligns[0], minlength=start + len(phonemes))[start:]
-        assert counts.tolist() == [scale * d for d in want]
+        if rate == 1:
+            assert counts.tolist() == [scale * d for d in want]
+        else:
+            assert (counts >= 1).all()  # every phoneme spoken, none skipped
 
 
 def test_ralle_gets_the_references_pitch_and_durations(kit) -> None:
