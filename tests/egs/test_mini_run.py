@@ -269,7 +269,7 @@ def test_stage_9_scores_the_hard_sentences_in_a_test_prompts_voice(loop):
     sentences.write_text("h1\tshort\tYes.\nh2\trepeated\tSee, see, see.\nh3\tshort\tThe cat sat on the mat.\n")
     run = subprocess.run(
         [*args[:2], "--stage", "9", "--stop-stage", "9", *args[6:], "--hard-sentences",
-         str(sentences), "--model-name", "tiny"],
+         str(sentences), "--model-name", "tiny", "--decode-opts", "--set ar.max_len_ratio=1.5"],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -277,6 +277,7 @@ def test_stage_9_scores_the_hard_sentences_in_a_test_prompts_voice(loop):
     summary = json.loads((hard / "hard_summary.json").read_text())
     assert summary["sentences"] == 2 and summary["system"] == "tiny"
     assert len(summary["unsayable"]) == 1 and summary["unsayable"][0].startswith("h3: ")
+    assert summary["model_overrides"] == ["ar.max_len_ratio=1.5"]  # the decode stage's options
     assert set(summary["by_category"]) == {"short", "repeated"}
     assert sorted(p.name for p in (hard / "wav").iterdir()) == ["h1.wav", "h2.wav"]
     cross = json.loads((exp / "decode" / "lists" / "cross_en.jsonl").read_text().splitlines()[0])

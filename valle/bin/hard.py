@@ -38,6 +38,7 @@ log = logging.getLogger("valle.bin.hard")
 
 def build_parser() -> argparse.ArgumentParser:
     from valle.eval.asr import ASR_BACKENDS
+    from valle.inference.quantize import QUANTIZE_MODES
 
     p = argparse.ArgumentParser(
         prog="valle-hard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -64,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-len-ratio", type=float, default=None, help="AR bound (frames per token)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--system", default=None, help="name in the table (default: the checkpoint)")
+    p.add_argument("--set", dest="model_overrides", action="append", default=[],
+                   metavar="KEY=VALUE", help="inference setting of the checkpoint's model "
+                   "config, e.g. ar.head.advance=sample (repeatable; as the decode stage's)")  # fmt: skip
+    p.add_argument("--quantize", choices=QUANTIZE_MODES, default="none",
+                   help="weight precision at inference (valle.inference.quantize)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -77,7 +83,9 @@ def _check_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     by_wav = args.prompt_wav is not None or args.prompt_text is not None
     by_list = args.prompt_list is not None
     if by_wav == by_list:
-        p.error("give the voice either as --prompt-wav + --prompt-text or as --prompt-list + --cuts")
+        p.error(
+            "give the voice either as --prompt-wav + --prompt-text or as --prompt-list + --cuts"
+        )
     if by_wav and (args.prompt_wav is None or args.prompt_text is None):
         p.error("--prompt-wav needs --prompt-text (what the prompt says), and the other way round")
     if by_list and args.cuts is None:
@@ -119,7 +127,9 @@ def prompt_from_list(
     return wav, item.prompt_text
 
 
-def sayable_sentences(synth: Any, sentences: list[Any], prompt_text: str) -> tuple[list[Any], list[str]]:
+def sayable_sentences(
+    synth: Any, sentences: list[Any], prompt_text: str
+) -> tuple[list[Any], list[str]]:
     """The sentences whose phonemes are all in the model's symbol table, and one line per
     sentence left out (``"<id>: <why>"``, also logged): a model trained on a small corpus may
     lack a phoneme of the list; the rest of the test still runs."""
@@ -187,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         synth = Synthesizer.from_checkpoint(
             args.checkpoint, codec=args.codec_dir, tokens=args.tokens, device=args.device,
-            max_len_ratio=args.max_len_ratio,
+            max_len_ratio=args.max_len_ratio, model_overrides=args.model_overrides,
+            quantize=args.quantize,
         )  # fmt: skip
         sentences, unsayable = sayable_sentences(synth, sentences, args.prompt_text)
         if not sentences:
@@ -210,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     system = args.system or Path(args.checkpoint).parent.name
     summary["system"] = system
     summary["unsayable"] = unsayable
+    summary["model_overrides"] = list(args.model_overrides)
+    summary["quantize"] = args.quantize
     rows = "".join(json.dumps(c.row()) + "\n" for c in cases)
     atomic_write_text(args.out_dir / "hard_rows.jsonl", rows)
     atomic_write_text(args.out_dir / "hard_summary.json", json.dumps(summary, indent=2) + "\n")

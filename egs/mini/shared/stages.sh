@@ -13,12 +13,13 @@
 #   train_nar_stage         stage 6: the NAR from the stage-5 weights -> $exp_dir/nar
 #                           ($nar_config), or nothing for a model without a NAR
 #   hard_stage              stage 9: the hard-sentence test (valle-hard) of $checkpoint in the
-#                           voice of the first English cross-sentence test prompt -> $exp_dir/hard
+#                           voice of the first English cross-sentence test prompt -> $exp_dir/hard,
+#                           with the decode stage's $decode_opts (--set KEY=VALUE, --quantize)
 # They read the recipe's settings: exp_dir, stage_times, train_cmd, train_extra (an array of
 # recipe-specific valle-train arguments), variant, size, train_cuts, dev_cuts, tokens,
 # token_dir, accelerator, devices, train_opts, ar_config, nar_config, has_nar, decode_dir,
 # score_dir, checkpoint, test_cuts, asr, asr_path, decode_device, model_name, python,
-# num_threads and hard_sentences (optional).
+# num_threads, hard_sentences and decode_opts (optional).
 
 variant_has_nar() {
   # an unknown name or a YAML preset prints true: valle-train then reports the real problem
@@ -107,12 +108,13 @@ hard_stage() {
   need "$decode_dir/lists/cross_en.jsonl" "the English cross-sentence test list (stage 7)"
   need "$checkpoint" "the trained model (stage 6, or pass --checkpoint)"
   stage_begin
+  # shellcheck disable=SC2086  # decode_opts is a list of words
   OMP_NUM_THREADS=${OMP_NUM_THREADS:-${num_threads:-1}} \
     $python -m valle.bin.hard --checkpoint "$checkpoint" --tokens "$tokens" \
     --codec-dir "$token_dir" --prompt-list "$decode_dir/lists/cross_en.jsonl" \
     --cuts "$test_cuts" --out-dir "$hard_dir" --asr "$asr" ${asr_path:+--asr-path "$asr_path"} \
     --device "$decode_device" --system "$model_name" --no-progress \
-    ${hard_sentences:+--sentences "$hard_sentences"}
+    ${hard_sentences:+--sentences "$hard_sentences"} ${decode_opts:-}
   mark_done "$hard_dir"
   stage_end 9 "hard sentences"
 }
