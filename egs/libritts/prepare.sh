@@ -58,6 +58,7 @@ repo_root=$(cd ../.. && pwd)
 export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
 
 . shared/log.sh  # log, need
+. shared/stages.sh  # prosody_stage
 
 download_dir=$data_dir/download
 corpus_dir=${corpus_dir:-$download_dir/LibriTTS}
@@ -212,21 +213,7 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ "$align" = true ]; then
 fi
 
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ] && [ "$prosody" = true ]; then
-  align_dir=$data_dir/align
-  prosody_dir=$data_dir/prosody
-  log "Stage 4 (--prosody true): RALL-E prosody tokens on the aligner's cuts -> $prosody_dir"
-  for split in train dev test; do
-    need "$align_dir/.durations_$split.done" "the aligner's $split cuts with durations: add --align true"
-  done
-  for split in train dev test; do
-    if [ ! -f "$prosody_dir/.prosody_$split.done" ]; then
-      $python -m valle.bin.prosody --cuts "$align_dir/libritts_cuts_$split.jsonl.gz" \
-        --out "$prosody_dir/libritts_cuts_$split.jsonl.gz" --chunk-size "$chunk_size"
-      touch "$prosody_dir/.prosody_$split.done"
-    else
-      log "  $prosody_dir/.prosody_$split.done exists, skipping"
-    fi
-  done
+  prosody_stage libritts
 fi
 
 log "Done (stages $stage..$stop_stage)."

@@ -15,6 +15,9 @@
 #   hard_stage              stage 9: the hard-sentence test (valle-hard) of $checkpoint in the
 #                           voice of the first English cross-sentence test prompt -> $exp_dir/hard,
 #                           with the decode stage's $decode_opts (--set KEY=VALUE, --quantize)
+#   prosody_stage CORPUS    prepare.sh stage 4 with --prosody true: RALL-E's prosody tokens
+#                           (valle.bin.prosody) on $data_dir/align/CORPUS_cuts_<split> ->
+#                           $data_dir/prosody (one .done marker per split)
 # They read the recipe's settings: exp_dir, stage_times, train_cmd, train_extra (an array of
 # recipe-specific valle-train arguments), variant, size, train_cuts, dev_cuts, tokens,
 # token_dir, accelerator, devices, train_opts, ar_config, nar_config, has_nar, decode_dir,
@@ -117,4 +120,22 @@ hard_stage() {
     ${hard_sentences:+--sentences "$hard_sentences"} ${decode_opts:-}
   mark_done "$hard_dir"
   stage_end 9 "hard sentences"
+}
+
+prosody_stage() {
+  local corpus=$1 split
+  local align_dir=$data_dir/align prosody_dir=$data_dir/prosody
+  log "Stage 4 (--prosody true): RALL-E prosody tokens on the aligner's cuts -> $prosody_dir"
+  for split in train dev test; do
+    need "$align_dir/.durations_$split.done" "the aligner's $split cuts with durations: add --align true"
+  done
+  for split in train dev test; do
+    if [ ! -f "$prosody_dir/.prosody_$split.done" ]; then
+      $python -m valle.bin.prosody --cuts "$align_dir/${corpus}_cuts_$split.jsonl.gz" \
+        --out "$prosody_dir/${corpus}_cuts_$split.jsonl.gz" --chunk-size "$chunk_size"
+      touch "$prosody_dir/.prosody_$split.done"
+    else
+      log "  $prosody_dir/.prosody_$split.done exists, skipping"
+    fi
+  done
 }
