@@ -85,8 +85,10 @@ def test_vallr_is_timed_and_merged_codes_halve_its_steps(tmp_path) -> None:
     assert float(merged["nar_s"]) > 0 and float(rows["vallr"]["nocache_ms_step"]) > 0
 
 
-def test_the_fed_back_step_of_a_pointer_ar_moves_its_pointer() -> None:
-    """The bench feeds back what the head draws (code, pointer move, phoneme), never EOS."""
+def test_cached_timing_of_a_pointer_ar_returns_its_codes() -> None:
+    """The bench feeds back the pointer head's whole step (code, pointer, phoneme) and keeps
+    the layout's part of it: T codes, each a real code (the pointer and phoneme columns do
+    not leak into them). It raised before: the step needs [code, pointer, phoneme]."""
     from valle.eval.decode_timing import time_cached_ar
     from valle.testing.model import tiny_model
 

@@ -36,7 +36,14 @@ from valle.data.audio import AudioLoadError, load_audio, to_mono_at_rate
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PromptAudio", "PromptTrim", "check_prompt", "load_prompt", "trim_prompt"]
+__all__ = [
+    "PromptAudio",
+    "PromptTrim",
+    "check_prompt",
+    "load_prompt",
+    "load_recording",
+    "trim_prompt",
+]
 
 MIN_SECONDS = 1.0  # shorter prompts carry too little of the voice
 SILENT_DBFS = -60.0  # RMS level (dB re full scale) below which a prompt counts as silent
@@ -64,46 +71,60 @@ class PromptTrim:
             raise ValueError("search must be >= 0 and frame > 0 seconds")
 
 
-def load_prompt(audio: PromptAudio, sample_rate: int, source_rate: int | None = None) -> Tensor:
-    """A prompt as mono float32 (N,) at ``sample_rate`` (the codec's).
-
-    ``audio`` is a file path (any rate and channel count) or samples (N,) / (C, N) at
-    ``source_rate`` (default: ``sample_rate``).
-    """
+def load_recording(
+    audio: PromptAudio,
+    sample_rate: int,
+    source_rate: int | None = None,
+    *,
+    what: str = "prompt",
+    hint: str = "a recording of about 3 s",
+) -> Tensor:
+    """A recording as mono float32 (N,) at ``sample_rate``: a file path (any rate and channel
+    count) or samples (N,) / (C, N) at ``source_rate`` (default ``sample_rate``). ``what``
+    names it in errors ("prompt", "reference"); ``hint`` says what to pass instead. An empty,
+    unreadable or non-finite recording is an error; nothing is trimmed."""
     if isinstance(audio, (str, os.PathLike)):
         path = Path(audio)
         if not path.is_file():
-            what = "is a directory" if path.is_dir() else "not found"
-            raise FileNotFoundError(
-                f"prompt recording {path} {what}; pass a wav/flac file of ~3 s of speech"
-            )
+            kind = "is a directory" if path.is_dir() else "not found"
+            raise FileNotFoundError(f"{what} recording {path} {kind}; pass {hint}")
         try:
-            wave = load_audio(path, sample_rate)
+            return load_audio(path, sample_rate)
         except AudioLoadError as e:
             cause = e.__cause__ or e
             raise AudioLoadError(
-                f"cannot read the prompt recording {path}: {cause} (is it an audio file? "
+                f"cannot read the {what} recording {path}: {cause} (is it an audio file? "
                 "re-export it as wav or flac)"
             ) from e
-        check_prompt(wave, sample_rate, str(path))
-        return wave
     if isinstance(audio, Tensor):
         audio = audio.detach().cpu().float().numpy()
     if not isinstance(audio, np.ndarray):
         raise TypeError(
-            f"prompt audio must be a file path or an array of samples, got {type(audio).__name__}"
+            f"{what} audio must be a file path or an array of samples, got {type(audio).__name__}"
         )
     if audio.ndim == 2 and audio.shape[0] > audio.shape[1]:
         raise ValueError(
-            f"prompt samples of shape {audio.shape} look like (N, C); pass (C, N) (transpose "
+            f"{what} samples of shape {audio.shape} look like (N, C); pass (C, N) (transpose "
             "soundfile's output) or a mono (N,) array"
         )
+    if source_rate is not None and source_rate <= 0:
+        raise ValueError(f"the {what}'s sample rate must be > 0 Hz, got {source_rate}")
     wave = to_mono_at_rate(audio, source_rate or sample_rate, sample_rate)
     if wave.numel() == 0:
-        raise ValueError("the prompt audio is empty; pass a recording of about 3 s")
+        raise ValueError(f"the {what} audio is empty; pass {hint}")
     if not torch.isfinite(wave).all():
-        raise ValueError("the prompt audio holds NaN or inf samples")
-    check_prompt(wave, sample_rate)
+        raise ValueError(f"the {what} audio holds NaN or inf samples")
+    return wave
+
+
+def load_prompt(audio: PromptAudio, sample_rate: int, source_rate: int | None = None) -> Tensor:
+    """A prompt as mono float32 (N,) at ``sample_rate`` (the codec's), checked by
+    :func:`check_prompt` (see :func:`load_recording`)."""
+    wave = load_recording(
+        audio, sample_rate, source_rate, what="prompt", hint="a wav/flac file of ~3 s of speech"
+    )
+    name = str(audio) if isinstance(audio, (str, os.PathLike)) else "the prompt"
+    check_prompt(wave, sample_rate, name)
     return wave
 
 

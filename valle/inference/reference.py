@@ -41,9 +41,10 @@ from torch import Tensor
 from valle.align import Aligner
 from valle.align.features import analysis_rate
 from valle.codec.base import Codec
-from valle.data.audio import AudioLoadError, load_audio, to_mono_at_rate
+from valle.data.audio import to_mono_at_rate
 from valle.data.prosody import PitchQuantizer, frame_f0, phoneme_f0
 from valle.data.tokenize import PHONEMES_FIELD
+from valle.inference.prompt import load_recording
 from valle.text import SymbolTable
 
 __all__ = [
@@ -129,44 +130,11 @@ def check_aligner_symbols(aligner: Aligner, symbols: SymbolTable) -> None:
 def load_reference(
     audio: ReferenceAudio, sample_rate: int, source_rate: int | None = None
 ) -> Tensor:
-    """A reference as mono float32 (N,) at ``sample_rate`` (the codec's): a file (any rate
-    and channel count) or samples (N,) / (C, N) at ``source_rate`` (default ``sample_rate``),
-    resampled as prompts are. Never trimmed."""
-    if isinstance(audio, (str, os.PathLike)):
-        path = Path(audio)
-        if not path.is_file():
-            what = "is a directory" if path.is_dir() else "not found"
-            raise FileNotFoundError(
-                f"reference recording {path} {what}; pass a wav/flac file that says the text"
-            )
-        try:
-            wave = load_audio(path, sample_rate)
-        except AudioLoadError as e:
-            cause = e.__cause__ or e
-            raise AudioLoadError(
-                f"cannot read the reference recording {path}: {cause} (re-export it as wav)"
-            ) from e
-    else:
-        if isinstance(audio, Tensor):
-            audio = audio.detach().cpu().float().numpy()
-        if not isinstance(audio, np.ndarray):
-            raise TypeError(
-                "reference audio must be a file path or an array of samples, got "
-                f"{type(audio).__name__}"
-            )
-        if audio.ndim == 2 and audio.shape[0] > audio.shape[1]:
-            raise ValueError(
-                f"reference samples of shape {audio.shape} look like (N, C); pass (C, N) "
-                "(transpose soundfile's output) or a mono (N,) array"
-            )
-        if source_rate is not None and source_rate <= 0:
-            raise ValueError(f"the reference's sample rate must be > 0 Hz, got {source_rate}")
-        wave = to_mono_at_rate(audio, source_rate or sample_rate, sample_rate)
-    if wave.numel() == 0:
-        raise ValueError("the reference audio is empty; pass a recording of the text to speak")
-    if not torch.isfinite(wave).all():
-        raise ValueError("the reference audio holds NaN or inf samples")
-    return wave
+    """A reference as mono float32 (N,) at ``sample_rate`` (the codec's), read as a prompt is
+    (:func:`~valle.inference.prompt.load_recording`) but never trimmed or length-checked."""
+    return load_recording(
+        audio, sample_rate, source_rate, what="reference", hint="a recording that says the text"
+    )
 
 
 def _cut(phonemes: Sequence[str], seconds: float, name: str):  # an in-memory lhotse cut
