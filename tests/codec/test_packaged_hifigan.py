@@ -4,6 +4,7 @@ and the vocoder loader by name."""
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import pytest
 import torch
@@ -68,3 +69,48 @@ def test_load_vocoder_by_name() -> None:
         load_vocoder("hifigan_universal", MelConfig())
     with pytest.raises(ValueError, match="griffin_lim"):
         load_vocoder("wavenet")
+
+
+def _hifigan_codec(**kw):  # -> (MelRVQCodec, waves)
+    from valle.codec.mel_rvq import MelRVQCodec, MelRVQConfig
+
+    g = torch.Generator().manual_seed(0)
+    t = torch.arange(22050) / 22050
+    waves = [(0.3 * torch.sin(2 * torch.pi * f * t) + 0.01 * torch.randn(22050, generator=g))
+             for f in (140.0, 220.0)]  # fmt: skip
+    config = MelRVQConfig(mel=PACKAGED_HIFIGAN_MEL, num_codebooks=2, codebook_size=8,
+                          kmeans_iters=2, max_fit_frames=100, **kw)  # fmt: skip
+    return MelRVQCodec.fit(waves, config), waves
+
+
+@needs_package
+def test_mel_rvq_codec_decodes_with_the_packaged_hifigan_it_names(tmp_path) -> None:
+    from valle.codec.mel_rvq import MelRVQCodec
+
+    codec, waves = _hifigan_codec(vocoder="hifigan_universal")
+    assert codec._vocoder is None  # encoding never loads the vocoder
+    codes = codec.encode(waves[:1])
+    assert isinstance(codec.vocoder, PackagedHifiGanVocoder)
+    wave = codec.decode(codes)[0]
+    assert wave.shape == (codes[0].shape[0] * 256,) and torch.isfinite(wave).all()
+    reloaded = MelRVQCodec.load(codec.save(tmp_path / "c"))  # the choice travels with the codec
+    assert reloaded.config.vocoder == "hifigan_universal"
+    assert torch.equal(reloaded.decode(codes)[0], wave)
+    payload = MelRVQCodec.from_payload(codec.to_payload())  # as checkpoints embed it
+    assert payload.config.vocoder == "hifigan_universal"
+
+
+def test_mel_rvq_codec_without_a_vocoder_choice_keeps_griffin_lim(tmp_path) -> None:
+    from valle.codec.mel_rvq import MelRVQCodec, MelRVQConfig
+    from valle.codec.vocoder import GriffinLimVocoder
+
+    codec, _ = _hifigan_codec()
+    d = codec.save(tmp_path / "c")
+    meta = json.loads((d / "config.json").read_text())
+    del meta["config"]["vocoder"]  # a codec directory written before the option existed
+    (d / "config.json").write_text(json.dumps(meta))
+    assert isinstance(MelRVQCodec.load(d).vocoder, GriffinLimVocoder)
+    with pytest.raises(ValueError, match="inverts the mels it was trained on"):
+        MelRVQConfig(vocoder="hifigan_universal")  # default 16 kHz / 128-bin mels
+    with pytest.raises(ValueError, match="unknown vocoder"):
+        MelRVQConfig(mel=PACKAGED_HIFIGAN_MEL, vocoder="wavenet")
