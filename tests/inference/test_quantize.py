@@ -168,3 +168,24 @@ def test_the_mini_recipe_decode_offers_every_mode(monkeypatch, capsys) -> None:
         decode.main()
     assert "{none,int8,bf16,x}" in capsys.readouterr().out
     assert "x" not in QUANTIZE_MODES
+
+
+def test_quantize_model_dispatches_through_the_one_registry(monkeypatch) -> None:
+    """The modes are the keys of QUANTIZERS and quantize_model calls the entry of the mode
+    it is given, so a new mode is one entry, not a new branch."""
+    from valle.inference.quantize import QUANTIZE_MODES, QUANTIZERS
+
+    assert QUANTIZE_MODES == tuple(QUANTIZERS) == ("none", "int8", "bf16")
+    model = tiny_model(seed=0)
+    calls: list[torch.nn.Module] = []
+    monkeypatch.setitem(QUANTIZERS, "x", lambda m: calls.append(m) or m)
+    assert quantize_model(model, "x") is model and calls == [model]
+
+
+def test_infer_cli_quantize_choices_are_the_registry_s_modes(monkeypatch) -> None:
+    """valle-infer --quantize offers QUANTIZE_MODES, not a list of its own."""
+    from valle.bin.infer import build_parser
+
+    monkeypatch.setattr("valle.inference.quantize.QUANTIZE_MODES", ("none", "int8", "bf16", "x"))
+    (action,) = [a for a in build_parser()._actions if a.dest == "quantize"]
+    assert tuple(action.choices) == ("none", "int8", "bf16", "x")

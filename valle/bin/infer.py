@@ -71,6 +71,7 @@ class JobFailure:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from valle.inference.quantize import QUANTIZE_MODES
     from valle.sampling.factory import SAMPLER_KINDS
 
     p = argparse.ArgumentParser(
@@ -167,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-pause", type=float, default=0.25, help="silence between chunks (s)")
     p.add_argument(
         "--quantize",
-        choices=("none", "int8", "bf16"),
+        choices=QUANTIZE_MODES,
         default="none",
         help="model weights at inference: none (float32), int8 (CPU; every linear layer) or "
         "bf16; the codec is unchanged",

@@ -23,31 +23,28 @@ from __future__ import annotations
 import copy
 import logging
 import warnings
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["QUANTIZE_MODES", "quantize_model"]
-
-QUANTIZE_MODES = ("none", "int8", "bf16")
+__all__ = ["QUANTIZE_MODES", "QUANTIZERS", "quantize_model"]
 
 
-def quantize_model(model: nn.Module, mode: str | None) -> nn.Module:
-    """A copy of ``model`` for inference in ``mode`` (int8 | bf16), in eval mode; with ``none``
-    (or None) the model itself, put in eval mode.
+def _as_is(model: nn.Module) -> nn.Module:
+    """``none``: the model itself, in eval mode."""
+    return model.eval()
 
-    The caller's model is never converted: use the returned one. ``int8`` works on the CPU only
-    (torch's quantized kernels).
-    """
-    mode = mode or "none"
-    if mode not in QUANTIZE_MODES:
-        raise ValueError(f"quantize={mode!r}; use one of {', '.join(QUANTIZE_MODES)}")
-    if mode == "none":
-        return model.eval()
-    if mode == "bf16":
-        return copy.deepcopy(model).to(torch.bfloat16).eval()
+
+def _bf16(model: nn.Module) -> nn.Module:
+    """``bf16``: a copy of the whole model in bfloat16, in eval mode."""
+    return copy.deepcopy(model).to(torch.bfloat16).eval()
+
+
+def _int8(model: nn.Module) -> nn.Module:
+    """``int8``: a copy whose ``nn.Linear`` layers are torch's dynamic int8 linears (CPU)."""
     device = next(model.parameters()).device
     if device.type != "cpu":
         raise ValueError(f"int8 quantization runs on the CPU only; the model is on {device}")
@@ -66,3 +63,25 @@ def quantize_model(model: nn.Module, mode: str | None) -> nn.Module:
     n = sum(1 for m in quantized.modules() if isinstance(m, DynamicLinear))
     logger.info("int8: %d linear layers quantized (weights per output channel)", n)
     return quantized
+
+
+# The one list of modes: the CLIs' --quantize choices are its keys (QUANTIZE_MODES).
+QUANTIZERS: dict[str, Callable[[nn.Module], nn.Module]] = {
+    "none": _as_is,
+    "int8": _int8,
+    "bf16": _bf16,
+}
+QUANTIZE_MODES = tuple(QUANTIZERS)
+
+
+def quantize_model(model: nn.Module, mode: str | None) -> nn.Module:
+    """A copy of ``model`` for inference in ``mode`` (int8 | bf16), in eval mode; with ``none``
+    (or None) the model itself, put in eval mode.
+
+    The caller's model is never converted: use the returned one. ``int8`` works on the CPU only
+    (torch's quantized kernels).
+    """
+    mode = mode or "none"
+    if mode not in QUANTIZERS:
+        raise ValueError(f"quantize={mode!r}; use one of {', '.join(QUANTIZERS)}")
+    return QUANTIZERS[mode](model)
