@@ -96,12 +96,19 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   if [ ! -f "$codec_dir/.done" ]; then
     $python -m valle.bin.prepare fit-mel-rvq --cuts "$manifest_dir/mini_cuts_all.jsonl.gz" \
       --corpus mini --config "$codec_config" --output-dir "$codec_dir"
-    touch "$codec_dir/.done"
+    echo "codec_config=$codec_config" > "$codec_dir/.done"
     # a new codec invalidates codes (and what was built on them) from an earlier fit
     rm -rf "$token_dir/mini_codes_chunks" "$token_dir/mini_codes" "$token_dir/mini_codes_plan.json" \
       "$token_dir/.mini_codes.done" "$token_dir/.mini_text.done" "$token_dir/.mini_split.done"
   else
-    log "  $codec_dir/.done exists, skipping the fit"
+    fitted_with=$(cat "$codec_dir/.done")
+    fitted_with=${fitted_with:-codec_config=conf/mel_rvq.yaml}  # markers from before they said
+    if [ "$fitted_with" != "codec_config=$codec_config" ]; then
+      log "ERROR: the codec in $codec_dir was fitted with --codec-config ${fitted_with#codec_config=}," \
+        "not $codec_config; use another --data-dir or delete $codec_dir and $token_dir"
+      exit 1
+    fi
+    log "  $codec_dir/.done exists ($fitted_with), skipping the fit"
   fi
   if [ ! -f "$token_dir/.mini_codes.done" ]; then
     $python -m valle.bin.tokenize codes --cuts "$manifest_dir/mini_cuts_all.jsonl.gz" \

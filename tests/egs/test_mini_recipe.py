@@ -90,12 +90,13 @@ def test_rerun_is_idempotent(mini_run):
     data, _ = mini_run
     before = (data / "tokenized" / "mini_cuts_train.jsonl.gz").stat().st_mtime_ns
     proc = subprocess.run(
-        ["bash", str(RECIPE), "--scale", "0.01", "--data-dir", str(data)],
+        ["bash", str(RECIPE), "--scale", "0.01", "--data-dir", str(data),
+         "--codec-config", str(data.parent / "tiny_rvq.yaml")],  # the first run's options
         capture_output=True,
         text=True,
         timeout=120,
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert proc.stdout.count("skipping") == 6  # stage 0, 1, fit, codes, 3, 4
     assert (data / "tokenized" / "mini_cuts_train.jsonl.gz").stat().st_mtime_ns == before
 
@@ -152,7 +153,10 @@ def test_merged_codec_spec_encodes_vall_e_r_codes(mini_run, tmp_path):
             "2",
             "--data-dir",
             str(data),
-            *args,
+            "--codec-config",
+            str(data.parent / "tiny_rvq.yaml"),  # the first run's, so only the spec differs
+            "--codec-spec",
+            str(spec),
         ],  # fmt: skip
         capture_output=True,
         text=True,
@@ -160,6 +164,26 @@ def test_merged_codec_spec_encodes_vall_e_r_codes(mini_run, tmp_path):
     )
     assert other.returncode != 0
     assert f"made with --codec-spec conf/codec_mel_rvq.yaml, not {spec}" in other.stdout
+
+
+def test_another_codec_config_is_refused_not_ignored(mini_run, tmp_path):
+    """A data directory whose codec was fitted with one --codec-config refuses another one
+    (e.g. conf/mel_rvq_hifigan.yaml) instead of silently keeping the old codec."""
+    data, _ = mini_run
+    conf = tmp_path / "other_rvq.yaml"
+    conf.write_text(TINY_CODEC.replace("codebook_size: 16", "codebook_size: 32"))
+    before = (data / "codec" / "mel_rvq" / "config.json").read_text()
+    proc = subprocess.run(
+        ["bash", str(RECIPE), "--stage", "2", "--stop-stage", "2", "--data-dir", str(data),
+         "--codec-config", str(conf)],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode != 0
+    first = data.parent / "tiny_rvq.yaml"
+    assert f"fitted with --codec-config {first}, not {conf}" in proc.stdout
+    assert (data / "codec" / "mel_rvq" / "config.json").read_text() == before
 
 
 def test_missing_input_says_which_stage(tmp_path):
