@@ -180,3 +180,19 @@ def test_an_aligned_nar_that_needs_phoneme_ids_is_refused_with_its_reason(corpus
     assert systems[0].ids == [items[0].id]
     assert "PhonemeAlignedNAR" in systems[-1].refused and "phoneme ids" in systems[-1].refused
     assert systems[-1].ids == [] and not (tmp_path / NAR_SYSTEM).exists()
+
+
+def test_a_model_whose_wave_maker_makes_frames_is_refused(tmp_path) -> None:
+    """The ceiling asks the synthesizer's codec whether its "codes" are continuous frames
+    (the wave maker's declared ``continuous``), not the model whether it has an attribute
+    named ``wave_maker``: any mel model's wave maker is refused before anything is written."""
+    from types import SimpleNamespace
+
+    class FrameWaveMaker:  # a wave maker of another name, without a model.wave_maker
+        continuous = True
+        sample_rate = 16000
+
+    synth = SimpleNamespace(model=torch.nn.Linear(1, 1), codec=FrameWaveMaker(), device="cpu")
+    with pytest.raises(ValueError, match="needs a codec model .* makes mel frames"):
+        ceiling_waves(synth, [], None, tmp_path, [1])
+    assert not any(tmp_path.iterdir())

@@ -161,7 +161,7 @@ def ceiling_waves(
     from valle.eval.audio import resample, write_wave
 
     codec = synth.codec
-    if hasattr(synth.model, "wave_maker"):  # a mel model (MELLE): no codebooks to drop
+    if getattr(codec, "continuous", False):  # frames, not codes (a mel model's wave maker)
         raise ValueError(
             f"the ceiling needs a codec model (discrete codes); {type(synth.model).__name__} "
             "makes mel frames"
