@@ -185,10 +185,23 @@ def test_codec_merge_rate_from_info_dict_and_codec() -> None:
     assert codec_merge_rate(_info([2, 1, 1, 1])) == 2
     assert codec_merge_rate({"options": {"merge_rates": [3, 1]}}) == 3
 
-    class Merged:
-        merge_rates = (2, 1)
+    class Merged:  # a codec object reports its loader options, as a CodecInfo does
+        options = {"merge_rates": [2, 1]}
 
     assert codec_merge_rate(Merged()) == 2
+
+
+def test_a_merged_codec_object_reports_its_merge_rate_through_its_options() -> None:
+    """The merged codec declares its loader options, so its rate is read the same way as a
+    recorded CodecInfo's (no probing for a ``merge_rates`` attribute)."""
+    from valle.codec import MergedRVQCodec
+    from valle.testing.codec import tiny_encodec_codec
+
+    base = tiny_encodec_codec()
+    merged = MergedRVQCodec(base, [2] + [1] * (base.num_codebooks - 1))
+    assert merged.options == {"merge_rates": [2] + [1] * (base.num_codebooks - 1)}
+    assert codec_merge_rate(merged) == 2
+    assert codec_merge_rate(base) == 1
 
 
 def test_merge_rate_mismatch_is_an_error_or_a_warning(caplog) -> None:

@@ -92,15 +92,12 @@ def layout_rate(layout: Any) -> int:
 
 
 def codec_merge_rate(codec: Any) -> int:
-    """The first codebook's merge rate ``m_1`` a codec recorded: from a ``CodecInfo``
-    (``options["merge_rates"]``), its dict (``codec.json``, a checkpoint's ``"codec"``
-    entry) or a codec object (``merge_rates``); 1 for a codec that does not merge."""
-    if isinstance(codec, Mapping):
-        rates = (codec.get("options") or {}).get("merge_rates")
-    elif hasattr(codec, "merge_rates"):  # a merged codec object
-        rates = codec.merge_rates
-    else:  # a CodecInfo, or a codec that does not merge
-        rates = (getattr(codec, "options", None) or {}).get("merge_rates")
+    """The first codebook's merge rate ``m_1`` a codec recorded in its loader options
+    (``options["merge_rates"]``): those of a ``CodecInfo``, of its dict (``codec.json``, a
+    checkpoint's ``"codec"`` entry) or of a codec object (a merged codec declares
+    ``options``); 1 for a codec that does not merge (no options, or no ``merge_rates``)."""
+    options = codec.get("options") if isinstance(codec, Mapping) else getattr(codec, "options", None)
+    rates = (options or {}).get("merge_rates")
     if not rates:
         return 1
     if not isinstance(rates, Sequence):

@@ -204,6 +204,12 @@ class MergedRVQCodec:
         return self._rates
 
     @property
+    def options(self) -> dict[str, Any]:
+        """The loader options this codec was made with (``{"merge_rates": [m_i, ...]}``), as
+        a ``CodecInfo`` records them: readers of the merge rates ask for ``options`` alike."""
+        return {"merge_rates": list(self._rates)}
+
+    @property
     def sample_rate(self) -> int:
         return int(self._base.sample_rate)  # type: ignore[attr-defined]
 
