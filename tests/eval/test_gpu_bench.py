@@ -25,6 +25,7 @@ def test_smoke_run_prints_both_tables_and_writes_json(tmp_path, capsys) -> None:
     for col in ("AR ms/step", "bandwidth floor ms", "step/floor", "RTF", "tokens/s", "peak MiB"):
         assert col in text, col
     assert "20 GB/s (given)" in text
+    assert "static ms/step" not in text  # no --cuda-graph: no static-step columns
     data = json.loads(out.read_text())
     assert [r["batch"] for r in data["inference"]] == [1, 2]
     row = data["inference"][0]
@@ -32,6 +33,7 @@ def test_smoke_run_prints_both_tables_and_writes_json(tmp_path, capsys) -> None:
     weight_bytes = data["facts"]["ar_weight_bytes"]
     assert row["bw_floor_ms"] == pytest.approx(1000 * weight_bytes / 20e9)
     assert row["step_over_bw_floor"] == pytest.approx(row["ar_ms_step"] / row["bw_floor_ms"])
+    assert row["static_step"] == "off"
     (tr,) = data["training"]
     assert tr["batch"] == 2 and tr["precision"] == "32" and tr["tokens_per_s"] > 0
 
@@ -45,6 +47,24 @@ def test_bf16_training_checkpointing_and_a_compiled_step_run(tmp_path, capsys) -
     data = json.loads(out.read_text())
     assert data["inference"][0]["compiled"] and data["inference"][0]["dtype"] == "bf16"
     assert data["training"][0]["checkpointing"] and data["training"][0]["tokens_per_s"] > 0
+
+
+def test_cuda_graph_option_times_the_static_step_eagerly_on_the_cpu(tmp_path, capsys) -> None:
+    out = tmp_path / "gpu.json"
+    rc = main([*SMOKE, "--batch-sizes", "1,2", "--cuda-graph", "--train-steps", "0",
+               "--json", str(out)])  # fmt: skip
+    assert rc == 0
+    text = capsys.readouterr().out
+    for col in ("static step", "static ms/step", "static/floor"):
+        assert col in text, col
+    mode = "cuda graph" if torch.cuda.is_available() else "eager"
+    data = json.loads(out.read_text())
+    for row in data["inference"]:
+        assert row["static_step"] == mode and row["static_ms_step"] > 0
+        assert row["static_over_bw_floor"] == pytest.approx(
+            row["static_ms_step"] / row["bw_floor_ms"]
+        )
+    assert data["training"] == []
 
 
 def test_bad_arguments_are_user_errors(capsys) -> None:

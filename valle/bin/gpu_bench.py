@@ -4,6 +4,7 @@ Examples::
 
     python -m valle.bin.gpu_bench                           # base, CUDA, B=1 and 8, bf16
     python -m valle.bin.gpu_bench --compile --json gpu.json # torch.compile on the AR layers
+    python -m valle.bin.gpu_bench --cuda-graph              # + the AR step as one CUDA graph
     python -m valle.bin.gpu_bench --size tiny --device cpu --seconds 1 --train-steps 1  # smoke
 
 See :mod:`valle.eval.gpu_bench` for what is measured.
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile-backend", default="inductor", help="torch.compile backend")
     p.add_argument("--compile-mode", default=None,
                    help="torch.compile mode, e.g. max-autotune-no-cudagraphs")  # fmt: skip
+    p.add_argument("--cuda-graph", action="store_true",
+                   help="also time the AR step as one captured CUDA graph over a static KV cache "
+                   "(valle.ar.static_step; eager where there is no CUDA)")  # fmt: skip
     p.add_argument("--bandwidth-gbs", type=float, default=None,
                    help="memory bandwidth for the floor (default: known GPU spec, else measured)")  # fmt: skip
     p.add_argument("--train-batch", type=int, default=8, help="utterances per training batch")
@@ -85,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             compile_step=args.compile,
             compile_backend=args.compile_backend,
             compile_mode=args.compile_mode,
+            cuda_graph=args.cuda_graph,
             bandwidth_gbs=args.bandwidth_gbs,
             train_batch=args.train_batch,
             train_seconds=args.train_seconds,

@@ -15,7 +15,10 @@ differs, so that each run makes exactly the number of steps asked for:
   decoder without a cache runs per step), timed at a few lengths and fitted by a quadratic
   (linear layers + quadratic attention);
 - :func:`time_nar`: the NAR's forward per stage, scaled to all stages;
-- :func:`time_refine`: a mel model's post-net over the whole output (MELLE).
+- :func:`time_refine`: a mel model's post-net over the whole output (MELLE);
+- :func:`time_static_ar`: the cached steps again through a fixed-shape
+  :class:`~valle.ar.static_step.StaticARStep`, captured as one CUDA graph on a GPU (issue 14:
+  one launch per step instead of hundreds), run eagerly elsewhere.
 
 The step fed back is drawn by the decoding's own head (``head.start`` / ``head.sample``, as
 :func:`~valle.ar.generate.generate_ar` does; a phoneme-aligned AR's head also moves its pointer)
@@ -42,6 +45,7 @@ __all__ = [
     "time_nar",
     "time_recomputed_ar",
     "time_refine",
+    "time_static_ar",
 ]
 
 
@@ -115,6 +119,41 @@ def time_cached_ar(
         if floor is not None and n % floor_every == 1:
             floors.append(floor())
     return prefill, times, floors, codes, audio_in, in_lens
+
+
+@torch.inference_mode()
+def time_static_ar(
+    ar: Any, text: Tensor, tl: Tensor, prompt: Tensor, pl: Tensor, steps: int, graph: bool
+) -> tuple[list[float], str]:
+    """Per-step seconds of ``steps`` AR steps (the first one made by the prefill, untimed, as
+    in :func:`time_cached_ar`) through a :class:`~valle.ar.static_step.StaticARStep` of
+    capacity ``S + P + 1 + steps``, and how it ran: ``"cuda graph"`` (``graph`` on a CUDA
+    device; the capture is not timed) or ``"eager"``. Each timed step is the step (a graph
+    replay) plus drawing the step fed back, as in :func:`time_cached_ar`."""
+    from valle.ar.static_step import StaticARStep
+
+    device = text.device
+    p_steps, p_lens, _ = ar.layout.to_steps(prompt, pl)
+    audio_in, in_lens = ar.layout.with_bos(p_steps, p_lens)  # (B, P + 1, *E)
+    dec = ar.decoding(text)
+    st = StaticARStep(dec, text.shape[0], text.shape[1] + audio_in.shape[1] + steps)
+    sampler = feedback_sampler(ar)
+    memory = dec.head.start(p_steps, p_lens, steps)
+    out = st.prefill(text, tl, audio_in, in_lens)
+    st.step_in.copy_(dec.head.sample(out, memory, sampler, None))  # never EOS
+    mode = "eager"
+    if graph and device.type == "cuda":
+        st.capture()
+        mode = "cuda graph"
+    times = []
+    for _ in range(1, steps):
+        sync(device)
+        t0 = time.perf_counter()
+        out = st.step()
+        st.step_in.copy_(dec.head.sample(out, memory, sampler, None))
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    return times, mode
 
 
 @torch.inference_mode()

@@ -13,6 +13,11 @@ One command that, on a CUDA machine, measures what issue 14 asks for and prints 
   (``--bandwidth-gbs``, else a table of known GPUs, else a measured device-to-device copy).
   ``--compile`` wraps every AR layer in ``torch.compile`` (dynamic shapes: the KV cache grows)
   so that a step launches fewer kernels, the cost that dominates a small-batch step on a GPU.
+  ``--cuda-graph`` also times the same AR steps through a fixed-shape
+  :class:`~valle.ar.static_step.StaticARStep` (static KV cache, all its kernels captured as
+  one CUDA graph and replayed once per step; :func:`valle.eval.decode_timing.time_static_ar`)
+  and adds its ms/step and its ratio to the floor beside the KV-cached step's. Where there is
+  no CUDA device the static step runs eagerly and the table says "eager".
 - **Training**: ``--train-steps`` AdamW steps of AR + NAR on a random batch
   (:func:`valle.eval.train_speed.measure_train_speed`), bf16 autocast by default (``--train-precision``),
   optional activation checkpointing; tokens/s (code frames per second) and peak memory (CUDA
@@ -33,8 +38,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from valle.eval.decode_timing import time_static_ar
 from valle.eval.matvec_floor import is_linear
-from valle.eval.speed import SpeedSetup, build_random_model, measure_speed
+from valle.eval.speed import SpeedSetup, build_random_model, measure_speed, random_inputs
 from valle.eval.train_speed import TrainSetup, measure_train_speed
 
 logger = logging.getLogger(__name__)
@@ -86,6 +92,9 @@ class GpuInferenceRow:
     nar_s: float
     rtf: float
     peak_mem_mb: float
+    static_step: str = "off"  # how the static step ran: off | cuda graph | eager
+    static_ms_step: float = float("nan")  # AR ms/step through StaticARStep
+    static_over_bw_floor: float = float("nan")
 
 
 @dataclass
@@ -174,6 +183,7 @@ def run_gpu_bench(
     compile_step: bool = False,
     compile_backend: str = "inductor",
     compile_mode: str | None = None,
+    cuda_graph: bool = False,
     bandwidth_gbs: float | None = None,
     train_batch: int = 8,
     train_seconds: float = 10.0,
@@ -184,7 +194,8 @@ def run_gpu_bench(
     overrides: Sequence[str] = (),
 ) -> tuple[list[GpuInferenceRow], list[GpuTrainRow], dict[str, Any]]:
     """Measure inference at each batch size and one training configuration (``train_steps``
-    0: none). Returns the rows and the run's facts (device, bandwidth and its source)."""
+    0: none); ``cuda_graph`` also times the AR steps through the static (graph-captured on
+    CUDA) step. Returns the rows and the run's facts (device, bandwidth and its source)."""
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {device}: no CUDA device here; use --device cpu")
@@ -223,23 +234,28 @@ def run_gpu_bench(
         facts["ar_weight_bytes"] = weight_bytes
         for b in batch_sizes:
             r = measure_speed(size, b, setup, net)
-            infer_rows.append(
-                GpuInferenceRow(
-                    size=size,
-                    batch=b,
-                    dtype=dtype,
-                    compiled=compile_step,
-                    ar_steps=r.steps,
-                    ar_ms_step=r.ar_ms_step,
-                    bw_floor_ms=floor_ms,
-                    step_over_bw_floor=r.ar_ms_step / floor_ms,
-                    matvec_floor_ms=r.floor_ms,
-                    prefill_ms=r.prefill_ms,
-                    nar_s=r.nar_s,
-                    rtf=r.rtf,
-                    peak_mem_mb=r.peak_mem_mb,
-                )
+            row = GpuInferenceRow(
+                size=size,
+                batch=b,
+                dtype=dtype,
+                compiled=compile_step,
+                ar_steps=r.steps,
+                ar_ms_step=r.ar_ms_step,
+                bw_floor_ms=floor_ms,
+                step_over_bw_floor=r.ar_ms_step / floor_ms,
+                matvec_floor_ms=r.floor_ms,
+                prefill_ms=r.prefill_ms,
+                nar_s=r.nar_s,
+                rtf=r.rtf,
+                peak_mem_mb=r.peak_mem_mb,
             )
+            if cuda_graph:
+                row.static_step, row.static_ms_step = _static_step_ms(net.ar, setup, b, r.steps)
+                row.static_over_bw_floor = row.static_ms_step / floor_ms
+                logger.info(
+                    "static step B=%d (%s): %.3f ms/step", b, row.static_step, row.static_ms_step
+                )
+            infer_rows.append(row)
             logger.info("inference B=%d: %.2f ms/step, RTF %.4f", b, r.ar_ms_step, r.rtf)
         del net
     train_rows: list[GpuTrainRow] = []
@@ -273,6 +289,15 @@ def run_gpu_bench(
     return infer_rows, train_rows, facts
 
 
+def _static_step_ms(ar: Any, setup: SpeedSetup, batch: int, steps: int) -> tuple[str, float]:
+    """How the static step ran and its mean ms/step over ``steps`` AR steps (after a 4-step
+    warm-up run), on the benchmark's own random inputs."""
+    text, tl, prompt, pl = random_inputs(setup, batch)
+    time_static_ar(ar, text, tl, prompt, pl, min(steps, 4), graph=True)  # warm-up
+    times, mode = time_static_ar(ar, text, tl, prompt, pl, steps, graph=True)
+    return mode, 1000.0 * sum(times) / len(times)
+
+
 def _table(rows: Sequence[Any], cols: Sequence[tuple[str, str, str]]) -> list[str]:
     head = [h for _, h, _ in cols]
     body = [[fmt.format(getattr(r, k)) for k, _, fmt in cols] for r in rows]
@@ -298,6 +323,11 @@ INFER_COLUMNS = (
     ("rtf", "RTF", "{:.4f}"),
     ("peak_mem_mb", "peak MiB", "{:.0f}"),
 )
+STATIC_COLUMNS = (
+    ("static_step", "static step", "{}"),
+    ("static_ms_step", "static ms/step", "{:.3f}"),
+    ("static_over_bw_floor", "static/floor", "{:.2f}"),
+)
 TRAIN_COLUMNS = (
     ("size", "size", "{}"),
     ("batch", "B", "{}"),
@@ -321,11 +351,18 @@ def format_gpu_table(
     ]
     if infer:
         lines += ["", "inference (KV-cached AR + all NAR stages, random weights)"]
-        lines += _table(infer, INFER_COLUMNS)
+        static = any(r.static_step != "off" for r in infer)
+        lines += _table(infer, INFER_COLUMNS + (STATIC_COLUMNS if static else ()))
         lines.append(
             f"bandwidth floor = {facts['ar_weight_bytes'] / 1e6:.1f} MB of AR weight matrices "
             "read once per step / bandwidth; RTF = (AR + NAR) / (B x seconds), codec excluded"
         )
+        if static:
+            lines.append(
+                "static step: the same AR steps through StaticARStep (fixed-shape KV cache); "
+                "'cuda graph' = captured once and replayed per step, 'eager' = no CUDA device, "
+                "run op by op (a check of the path, not a graph timing)"
+            )
     if train:
         lines += ["", "training (AR + NAR loss, backward, AdamW step; tokens = code frames)"]
         lines += _table(train, TRAIN_COLUMNS)
