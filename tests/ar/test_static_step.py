@@ -32,7 +32,9 @@ def _inputs(ar: Any, seed: int, text_lens: list[int], prompt_lens: list[int], st
 
 
 def _cached(ar: Any, text, tl, audio_in, in_lens, future) -> list[torch.Tensor]:
-    """Today's path: prefill, then ``ar.step`` on the growing KV cache, per fed step."""
+    """Today's path: the decoding's prefill, then its ``step`` on the growing KV cache, per
+    fed step."""
+    ar = ar.decoding(text)  # the AR itself, or VALL-E X's language-tagging decoding
     out, cache = ar.prefill(text, tl, audio_in, in_lens)
     outs = [out]
     index = in_lens.clone()
@@ -56,9 +58,13 @@ def _worst(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
 
 
-@pytest.mark.parametrize("layout", LAYOUTS, ids=IDS)
-def test_static_step_logits_equal_the_kv_cached_step(layout: list[str]) -> None:
-    ar = tiny_model(seed=1, overrides=layout).eval().ar
+@pytest.mark.parametrize(
+    ("variant", "layout"),
+    [("valle", LAYOUTS[0]), ("valle", LAYOUTS[1]), ("valle2", []), ("vallex", [])],
+    ids=["valle", "valle_grouped2", "valle2", "vallex"],
+)
+def test_static_step_logits_equal_the_kv_cached_step(variant: str, layout: list[str]) -> None:
+    ar = tiny_model(seed=1, variant=variant, overrides=layout).eval().ar
     # batch 2, different text and prompt lengths (padding columns in both segments)
     text, tl, audio_in, in_lens, future = _inputs(ar, 0, [9, 4], [3, 7], STEPS)
     C = text.shape[1] + audio_in.shape[1] + STEPS
@@ -166,11 +172,14 @@ def test_captured_graph_replays_the_kv_cached_step_on_cuda(layout: list[str]) ->
         ref = _cached(ar, *inputs)
         st = StaticARStep(ar.decoding(text), batch=2, capacity=C)
         st.prefill(*inputs[:4])
-        torch.cuda.set_sync_debug_mode("error")  # a host sync inside the step raises
+        st.step_in.copy_(inputs[4][:, 0])
+        torch.cuda.set_sync_debug_mode("error")  # a host sync inside the eager step raises
         try:
-            st.capture()
+            st.step()
         finally:
             torch.cuda.set_sync_debug_mode("default")
+        st.prefill(*inputs[:4])
+        st.capture()
         assert st.captured
         got = _static(st, *inputs)  # prefill again: the graph's buffers are refilled
         again = _static(st, *inputs)

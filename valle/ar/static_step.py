@@ -27,7 +27,10 @@ Use::
         out = st.step()         # graph replay (CUDA, captured) or the same step eagerly
 
 ``prefill`` may be called again for another utterance of the same B (and at most C
-positions): it refills the same buffers, so a captured graph stays valid.
+positions): it refills the same buffers, so a captured graph stays valid. A decoding that
+carries per-call facts (VALL-E X's language ids, :class:`~valle.ar.language.LanguageDecoding`)
+is bound with them: the graph reads those tensors, so another call's languages need a new
+static step (or new values copied into the same tensors).
 
 Discrete layouts only (``step_in`` holds code ids); a latent head's output (MELLE) is not a
 tensor and is refused.
