@@ -252,3 +252,32 @@ def test_training_samples_of_a_mel_model_go_through_its_vocoder() -> None:
     wave, sr = provider.synthesize(model)
     assert sr == model.config.mel.sample_rate
     assert wave.shape == (math.ceil(4.0 * 3) * model.config.mel.hop_length,)
+
+
+@pytest.mark.parametrize("kind", ["eos", "duration"])
+def test_a_stop_that_needs_an_eos_class_is_refused_by_the_stop_itself(kind: str) -> None:
+    """MELLE's mel layout has no EOS class: the stop kind says so when it is built on it
+    (MELLE does not keep its own list of allowed stops)."""
+    cfg = tiny_config("melle", overrides=[f"ar.stop.kind={kind}"])
+    with pytest.raises(ConfigError, match=f"stop kind '{kind}' needs a layout with an EOS class"):
+        cfg.build()
+
+
+def test_melle_takes_any_stop_kind_that_fits_its_layout() -> None:
+    """A stop kind other than stop_flag that needs no EOS class is built into MELLE's AR;
+    the variant's config did refuse every stop but StopFlagConfig by its class."""
+    import dataclasses
+
+    from valle.ar.stops import StopConfig
+
+    @dataclasses.dataclass(frozen=True)
+    class FlagAtHalf(StopConfig):  # a stop of a kind MELLE never heard of
+        kind: str = "flag_at_half"
+
+        def build(self, layout):
+            return StopFlag(0.5)
+
+    cfg = tiny_config("melle")
+    cfg = dataclasses.replace(cfg, ar=dataclasses.replace(cfg.ar, stop=FlagAtHalf()))
+    model = cfg.build()
+    assert isinstance(model.ar.stop, StopFlag) and model.ar.stop.threshold == 0.5

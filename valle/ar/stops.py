@@ -166,7 +166,10 @@ class EosStopConfig(StopConfig):
     def build(self, layout: Any) -> StopPolicy:
         eos = getattr(layout, "eos_id", None)
         if eos is None:
-            raise ValueError(f"stop kind 'eos' needs a layout with an EOS class, not {layout!r}")
+            raise ConfigError(
+                f"stop kind 'eos' needs a layout with an EOS class, not {layout!r} "
+                "(a layout of continuous frames stops by its head's flag: stop_flag)"
+            )
         return EosStop(eos)
 
 
@@ -181,7 +184,10 @@ class DurationStopConfig(StopConfig):
     def build(self, layout: Any) -> StopPolicy:
         eos = getattr(layout, "eos_id", None)
         if eos is None:
-            raise ValueError(f"stop kind 'duration' needs a layout with an EOS class: {layout!r}")
+            raise ConfigError(
+                f"stop kind 'duration' needs a layout with an EOS class: {layout!r} "
+                "(a layout of continuous frames stops by its head's flag: stop_flag)"
+            )
         return DurationStop(eos, layout.frames_per_step, self.key)
 
 

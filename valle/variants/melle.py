@@ -96,8 +96,6 @@ class MelleARConfig:
     def __post_init__(self) -> None:
         if not 1 <= self.reduction <= 5:
             raise ConfigError(f"ar.reduction must be in 1..5, got {self.reduction}")
-        if not isinstance(self.stop, StopFlagConfig):
-            raise ConfigError("melle: ar.stop.kind must be 'stop_flag' (there is no EOS class)")
 
 
 @register_variant("melle")
