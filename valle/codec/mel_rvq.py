@@ -338,18 +338,20 @@ class MelRVQCodec(nn.Module):
                 "MelRVQCodec: the vocoder's mel settings differ from the codec's: "
                 f"{vocoder.logmel.config} vs {config.mel}"
             )
-        self._vocoder = vocoder  # None: config.vocoder, loaded by the first decode
+        self._vocoder: Any = vocoder  # None: config.vocoder, loaded by the first decode
         self.fit_info = dict(fit_info or {})
 
     @property
     def vocoder(self) -> Vocoder:
         """The mel -> wave maker of ``decode`` (a pretrained one is loaded on first use, on
         the codec's device)."""
-        if self._vocoder is None:
+        vocoder = self._vocoder
+        if vocoder is None:
             from valle.codec.vocoder import load_vocoder
 
-            self._vocoder = load_vocoder(self.config.vocoder, self.config.mel, self.mean.device)
-        return self._vocoder
+            vocoder = load_vocoder(self.config.vocoder, self.config.mel, self.mean.device)
+            self._vocoder = vocoder
+        return vocoder  # type: ignore[no-any-return]
 
     # --- Codec facts -------------------------------------------------------------------------
     @property
