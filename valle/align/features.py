@@ -4,8 +4,8 @@ Shape legend: N samples, T code frames, F mel bins.
 
 The aligner's durations are counted in codec frames, so its features are computed at the codec's
 frame rate (read from each cut's stored codes: 80 Hz for the mini corpus's mel-RVQ codec, 75 Hz
-for EnCodec). The analysis sample rate is 16 kHz when ``16000 / frame_rate`` is a whole number of
-samples, else ``frame_rate * round(16000 / frame_rate)`` (75 Hz -> 15975 Hz, hop 213).
+for EnCodec, 86.13 Hz for a codec on the packaged HiFi-GAN's mels). The analysis sample rate is
+the whole rate nearest 16 kHz that gives a whole hop at that frame rate (:func:`analysis_rate`).
 
 Frame rule: code frame ``t`` covers samples ``[t * hop, (t + 1) * hop)``; its feature frame is
 centred on the middle of that span (the wave loses its first ``hop // 2`` samples before a
@@ -34,16 +34,23 @@ _BASE_RATE = 16000
 
 
 def analysis_rate(frame_rate: float) -> tuple[int, int]:
-    """``(sample_rate, hop)`` with ``sample_rate == hop * frame_rate`` exactly, near 16 kHz."""
+    """``(sample_rate, hop)`` with ``sample_rate == hop * frame_rate`` a whole number of Hz, the
+    rate nearest 16 kHz among 8-48 kHz (80 Hz -> 16000 / 200, 75 Hz -> 15975 / 213, the
+    packaged HiFi-GAN's 22050 / 256 = 86.13 Hz -> 11025 / 128)."""
     if frame_rate <= 0:
         raise ValueError(f"frame rate must be > 0 Hz, got {frame_rate}")
-    hop = max(1, round(_BASE_RATE / frame_rate))
-    rate = hop * frame_rate
-    if abs(rate - round(rate)) > 1e-6:
+    best: tuple[int, int] | None = None
+    for hop in range(1, int(48000 / frame_rate) + 1):
+        rate = hop * frame_rate
+        if rate < 8000 or abs(rate - round(rate)) > 1e-6:
+            continue
+        if best is None or abs(round(rate) - _BASE_RATE) < abs(best[0] - _BASE_RATE):
+            best = (int(round(rate)), hop)
+    if best is None:
         raise ValueError(
-            f"no whole sample rate near 16 kHz gives a whole hop at {frame_rate} Hz frames"
+            f"no whole sample rate in 8-48 kHz gives a whole hop at {frame_rate} Hz frames"
         )
-    return int(round(rate)), hop
+    return best
 
 
 @dataclass(frozen=True)
