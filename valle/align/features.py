@@ -42,7 +42,7 @@ def analysis_rate(frame_rate: float) -> tuple[int, int]:
     best: tuple[int, int] | None = None
     for hop in range(1, int(48000 / frame_rate) + 1):
         rate = hop * frame_rate
-        if rate < 8000 or abs(rate - round(rate)) > 1e-6:
+        if rate < 8000 or abs(rate - round(rate)) > 1e-3:  # frame rates stored to 6 decimals
             continue
         if best is None or abs(round(rate) - _BASE_RATE) < abs(best[0] - _BASE_RATE):
             best = (int(round(rate)), hop)
