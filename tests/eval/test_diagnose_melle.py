@@ -219,3 +219,31 @@ def test_diagnose_command_on_a_mel_checkpoint_reads_the_cuts_audio(tmp_path, cap
     assert summary["mel"]["frames"] == sum(2 * ((1 + len(w) // 64) // 2) for w in waves)
     assert summary["free_running"]["items"] == 3  # a 50-frame prompt: 0.2 s at 250 frames/s
     assert len(summary["attention_images"]) == 1
+
+
+def test_the_kind_is_read_from_the_layout_s_declared_continuous() -> None:
+    """The diagnostics ask the layout whether its steps are continuous frames (its declared
+    ``continuous``), not whether it is a MelFrameLayout: a frame layout of another class gets
+    the mel diagnostics, and every code layout says it is not continuous."""
+    from valle.ar.latent import MelFrameLayout
+    from valle.ar.layouts import (
+        FirstCodebookLayout,
+        GroupedCodeLayout,
+        MergedFirstCodebookLayout,
+    )
+
+    class OtherFrames:  # a continuous-frame layout that is no MelFrameLayout
+        continuous = True
+
+        def __init__(self, layout: MelFrameLayout) -> None:
+            self.inner = layout
+
+        def __getattr__(self, name: str):
+            return getattr(self.inner, name)
+
+    model = _model()
+    model.ar.layout = OtherFrames(model.ar.layout)
+    assert isinstance(ar_diagnostics_for(model), MelARDiagnostics)
+    assert MelFrameLayout(F_).continuous
+    for layout in (FirstCodebookLayout(8), GroupedCodeLayout(8, 2), MergedFirstCodebookLayout(8)):
+        assert layout.continuous is False

@@ -58,7 +58,12 @@ __all__ = [
 
 
 class MelFrameLayout:
-    """r mel frames per AR step, flattened: frames (B, T, F) <-> steps (B, N, r * F)."""
+    """r mel frames per AR step, flattened: frames (B, T, F) <-> steps (B, N, r * F).
+
+    ``continuous``: its steps are real-valued frames, not code ids (readers such as the
+    diagnostics and the stop-flag stop ask the layout this, not its class)."""
+
+    continuous = True
 
     def __init__(self, n_mels: int, reduction: int = 1) -> None:
         if n_mels < 1:

@@ -56,6 +56,7 @@ class ARTargets(NamedTuple):
 class AcousticLayout(Protocol):
     frames_per_step: int
     step_shape: tuple[int, ...]
+    continuous: bool  # steps are real-valued frames (MELLE's mels), not code ids
 
     def to_steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Frames (B, T, Q) with lengths (B,) -> whole steps (B, N, *E), step counts (B,) and
@@ -98,6 +99,7 @@ class _CodeLayout:
 
     frames_per_step: int
     step_shape: tuple[int, ...]
+    continuous = False  # steps are code ids
 
     def __init__(self, codebook_size: int) -> None:
         if codebook_size < 1:

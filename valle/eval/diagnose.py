@@ -393,14 +393,12 @@ ARDiagnostics = CodeARDiagnostics | MelARDiagnostics
 
 def ar_diagnostics_for(model: nn.Module, ar: Any | None = None) -> ARDiagnostics:
     """The per-kind diagnostics of ``model``'s AR (``ar``: default ``model.ar``): chosen by
-    the AR's layout: continuous mel frames -> :class:`MelARDiagnostics`, else codes ->
-    :class:`CodeARDiagnostics`."""
-    from valle.ar.latent import MelFrameLayout
-
+    the AR's layout's declared ``continuous``: continuous mel frames ->
+    :class:`MelARDiagnostics`, else codes -> :class:`CodeARDiagnostics`."""
     ar = getattr(model, "ar", None) if ar is None else ar
     if ar is None:
         raise ValueError(f"{type(model).__name__} has no AR to diagnose")
-    if isinstance(getattr(ar, "layout", None), MelFrameLayout):
+    if getattr(getattr(ar, "layout", None), "continuous", False):
         return MelARDiagnostics(model, ar)
     return CodeARDiagnostics(model, ar)
 
