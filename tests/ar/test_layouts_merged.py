@@ -219,3 +219,35 @@ def test_merge_rate_mismatch_is_an_error_or_a_warning(caplog) -> None:
     assert "ar.layout.kind=merged_first_codebook ar.layout.rate=2" in text
     # a model whose steps are groups of codes (VALL-E 2) is not the pointer's business
     check_merge_rate(tiny_config("valle2"), _info([2, 1, 1, 1]))
+
+
+def test_the_merge_rate_is_checked_for_any_layout_declaring_one_code_per_window() -> None:
+    """check_merge_rate asks the layout whether each step is one codebook-1 code of a window
+    (its declared ``one_code_per_window``), not for its kind's name: a layout of a new kind
+    that declares it is checked, and the kinds say what they are."""
+    import dataclasses
+
+    from valle.ar.layouts import (
+        FirstCodebookLayoutConfig,
+        GroupedCodeLayout,
+        GroupedLayoutConfig,
+        LayoutConfig,
+    )
+
+    @dataclasses.dataclass(frozen=True)
+    class WindowsOfThree(LayoutConfig):  # a kind check_merge_rate never heard of
+        one_code_per_window = True
+        kind: str = "windows_of_three"
+        rate: int = 3
+
+    cfg = tiny_config("vallr")
+    cfg = dataclasses.replace(cfg, ar=dataclasses.replace(cfg.ar, layout=WindowsOfThree()))
+    with pytest.raises(ValueError, match="one step per 3 frames .*kind=windows_of_three"):
+        check_merge_rate(cfg, _info(None))
+    check_merge_rate(cfg, _info([3, 1, 1, 1]))  # matches: silent
+    assert FirstCodebookLayoutConfig.one_code_per_window
+    assert MergedFirstCodebookLayoutConfig.one_code_per_window
+    assert not GroupedLayoutConfig.one_code_per_window
+    assert FirstCodebookLayout(V).one_code_per_window
+    assert MergedFirstCodebookLayout(V, 2).one_code_per_window
+    assert not GroupedCodeLayout(V, 2).one_code_per_window

@@ -100,6 +100,7 @@ class _CodeLayout:
     frames_per_step: int
     step_shape: tuple[int, ...]
     continuous = False  # steps are code ids
+    one_code_per_window = False  # see LayoutConfig.one_code_per_window
 
     def __init__(self, codebook_size: int) -> None:
         if codebook_size < 1:
@@ -148,9 +149,15 @@ KIND_HELP = (
 @dataclass(frozen=True)
 class LayoutConfig(ComponentConfig):
     """An acoustic layout's settings, chosen by ``kind`` (first_codebook | grouped |
-    merged_first_codebook)."""
+    merged_first_codebook).
+
+    ``one_code_per_window``: each AR step is the one codebook-1 code of a window of ``rate``
+    frames (1 frame without a ``rate``), so the codec's first codebook must be merged at
+    that rate (:func:`valle.ar.windows.check_merge_rate` reads it); False for a step of
+    several codes (a group of frames)."""
 
     __kinds__: ClassVar[dict[str, type]] = {}
+    one_code_per_window: ClassVar[bool] = False
 
     def build(self, codebook_size: int) -> AcousticLayout:
         raise NotImplementedError
@@ -160,6 +167,7 @@ class FirstCodebookLayout(_CodeLayout):
     """One step = the first-codebook code of one frame."""
 
     frames_per_step = 1
+    one_code_per_window = True
     step_shape: tuple[int, ...] = ()
 
     def _steps(self, codes: Tensor, lens: Tensor) -> tuple[Tensor, Tensor]:
@@ -178,6 +186,7 @@ class FirstCodebookLayout(_CodeLayout):
 class FirstCodebookLayoutConfig(LayoutConfig):
     """One first-codebook code per AR step (VALL-E)."""
 
+    one_code_per_window: ClassVar[bool] = True
     kind: str = opt("first_codebook", KIND_HELP)
 
     def build(self, codebook_size: int) -> AcousticLayout:
@@ -328,6 +337,7 @@ class MergedFirstCodebookLayout(FirstCodebookLayout):
 class MergedFirstCodebookLayoutConfig(LayoutConfig):
     """One codebook-1 code per window of ``rate`` frames (VALL-E R on merged codes)."""
 
+    one_code_per_window: ClassVar[bool] = True
     kind: str = opt("merged_first_codebook", KIND_HELP)
     rate: int = opt(
         2,

@@ -87,7 +87,8 @@ def window_durations(durations: Tensor, lens: Tensor, rate: int) -> Tensor:
 
 def layout_rate(layout: Any) -> int:
     """Frames per AR step of a layout config or layout that takes one code per window
-    (``first_codebook``: 1, ``merged_first_codebook``: its rate); 1 for any other layout."""
+    (``one_code_per_window``; ``first_codebook``: 1, ``merged_first_codebook``: its rate);
+    1 for any other layout."""
     return int(getattr(layout, "rate", 1))
 
 
@@ -109,7 +110,8 @@ def check_merge_rate(model_config: Any, codec: Any, *, strict: bool = True) -> N
     """Compare the AR's frames per step with the codec's first-codebook merge rate.
 
     ``model_config``: a variant config with an ``ar.layout`` section (nothing is checked
-    without an AR or for a layout of several codes per step, e.g. VALL-E 2's grouped codes);
+    without an AR or for a layout that does not declare ``one_code_per_window``, e.g. VALL-E
+    2's groups of codes);
     ``codec``: what :func:`codec_merge_rate` reads.
 
     - A merged layout (``merged_first_codebook``, rate r > 1) on codes the codec did not merge
@@ -120,8 +122,7 @@ def check_merge_rate(model_config: Any, codec: Any, *, strict: bool = True) -> N
     """
     ar = getattr(model_config, "ar", None)
     layout = getattr(ar, "layout", None)
-    if layout is None or getattr(layout, "kind", None) not in ("first_codebook",
-                                                               "merged_first_codebook"):  # fmt: skip
+    if not getattr(layout, "one_code_per_window", False):
         return
     rate, merged = layout_rate(layout), codec_merge_rate(codec)
     if rate == merged:
@@ -129,7 +130,7 @@ def check_merge_rate(model_config: Any, codec: Any, *, strict: bool = True) -> N
     if rate > 1:
         msg = (
             f"the model's AR takes one step per {rate} frames (ar.layout.kind="
-            f"merged_first_codebook, rate {rate}) but the codec's first codebook is merged at "
+            f"{layout.kind}, rate {rate}) but the codec's first codebook is merged at "
             f"rate {merged} (codec.json merge_rates): encode the data with a merged codec of "
             f"merge_rates [{rate}, 1, ...] (e.g. prepare.sh --codec-spec "
             f"conf/codec_mel_rvq_merged.yaml), or set ar.layout.rate={merged}"
