@@ -281,3 +281,17 @@ def test_melle_takes_any_stop_kind_that_fits_its_layout() -> None:
     cfg = dataclasses.replace(cfg, ar=dataclasses.replace(cfg.ar, stop=FlagAtHalf()))
     model = cfg.build()
     assert isinstance(model.ar.stop, StopFlag) and model.ar.stop.threshold == 0.5
+
+
+def test_the_stop_flag_refuses_a_code_layout_when_built() -> None:
+    """stop_flag reads the head's last output as a stop logit: on a code layout that is the
+    EOS class's logit, so the stop refuses any layout that is not continuous frames (it did
+    build silently and read the EOS logit as its flag)."""
+    from valle.ar.latent import MelFrameLayout
+    from valle.ar.layouts import FirstCodebookLayout
+
+    with pytest.raises(ConfigError, match="stop kind 'stop_flag' needs a layout of continuous"):
+        tiny_config("valle", overrides=["ar.stop.kind=stop_flag"]).build()
+    with pytest.raises(ConfigError, match="stop_flag"):
+        StopFlagConfig().build(FirstCodebookLayout(8))
+    assert isinstance(StopFlagConfig(threshold=0.7).build(MelFrameLayout(8)), StopFlag)

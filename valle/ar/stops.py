@@ -204,4 +204,11 @@ class StopFlagConfig(StopConfig):
             raise ConfigError(f"stop.threshold must be in (0, 1), got {self.threshold}")
 
     def build(self, layout: Any) -> StopPolicy:
+        if not getattr(layout, "continuous", False):
+            # a code layout's head gives class logits: its last one (EOS) is no stop flag
+            raise ConfigError(
+                f"stop kind 'stop_flag' needs a layout of continuous frames whose head "
+                f"outputs a stop logit, not {layout!r} (a code layout stops at its EOS "
+                "class: eos or duration)"
+            )
         return StopFlag(self.threshold)
