@@ -288,3 +288,49 @@ def test_synthesizer_passes_speed_and_pitch_scale_and_other_models_refuse_pitch(
     valle = tiny_model(seed=1, variant="valle", text_vocab_size=len(symbols))
     with pytest.raises(ValueError, match="pitch"):
         Synthesizer(valle, symbols, codec, pitch_scale=1.5)
+
+
+def test_without_prosody_the_components_declared_needs_decide_not_their_classes() -> None:
+    """ralle with prosody: null reads what the mask and stop say they need (prosody tokens,
+    durations), not their classes: a stop of a new kind that needs neither is taken (the
+    config did refuse every stop but EosStopConfig), a mask of a new kind that orders prosody
+    positions is refused, and the kinds declare their needs."""
+    import dataclasses
+
+    from valle.ar.masks import (
+        DurationGuidedMaskConfig,
+        MaskConfig,
+        PrefixLMMask,
+        PrefixMaskConfig,
+        ProsodyPrefixMaskConfig,
+    )
+    from valle.ar.stops import DurationStopConfig, EosStop, EosStopConfig, StopConfig
+
+    @dataclasses.dataclass(frozen=True)
+    class FirstEos(StopConfig):  # a stop of a kind ralle never heard of, needing no durations
+        kind: str = "first_eos"
+
+        def build(self, layout):
+            return EosStop(layout.eos_id)
+
+    @dataclasses.dataclass(frozen=True)
+    class ProsodyFirst(MaskConfig):  # a mask of a new kind that needs prosody positions
+        reads_prosody = True
+        kind: str = "prosody_first"
+
+        def build(self):
+            return PrefixLMMask()
+
+    plain = tiny_config("ralle", overrides=["prosody=null", "ar.mask.kind=prefix",
+                                            "ar.stop.kind=eos"])  # fmt: skip
+    cfg = dataclasses.replace(plain, ar=dataclasses.replace(plain.ar, stop=FirstEos()))
+    model = cfg.build()
+    assert isinstance(model.ar.stop, EosStop)
+    with pytest.raises(ConfigError, match="prosody: null.*mask kind 'prosody_first'"):
+        dataclasses.replace(plain, ar=dataclasses.replace(plain.ar, mask=ProsodyFirst()))
+    with pytest.raises(ConfigError, match="stop kind 'duration'"):
+        dataclasses.replace(plain, ar=dataclasses.replace(plain.ar, stop=DurationStopConfig()))
+    assert ProsodyPrefixMaskConfig.reads_prosody and not ProsodyPrefixMaskConfig.reads_durations
+    assert DurationGuidedMaskConfig.reads_prosody and DurationGuidedMaskConfig.reads_durations
+    assert not PrefixMaskConfig.reads_prosody and not PrefixMaskConfig.reads_durations
+    assert DurationStopConfig.reads_durations and not EosStopConfig.reads_durations

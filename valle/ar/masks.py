@@ -119,9 +119,16 @@ def attention_mask(policy: MaskPolicy, query: SegmentPositions, key: SegmentPosi
 @dataclass(frozen=True)
 class MaskConfig(ComponentConfig):
     """An AR mask policy's settings, chosen by ``kind`` (prefix | causal | prosody_prefix |
-    duration_guided)."""
+    duration_guided).
+
+    What the policy needs from the sequence it masks, which the variants read instead of
+    asking for its kind: ``reads_prosody`` (it orders prosody positions between text and
+    audio: the AR must make a prosody chain of thought) and ``reads_durations`` (it reads
+    each audio query's aligned phoneme: the AR must have phoneme durations)."""
 
     __kinds__: ClassVar[dict[str, type]] = {}
+    reads_prosody: ClassVar[bool] = False
+    reads_durations: ClassVar[bool] = False
 
     def build(self) -> MaskPolicy:
         raise NotImplementedError
@@ -154,6 +161,8 @@ class CausalMaskConfig(MaskConfig):
 class ProsodyPrefixMaskConfig(MaskConfig):
     """:class:`ProsodyPrefixMask` (RALL-E's ablation without duration-guided masking)."""
 
+    reads_prosody: ClassVar[bool] = True
+
     kind: str = opt(
         "prosody_prefix",
         "attention-mask policy: prefix | causal | prosody_prefix | duration_guided",
@@ -167,6 +176,9 @@ class ProsodyPrefixMaskConfig(MaskConfig):
 @dataclass(frozen=True)
 class DurationGuidedMaskConfig(MaskConfig):
     """:class:`DurationGuidedMask` (RALL-E Sec 3.3)."""
+
+    reads_prosody: ClassVar[bool] = True
+    reads_durations: ClassVar[bool] = True
 
     kind: str = opt(
         "duration_guided",

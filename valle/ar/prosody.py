@@ -47,9 +47,8 @@ from valle.ar.builders import build_ar_decoder
 from valle.ar.config import ARConfig
 from valle.ar.decoder import ARDecoder
 from valle.ar.generate import generate_ar
-from valle.ar.masks import DurationGuidedMaskConfig, ProsodyPrefixMaskConfig, attention_mask
+from valle.ar.masks import attention_mask
 from valle.ar.pointer import prompt_alignment, uniform_durations
-from valle.ar.stops import DurationStopConfig
 from valle.config import ConfigError, VocabConfig, opt
 from valle.data import batch as B_
 from valle.modules.embedding import SinusoidalPositionalEncoding, TokenEmbedding
@@ -595,14 +594,12 @@ def check_prosody_config(cfg: ARConfig, prosody: ProsodyCoTConfig) -> None:
     tokens see the prosody tokens (mask ``duration_guided`` or ``prosody_prefix``), duration
     tokens for a duration-guided mask or stop, no alignment prior. The variant's config runs
     it when it is made, so :func:`build_prosody_decoder` gets a checked config."""
-    if not isinstance(cfg.mask, (DurationGuidedMaskConfig, ProsodyPrefixMaskConfig)):
+    if not cfg.mask.reads_prosody:
         raise ConfigError(
             "ralle: ar.mask.kind must be duration_guided or prosody_prefix (the speech "
             "tokens must see the prosody tokens)"
         )
-    if prosody.max_duration is None and (
-        isinstance(cfg.mask, DurationGuidedMaskConfig) or isinstance(cfg.stop, DurationStopConfig)
-    ):
+    if prosody.max_duration is None and (cfg.mask.reads_durations or cfg.stop.reads_durations):
         raise ConfigError(
             "without duration tokens (prosody.max_duration: null) the AR has no alignment: use "
             "ar.mask.kind: prosody_prefix and ar.stop.kind: eos"

@@ -148,9 +148,14 @@ class StopFlag:
 
 @dataclass(frozen=True)
 class StopConfig(ComponentConfig):
-    """A stop policy's settings, chosen by ``kind`` (eos | duration)."""
+    """A stop policy's settings, chosen by ``kind`` (eos | duration | stop_flag).
+
+    ``reads_durations``: the policy reads the rows' phoneme durations when a call begins
+    (``context.conditions``), so the AR must predict or be given them; the variants read it
+    instead of asking for the kind. What it needs from the layout its ``build`` checks."""
 
     __kinds__: ClassVar[dict[str, type]] = {}
+    reads_durations: ClassVar[bool] = False
 
     def build(self, layout: Any) -> StopPolicy:
         raise NotImplementedError
@@ -177,6 +182,8 @@ class EosStopConfig(StopConfig):
 @dataclass(frozen=True)
 class DurationStopConfig(StopConfig):
     """Stop after the sum of the phonemes' durations (RALL-E)."""
+
+    reads_durations: ClassVar[bool] = True
 
     kind: str = opt("duration", "when generation stops: eos | duration")
     key: str = opt("durations", "generate conditions key of the (B, S) durations in frames")

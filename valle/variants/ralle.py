@@ -29,7 +29,7 @@ from torch import Tensor
 from valle.ar.builders import build_ar_decoder
 from valle.ar.config import ARConfig
 from valle.ar.generate import Sampler
-from valle.ar.masks import DurationGuidedMaskConfig, ProsodyPrefixMaskConfig
+from valle.ar.masks import DurationGuidedMaskConfig
 from valle.ar.prosody import (
     ProsodyARDecoder,
     ProsodyControl,
@@ -38,7 +38,7 @@ from valle.ar.prosody import (
     build_prosody_decoder,
     check_prosody_config,
 )
-from valle.ar.stops import DurationStopConfig, EosStopConfig
+from valle.ar.stops import DurationStopConfig
 from valle.config import ConfigError, NARConfig, VocabConfig, opt
 from valle.data.batch import SynthesisInputs
 from valle.data.featurizers import DataRequest, Durations
@@ -90,12 +90,16 @@ class RalleConfig:
             return
         if self.prosody is not None:
             check_prosody_config(self.ar, self.prosody)
-        elif isinstance(
-            self.ar.mask, (DurationGuidedMaskConfig, ProsodyPrefixMaskConfig)
-        ) or not isinstance(self.ar.stop, EosStopConfig):
+        elif (
+            self.ar.mask.reads_prosody
+            or self.ar.mask.reads_durations
+            or self.ar.stop.reads_durations
+        ):
+            # a stop the layout cannot serve (stop_flag on codes) is refused when it is built
             raise ConfigError(
-                "ralle without prosody (prosody: null) is a plain AR: use ar.mask.kind: "
-                "prefix and ar.stop.kind: eos"
+                "ralle without prosody (prosody: null) is a plain AR with no prosody tokens "
+                f"or durations for mask kind {self.ar.mask.kind!r} and stop kind "
+                f"{self.ar.stop.kind!r}: use ar.mask.kind: prefix and ar.stop.kind: eos"
             )
 
     def build(self) -> Valle:
