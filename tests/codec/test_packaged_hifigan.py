@@ -114,3 +114,31 @@ def test_mel_rvq_codec_without_a_vocoder_choice_keeps_griffin_lim(tmp_path) -> N
         MelRVQConfig(vocoder="hifigan_universal")  # default 16 kHz / 128-bin mels
     with pytest.raises(ValueError, match="unknown vocoder"):
         MelRVQConfig(mel=PACKAGED_HIFIGAN_MEL, vocoder="wavenet")
+
+
+def test_the_vocoder_names_are_the_one_registry_s(monkeypatch) -> None:
+    """load_vocoder dispatches through VOCODERS and the configs that name a vocoder (MELLE's,
+    MelRVQConfig's) accept its keys, so a new vocoder is one entry (each kept its own list);
+    an entry's declared mel settings are the ones MelRVQConfig requires."""
+    from valle.codec.mel_rvq import MelRVQConfig
+    from valle.codec.vocoder import VOCODERS, VocoderEntry
+    from valle.config import ConfigError
+    from valle.testing.model import tiny_config
+
+    assert list(VOCODERS) == ["griffin_lim", "hifigan_universal", "hifigan_ljspeech"]
+    made: list[tuple] = []
+    fake = torch.nn.Identity()
+    monkeypatch.setitem(
+        VOCODERS, "x", VocoderEntry(lambda mel, dev: made.append((mel, dev)) or fake)
+    )
+    monkeypatch.setitem(VOCODERS, "y", VocoderEntry(lambda mel, dev: fake, PACKAGED_HIFIGAN_MEL))
+    assert load_vocoder("x", MelConfig(), "cpu") is fake and made == [(MelConfig(), "cpu")]
+    assert tiny_config("melle", overrides=["vocoder=x"]).vocoder == "x"
+    with pytest.raises(ConfigError, match="'x'"):
+        tiny_config("melle", overrides=["vocoder=wavenet"])
+    assert MelRVQConfig(vocoder="x").vocoder == "x"  # any mel settings
+    assert MelRVQConfig(mel=PACKAGED_HIFIGAN_MEL, vocoder="y").vocoder == "y"
+    with pytest.raises(ValueError, match="inverts the mels it was trained on"):
+        MelRVQConfig(vocoder="y")
+    with pytest.raises(ValueError, match="train on those settings"):
+        load_vocoder("y", MelConfig())

@@ -116,20 +116,19 @@ class MelRVQConfig:
                 f"MelRVQConfig: need num_codebooks >= 1 and codebook_size >= 2, got "
                 f"{self.num_codebooks} x {self.codebook_size}"
             )
-        if self.vocoder != "griffin_lim":
-            from valle.codec.vocoder import PACKAGED_HIFIGAN_MEL, PACKAGED_HIFIGAN_WEIGHTS
+        from valle.codec.vocoder import VOCODERS
 
-            names = ["griffin_lim"] + [f"hifigan_{k}" for k in PACKAGED_HIFIGAN_WEIGHTS]
-            if self.vocoder not in names:
-                raise ValueError(
-                    f"MelRVQConfig: unknown vocoder {self.vocoder!r}; choose one of {names}"
-                )
-            if self.mel != PACKAGED_HIFIGAN_MEL:
-                raise ValueError(
-                    f"MelRVQConfig: vocoder {self.vocoder!r} inverts the mels it was trained on "
-                    f"({PACKAGED_HIFIGAN_MEL}); set mel to those settings (see "
-                    "egs/mini/conf/mel_rvq_hifigan.yaml) or use vocoder: griffin_lim"
-                )
+        entry = VOCODERS.get(self.vocoder)
+        if entry is None:
+            raise ValueError(
+                f"MelRVQConfig: unknown vocoder {self.vocoder!r}; choose one of {list(VOCODERS)}"
+            )
+        if entry.mel is not None and self.mel != entry.mel:  # pretrained on its own mels
+            raise ValueError(
+                f"MelRVQConfig: vocoder {self.vocoder!r} inverts the mels it was trained on "
+                f"({entry.mel}); set mel to those settings (see "
+                "egs/mini/conf/mel_rvq_hifigan.yaml) or use vocoder: griffin_lim"
+            )
         if self.kmeans_iters < 1 or self.max_fit_frames < self.codebook_size:
             raise ValueError(
                 f"MelRVQConfig: need kmeans_iters >= 1 and max_fit_frames >= codebook_size, got "

