@@ -122,7 +122,7 @@ def check_merge_rate(model_config: Any, codec: Any, *, strict: bool = True) -> N
     """
     ar = getattr(model_config, "ar", None)
     layout = getattr(ar, "layout", None)
-    if not getattr(layout, "one_code_per_window", False):
+    if layout is None or not getattr(layout, "one_code_per_window", False):
         return
     rate, merged = layout_rate(layout), codec_merge_rate(codec)
     if rate == merged:
