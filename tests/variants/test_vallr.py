@@ -321,3 +321,25 @@ def test_forced_durations_draw_no_pointer_move() -> None:
                                   generator=torch.Generator().manual_seed(5)))  # fmt: skip
     for greedy, sampled in zip(*outs, strict=True):
         assert torch.equal(greedy, sampled)
+
+
+def test_the_pointer_check_reads_what_the_components_declare() -> None:
+    """check_pointer_config judges the head and stop by what they declare (moves_pointer,
+    reads_pointer), so a new head kind that moves the pointer is accepted without being a
+    PointerHeadConfig, and a categorical head is refused with its kind named."""
+    from dataclasses import dataclass, replace
+    from typing import ClassVar
+
+    from valle.ar.heads import CategoricalHeadConfig, HeadConfig
+    from valle.ar.pointer import check_pointer_config
+    from valle.config import ConfigError
+
+    @dataclass(frozen=True)
+    class OtherPointerHead(HeadConfig):
+        moves_pointer: ClassVar[bool] = True
+        kind: str = "other_pointer"
+
+    ar = tiny_config("vallr").ar
+    check_pointer_config(replace(ar, head=OtherPointerHead()))
+    with pytest.raises(ConfigError, match="head kind 'categorical'"):
+        check_pointer_config(replace(ar, head=CategoricalHeadConfig()))

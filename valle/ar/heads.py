@@ -186,9 +186,14 @@ class CategoricalHead(nn.Module):
 
 @dataclass(frozen=True)
 class HeadConfig(ComponentConfig):
-    """An AR head's settings, chosen by ``kind`` (categorical)."""
+    """An AR head's settings, chosen by ``kind`` (categorical).
+
+    ``moves_pointer``: besides the step's codes the head predicts a phoneme-pointer move
+    (VALL-E R's stay/advance), which a phoneme-aligned decoder needs; variants read it instead
+    of asking for the kind."""
 
     __kinds__: ClassVar[dict[str, type]] = {}
+    moves_pointer: ClassVar[bool] = False
 
     def build(self, d_model: int, layout: Any, embedding: nn.Module) -> ARHead:
         raise NotImplementedError

@@ -41,7 +41,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -630,6 +630,7 @@ class PointerDecoding:
 class PointerHeadConfig(HeadConfig):
     """Codes + a stay/advance pointer move per step (VALL-E R); used by :class:`PointerARDecoder`."""
 
+    moves_pointer: ClassVar[bool] = True
     kind: str = opt("pointer", "AR output head: categorical | pointer")
     tie_embedding: bool = opt(True, "share the code output layer with the code input embedding")
     advance: str = opt("greedy", "pointer move at inference: greedy (argmax) | sample")
@@ -675,6 +676,7 @@ class PointerHeadConfig(HeadConfig):
 class PointerStopConfig(StopConfig):
     """Stop when the phoneme pointer passes the last phoneme (VALL-E R)."""
 
+    reads_pointer: ClassVar[bool] = True
     kind: str = opt("pointer", "when generation stops: eos | duration | pointer")
 
     def build(self, layout: Any) -> Any:
@@ -682,11 +684,17 @@ class PointerStopConfig(StopConfig):
 
 
 def check_pointer_config(cfg: ARConfig) -> None:
-    """A :class:`ConfigError` unless ``cfg`` describes a phoneme-aligned AR: head and stop
-    kind ``pointer``, no alignment prior. The variant's config runs it when it is made
-    (loaded or overridden), so :func:`build_pointer_decoder` gets a checked config."""
-    if not isinstance(cfg.head, PointerHeadConfig) or not isinstance(cfg.stop, PointerStopConfig):
-        raise ConfigError("the phoneme-aligned AR needs ar.head.kind and ar.stop.kind: pointer")
+    """A :class:`ConfigError` unless ``cfg`` describes a phoneme-aligned AR: a head that moves
+    the phoneme pointer and a stop that reads it (the ``pointer`` kinds; judged by what the
+    components declare, not their classes), no alignment prior. The variant's config runs it
+    when it is made (loaded or overridden), so :func:`build_pointer_decoder` gets a checked
+    config."""
+    if not cfg.head.moves_pointer or not cfg.stop.reads_pointer:
+        raise ConfigError(
+            "the phoneme-aligned AR needs a head that moves the phoneme pointer and a stop "
+            f"that reads it (ar.head.kind and ar.stop.kind: pointer), got head kind "
+            f"{cfg.head.kind!r} and stop kind {cfg.stop.kind!r}"
+        )
     if cfg.alignment_prior is not None:
         raise ConfigError("ar.alignment_prior is not used by the phoneme-aligned AR; set null")
 

@@ -152,10 +152,12 @@ class StopConfig(ComponentConfig):
 
     ``reads_durations``: the policy reads the rows' phoneme durations when a call begins
     (``context.conditions``), so the AR must predict or be given them; the variants read it
-    instead of asking for the kind. What it needs from the layout its ``build`` checks."""
+    instead of asking for the kind. ``reads_pointer``: it stops on the phoneme pointer of a
+    phoneme-aligned decoder (VALL-E R). What it needs from the layout its ``build`` checks."""
 
     __kinds__: ClassVar[dict[str, type]] = {}
     reads_durations: ClassVar[bool] = False
+    reads_pointer: ClassVar[bool] = False
 
     def build(self, layout: Any) -> StopPolicy:
         raise NotImplementedError
