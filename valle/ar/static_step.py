@@ -72,7 +72,7 @@ class StaticARStep:
     def __init__(self, decoding: Any, batch: int, capacity: int) -> None:
         ar = _decoder_of(decoding)
         layout = decoding.layout
-        if getattr(layout, "codebook_size", None) is None:
+        if layout.continuous:
             raise ValueError(
                 f"{type(layout).__name__}: a static step feeds code ids; continuous layouts "
                 "(mel frames) are not supported"
@@ -151,7 +151,7 @@ class StaticARStep:
             self.graph.replay()
         else:
             self._run()
-        self.cache._len += 1  # host count of written positions (the cursor moved on device)
+        self.cache.count(1)  # the host's count; the cursor moved on the device
         return self.out
 
     @torch.inference_mode()

@@ -63,12 +63,25 @@ class NeverStopGreedy:
 def feedback_sampler(ar: Any) -> Any:
     """The sampler of the fed-back steps: :class:`NeverStopGreedy` over a discrete layout's
     codes, the mean (noise scale 0) of a continuous head."""
-    cb = getattr(ar.layout, "codebook_size", None)
-    if cb is None:
+    if ar.layout.continuous:
         from valle.sampling.latent import GaussianSampler
 
         return GaussianSampler(0.0)
-    return NeverStopGreedy(int(cb))
+    return NeverStopGreedy(int(ar.layout.codebook_size))
+
+
+def _decoding_inputs(
+    ar: Any, text: Tensor, prompt: Tensor, pl: Tensor, steps: int
+) -> tuple[Any, Any, Any, Tensor, Tensor]:
+    """What a timed decoding of ``steps`` steps after a prompt (B, P, ...) starts from, as
+    :func:`~valle.ar.generate.generate_ar` makes it: the decoding (VALL-E X: steps tagged with
+    a language), the fed-back sampler, the head's memory and the AR's audio input
+    ``[BOS, prompt]`` (B, P + 1, *E) with its lengths (B,)."""
+    p_steps, p_lens, _ = ar.layout.to_steps(prompt, pl)
+    audio_in, in_lens = ar.layout.with_bos(p_steps, p_lens)  # (B, P + 1, *E)
+    dec = ar.decoding(text)
+    memory = dec.head.start(p_steps, p_lens, steps)
+    return dec, feedback_sampler(ar), memory, audio_in, in_lens
 
 
 @torch.inference_mode()
@@ -90,14 +103,10 @@ def time_cached_ar(
     the AR's audio input ``[BOS, prompt]`` (B, P + 1, *E), its lengths (B,)).
     """
     device = text.device
-    p_steps, p_lens, _ = ar.layout.to_steps(prompt, pl)
-    audio_in, in_lens = ar.layout.with_bos(p_steps, p_lens)  # (B, P + 1, *E)
-    capacity = text.shape[1] + audio_in.shape[1] + steps
     sync(device)
     t0 = time.perf_counter()
-    dec = ar.decoding(text)  # what generate steps on (VALL-E X: steps tagged with a language)
-    sampler = feedback_sampler(ar)
-    memory = dec.head.start(p_steps, p_lens, steps)
+    dec, sampler, memory, audio_in, in_lens = _decoding_inputs(ar, text, prompt, pl, steps)
+    capacity = text.shape[1] + audio_in.shape[1] + steps
     logits, cache = dec.prefill(text, tl, audio_in, in_lens, capacity=capacity)
     fed = dec.head.sample(logits, memory, sampler, None)  # never EOS: `steps` steps every run
     sync(device)
@@ -133,12 +142,8 @@ def time_static_ar(
     from valle.ar.static_step import StaticARStep
 
     device = text.device
-    p_steps, p_lens, _ = ar.layout.to_steps(prompt, pl)
-    audio_in, in_lens = ar.layout.with_bos(p_steps, p_lens)  # (B, P + 1, *E)
-    dec = ar.decoding(text)
+    dec, sampler, memory, audio_in, in_lens = _decoding_inputs(ar, text, prompt, pl, steps)
     st = StaticARStep(dec, text.shape[0], text.shape[1] + audio_in.shape[1] + steps)
-    sampler = feedback_sampler(ar)
-    memory = dec.head.start(p_steps, p_lens, steps)
     out = st.prefill(text, tl, audio_in, in_lens)
     st.step_in.copy_(dec.head.sample(out, memory, sampler, None))  # never EOS
     mode = "eager"

@@ -131,6 +131,11 @@ class StaticKVCache(KVCache):
     def advance(self, n: int = 1) -> None:
         """Move the cursor past ``n`` written positions (device op; host count too)."""
         self.cursor.add_(n)
+        self.count(n)
+
+    def count(self, n: int = 1) -> None:
+        """Add ``n`` to the host count of written positions only: for a cursor moved on the
+        device where the host did not run the op (a CUDA graph replay)."""
         self._len += n
 
     def load(self, cache: KVCache) -> None:
