@@ -13,6 +13,7 @@ from typing import Any
 
 from valle.ar.config import ARConfig
 from valle.ar.decoder import ARDecoder
+from valle.ar.step_dropout import add_step_dropout
 from valle.config import VocabConfig
 from valle.modules.transformer import TransformerStack
 
@@ -26,7 +27,7 @@ def build_ar_decoder(
     on to ``decoder_class`` (an :class:`ARDecoder` subclass that takes more parts)."""
     b = cfg.backbone
     layout = cfg.layout.build(vocab.codebook_size)
-    embedding = layout.embedding(b.d_model)
+    embedding = add_step_dropout(layout.embedding(b.d_model), cfg.step_dropout)
     return decoder_class(
         text_vocab_size=vocab.text_vocab_size,
         backbone=TransformerStack.from_config(b),

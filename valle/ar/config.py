@@ -26,7 +26,7 @@ from valle.ar.heads import CategoricalHeadConfig, HeadConfig
 from valle.ar.layouts import FirstCodebookLayoutConfig, LayoutConfig
 from valle.ar.masks import MaskConfig, PrefixMaskConfig
 from valle.ar.stops import EosStopConfig, StopConfig
-from valle.config import TransformerConfig, opt
+from valle.config import ConfigError, TransformerConfig, opt
 from valle.sampling.factory import SampleConfig, SamplerConfig
 
 __all__ = ["ARConfig", "migrate_ar_section"]
@@ -83,6 +83,15 @@ class ARConfig:
     alignment_prior: AlignmentPriorConfig | None = opt(
         None, "training aid: diagonal prior on the audio-to-text attention (null: off)"
     )
+    step_dropout: float = opt(
+        0.0,
+        "training aid: share of fed-back steps whose code embedding is zeroed in training, so "
+        "the model must read the text there (valle.ar.step_dropout; 0: off; in [0, 1))",
+    )
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.step_dropout < 1.0:
+            raise ConfigError(f"ar.step_dropout must be in [0, 1), got {self.step_dropout}")
 
     @staticmethod
     def __migrate__(d: Mapping[str, Any]) -> dict[str, Any]:
