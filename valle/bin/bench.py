@@ -17,7 +17,9 @@ Subcommands (each a small registered entry; see :func:`subcommand`):
 - ``loops``: the loop test of a checkpoint on tokenized cuts: the share of continuations that
   hit the length cap or repeat one code for more than 1 s, greedy vs repetition-aware sampling;
 - ``ceiling``: what a perfect AR would give: WER of the ground truth through the codec keeping
-  the first Q' codebooks, and of the ground-truth first codebook completed by the model's NAR.
+  the first Q' codebooks, and of the ground-truth first codebook completed by the model's NAR;
+- ``aligned-probe``: a learnability yardstick of data + codec: WER of a small conv net trained for
+  minutes from frame-aligned phonemes (the aligner's durations) to codes and latent.
 
 System outputs live in a directory as ``<item id>.wav`` (or ``<item id>-<k>.wav`` for sample k
 of ``--n-samples``); ``--audio-from-cuts`` scores the corpus recordings themselves (the ground
@@ -728,6 +730,100 @@ def run_ceiling(args: argparse.Namespace) -> int:
         "language": language, "systems": [s.as_row() for s in systems],
     })  # fmt: skip
     print(f"wrote {out_dir / 'ceiling.json'}")
+    return 0
+
+
+# --------------------------------------------------------------------------- aligned-probe
+def _configure_aligned_probe(p: argparse.ArgumentParser) -> None:
+    from valle.eval.asr import ASR_BACKENDS
+
+    p.add_argument("--cuts-train", required=True, help="aligned train cuts (custom durations)")
+    p.add_argument("--cuts-test", required=True, help="aligned test cuts (held-out speakers)")
+    p.add_argument("--tokens", required=True, help="tokens.txt of the phonemes")
+    p.add_argument("--codec-dir", required=True, help="the codec of the cuts' codes")
+    p.add_argument("--language", default="en", help="ISO 639-1 code of the cuts to use")
+    p.add_argument("--minutes", type=float, default=8.0, help="training wall-clock budget")
+    p.add_argument("--max-steps", type=int, default=None, help="training step budget")
+    p.add_argument("--max-items", type=int, default=24, help="the first N test cuts decoded")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--latent-weight", type=float, default=1.0,
+                   help="weight of the latent L1+L2 loss; 0: no latent head")  # fmt: skip
+    p.add_argument("--asr", default="faster-whisper", choices=sorted(ASR_BACKENDS))
+    p.add_argument("--asr-path", default=None, help="model directory or hub name of the backend")
+    p.add_argument(
+        "--out-dir", required=True, help="writes <system>/<id>.wav, WER rows, aligned_probe.json"
+    )
+
+
+@subcommand(
+    "aligned-probe",
+    "learnability of data + codec: WER of a small conv net trained for minutes from "
+    "frame-aligned phonemes (reference durations) to codes and latent",
+    _configure_aligned_probe,
+)
+def run_aligned_probe(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from valle.eval.aligned_probe import load_aligned, probe_waves, train_probe
+    from valle.eval.asr import build_asr
+    from valle.eval.audio import write_wave
+    from valle.eval.cuts import load_cuts
+    from valle.eval.files import write_json
+    from valle.eval.wer import score_corpus
+    from valle.inference import codec_from_dir
+    from valle.text import SymbolTable
+
+    if args.minutes <= 0 and args.max_steps is None:
+        raise BenchError("--minutes must be > 0 (or give --max-steps)")
+    if args.max_items < 1 or (args.max_steps is not None and args.max_steps < 1):
+        raise BenchError("--max-items and --max-steps must be >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.monotonic()
+    codec = codec_from_dir(args.codec_dir)
+    symbols = SymbolTable.from_file(args.tokens)
+    train = load_aligned(load_cuts(args.cuts_train, args.language), symbols, codec)
+    test = load_aligned(load_cuts(args.cuts_test, args.language), symbols, codec)
+    if not train or not test:
+        raise BenchError(f"no {args.language!r} cuts in --cuts-train or --cuts-test")
+    logger.info("%d train, %d test %s utterances", len(train), len(test), args.language)
+    net, log = train_probe(
+        train, len(symbols), int(codec.codebook_size),
+        minutes=args.minutes if args.minutes > 0 else None, max_steps=args.max_steps,
+        latent_weight=args.latent_weight, seed=args.seed,
+    )  # fmt: skip
+    items = test[: args.max_items]
+    systems = probe_waves(net, items, codec, speaker_pool=test, seed=args.seed)
+    out_dir = Path(args.out_dir)
+    asr = build_asr(args.asr, args.asr_path)
+    rows: list[dict[str, Any]] = []
+    ids, refs = [u.id for u in items], [u.text for u in items]
+    for name, waves in systems.items():
+        directory = out_dir / name.replace(" ", "_")
+        for u, w in zip(items, waves, strict=True):
+            write_wave(directory / f"{u.id}.wav", w.numpy(), codec.sample_rate)
+        hyps: list[str] = []
+        for start in range(0, len(waves), 8):
+            chunk = [w.numpy() for w in waves[start : start + 8]]
+            hyps += asr.transcribe(chunk, codec.sample_rate, args.language)
+        errors = score_corpus(ids, refs, hyps, args.language)
+        errors.write_csv(directory / "wer_rows.csv")
+        rows.append({"system": name, "wer": errors.error_rate, "items": len(ids),
+                     "directory": str(directory)})  # fmt: skip
+    lines = ["| system | WER | items |", "|---|---|---|"]
+    lines += [f"| {r['system']} | {100 * r['wer']:.1f}% | {r['items']} |" for r in rows]
+    print("\n".join(lines))
+    print(f"{log.steps} steps in {log.seconds:.0f} s; final " +
+          " ".join(f"{k} {v:.3f}" for k, v in log.final.items()))  # fmt: skip
+    summary = {
+        "systems": rows, "train": log.as_dict(), "wall_seconds": round(time.monotonic() - t0, 1),
+        "train_utterances": len(train), "test_utterances": len(test),
+        "settings": {k: v for k, v in vars(args).items() if not k.startswith("_")},
+    }  # fmt: skip
+    print(f"wrote {write_json(out_dir / 'aligned_probe.json', summary)}")
     return 0
 
 
