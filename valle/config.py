@@ -104,6 +104,20 @@ class TransformerConfig:
 
 
 @dataclass(frozen=True)
+class LocalConvConfig:
+    """Local context for a decoder's frames (:class:`valle.modules.local_conv.LocalConvStack`)."""
+
+    layers: int = opt(3, "residual convolution blocks (count)")
+    kernel_size: int = opt(5, "frames each convolution sees (odd)")
+
+    def __post_init__(self) -> None:
+        if self.layers < 1 or self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ConfigError(
+                f"local_convs needs layers >= 1 and an odd kernel_size >= 1, got {self}"
+            )
+
+
+@dataclass(frozen=True)
 class VocabConfig:
     """Vocabulary facts read from the data at build time (never constants)."""
 
@@ -150,6 +164,9 @@ class NARConfig:
     backbone: TransformerConfig = opt(help="transformer size", factory=TransformerConfig)
     stage: str = opt("adaln", "stage conditioning: adaln | code_id_token")
     prompt: PromptConfig = opt(help="training prompt policy", factory=PromptConfig)
+    local_convs: LocalConvConfig | None = opt(
+        None, "residual 1-D convolutions over the frame inputs before the transformer (null: none)"
+    )
 
 
 # --------------------------------------------------------------------------- component sections

@@ -33,6 +33,7 @@ from valle.config import TransformerConfig, VocabConfig
 from valle.data import batch as B_
 from valle.data.batch import SynthesisInputs
 from valle.modules.embedding import SinusoidalPositionalEncoding, TokenEmbedding
+from valle.modules.local_conv import LocalConvStack
 from valle.modules.metrics import masked_token_loss
 from valle.modules.positions import AUDIO, TEXT, SegmentPositions
 from valle.modules.transformer import TransformerStack
@@ -72,6 +73,7 @@ class NARDecoder(nn.Module):
         dropout: float = 0.0,
         text_conditioner: nn.Module | None = None,
         audio_conditioner: nn.Module | None = None,
+        local_convs: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if num_codebooks < 2:
@@ -99,6 +101,9 @@ class NARDecoder(nn.Module):
         # optional: maps (audio inputs (B, P + T, D), its ``audio_cond``) to new audio inputs
         # (VALL-E R adds each frame's aligned phoneme: valle.nar.aligned)
         self.audio_conditioner = audio_conditioner
+        # optional: local context over the prompt's and the target's frames, each on its own
+        # (valle.modules.local_conv), after the conditioner, before the positions
+        self.local_convs = local_convs
         self.stage = stage
         self.backbone = backbone
         self.prompt = prompt
@@ -110,6 +115,11 @@ class NARDecoder(nn.Module):
         :class:`valle.nar.condition.ConditionNARConfig`); keyword ``parts`` are passed on."""
         b = cfg.backbone
         stage_cls = choose_component(STAGE_CONDITIONINGS, cfg.stage, "NAR stage conditioning")
+        convs = getattr(cfg, "local_convs", None)
+        if convs is not None:
+            parts.setdefault(
+                "local_convs", LocalConvStack(b.d_model, convs.layers, convs.kernel_size)
+            )
         return cls(
             text_vocab_size=vocab.text_vocab_size,
             codebook_size=vocab.codebook_size,
@@ -167,6 +177,14 @@ class NARDecoder(nn.Module):
         )  # (B, P + T, D)
         if self.audio_conditioner is not None:
             x_audio = self.audio_conditioner(x_audio, audio_cond)  # (B, P + T, D)
+        if self.local_convs is not None:
+            x_audio = torch.cat(
+                [
+                    self.local_convs(x_audio[:, :P], prompt_lens),
+                    self.local_convs(x_audio[:, P:], target_lens),
+                ],
+                dim=1,
+            )  # (B, P + T, D)
         x_audio = self.audio_position(x_audio, torch.cat([p_prompt.index, p_target.index], 1))
         x = torch.cat([x_text, x_audio], dim=1)  # (B, S + P + T, D)
         pos = p_text.cat(p_prompt).cat(p_target)
