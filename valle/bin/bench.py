@@ -13,7 +13,8 @@ Subcommands (each a small registered entry; see :func:`subcommand`):
   throughput (code frames/s of AdamW steps) of size presets or of a trained ``--checkpoint``;
   its ``--summary`` (named with ``--system``) adds these columns to that system's ``report`` row;
 - ``diagnose``: learning diagnostics of a checkpoint on tokenized cuts: text-conditioning gap,
-  persistence baselines, AR attention alignment (PNG maps), EOS and free-running lengths;
+  persistence baselines, AR attention alignment (PNG maps), EOS and free-running lengths, and
+  with a mel-RVQ codec each NAR stage's mel gain;
 - ``loops``: the loop test of a checkpoint on tokenized cuts: the share of continuations that
   hit the length cap or repeat one code for more than 1 s, greedy vs repetition-aware sampling;
 - ``ceiling``: what a perfect AR would give: WER of the ground truth through the codec keeping
@@ -620,8 +621,9 @@ def _configure_diagnose(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", type=int, default=4, help="utterances whose maps are drawn")
     p.add_argument("--tokens", default=None, help="tokens.txt if the checkpoint has no symbols")
     p.add_argument("--codec-dir", default=None,
-                   help="codec.json (or its directory) if the checkpoint has no codec facts "
-                        "(else the cuts' frame rate)")  # fmt: skip
+                   help="the codec: codec.json (or its directory) if the checkpoint has no "
+                        "codec facts (else the cuts' frame rate); a mel-RVQ codec (its "
+                        "directory, or the one the checkpoint carries) adds the NAR's mel gain")  # fmt: skip
     p.add_argument("--prompt-seconds", type=float, default=3.0, help="free-running prompt (s)")
     p.add_argument("--seed", type=int, default=0, help="NAR prompt draws and AR sampling")
     p.add_argument("--no-free-running", action="store_true", help="skip AR generation")

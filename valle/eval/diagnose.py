@@ -17,6 +17,14 @@ Measured on a set of utterances (dev cuts) with the model in eval mode, all dete
 - **attention**: per-layer, head-averaged audio->text attention maps of the teacher-forced AR
   with monotonicity / diagonality scores (:mod:`valle.eval.attention_maps`), averaged over
   the utterances; ``best_layer`` is the layer with the highest diagonal focus.
+- **NAR mel gain** (a codec whose codes are vectors, the mel-RVQ codec, given as ``codec``):
+  per NAR stage, ``mel_mse`` = squared error per frame in the codec's normalised mel space of
+  the reconstruction from the true codebooks < j (``prefix``), plus the NAR's argmax code
+  (``argmax``) or its softmax-expected codebook vector (``expected``), or the true code j
+  (``truth``), all against the reconstruction from every true codebook; ``mel_gain`` =
+  argmax minus prefix (negative: the NAR's code helps). Code accuracy near chance hides
+  whether the codes still move the frames the right way; this shows it. A phoneme-aligned
+  NAR (VALL-E R) reads each frame's phoneme id from the batch's ``durations``.
 - **stopping**: teacher-forced EOS position error (first argmax-EOS step vs the true end, in
   frames) and a free-running length check with the continuation protocol: prompt = the first
   ``prompt_seconds`` of the utterance (codes), text = its full transcript; the AR (its
@@ -74,10 +82,14 @@ from valle.eval.mel_teacher_forcing import (
     mel_teacher_forced,
 )
 from valle.eval.teacher_forcing import (
+    MelErrorTally,
     TokenTally,
     ar_targets,
     ar_teacher_forced,
-    nar_teacher_forced,
+    has_codebook_vectors,
+    nar_mel_errors,
+    nar_stage_logits,
+    nar_tally,
 )
 
 logger = logging.getLogger(__name__)
@@ -102,6 +114,8 @@ __all__ = [
     "flat_scalars",
     "format_report",
     "diagnose_checkpoint",
+    "diagnostic_featurizers",
+    "mel_gain_codec",
     "write_attention_pngs",
 ]
 
@@ -112,13 +126,16 @@ __all__ = [
 @dataclass(frozen=True)
 class Utterance:
     """One scored utterance: phoneme ids (S,), codes (T, Q), language id, and for a mel
-    model its log-mel frames (T_mel, F) (its codes may then be empty, (0, Q))."""
+    model its log-mel frames (T_mel, F) (its codes may then be empty, (0, Q)). ``extra``:
+    other per-item fields the model reads, by batch key (e.g. ``durations`` (S,) for VALL-E
+    R's phoneme-aligned parts)."""
 
     id: str
     text: Tensor
     codes: Tensor
     language: int = 0
     mel: Tensor | None = None
+    extra: Mapping[str, Tensor] = field(default_factory=dict)
 
 
 def utterances_from_cuts(
@@ -130,7 +147,8 @@ def utterances_from_cuts(
     """Tokenized cuts (codes + phonemes, as training reads them) -> utterances.
 
     ``max_cuts``: the first N cuts only. ``featurizers``: extra fields to compute (a mel
-    model's :class:`~valle.data.featurizers.MelFrames` fills ``Utterance.mel``).
+    model's :class:`~valle.data.featurizers.MelFrames` fills ``Utterance.mel``, the others
+    ``Utterance.extra``, e.g. VALL-E R's durations).
     """
     from lhotse import CutSet
 
@@ -153,7 +171,14 @@ def utterances_from_cuts(
             if mel.shape[0] == 0:
                 logger.warning("skipping %s: no mel frames", cut.id)
                 continue
-        out.append(Utterance(cut.id, text, codes, int(batch[B_.LANGUAGE][0]), mel))
+        extra = {}
+        for f in featurizers:
+            if f.name == B_.MEL or f.name not in batch:
+                continue
+            n = batch.get(B_.lens_key(f.name))
+            value = batch[f.name][0]
+            extra[f.name] = value[: int(n[0])] if n is not None else value
+        out.append(Utterance(cut.id, text, codes, int(batch[B_.LANGUAGE][0]), mel, extra))
     return out
 
 
@@ -196,7 +221,9 @@ def collate(
 
     With ``prompt_frames`` > 0 the batch carries ``prompt_codes``: each utterance's first
     ``min(prompt_frames, T - 1)`` frames (for NAR prompt policies that read them). When every
-    utterance has mel frames the batch carries ``mel`` (B, T_mel, F) and ``mel_lens``.
+    utterance has mel frames the batch carries ``mel`` (B, T_mel, F) and ``mel_lens``, and
+    each ``Utterance.extra`` field that all utterances have (padded with its key's pad value,
+    lengths under its lens key; e.g. ``durations`` (B, S)).
     """
     text_rows = list(texts) if texts is not None else [u.text for u in utts]
     text_tokens, text_lens = _pad(text_rows)
@@ -217,6 +244,10 @@ def collate(
         batch[PROMPT_START] = torch.zeros(len(utts), dtype=torch.long)
     if utts and all(u.mel is not None for u in utts):
         batch[B_.MEL], batch[B_.lens_key(B_.MEL)] = _pad([u.mel for u in utts])  # type: ignore[misc]
+    for name in utts[0].extra if utts else ():
+        if all(name in u.extra for u in utts):
+            rows = [u.extra[name] for u in utts]
+            batch[name], batch[B_.lens_key(name)] = B_.pad_rows(rows, B_.pad_value(name))
     return batch
 
 
@@ -418,6 +449,10 @@ class DiagnosticsAccumulator:
         seed: seeds the NAR prompt policy's draws.
         tolerance, band: attention score settings (:mod:`valle.eval.attention_maps`).
         keep_maps: how many utterances' attention maps to keep for images.
+        codec: the codec of the model's codes; one whose codes are vectors
+            (:func:`~valle.eval.teacher_forcing.has_codebook_vectors`, the mel-RVQ codec) adds
+            each NAR stage's mel errors and gain (``nar.stage_<j>.mel_mse`` / ``mel_gain``);
+            None or a codes-only codec (EnCodec): no mel figures.
     """
 
     model: nn.Module
@@ -431,11 +466,14 @@ class DiagnosticsAccumulator:
     maps: list[tuple[str, Tensor, list[AlignmentScores]]] = field(default_factory=list)
     utterances: int = 0
     skipped: dict[str, str] = field(default_factory=dict)  # part -> why
+    codec: Any | None = None
+    nar_mel: dict[int, MelErrorTally] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.ar = getattr(self.model, "ar", None) if "ar" in self.stages else None
         self.ar_kind = None if self.ar is None else ar_diagnostics_for(self.model, self.ar)
         self.nar_part = getattr(self.model, "nar", None) if "nar" in self.stages else None
+        self.mel_codec = self.codec if has_codebook_vectors(self.codec) else None
         # the NAR prompt policies draw on the CPU and move the draws to the model
         self._generator = torch.Generator().manual_seed(self.seed)
 
@@ -456,10 +494,21 @@ class DiagnosticsAccumulator:
         if self.nar_part is not None:
             try:
                 for stage in range(1, int(self.nar_part.num_codebooks)):
-                    tally = nar_teacher_forced(self.nar_part, batch, stage, self._generator)
-                    self.nar.setdefault(stage, TokenTally()).add(tally)
+                    out = nar_stage_logits(self.nar_part, batch, stage, self._generator)
+                    self.nar.setdefault(stage, TokenTally()).add(nar_tally(out))
+                    self._add_nar_mel(out)
             except Exception as err:
                 self._skip("nar", err)
+
+    def _add_nar_mel(self, out: Any) -> None:
+        if self.mel_codec is None:
+            return
+        try:
+            tally = nar_mel_errors(self.mel_codec, out)
+        except Exception as err:  # e.g. a codec that is not the one of the codes
+            self._skip("nar_mel", err)
+        else:
+            self.nar_mel.setdefault(out.stage, MelErrorTally()).add(tally)
 
     def _skip(self, part: str, err: Exception) -> None:
         """Drop a part whose decoder these diagnostics do not fit (its figures are left out)."""
@@ -467,8 +516,10 @@ class DiagnosticsAccumulator:
         self.skipped[part] = f"{type(err).__name__}: {err}"
         if part == "ar":
             self.ar = self.ar_kind = None
+        elif part == "nar_mel":
+            self.mel_codec, self.nar_mel = None, {}
         else:
-            self.nar_part, self.nar = None, {}
+            self.nar_part, self.nar, self.nar_mel = None, {}, {}
 
     def _add_ar(self, batch: dict[str, Any], other_texts: Sequence[Tensor] | None) -> None:
         assert self.ar_kind is not None
@@ -495,10 +546,14 @@ class DiagnosticsAccumulator:
                 best = max(range(len(layers)), key=lambda y: layers[y]["diagonal_focus"])
                 out["attention"] = {"layers": layers, "best_layer": best, "best": layers[best]}
         if self.nar:
-            out["nar"] = {
-                f"stage_{j}": {"loss": t.loss, "acc": t.acc, "persistence_acc": t.baseline_acc}
-                for j, t in sorted(self.nar.items())
-            }
+            out["nar"] = {}
+            for j, t in sorted(self.nar.items()):
+                stage = {"loss": t.loss, "acc": t.acc, "persistence_acc": t.baseline_acc}
+                mel = self.nar_mel.get(j)
+                if mel is not None and mel.count:
+                    stage["mel_mse"] = mel.mse
+                    stage["mel_gain"] = mel.gain
+                out["nar"][f"stage_{j}"] = stage
         return out
 
 
@@ -672,8 +727,12 @@ def diagnose(
     keep_maps: int = 4,
     tolerance: float = TOLERANCE,
     band: float = BAND,
+    codec: Any | None = None,
 ) -> tuple[dict[str, Any], DiagnosticsAccumulator]:
     """All diagnostics of ``model`` on ``utts`` (see the module docstring).
+
+    ``codec``: the codec of the utterances' codes; a mel-RVQ codec adds the NAR's mel gain
+    (:class:`DiagnosticsAccumulator`), a codes-only codec or None nothing.
 
     Returns the summary dict and the accumulator (its ``maps`` hold the first ``keep_maps``
     utterances' attention maps for images).
@@ -685,7 +744,7 @@ def diagnose(
     try:
         partner = pair_by_text_length([u.text for u in utts], [u.language for u in utts])
         acc = DiagnosticsAccumulator(
-            model, seed=seed, tolerance=tolerance, band=band, keep_maps=keep_maps
+            model, seed=seed, tolerance=tolerance, band=band, keep_maps=keep_maps, codec=codec
         )
         P = int(round(prompt_seconds * frame_rate))
         kind = acc.ar_kind
@@ -717,7 +776,9 @@ def diagnose(
 def flat_scalars(summary: Mapping[str, Any], prefix: str = "diag/") -> dict[str, float]:
     """The summary's numbers as flat ``prefix + section/name`` scalars (for TensorBoard).
 
-    Per-layer attention scores become ``attention/layer<i>_<name>``; lists (rows) are left out.
+    Per-layer attention scores become ``attention/layer<i>_<name>``; NAR stage figures
+    ``nar/stage_<j>_<name>`` (e.g. ``nar/stage_1_mel_gain``, ``nar/stage_1_mel_mse_prefix``);
+    lists (rows) are left out.
     """
     out: dict[str, float] = {}
     for section, value in summary.items():
@@ -733,6 +794,10 @@ def flat_scalars(summary: Mapping[str, Any], prefix: str = "diag/") -> dict[str,
                 for k, x in v.items():
                     if isinstance(x, (int, float)):
                         out[f"{prefix}{section}/{name}_{k}"] = float(x)
+                    elif isinstance(x, Mapping):  # a NAR stage's mel errors
+                        for k2, y in x.items():
+                            if isinstance(y, (int, float)):
+                                out[f"{prefix}{section}/{name}_{k}_{k2}"] = float(y)
             elif name == "layers" and isinstance(v, list):
                 for y, scores in enumerate(v):
                     for k, x in scores.items():
@@ -788,10 +853,18 @@ def format_report(summary: Mapping[str, Any]) -> str:
                 f"{_f(s['diagonal_focus'], '.2f')}, text mass {_f(s['text_mass'], '.2f')}{mark}"
             )
     for name, s in (summary.get("nar") or {}).items():
-        lines.append(
+        line = (
             f"NAR {name}: loss {_f(s['loss'])}, acc {_f(s['acc'])}, "
             f"persistence baseline {_f(s['persistence_acc'])}"
         )
+        mse = s.get("mel_mse")
+        if mse:
+            line += (
+                f", mel gain {_f(s['mel_gain'], '+.4f')} (mse prefix {_f(mse['prefix'], '.4f')}, "
+                f"argmax {_f(mse['argmax'], '.4f')}, expected {_f(mse['expected'], '.4f')}, "
+                f"truth {_f(mse['truth'], '.4f')})"
+            )
+        lines.append(line)
     fr = summary.get("free_running")
     if fr and fr.get("items"):
         lines.append(
@@ -808,6 +881,69 @@ def format_report(summary: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- files
 
 
+def _codec_name(codec_dir: str | os.PathLike[str]) -> str | None:
+    """The registered name of the codec ``codec_dir`` names (its ``codec.json``, or the
+    files of a codec directory), without loading it; None when it names none."""
+    from valle.codec.registry import recognize_codec_dir
+    from valle.data.codec_info import CodecInfo
+
+    p = Path(codec_dir)
+    spec = p if p.is_file() else p / "codec.json"
+    if spec.is_file() and spec.name != "config.json":
+        return str(CodecInfo.from_file(spec).name)
+    found = recognize_codec_dir(p) if p.is_dir() else None
+    return found[0] if found is not None else None
+
+
+def mel_gain_codec(
+    trained: Any, codec_dir: str | os.PathLike[str] | None = None, device: str = "cpu"
+) -> Any | None:
+    """The codec for the NAR's mel gain, or None: ``codec_dir``'s codec when given, else the
+    codec the checkpoint carries (``"codec_embedded"``). Only a small (embeddable) codec is
+    loaded, and kept only when its codes are vectors
+    (:func:`~valle.eval.teacher_forcing.has_codebook_vectors`, the mel-RVQ codec); EnCodec is
+    not loaded. A codec that fails to load is logged and left out."""
+    from valle.codec.registry import is_embeddable
+    from valle.inference.codec_spec import codec_from_dir, codec_from_embedded_entry
+
+    try:
+        if codec_dir is not None:
+            name = _codec_name(codec_dir)
+            if name is None or not is_embeddable(name):
+                return None
+            codec = codec_from_dir(codec_dir, device=device)
+        elif trained.extras.get("codec_embedded") is not None:
+            codec = codec_from_embedded_entry(
+                trained.extras["codec_embedded"], trained.extras.get("codec"), device=device
+            )
+        else:
+            return None
+    except Exception as err:  # the figures without the mel gain are still worth having
+        logger.warning("NAR mel gain skipped: no codec (%s: %s)", type(err).__name__, err)
+        return None
+    return codec if has_codebook_vectors(codec) else None
+
+
+def diagnostic_featurizers(model: nn.Module) -> tuple[Any, ...]:
+    """The extra per-cut fields the diagnostics read: the AR kind's
+    (:meth:`CodeARDiagnostics.featurizers` / :meth:`MelARDiagnostics.featurizers`), and the
+    model's own data request when its NAR reads per-frame phoneme ids (VALL-E R: durations)."""
+    from valle.registry import data_request
+
+    kind = ar_diagnostics_for(model) if getattr(model, "ar", None) is not None else None
+    out = list(kind.featurizers()) if kind is not None else []
+    nar = getattr(model, "nar", None)
+    if getattr(getattr(nar, "audio_conditioner", None), "needs_frame_ids", False):
+        out += data_request(getattr(model, "config", None)).featurizers
+    names: set[str] = set()
+    unique = []
+    for f in out:
+        if f.name not in names:
+            names.add(f.name)
+            unique.append(f)
+    return tuple(unique)
+
+
 def diagnose_checkpoint(
     checkpoint: str | os.PathLike[str],
     cuts: str | os.PathLike[str],
@@ -817,6 +953,7 @@ def diagnose_checkpoint(
     max_cuts: int | None = None,
     language: str | None = None,
     device: str = "cpu",
+    codec: Any | None = None,
     **kwargs: Any,
 ) -> tuple[dict[str, Any], DiagnosticsAccumulator]:
     """:func:`diagnose` on a checkpoint (``model.pt`` or a Lightning checkpoint of valle-train)
@@ -828,7 +965,11 @@ def diagnose_checkpoint(
     else the checkpoint's codec facts, else ``codec_dir``'s codec.json), else the cuts' code
     frame rate. ``language`` (e.g. ``"en"``) keeps the cuts whose first supervision is in that
     language; ``max_cuts`` then keeps the first N. ``kwargs`` go to :func:`diagnose`. A mel
-    model (MELLE) gets its mel frames from the cuts' audio (its own data request).
+    model (MELLE) gets its mel frames from the cuts' audio (its own data request); a
+    phoneme-aligned NAR (VALL-E R) its durations (:func:`diagnostic_featurizers`).
+
+    ``codec``: the codec for the NAR's mel gain; None: :func:`mel_gain_codec` (``codec_dir``'s
+    mel-RVQ codec, else the checkpoint's embedded one, else none).
     """
     from valle.eval.cuts import load_cuts
     from valle.eval.trained_model import frame_rate_or_cuts, load_trained_model
@@ -839,13 +980,14 @@ def diagnose_checkpoint(
     model = trained.model
     symbols = trained.symbols(tokens)
     cut_set = load_cuts(cuts, language)
-    kind = ar_diagnostics_for(model) if getattr(model, "ar", None) is not None else None
-    featurizers = kind.featurizers() if kind is not None else ()
+    featurizers = diagnostic_featurizers(model)
     utts = utterances_from_cuts(cut_set, symbols, max_cuts, featurizers)
     if len(utts) < 2:
         raise ValueError(f"{cuts} has {len(utts)} usable cuts (language {language}); need 2+")
     rate, source = frame_rate_or_cuts(trained, next(c for c in cut_set if c.id == utts[0].id))
-    summary, acc = diagnose(model, utts, rate, **kwargs)
+    if codec is None:
+        codec = mel_gain_codec(trained, codec_dir, device)
+    summary, acc = diagnose(model, utts, rate, codec=codec, **kwargs)
     summary["checkpoint"] = str(checkpoint)
     summary["cuts"] = str(cuts)
     summary["language"] = language

@@ -19,6 +19,14 @@ What is counted (the same positions as the models' own ``acc`` metrics):
   "the same code as in the previous frame of codebook j" (never right on the first target
   frame); note the NAR itself never sees codebook j, so this baseline has information the NAR
   lacks; it is a reference for how predictable the codebook is, not a competitor.
+- NAR mel gain (codecs whose codes are vectors, e.g. the mel-RVQ codec; F mel bins): per stage
+  j, the squared error in the codec's normalised mel space (mean over F per frame) of the
+  reconstruction from the true codebooks < j alone (``prefix``), plus codebook j's vector of
+  the NAR's argmax (``argmax``) or its softmax-expected vector (``expected``), and with the
+  true code j (``truth``), against the reconstruction from all true codebooks. Code accuracy
+  near chance hides whether the NAR's codes still help; ``argmax - prefix`` < 0 says they do.
+- A phoneme-aligned NAR (VALL-E R) reads each frame's phoneme id, built from the batch's
+  ``durations`` as its own training loss builds it.
 
 Only public parts of the decoders are used: the AR's ``layout``, ``with_bos``, ``eos_id``,
 ``forward``; the NAR's ``prompt`` policy and ``forward``.
@@ -27,7 +35,7 @@ Only public parts of the decoders are used: the AR's ``layout``, ``with_bos``, `
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -36,7 +44,20 @@ from torch import Tensor
 
 from valle.data import batch as B_
 
-__all__ = ["TokenTally", "ARItem", "ar_teacher_forced", "nar_teacher_forced", "ar_targets"]
+__all__ = [
+    "TokenTally",
+    "ARItem",
+    "ar_teacher_forced",
+    "nar_teacher_forced",
+    "ar_targets",
+    "NARStageOutput",
+    "nar_stage_logits",
+    "nar_tally",
+    "MEL_ERRORS",
+    "MelErrorTally",
+    "has_codebook_vectors",
+    "nar_mel_errors",
+]
 
 
 @dataclass
@@ -153,6 +174,95 @@ def ar_teacher_forced(
     return items
 
 
+@dataclass(frozen=True)
+class NARStageOutput:
+    """One teacher-forced NAR pass on codebook ``stage``: ``logits`` (B, T, V) over the target
+    frames, their ground-truth ``target_codes`` (B, T, Q) and the scored frames ``mask``
+    (B, T) (a row's frames, less those its prompt policy copied into the prompt)."""
+
+    stage: int
+    logits: Tensor
+    target_codes: Tensor
+    mask: Tensor
+
+
+def _split_with_frame_ids(
+    nar: Any, batch: Mapping[str, Any], generator: torch.Generator | None
+) -> tuple[Any, Tensor | None]:
+    """The NAR's prompt split of ``batch`` and the per-frame conditioning its audio
+    conditioner needs (None for a NAR that reads none).
+
+    A phoneme-aligned NAR (:class:`valle.nar.aligned.PhonemeAlignedNAR`, whose conditioner
+    declares ``needs_frame_ids``) gets each frame's phoneme id as its own ``loss`` builds it:
+    the ids from ``batch["durations"]`` travel as one more codes column through the prompt
+    policy, and a ``prompt_codes`` prompt (another utterance's frames) carries no alignment
+    (PAD_ID).
+    """
+    if not getattr(getattr(nar, "audio_conditioner", None), "needs_frame_ids", False):
+        return nar.prompt(batch, generator), None
+    from valle.nar.aligned import frame_phoneme_ids
+
+    Q = int(nar.num_codebooks)
+    codes = batch[B_.AUDIO_CODES][..., :Q]  # (B, T, Q)
+    aug = dict(batch)
+    aug[B_.AUDIO_CODES] = torch.cat([codes, frame_phoneme_ids(batch)[..., None]], dim=-1)
+    if B_.PROMPT_CODES in batch:
+        prompt = batch[B_.PROMPT_CODES][..., :Q]  # (B, P, Q)
+        aug[B_.PROMPT_CODES] = torch.cat([prompt, prompt.new_zeros(*prompt.shape[:2], 1)], -1)
+    split = nar.prompt(aug, generator)
+    cond = torch.cat([split.prompt_codes[..., Q], split.target_codes[..., Q]], dim=1)  # (B, P+T)
+    split = replace(
+        split, prompt_codes=split.prompt_codes[..., :Q], target_codes=split.target_codes[..., :Q]
+    )
+    return split, cond
+
+
+@torch.no_grad()
+def nar_stage_logits(
+    nar: Any,
+    batch: Mapping[str, Any],
+    stage: int,
+    generator: torch.Generator | None = None,
+) -> NARStageOutput:
+    """The NAR's teacher-forced logits on codebook ``stage`` (0-based, 1..Q-1).
+
+    The prompt comes from the NAR's own training prompt policy, drawn with ``generator``;
+    a NAR that reads per-frame phoneme ids gets them from the batch's durations, as in its
+    training loss (:func:`_split_with_frame_ids`).
+    """
+    split, cond = _split_with_frame_ids(nar, batch, generator)
+    language_of = getattr(nar, "batch_language", None)
+    language = language_of(batch) if language_of is not None else batch.get(B_.LANGUAGE)
+    kwargs = {} if cond is None else {"audio_cond": cond}
+    logits = nar(
+        batch[B_.TEXT_TOKENS],
+        batch[B_.TEXT_LENS],
+        split.prompt_codes,
+        split.prompt_lens,
+        split.target_codes,
+        split.target_lens,
+        stage,
+        language,
+        **kwargs,
+    )  # (B, T, V)
+    return NARStageOutput(stage, logits, split.target_codes, split.target_mask())
+
+
+def nar_tally(out: NARStageOutput) -> TokenTally:
+    """Loss / accuracy of one NAR pass and its previous-frame baseline (module docstring)."""
+    targets = out.target_codes[..., out.stage]  # (B, T)
+    mask, logits = out.mask, out.logits
+    V = logits.shape[-1]
+    nll = F.cross_entropy(logits.float().reshape(-1, V), targets.reshape(-1), reduction="none")
+    prev = torch.cat([targets.new_full((targets.shape[0], 1), -1), targets[:, :-1]], dim=1)
+    return TokenTally(
+        loss_sum=float((nll.reshape(targets.shape) * mask).sum()),
+        count=int(mask.sum()),
+        correct=int(((logits.argmax(-1) == targets) & mask).sum()),
+        baseline_correct=int(((prev == targets) & mask).sum()),
+    )
+
+
 @torch.no_grad()
 def nar_teacher_forced(
     nar: Any,
@@ -164,25 +274,80 @@ def nar_teacher_forced(
 
     The prompt comes from the NAR's own training prompt policy, drawn with ``generator``.
     """
-    split = nar.prompt(batch, generator)
-    logits = nar(
-        batch[B_.TEXT_TOKENS],
-        batch[B_.TEXT_LENS],
-        split.prompt_codes,
-        split.prompt_lens,
-        split.target_codes,
-        split.target_lens,
-        stage,
-        batch.get(B_.LANGUAGE),
-    )  # (B, T, V)
-    targets = split.target_codes[..., stage]  # (B, T)
-    mask = split.target_mask()  # (B, T)
-    V = logits.shape[-1]
-    nll = F.cross_entropy(logits.float().reshape(-1, V), targets.reshape(-1), reduction="none")
-    prev = torch.cat([targets.new_full((targets.shape[0], 1), -1), targets[:, :-1]], dim=1)
-    return TokenTally(
-        loss_sum=float((nll.reshape(targets.shape) * mask).sum()),
-        count=int(mask.sum()),
-        correct=int(((logits.argmax(-1) == targets) & mask).sum()),
-        baseline_correct=int(((prev == targets) & mask).sum()),
+    return nar_tally(nar_stage_logits(nar, batch, stage, generator))
+
+
+# --------------------------------------------------------------------------- mel gain
+
+MEL_ERRORS = ("prefix", "argmax", "expected", "truth")
+
+
+def has_codebook_vectors(codec: Any) -> bool:
+    """Whether ``codec`` maps codes to vectors the mel gain can measure: a
+    ``codes_to_normalized(codes (T, Q')) -> (T, F)`` and ``codebooks`` (Q, V, F) (the mel-RVQ
+    codec); codes-only codecs (EnCodec) have neither."""
+    return callable(getattr(codec, "codes_to_normalized", None)) and isinstance(
+        getattr(codec, "codebooks", None), Tensor
     )
+
+
+@dataclass
+class MelErrorTally:
+    """Squared errors (mean over the F bins, summed over frames) of one NAR stage's
+    reconstructions, keyed by :data:`MEL_ERRORS`, and the frames counted."""
+
+    sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(MEL_ERRORS, 0.0))
+    count: int = 0
+
+    def add(self, other: MelErrorTally) -> None:
+        for k in MEL_ERRORS:
+            self.sums[k] += other.sums[k]
+        self.count += other.count
+
+    @property
+    def mse(self) -> dict[str, float]:
+        """Mean squared error per frame of each reconstruction (NaN with no frames)."""
+        return {k: self.sums[k] / self.count if self.count else float("nan") for k in MEL_ERRORS}
+
+    @property
+    def gain(self) -> float:
+        """``argmax`` minus ``prefix``: negative when the NAR's code brings the frame closer."""
+        m = self.mse
+        return m["argmax"] - m["prefix"]
+
+
+@torch.no_grad()
+def nar_mel_errors(codec: Any, out: NARStageOutput) -> MelErrorTally:
+    """How far each reconstruction of the scored target frames is from the ground truth's,
+    in the codec's normalised mel space (target: all Q true codebooks,
+    ``codec.codes_to_normalized``). For stage j: ``prefix`` = true codebooks < j; ``argmax``
+    = prefix + codebook j's vector of the NAR's argmax; ``expected`` = prefix +
+    softmax(logits) @ codebooks[j]; ``truth`` = true codebooks <= j.
+
+    Raises ValueError when the codec's codebooks do not fit the NAR's codes.
+    """
+    j, codes = out.stage, out.target_codes
+    books = codec.codebooks  # (Q, V, F)
+    Q = codes.shape[-1]
+    if books.dim() != 3 or books.shape[0] < Q or out.logits.shape[-1] < books.shape[1]:
+        raise ValueError(
+            f"the codec's codebooks {tuple(books.shape)} (Q, V, F) do not fit the NAR's "
+            f"{Q} codebooks x {out.logits.shape[-1]} classes: pass the codec the model's codes "
+            "were made with"
+        )
+    mask = out.mask.bool()
+    sel = codes[mask].to(books.device).long()  # (N, Q)
+    if sel.shape[0] == 0:
+        return MelErrorTally()
+    logits = out.logits[mask].float().to(books.device)[:, : books.shape[1]]  # (N, V)
+    book = books[j].float()  # (V, F)
+    target = codec.codes_to_normalized(sel).float()  # (N, F)
+    prefix = codec.codes_to_normalized(sel[:, :j]).float()
+    recon = {
+        "prefix": prefix,
+        "argmax": prefix + book[logits.argmax(-1)],
+        "expected": prefix + logits.softmax(-1) @ book,
+        "truth": codec.codes_to_normalized(sel[:, : j + 1]).float(),
+    }
+    sums = {k: float((m - target).pow(2).mean(-1).sum()) for k, m in recon.items()}
+    return MelErrorTally(sums, int(sel.shape[0]))
