@@ -1,6 +1,6 @@
 """The NAR's mel gain in the learning diagnostics (a mel-RVQ codec's codes are vectors: does the
-NAR's code bring the frame closer?), and the phoneme-aligned NAR (VALL-E R) measured with the
-frame phoneme ids its own loss builds."""
+NAR's code bring the frame closer?), and VALL-E R's phoneme-aligned NAR and pointer AR measured
+with the frame phoneme ids their own losses build."""
 
 from __future__ import annotations
 
@@ -149,3 +149,24 @@ def test_mel_gain_codec_loads_a_mel_rvq_directory_only(tmp_path) -> None:
     assert loaded is not None and torch.equal(loaded.codebooks, codec.codebooks)
     assert mel_gain_codec(Trained(), None) is None  # no codec anywhere: no mel gain
     assert mel_gain_codec(Trained(), tmp_path / "missing") is None
+
+
+def test_the_pointer_ar_is_measured_by_its_own_teacher_forced_pass() -> None:
+    model = tiny_model(seed=0, variant="vallr").eval()
+    utts = _utts()
+    summary, acc = diagnose(model, utts, frame_rate=4.0, prompt_seconds=1.0, keep_maps=1)
+    assert "ar" not in summary["skipped"]
+    ar = summary["ar"]
+    assert ar["targets"] == sum(u.codes.shape[0] for u in utts)
+    assert 0 <= ar["acc"] <= 1 and 0 <= ar["pointer_acc"] <= 1
+    with torch.no_grad():
+        _, metrics = model.ar.loss(collate(utts))
+    assert ar["loss"] == pytest.approx(float(metrics["code_loss"]), rel=1e-5)
+    assert ar["acc"] == pytest.approx(float(metrics["acc"]), abs=1e-6)
+    assert ar["pointer_acc"] == pytest.approx(float(metrics["pointer_acc"]), abs=1e-6)
+    # attention maps over its steps (no BOS row); free running says why it is left out
+    uid, maps, _ = acc.maps[0]
+    u = next(x for x in utts if x.id == uid)
+    assert maps.shape[1:] == (u.codes.shape[0], u.text.shape[0])
+    assert "free_running" in summary["skipped"] and "free_running" not in summary
+    assert "pointer move acc" in format_report(summary)

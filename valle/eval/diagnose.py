@@ -34,7 +34,9 @@ Measured on a set of utterances (dev cuts) with the model in eval mode, all dete
 What a model's AR is decides how these are measured: a small per-kind object chosen from the
 model (:func:`ar_diagnostics_for`, by the AR's layout) does the teacher-forced pass, its
 summary blocks and the free-running generation. :class:`CodeARDiagnostics` measures a
-discrete-code AR as above (blocks ``ar`` and ``stop``); :class:`MelARDiagnostics` a
+discrete-code AR as above (blocks ``ar`` and ``stop``); :class:`PointerARDiagnostics` VALL-E
+R's phoneme-aligned AR through its own teacher-forced pass on the batch's durations (block
+``ar`` with ``pointer_acc``, attention; no text gap, EOS or free running); :class:`MelARDiagnostics` a
 continuous mel AR (MELLE; :mod:`valle.eval.mel_teacher_forcing`), on ``batch["mel"]``:
 
 - block ``mel``: ``loss`` / ``loss_other_text`` = MELLE's regression loss of ``y'`` (L1 +
@@ -64,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from valle.data import batch as B_
@@ -106,6 +109,7 @@ __all__ = [
     "DiagnosticsAccumulator",
     "CodeARDiagnostics",
     "MelARDiagnostics",
+    "PointerARDiagnostics",
     "ar_diagnostics_for",
     "free_running_lengths",
     "free_running_mel_lengths",
@@ -419,16 +423,110 @@ class MelARDiagnostics:
         return free_running_mel_lengths(self.model, utts, frame_rate, **kwargs)
 
 
-ARDiagnostics = CodeARDiagnostics | MelARDiagnostics
+class PointerARDiagnostics:
+    """Teacher-forced figures of VALL-E R's phoneme-aligned AR
+    (:class:`valle.ar.pointer.PointerARDecoder`), from its own ``teacher_forced`` pass (steps
+    ``[code, pointer, phoneme id]`` built from ``batch["durations"]``): code cross entropy and
+    accuracy (head outputs ``[..., :V]``) beside "repeat the previous code" (over its steps:
+    frames, or windows of merged codes), the pointer's move accuracy (``pointer_acc``) and
+    the audio->text attention (audio queries = its steps, no BOS row); summary block ``ar``.
+
+    Not measured: the text gap (the durations belong to the utterance's own text), the EOS
+    error (the pointer stops, there is no EOS) and free running (its generate loop needs a
+    prompt alignment)."""
+
+    def __init__(self, model: nn.Module, ar: Any) -> None:
+        self.model = model
+        self.ar = ar
+        self.true = TokenTally()
+        self.moves = 0
+        self.moves_correct = 0
+
+    def featurizers(self) -> tuple[Any, ...]:
+        """The model's own data request (its durations)."""
+        from valle.registry import data_request
+
+        return tuple(data_request(getattr(self.model, "config", None)).featurizers)
+
+    def length(self, utt: Utterance) -> int:
+        return int(utt.codes.shape[0])
+
+    @property
+    def count(self) -> int:
+        return self.true.count
+
+    def add(self, batch: dict[str, Any], other_texts: Sequence[Tensor] | None) -> list[Tensor]:
+        """Score one batch; returns the per-item attention maps (Y, N_b, S_b)."""
+        from valle.modules.attention_probe import AttentionProbe
+
+        ar = self.ar
+        text_lens = batch[B_.TEXT_LENS]
+        S = batch[B_.TEXT_TOKENS].shape[1]
+        layers = getattr(getattr(ar, "backbone", None), "layers", None)
+        probe = None
+        if layers is not None:
+            probe = AttentionProbe(layers, queries=slice(S, None), keep=lambda p: p[..., :S])
+            with probe:
+                out, targets, mask = ar.teacher_forced(batch)  # (B, N, V+2), (B, N, 2), (B, N)
+        else:
+            out, targets, mask = ar.teacher_forced(batch)
+        V = out.shape[-1] - 2
+        codes, moves = targets[..., 0], targets[..., 1]  # (B, N)
+        logits = out[..., :V].float()
+        nll = F.cross_entropy(logits.reshape(-1, V), codes.reshape(-1), reduction="none")
+        prev = torch.cat([codes.new_full((codes.shape[0], 1), -1), codes[:, :-1]], dim=1)
+        self.true.add(
+            TokenTally(
+                loss_sum=float((nll.reshape(codes.shape) * mask).sum()),
+                count=int(mask.sum()),
+                correct=int(((logits.argmax(-1) == codes) & mask).sum()),
+                baseline_correct=int(((prev == codes) & mask).sum()),
+            )
+        )
+        self.moves += int(mask.sum())
+        self.moves_correct += int(((out[..., V:].argmax(-1) == moves) & mask).sum())
+        if probe is None or any(m is None for m in probe.maps):
+            return []
+        maps = torch.stack([m for m in probe.maps if m is not None], dim=1)  # (B, Y, N, S)
+        lens = mask.sum(-1)
+        return [maps[b, :, : int(lens[b]), : int(text_lens[b])] for b in range(maps.shape[0])]
+
+    def summary(self) -> dict[str, Any]:
+        t = self.true
+        return {
+            "ar": {
+                "loss": t.loss,
+                "acc": t.acc,
+                "persistence_acc": t.baseline_acc,
+                "pointer_acc": self.moves_correct / self.moves if self.moves else float("nan"),
+                "targets": t.count,
+            }
+        }
+
+    def free_running(
+        self, utts: Sequence[Utterance], frame_rate: float, **kwargs: Any
+    ) -> list[dict[str, Any]]:
+        raise ValueError(
+            "free running of the phoneme-aligned AR is not measured here (its generate loop "
+            "needs the prompt's alignment); use valle-bench loops or the decode stage"
+        )
+
+
+ARDiagnostics = CodeARDiagnostics | MelARDiagnostics | PointerARDiagnostics
 
 
 def ar_diagnostics_for(model: nn.Module, ar: Any | None = None) -> ARDiagnostics:
-    """The per-kind diagnostics of ``model``'s AR (``ar``: default ``model.ar``): chosen by
-    the AR's layout's declared ``continuous``: continuous mel frames ->
-    :class:`MelARDiagnostics`, else codes -> :class:`CodeARDiagnostics`."""
+    """The per-kind diagnostics of ``model``'s AR (``ar``: default ``model.ar``): VALL-E R's
+    phoneme-aligned AR -> :class:`PointerARDiagnostics`; else by the AR's layout's declared
+    ``continuous``: continuous mel frames -> :class:`MelARDiagnostics`, else codes ->
+    :class:`CodeARDiagnostics`."""
+    from valle.ar.pointer import PointerARDecoder
+
     ar = getattr(model, "ar", None) if ar is None else ar
     if ar is None:
         raise ValueError(f"{type(model).__name__} has no AR to diagnose")
+    if isinstance(ar, PointerARDecoder):
+        return PointerARDiagnostics(model, ar)
     if getattr(getattr(ar, "layout", None), "continuous", False):
         return MelARDiagnostics(model, ar)
     return CodeARDiagnostics(model, ar)
@@ -821,6 +919,7 @@ def format_report(summary: Mapping[str, Any]) -> str:
         lines.append(
             f"AR  acc {_f(ar['acc'])} (other text {_f(ar.get('acc_other_text'))}), "
             f"persistence baseline {_f(ar['persistence_acc'])}"
+            + (f", pointer move acc {_f(ar['pointer_acc'])}" if "pointer_acc" in ar else "")
         )
     mel = summary.get("mel")
     if mel:
