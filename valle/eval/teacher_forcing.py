@@ -35,7 +35,7 @@ Only public parts of the decoders are used: the AR's ``layout``, ``with_bos``, `
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -198,23 +198,10 @@ def _split_with_frame_ids(
     policy, and a ``prompt_codes`` prompt (another utterance's frames) carries no alignment
     (PAD_ID).
     """
-    if not getattr(getattr(nar, "audio_conditioner", None), "needs_frame_ids", False):
+    split_with_ids = getattr(nar, "split_with_frame_ids", None)
+    if split_with_ids is None:
         return nar.prompt(batch, generator), None
-    from valle.nar.aligned import frame_phoneme_ids
-
-    Q = int(nar.num_codebooks)
-    codes = batch[B_.AUDIO_CODES][..., :Q]  # (B, T, Q)
-    aug = dict(batch)
-    aug[B_.AUDIO_CODES] = torch.cat([codes, frame_phoneme_ids(batch)[..., None]], dim=-1)
-    if B_.PROMPT_CODES in batch:
-        prompt = batch[B_.PROMPT_CODES][..., :Q]  # (B, P, Q)
-        aug[B_.PROMPT_CODES] = torch.cat([prompt, prompt.new_zeros(*prompt.shape[:2], 1)], -1)
-    split = nar.prompt(aug, generator)
-    cond = torch.cat([split.prompt_codes[..., Q], split.target_codes[..., Q]], dim=1)  # (B, P+T)
-    split = replace(
-        split, prompt_codes=split.prompt_codes[..., :Q], target_codes=split.target_codes[..., :Q]
-    )
-    return split, cond
+    return split_with_ids(batch, generator)
 
 
 @torch.no_grad()

@@ -17,6 +17,7 @@ trajectory and the prompt's from the prompt alignment the AR used.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -82,29 +83,47 @@ class PhonemeAlignedNAR(NARDecoder):
         """As :meth:`NARDecoder.loss`, each frame carrying its phoneme: the ids travel as one
         more column of the codes through the prompt policy, so prompt and target frames keep
         theirs whatever the split."""
-        Q = self.num_codebooks
-        ids = frame_phoneme_ids(batch)  # (B, T)
-        aug = dict(batch)
-        aug[B_.AUDIO_CODES] = torch.cat([batch[B_.AUDIO_CODES], ids[..., None]], dim=-1)
-        if B_.PROMPT_CODES in batch:  # another utterance: no alignment
-            prompt = batch[B_.PROMPT_CODES]
-            aug[B_.PROMPT_CODES] = torch.cat([prompt, prompt.new_zeros(*prompt.shape[:2], 1)], -1)
-        split = self.prompt(aug, generator)
+        split, cond = self.split_with_frame_ids(batch, generator)
         if stage is None:
-            stage = int(torch.randint(1, Q, (1,), generator=generator))
-        cond = torch.cat([split.prompt_codes[..., Q], split.target_codes[..., Q]], dim=1)
+            stage = int(torch.randint(1, self.num_codebooks, (1,), generator=generator))
         logits = self(
             batch[B_.TEXT_TOKENS],
             batch[B_.TEXT_LENS],
-            split.prompt_codes[..., :Q],
+            split.prompt_codes,
             split.prompt_lens,
-            split.target_codes[..., :Q],
+            split.target_codes,
             split.target_lens,
             stage,
             batch.get(B_.LANGUAGE),
             audio_cond=cond,
         )
         return masked_token_loss(logits, split.target_codes[..., stage], split.target_mask())
+
+    def split_with_frame_ids(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> tuple[Any, Tensor]:
+        """The prompt policy's split of ``batch`` (codes cut to Q) and each split frame's
+        phoneme id ``(B, P + T)``: the ids from ``batch["durations"]`` travel as one more
+        column of the codes through the policy, so prompt and target frames keep theirs
+        whatever the split; a ``prompt_codes`` prompt (another utterance) has none (PAD_ID).
+        Training (:meth:`loss`) and the diagnostics (``valle.eval.teacher_forcing``) both
+        read it."""
+        Q = self.num_codebooks
+        ids = frame_phoneme_ids(batch)  # (B, T)
+        aug = dict(batch)
+        codes = batch[B_.AUDIO_CODES][..., :Q]  # (B, T, Q)
+        aug[B_.AUDIO_CODES] = torch.cat([codes, ids[..., None]], dim=-1)
+        if B_.PROMPT_CODES in batch:  # another utterance: no alignment
+            prompt = batch[B_.PROMPT_CODES][..., :Q]  # (B, P, Q)
+            aug[B_.PROMPT_CODES] = torch.cat([prompt, prompt.new_zeros(*prompt.shape[:2], 1)], -1)
+        split = self.prompt(aug, generator)
+        cond = torch.cat([split.prompt_codes[..., Q], split.target_codes[..., Q]], dim=1)
+        split = replace(
+            split,
+            prompt_codes=split.prompt_codes[..., :Q],
+            target_codes=split.target_codes[..., :Q],
+        )
+        return split, cond
 
     @torch.no_grad()
     def generate(  # type: ignore[override]
