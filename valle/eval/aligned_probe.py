@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from valle.modules.local_conv import LocalConvStack
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -58,7 +60,6 @@ __all__ = [
 #: The systems :func:`probe_waves` makes, in order.
 SYSTEMS: tuple[str, ...] = ("latent", "codes", "ground truth codes")
 
-DURATIONS_FIELD = "durations"  # as valle.align.durations writes it (not imported: heavy)
 _NO_DURATIONS = (
     "run the recipe's alignment stage (`prepare.sh --align true`) or "
     "`python -m valle.bin.align durations` to write them"
@@ -125,13 +126,11 @@ def aligned_utterance(cut: Any, symbols: Any, codec: Any) -> AlignedUtterance:
             differs from the phoneme tokens, they do not sum to the code frames, or the codes
             do not fit the codec.
     """
+    from valle.data.featurizers import Durations
     from valle.data.prompt import load_codes
     from valle.data.tokenize import cut_phonemes
 
-    custom = cut.custom or {}
-    if DURATIONS_FIELD not in custom:
-        raise ValueError(f"cut {cut.id} has no custom['{DURATIONS_FIELD}']; {_NO_DURATIONS}")
-    durations = torch.tensor([int(x) for x in custom[DURATIONS_FIELD]], dtype=torch.long)
+    durations = Durations()(cut)  # (N,) long; a clear error without them
     ids = torch.tensor(symbols.encode(cut_phonemes(cut)), dtype=torch.long)
     codes = load_codes(cut)  # (T, Q)
     if durations.numel() != ids.numel():
@@ -209,18 +208,6 @@ class ProbeOutput:
     logits: Tensor
 
 
-class _ConvBlock(nn.Module):
-    """Pre-norm residual conv block: ``h + GELU(Conv1d(LayerNorm(h)))`` on ``(B, T, C)``."""
-
-    def __init__(self, channels: int, kernel_size: int) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(channels)
-        self.conv = nn.Conv1d(channels, channels, kernel_size, padding=kernel_size // 2)
-
-    def forward(self, h: Tensor) -> Tensor:
-        return h + F.gelu(self.conv(self.norm(h).transpose(1, 2)).transpose(1, 2))
-
-
 class AlignedProbeNet(nn.Module):
     """Frame-aligned phonemes -> codes (and latent).
 
@@ -236,7 +223,10 @@ class AlignedProbeNet(nn.Module):
         latent_dim: F of the codec's latent, or ``None`` for no latent head.
         channels, num_blocks, kernel_size: the conv stack (kernel_size odd).
 
-    Shapes: ``forward(phonemes (B, T) long, position (B, T, 2), speaker (B, S))`` ->
+    The conv stack is :class:`~valle.modules.local_conv.LocalConvStack`.
+
+    Shapes: ``forward(phonemes (B, T) long, position (B, T, 2), speaker (B, S), lens (B,)
+    valid frames, default all)`` ->
     :class:`ProbeOutput` with ``logits (B, T, Q, K)`` and ``latent (B, T, F)`` or ``None``.
     """
 
@@ -258,16 +248,18 @@ class AlignedProbeNet(nn.Module):
         self.phoneme = nn.Embedding(num_phonemes, channels)
         self.position = nn.Linear(2, channels)
         self.speaker = nn.Linear(speaker_dim, channels)
-        self.blocks = nn.ModuleList(_ConvBlock(channels, kernel_size) for _ in range(num_blocks))
+        self.blocks = LocalConvStack(channels, num_blocks, kernel_size)
         self.norm = nn.LayerNorm(channels)
         self.codes_head = nn.Linear(channels, num_codebooks * codebook_size)
         self.latent_head = nn.Linear(channels, latent_dim) if latent_dim else None
 
-    def forward(self, phonemes: Tensor, position: Tensor, speaker: Tensor) -> ProbeOutput:
+    def forward(
+        self, phonemes: Tensor, position: Tensor, speaker: Tensor, lens: Tensor | None = None
+    ) -> ProbeOutput:
         h = self.phoneme(phonemes) + self.position(position) + self.speaker(speaker)[:, None]
-        for block in self.blocks:
-            h = block(h)
-        h = self.norm(h)  # (B, T, C)
+        if lens is None:  # every frame valid
+            lens = torch.full((h.shape[0],), h.shape[1], dtype=torch.long, device=h.device)
+        h = self.norm(self.blocks(h, lens))  # (B, T, C); padding never reaches valid frames
         logits = self.codes_head(h).view(*h.shape[:2], self.num_codebooks, self.codebook_size)
         latent = self.latent_head(h) if self.latent_head is not None else None
         return ProbeOutput(latent=latent, logits=logits)
@@ -314,7 +306,7 @@ def probe_loss(
     """``CE`` over all codebooks of the valid frames, plus ``latent_weight * (L1 + L2)`` on
     the latent (means over valid frames and dims) when the net and batch have one and the
     weight is > 0. Returns the loss and ``{"ce", "latent"}`` (``latent`` absent without)."""
-    out = net(batch.phonemes, batch.position, batch.speaker)
+    out = net(batch.phonemes, batch.position, batch.speaker, batch.mask.sum(1))
     k = out.logits.shape[-1]
     ce = F.cross_entropy(out.logits.reshape(-1, k), batch.codes.reshape(-1), ignore_index=-100)
     metrics = {"ce": float(ce.detach())}

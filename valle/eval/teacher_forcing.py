@@ -186,24 +186,6 @@ class NARStageOutput:
     mask: Tensor
 
 
-def _split_with_frame_ids(
-    nar: Any, batch: Mapping[str, Any], generator: torch.Generator | None
-) -> tuple[Any, Tensor | None]:
-    """The NAR's prompt split of ``batch`` and the per-frame conditioning its audio
-    conditioner needs (None for a NAR that reads none).
-
-    A phoneme-aligned NAR (:class:`valle.nar.aligned.PhonemeAlignedNAR`, whose conditioner
-    declares ``needs_frame_ids``) gets each frame's phoneme id as its own ``loss`` builds it:
-    the ids from ``batch["durations"]`` travel as one more codes column through the prompt
-    policy, and a ``prompt_codes`` prompt (another utterance's frames) carries no alignment
-    (PAD_ID).
-    """
-    split_with_ids = getattr(nar, "split_with_frame_ids", None)
-    if split_with_ids is None:
-        return nar.prompt(batch, generator), None
-    return split_with_ids(batch, generator)
-
-
 @torch.no_grad()
 def nar_stage_logits(
     nar: Any,
@@ -214,10 +196,10 @@ def nar_stage_logits(
     """The NAR's teacher-forced logits on codebook ``stage`` (0-based, 1..Q-1).
 
     The prompt comes from the NAR's own training prompt policy, drawn with ``generator``;
-    a NAR that reads per-frame phoneme ids gets them from the batch's durations, as in its
-    training loss (:func:`_split_with_frame_ids`).
+    a NAR that reads per-frame inputs (VALL-E R's phoneme ids from the batch's durations) gets
+    them as in its training loss (``nar.teacher_forcing_split``).
     """
-    split, cond = _split_with_frame_ids(nar, batch, generator)
+    split, cond = nar.teacher_forcing_split(batch, generator)
     language_of = getattr(nar, "batch_language", None)
     language = language_of(batch) if language_of is not None else batch.get(B_.LANGUAGE)
     kwargs = {} if cond is None else {"audio_cond": cond}

@@ -27,7 +27,6 @@ from valle.ar.generate import Sampler
 from valle.ar.pointer import check_durations, durations_to_alignment, phoneme_ids
 from valle.data import batch as B_
 from valle.data.batch import SynthesisInputs
-from valle.modules.metrics import masked_token_loss
 from valle.nar.decoder import NARDecoder
 
 __all__ = ["AlignedPhonemeConditioner", "PhonemeAlignedNAR", "frame_phoneme_ids"]
@@ -74,40 +73,15 @@ class PhonemeAlignedNAR(NARDecoder):
         assert isinstance(self.audio_conditioner, AlignedPhonemeConditioner)
         self.audio_conditioner.tie(self.text_embedding)
 
-    def loss(
-        self,
-        batch: Mapping[str, Any],
-        generator: torch.Generator | None = None,
-        stage: int | None = None,
-    ) -> tuple[Tensor, dict[str, Tensor]]:
-        """As :meth:`NARDecoder.loss`, each frame carrying its phoneme: the ids travel as one
-        more column of the codes through the prompt policy, so prompt and target frames keep
-        theirs whatever the split."""
-        split, cond = self.split_with_frame_ids(batch, generator)
-        if stage is None:
-            stage = int(torch.randint(1, self.num_codebooks, (1,), generator=generator))
-        logits = self(
-            batch[B_.TEXT_TOKENS],
-            batch[B_.TEXT_LENS],
-            split.prompt_codes,
-            split.prompt_lens,
-            split.target_codes,
-            split.target_lens,
-            stage,
-            batch.get(B_.LANGUAGE),
-            audio_cond=cond,
-        )
-        return masked_token_loss(logits, split.target_codes[..., stage], split.target_mask())
-
-    def split_with_frame_ids(
+    def teacher_forcing_split(
         self, batch: Mapping[str, Any], generator: torch.Generator | None = None
     ) -> tuple[Any, Tensor]:
         """The prompt policy's split of ``batch`` (codes cut to Q) and each split frame's
         phoneme id ``(B, P + T)``: the ids from ``batch["durations"]`` travel as one more
         column of the codes through the policy, so prompt and target frames keep theirs
         whatever the split; a ``prompt_codes`` prompt (another utterance) has none (PAD_ID).
-        Training (:meth:`loss`) and the diagnostics (``valle.eval.teacher_forcing``) both
-        read it."""
+        Training (:meth:`~valle.nar.decoder.NARDecoder.loss`) and the diagnostics
+        (``valle.eval.teacher_forcing``) both read it."""
         Q = self.num_codebooks
         ids = frame_phoneme_ids(batch)  # (B, T)
         aug = dict(batch)

@@ -193,6 +193,15 @@ class NARDecoder(nn.Module):
         h = self.backbone(x, mask, cond=cond)
         return self.heads[stage - 1](h[:, h.shape[1] - T :])  # (B, T, V)
 
+    def teacher_forcing_split(
+        self, batch: Mapping[str, Any], generator: torch.Generator | None = None
+    ) -> tuple[Any, Tensor | None]:
+        """The prompt policy's split of a training ``batch`` and the ``audio_cond`` the
+        ``audio_conditioner`` reads over ``[prompt ; target]`` (None here; a NAR whose
+        conditioner reads per-frame inputs overrides this). Read by :meth:`loss` and by the
+        teacher-forced diagnostics (``valle.eval.teacher_forcing``), so both see one split."""
+        return self.prompt(batch, generator), None
+
     def loss(
         self,
         batch: Mapping[str, Any],
@@ -200,7 +209,7 @@ class NARDecoder(nn.Module):
         stage: int | None = None,
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """CE on the target frames' codebook j, j ~ U{1..Q-1} per step (0-based; Sec 4.2.2)."""
-        split = self.prompt(batch, generator)
+        split, cond = self.teacher_forcing_split(batch, generator)
         if stage is None:
             stage = int(torch.randint(1, self.num_codebooks, (1,), generator=generator))
         logits = self(
@@ -212,6 +221,7 @@ class NARDecoder(nn.Module):
             split.target_lens,
             stage,
             self.batch_language(batch),
+            audio_cond=cond,
         )
         return masked_token_loss(logits, split.target_codes[..., stage], split.target_mask())
 
