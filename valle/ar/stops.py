@@ -93,12 +93,15 @@ class DurationStop:
     duration-guided stop); an EOS before D is ignored (its class is masked out).
 
     ``context.conditions[key]`` holds the durations (B, S) in frames (0 on padding). With G
-    frames per step a row makes ``ceil(D / G)`` steps.
+    frames per step a row makes ``ceil(D / G)`` steps. ``eos_id`` None: a layout without an
+    EOS class (continuous frames; their head's stop flag is ignored).
     """
 
     keeps_last = False
 
-    def __init__(self, eos_id: int, frames_per_step: int = 1, key: str = "durations") -> None:
+    def __init__(
+        self, eos_id: int | None, frames_per_step: int = 1, key: str = "durations"
+    ) -> None:
         self.eos_id = eos_id
         self.frames_per_step = frames_per_step
         self.key = key
@@ -113,6 +116,8 @@ class DurationStop:
         return (frames + G - 1) // G  # (B,) steps
 
     def prepare(self, out: Tensor, n: int, state: Tensor) -> Tensor:
+        if self.eos_id is None:
+            return out
         early = (n < state).view(-1, *(1,) * (out.dim() - 2))  # (B, 1...)
         out = out.clone()
         out[..., self.eos_id] = torch.where(early, float("-inf"), out[..., self.eos_id])
@@ -192,10 +197,10 @@ class DurationStopConfig(StopConfig):
 
     def build(self, layout: Any) -> StopPolicy:
         eos = getattr(layout, "eos_id", None)
-        if eos is None:
+        if eos is None and not getattr(layout, "continuous", False):
             raise ConfigError(
-                f"stop kind 'duration' needs a layout with an EOS class: {layout!r} "
-                "(a layout of continuous frames stops by its head's flag: stop_flag)"
+                f"stop kind 'duration' needs a layout with an EOS class or of continuous "
+                f"frames, not {layout!r}"
             )
         return DurationStop(eos, layout.frames_per_step, self.key)
 

@@ -41,7 +41,15 @@ from valle.ar.latent import (
     stop_loss,
     stop_targets,
 )
+from valle.ar.frame_alignment import (
+    ConditionedInput,
+    FrameTrackConditioner,
+    FrameTrackConfig,
+    FrameTrackDecoding,
+    rescale_durations,
+)
 from valle.ar.masks import MaskConfig, PrefixMaskConfig
+from valle.ar.pointer import scale_durations, uniform_durations
 from valle.ar.stops import StopConfig, StopFlagConfig
 from valle.config import (
     ConfigError,
@@ -52,7 +60,12 @@ from valle.config import (
 )
 from valle.data import batch as B_
 from valle.data.batch import pad_rows
-from valle.data.featurizers import DataRequest, MelFrames
+from valle.data.featurizers import DataRequest, Durations, MelFrames
+from valle.modules.duration_predictor import (
+    DurationPredictor,
+    DurationPredictorConfig,
+    speaking_rate,
+)
 from valle.modules.postnet import PostNetConfig
 from valle.modules.transformer import TransformerStack
 from valle.registry import register_variant
@@ -79,7 +92,9 @@ class MelleARConfig:
     mask: MaskConfig = opt(
         help="attention-mask policy over [text ; audio]", factory=PrefixMaskConfig
     )
-    stop: StopConfig = opt(help="when generation stops (stop_flag)", factory=StopFlagConfig)
+    stop: StopConfig = opt(
+        help="when generation stops (stop_flag; duration: with alignment)", factory=StopFlagConfig
+    )
     max_len_ratio: float = opt(
         20.0, "generation bound: at most ceil(ratio * text tokens) new mel frames (per token)"
     )
@@ -109,6 +124,17 @@ class MelleConfig:
     postnet: PostNetConfig | None = opt(
         help="convolutional post-net y' -> y'' (null: none)", factory=PostNetConfig
     )
+    alignment: FrameTrackConfig | None = opt(
+        None,
+        "frame-aligned conditioning (not in the paper; null: off): every step gets its aligned "
+        "phoneme and its place in it (VALL-E R's alignment, RALL-E's durations first); needs "
+        "the aligner's durations in training, reduction 1 and the duration stop",
+    )
+    durations: DurationPredictorConfig | None = opt(
+        None,
+        "duration predictor for generation with alignment (null: durations must be given "
+        "to generate)",
+    )
     nar: NARConfig | None = opt(None, "MELLE has no NAR (must stay null)")
     vocoder: str = opt(
         "griffin_lim",
@@ -127,17 +153,41 @@ class MelleConfig:
             raise ConfigError(
                 f"melle: vocoder must be one of {tuple(VOCODERS)}, got {self.vocoder!r}"
             )
+        duration_stop = getattr(self.ar.stop, "reads_durations", False)
+        if self.alignment is not None:
+            if self.ar.reduction != 1:
+                raise ConfigError(
+                    "melle: alignment conditions every frame, so it needs ar.reduction: 1, "
+                    f"got {self.ar.reduction}"
+                )
+            if not duration_stop:
+                raise ConfigError(
+                    "melle: with alignment a row ends after its durations: set "
+                    "ar.stop.kind: duration"
+                )
+        else:
+            if duration_stop:
+                raise ConfigError(
+                    "melle: the duration stop reads durations, which only an aligned MELLE "
+                    "has: set alignment, or ar.stop.kind: stop_flag"
+                )
+            if self.durations is not None:
+                raise ConfigError("melle: durations (the predictor) needs alignment; set null")
 
     def build(self) -> Melle:
         a, b = self.ar, self.ar.backbone
         layout = MelFrameLayout(self.mel.n_mels, a.reduction)
         latent = a.latent
+        prenet = a.prenet.build(layout.step_dim, b.d_model)
+        audio_embedding: nn.Module = (
+            prenet if self.alignment is None else ConditionedInput(prenet, layout.step_dim)
+        )
         ar = ARDecoder(
             text_vocab_size=self.vocab.text_vocab_size,
             backbone=TransformerStack.from_config(b),
             mask=a.mask.build(),
             layout=layout,  # type: ignore[arg-type]
-            audio_embedding=a.prenet.build(layout.step_dim, b.d_model),
+            audio_embedding=audio_embedding,
             head=LatentHead(
                 b.d_model, layout.step_dim, latent is not None, (latent or LatentConfig()).hidden
             ),
@@ -148,11 +198,17 @@ class MelleConfig:
             alignment_prior=None if a.alignment_prior is None else a.alignment_prior.build(),
         )
         postnet = None if self.postnet is None else self.postnet.build(self.mel.n_mels)
-        return Melle(ar, postnet, config=self)
+        track = None if self.alignment is None else self.alignment.build(ar.text_embedding, b.d_model)
+        durations = None if self.durations is None else self.durations.build(b.d_model)
+        return Melle(ar, postnet, config=self, track=track, duration_predictor=durations)
 
     def data_request(self, stages: tuple[str, ...] | None = None) -> DataRequest:
-        """Log-mel frames of each cut (``batch["mel"]``), computed from its audio."""
-        return DataRequest(featurizers=(MelFrames(self.mel.mel_config()),))
+        """Log-mel frames of each cut (``batch["mel"]``), computed from its audio; with
+        alignment also the aligner's ``durations``."""
+        mel = MelFrames(self.mel.mel_config())
+        if self.alignment is None:
+            return DataRequest(featurizers=(mel,))
+        return DataRequest(featurizers=(mel, Durations()))
 
     @classmethod
     def tiny(
@@ -179,11 +235,20 @@ class MelleConfig:
 class Melle(nn.Module):
     """Mel AR + post-net. ``loss(batch, step=)`` for training, ``generate(...)`` for TTS."""
 
-    def __init__(self, ar: ARDecoder, postnet: nn.Module | None, config: MelleConfig) -> None:
+    def __init__(
+        self,
+        ar: ARDecoder,
+        postnet: nn.Module | None,
+        config: MelleConfig,
+        track: FrameTrackConditioner | None = None,
+        duration_predictor: DurationPredictor | None = None,
+    ) -> None:
         super().__init__()
         self.ar = ar
         self.postnet = postnet
         self.config = config
+        self.track = track  # per-frame conditioning from durations (config.alignment)
+        self.duration_predictor = duration_predictor
 
     @property
     def layout(self) -> MelFrameLayout:
@@ -235,9 +300,12 @@ class Melle(nn.Module):
         tf = self.layout.teacher_forcing(mel, mel_lens)  # steps (B, N, E)
         prenet: Any = self.ar.audio_embedding
         text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
+        inputs, extra = tf.inputs, {}
+        if self.track is not None:
+            inputs, extra = self._aligned_inputs(batch, tf.inputs, tf.lens)
         prior = self.ar.alignment_prior if self.training else None
         with prenet.drawing_from(generator), prior_term(prior, self.ar.backbone) as guided:
-            h = self.ar.hidden(text, text_lens, tf.inputs, tf.lens, batch.get(B_.LANGUAGE))
+            h = self.ar.hidden(text, text_lens, inputs, tf.lens, batch.get(B_.LANGUAGE))
         # h: (B, N, D)
         parts = self.head.split(self.head(h))
         z = self.head.draw(parts, GaussianSampler(1.0), generator)  # (B, N, E): mu + sigma eps
@@ -255,8 +323,12 @@ class Melle(nn.Module):
                 parts.stop, stop_targets(tf.lens, h.shape[1]), tf.mask[..., 0], w.stop_pos_weight
             ),
         }
+        terms.update(extra)
         lam = kl_weight(step, w.kl_weight, w.kl_warmup_steps)
         total = terms["reg_pre"] + terms["reg_post"]
+        if "duration" in extra:
+            assert self.config.durations is not None
+            total = total + self.config.durations.weight * extra["duration"]
         total = total + w.flux_weight * terms["flux"] + w.stop_weight * terms["stop"]
         total = guided.add(total, terms, text.shape[1], text_lens, tf.lens)
         if parts.logvar is not None:
@@ -267,6 +339,91 @@ class Melle(nn.Module):
         metrics["ar/loss"] = total.detach()
         metrics["loss"] = total.detach()
         return total, metrics
+
+    def _aligned_inputs(
+        self, batch: Mapping[str, Any], inputs: Tensor, lens: Tensor
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Teacher-forced inputs (B, N, E) with each step's frame track packed behind them
+        (B, N, E + D), and the duration predictor's loss term (``duration``) when it has one.
+
+        The aligner's durations count codec frames; they are rescaled to the mel frames."""
+        assert self.track is not None
+        if B_.DURATIONS not in batch:
+            raise ValueError(
+                "this MELLE is frame-aligned (config alignment) and trains on phoneme "
+                f"durations, but the batch has no {B_.DURATIONS!r}: run the aligner stage on the "
+                "cuts first (prepare.sh --align true; python -m valle.bin.align durations)"
+            )
+        text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
+        d = batch[B_.DURATIONS].long()
+        if d.shape[0] != text.shape[0] or d.shape[1] > text.shape[1]:
+            raise ValueError(
+                f"durations {tuple(d.shape)} do not fit text_tokens {tuple(text.shape)}: one "
+                "duration per phoneme token; re-run the aligner with this symbol table"
+            )
+        d = torch.nn.functional.pad(d, (0, text.shape[1] - d.shape[1]))
+        d = rescale_durations(d, lens)  # (B, S) mel frames per token, summing to lens
+        cond = self.track(text, d, inputs.shape[1], lens)  # (B, N, D)
+        extra: dict[str, Tensor] = {}
+        if self.duration_predictor is not None:
+            x = self.ar.text_embedding(text)  # (B, S, D)
+            rate = speaking_rate(lens, text_lens)
+            extra["duration"] = self.duration_predictor.loss(x, text_lens, rate, d)
+        return torch.cat([inputs, cond.to(inputs.dtype)], -1), extra
+
+    @torch.no_grad()
+    def predict_durations(
+        self,
+        text_tokens: Tensor,
+        text_lens: Tensor,
+        prompt_lens: Tensor,
+        prompt_text_lens: Tensor,
+    ) -> Tensor:
+        """Mel frames per token (B, S) from the duration predictor; the voice's speaking
+        rate is the prompt's ``log(frames / transcript tokens)`` (the training mean for a
+        row without a prompt or transcript)."""
+        if self.duration_predictor is None:
+            raise ValueError(
+                "this aligned MELLE has no duration predictor (config durations: null): pass "
+                "durations to generate (frames per target token), e.g. from a reference"
+            )
+        x = self.ar.text_embedding(text_tokens)
+        rate = speaking_rate(prompt_lens, prompt_text_lens)
+        return self.duration_predictor.predict(x, text_lens, rate)
+
+    def _aligned_decoding(
+        self,
+        text_tokens: Tensor,
+        text_lens: Tensor,
+        prompt_lens: Tensor,
+        prompt_text_lens: Tensor | None,
+        prompt_durations: Tensor | None,
+        durations: Tensor | None,
+        speed: float | None,
+    ) -> tuple[FrameTrackDecoding, Tensor]:
+        """The decoding of one aligned call and the target durations (B, S) in mel frames
+        (0 outside the target tokens)."""
+        assert self.track is not None
+        S = text_tokens.shape[1]
+        idx = torch.arange(S, device=text_lens.device)
+        ptl = torch.zeros_like(text_lens) if prompt_text_lens is None else prompt_text_lens
+        target = (idx >= ptl[:, None]) & (idx < text_lens[:, None])  # (B, S)
+        if durations is None:
+            durations = self.predict_durations(text_tokens, text_lens, prompt_lens, ptl)
+        d_t = torch.where(target, durations.long().clamp(min=1), 0)  # (B, S)
+        if speed is not None:
+            d_t = scale_durations(d_t, speed, keep=target)
+        transcript = ptl > 0
+        if prompt_durations is None:
+            prompt_durations = uniform_durations(prompt_lens, ptl, S)
+        d_p = torch.where(idx < ptl[:, None], prompt_durations.long().clamp(min=0), 0)
+        d_p = torch.where(transcript[:, None], rescale_durations(d_p, prompt_lens), 0)
+        unaligned = torch.where(transcript, 0, prompt_lens)  # prompt frames without phonemes
+        full = d_p + d_t  # (B, S): the prompt's frames, then the target's
+        total = prompt_lens + d_t.sum(-1)  # (B,) frames of the whole track
+        L = int(total.max()) + 1
+        cond = self.track(text_tokens, full, L, total, unaligned=unaligned)  # (B, L, D)
+        return FrameTrackDecoding(self.ar, cond), d_t
 
     @torch.no_grad()
     def generate(
@@ -283,6 +440,9 @@ class Melle(nn.Module):
         generator: torch.Generator | None = None,
         max_len_ratio: float | None = None,
         prompt_text_lens: Tensor | None = None,
+        prompt_durations: Tensor | None = None,
+        durations: Tensor | None = None,
+        speed: float | None = None,
     ) -> list[Tensor]:
         """Zero-shot TTS: continue each mel prompt with speech for the text (Sec 3.4).
 
@@ -292,10 +452,25 @@ class Melle(nn.Module):
         serve as it when ``prompt_mel`` is None; integer codec codes are ignored. ``sampler``: ``(mu, logvar, generator) ->
         z`` (default: the config's). ``generator`` also draws the pre-net's inference dropout.
 
+        A frame-aligned MELLE (``config.alignment``) also reads: ``prompt_text_lens`` (B,)
+        the prompt transcript's tokens at the start of the text (None: 0, the prompt's
+        frames get no phoneme), ``prompt_durations`` (B, S) frames per prompt-transcript token
+        (None: the prompt's frames split uniformly), ``durations`` (B, S) mel frames per
+        target token to force (None: the duration predictor's; prompt entries ignored) and
+        ``speed`` (0.8: slower, 1.25: faster; scales the durations). Its rows end after
+        their durations.
+
         Returns:
             B float tensors (T_b, F): the post-net's log-mel frames of the continuation, at
-            most ``ceil(max_len_ratio * S_b)`` frames each.
+            most ``ceil(max_len_ratio * S_b)`` frames each (aligned: the target's durations).
         """
+        if self.track is None and (
+            durations is not None or prompt_durations is not None or speed is not None
+        ):
+            raise ValueError(
+                "durations, prompt_durations and speed steer a frame-aligned MELLE only; this "
+                "model has no alignment (config alignment: null)"
+            )
         B = text_tokens.shape[0]
         if prompt_mel is None and prompt_codes is not None and prompt_codes.is_floating_point():
             # the frames of a mel wave maker (valle.codec.vocoder.MelWaveMaker.encode) standing
@@ -307,13 +482,23 @@ class Melle(nn.Module):
         assert prompt_mel_lens is not None
         prenet: Any = self.ar.audio_embedding
         dtype = next(self.ar.parameters()).dtype  # bfloat16 weights (quantize="bf16") read bf16
+        decodable: Any = self.ar
+        conditions: dict[str, Tensor] = {}
+        ratio = self.ar.max_len_ratio if max_len_ratio is None else max_len_ratio
+        if self.track is not None:
+            decodable, d_t = self._aligned_decoding(
+                text_tokens, text_lens, prompt_mel_lens, prompt_text_lens, prompt_durations,
+                durations, speed,
+            )  # fmt: skip
+            conditions["durations"] = d_t
+            need = d_t.sum(-1).double() + 0.5  # (B,) frames the durations ask for
+            ratio = max(ratio, float((need / text_lens.double()).max()))
         with prenet.drawing_from(generator):
             steps = generate_ar(
-                self.ar, text_tokens, text_lens, prompt_mel.to(dtype), prompt_mel_lens,
+                decodable, text_tokens, text_lens, prompt_mel.to(dtype), prompt_mel_lens,
                 language=language, sampler=sampler, generator=generator,
-                max_len_ratio=max_len_ratio,
+                max_len_ratio=ratio, conditions=conditions,
             )  # fmt: skip  # B x (N_b, E)
-        ratio = self.ar.max_len_ratio if max_len_ratio is None else max_len_ratio
         bound = max_new_steps(text_lens, ratio).tolist()  # frames
         rows = [self.layout.from_steps(s)[:n] for s, n in zip(steps, bound, strict=True)]
         frames, lens = pad_rows(rows, 0.0)  # (B, T, F)
