@@ -300,3 +300,111 @@ def test_the_stop_flag_refuses_a_code_layout_when_built() -> None:
     with pytest.raises(ConfigError, match="stop_flag"):
         StopFlagConfig().build(FirstCodebookLayout(8))
     assert isinstance(StopFlagConfig(threshold=0.7).build(MelFrameLayout(8)), StopFlag)
+
+
+# --------------------------------------------------------------------------- frame-aligned MELLE
+
+
+def _aligned(predictor: bool = True, seed: int = 0) -> Melle:
+    import dataclasses
+
+    from valle.ar.frame_alignment import FrameTrackConfig
+    from valle.ar.stops import DurationStopConfig
+    from valle.modules.duration_predictor import DurationPredictorConfig
+
+    cfg = tiny_config("melle", reduction=1)
+    cfg = dataclasses.replace(
+        cfg,
+        ar=dataclasses.replace(cfg.ar, stop=DurationStopConfig()),
+        alignment=FrameTrackConfig(lookahead_layers=1, lookahead_kernel=3),
+        durations=DurationPredictorConfig(channels=8, layers=1) if predictor else None,
+    )
+    torch.manual_seed(seed)
+    return cfg.build()
+
+
+def _aligned_batch() -> dict:
+    b = _batch()
+    b[B_.DURATIONS] = torch.tensor([[2, 2, 1, 2, 2], [3, 2, 1, 0, 0]])
+    return b
+
+
+def test_aligned_melle_config_checks() -> None:
+    import dataclasses
+
+    cfg = _aligned().config
+    with pytest.raises(ConfigError, match="reduction: 1"):
+        dataclasses.replace(cfg, ar=dataclasses.replace(cfg.ar, reduction=2))
+    with pytest.raises(ConfigError, match="ar.stop.kind: duration"):
+        dataclasses.replace(cfg, ar=dataclasses.replace(cfg.ar, stop=StopFlagConfig()))
+    with pytest.raises(ConfigError, match="needs alignment"):
+        dataclasses.replace(
+            cfg, alignment=None, ar=dataclasses.replace(cfg.ar, stop=StopFlagConfig())
+        )
+
+
+def test_aligned_melle_trains_on_durations_and_says_how_to_get_them() -> None:
+    model = _aligned()
+    loss, m = model.loss(_aligned_batch(), step=5)
+    assert "ar/duration" in m and m["ar/duration"] > 0
+    loss.backward()
+    assert model.duration_predictor is not None
+    assert model.duration_predictor.out.weight.grad is not None  # the predictor trains
+    assert model.track is not None and model.track.position.weight.grad is not None
+    with pytest.raises(ValueError, match="aligner"):
+        model.loss(_batch(), step=5)
+
+
+def test_the_track_changes_the_teacher_forced_output() -> None:
+    """Another alignment of the same text and frames gives other outputs: the steps read it."""
+    model = _aligned().eval()
+    b = _aligned_batch()
+    g = torch.Generator().manual_seed(0)
+    _, m1 = model.loss(b, step=5, generator=g)
+    b[B_.DURATIONS] = torch.tensor([[5, 1, 1, 1, 1], [1, 1, 4, 0, 0]])
+    _, m2 = model.loss(b, step=5, generator=torch.Generator().manual_seed(0))
+    assert not torch.isclose(m1["ar/reg_pre"], m2["ar/reg_pre"])
+
+
+def test_aligned_generation_follows_the_durations() -> None:
+    model = _aligned().eval()
+    b = _aligned_batch()
+    text, lens = b[B_.TEXT_TOKENS], b[B_.TEXT_LENS]
+    prompt, plens, ptl = b[B_.MEL][:, :4], torch.tensor([4, 3]), torch.tensor([2, 1])
+    d = torch.tensor([[9, 9, 3, 3, 3], [9, 5, 5, 0, 0]])  # prompt entries are ignored
+    out = model.generate(text, lens, prompt_mel=prompt, prompt_mel_lens=plens,
+                         prompt_text_lens=ptl, durations=d)  # fmt: skip
+    assert [o.shape[0] for o in out] == [9, 10]
+    fast = model.generate(text, lens, prompt_mel=prompt, prompt_mel_lens=plens,
+                          prompt_text_lens=ptl, durations=d, speed=2.0)  # fmt: skip
+    assert [o.shape[0] for o in fast] == [4, 5]  # round(9 / 2) and 10 / 2 frames
+    own = model.generate(text, lens, prompt_mel=prompt, prompt_mel_lens=plens, prompt_text_lens=ptl)
+    assert model.duration_predictor is not None
+    assert all(o.shape[0] >= n for o, n in zip(own, (3, 2), strict=True))  # >= 1 per token
+
+
+def test_aligned_generation_batch_equals_per_item() -> None:
+    """Rows of different prompt and text lengths decode alone as in a batch (deterministic
+    tiny config: mean latent, no pre-net dropout at inference)."""
+    model = _aligned().eval()
+    b = _aligned_batch()
+    text, lens = b[B_.TEXT_TOKENS], b[B_.TEXT_LENS]
+    prompt, plens, ptl = b[B_.MEL][:, :4], torch.tensor([4, 3]), torch.tensor([2, 1])
+    d = torch.tensor([[0, 0, 3, 2, 3], [0, 4, 2, 0, 0]])
+    both = model.generate(text, lens, prompt_mel=prompt, prompt_mel_lens=plens,
+                          prompt_text_lens=ptl, durations=d)  # fmt: skip
+    for i in range(2):
+        S, P = int(lens[i]), int(plens[i])
+        one = model.generate(text[i : i + 1, :S], lens[i : i + 1], prompt_mel=prompt[i : i + 1, :P],
+                             prompt_mel_lens=plens[i : i + 1], prompt_text_lens=ptl[i : i + 1],
+                             durations=d[i : i + 1, :S])  # fmt: skip
+        assert torch.allclose(both[i], one[0], atol=1e-5)
+
+
+def test_durations_are_refused_where_nothing_reads_them() -> None:
+    b = _aligned_batch()
+    text, lens = b[B_.TEXT_TOKENS], b[B_.TEXT_LENS]
+    with pytest.raises(ValueError, match="frame-aligned MELLE only"):
+        _model(reduction=1).eval().generate(text, lens, durations=b[B_.DURATIONS])
+    with pytest.raises(ValueError, match="no duration predictor"):
+        _aligned(predictor=False).eval().generate(text, lens)

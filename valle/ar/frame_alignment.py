@@ -35,6 +35,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from valle.ar.generate import DecodingOf
+from valle.ar.pointer import durations_to_alignment, phoneme_ids
 from valle.config import ConfigError, opt
 from valle.modules.local_conv import LocalConvStack
 from valle.modules.positions import SegmentPositions
@@ -57,24 +59,22 @@ def frame_track(durations: Tensor, num_frames: int) -> tuple[Tensor, Tensor]:
     """Durations (B, S) (frames per token, 0 on padding) -> each frame's token index (B, T)
     and position features (B, T, K).
 
-    Frame t of row b belongs to the token whose cumulative span holds it; frames at or after
-    ``sum(durations[b])`` get index ``S`` (past the text) and zero features. For the k-th
-    frame of a token of d frames the features are ``[k / d, 1 / d, log(1 + k) / 3]``.
+    The index is :func:`~valle.ar.pointer.durations_to_alignment`'s: frames at or after
+    ``sum(durations[b])`` get ``S`` (past the text) and zero features. For the k-th frame of
+    a token of d frames the features are ``[k / d, 1 / d, log(1 + k) / 3]``.
     """
     B, S = durations.shape
     d = durations.long().clamp(min=0)
-    ends = d.cumsum(-1)  # (B, S)
-    t = torch.arange(num_frames, device=d.device).expand(B, -1).contiguous()  # (B, T)
-    index = torch.searchsorted(ends, t, right=True)  # (B, T) in 0..S
-    inside = index < S
-    safe = index.clamp(max=max(S - 1, 0))
+    full = torch.full((B,), S, dtype=torch.long, device=d.device)
+    index = durations_to_alignment(d, full, num_frames)  # (B, T) in 0..S
     if S == 0:
         return index, torch.zeros(B, num_frames, TRACK_FEATURES, device=d.device)
-    start = (ends - d).gather(1, safe)  # (B, T) first frame of the frame's token
+    safe = index.clamp(max=S - 1)
+    start = (d.cumsum(-1) - d).gather(1, safe)  # (B, T) first frame of the frame's token
     dur = d.gather(1, safe).clamp(min=1).float()
-    k = (t - start).float()
+    k = (torch.arange(num_frames, device=d.device) - start).float()
     feats = torch.stack([k / dur, 1.0 / dur, torch.log1p(k) / 3.0], -1)  # (B, T, K)
-    return index, feats * inside[..., None]
+    return index, feats * (index < S)[..., None]
 
 
 def rescale_durations(durations: Tensor, frames: Tensor) -> Tensor:
@@ -141,9 +141,8 @@ class FrameTrackConditioner(nn.Module):
             index, feats = _shifted_track(durations, num_frames, unaligned)
         else:
             index, feats = frame_track(durations, num_frames)
-        S = text_tokens.shape[1]
-        has = (index >= 0) & (index < S)  # (B, T)
-        ids = text_tokens.gather(1, index.clamp(0, max(S - 1, 0))) * has  # PAD_ID 0 outside
+        has = (index >= 0) & (index < text_tokens.shape[1])  # (B, T)
+        ids = phoneme_ids(text_tokens, index)  # PAD_ID outside the text
         x = self._text_embedding[0](ids) * has[..., None] + self.position(feats)
         valid = torch.arange(num_frames, device=lens.device) < lens[:, None]
         x = x * valid[..., None]
@@ -190,20 +189,15 @@ class ConditionedInput(nn.Module):
         return self.inner(steps[..., :E]) + steps[..., E:]
 
 
-class FrameTrackDecoding:
+class FrameTrackDecoding(DecodingOf):
     """The :class:`~valle.ar.generate.Decodable` of one generate call of a frame-aligned AR:
     it packs the conditioning of every audio input (``cond`` (B, L, D), by the input's
     in-segment index: BOS and the prompt's frames, then the frames to make) behind the
     step the loop feeds."""
 
     def __init__(self, ar: Any, cond: Tensor) -> None:
-        self.ar = ar
+        super().__init__(ar)
         self.cond = cond
-        self.layout = ar.layout
-        self.head = ar.head
-        self.stop = ar.stop
-        self.default_sampler = ar.default_sampler
-        self.max_len_ratio = ar.max_len_ratio
 
     def _pack(self, steps: Tensor, index: Tensor) -> Tensor:
         """Steps (B, N, E) at audio indices (B, N) -> (B, N, E + D)."""
@@ -225,11 +219,6 @@ class FrameTrackDecoding:
         index = torch.arange(N, device=audio_in.device).expand(B, N)
         packed = self._pack(audio_in, index)
         return self.ar.prefill(text_tokens, text_lens, packed, audio_lens, language, capacity)
-
-    def audio_positions(
-        self, lens: Tensor, length: int, start: Tensor | None = None
-    ) -> SegmentPositions:
-        return self.ar.audio_positions(lens, length, start)
 
     def step(self, step_in: Tensor, pos: SegmentPositions, cache: KVCache) -> Tensor:
         packed = self._pack(step_in[:, None], pos.index)[:, 0]  # (B, E + D)

@@ -29,7 +29,7 @@ from valle.modules.positions import SegmentPositions
 from valle.modules.transformer import KVCache
 from valle.sampling import TokenSampler
 
-__all__ = ["Decodable", "Sampler", "generate_ar", "max_new_steps"]
+__all__ = ["Decodable", "DecodingOf", "Sampler", "generate_ar", "max_new_steps"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,43 @@ class Decodable(Protocol):
         ``layout.from_steps`` reads (the step itself, or its code for a phoneme-aligned AR).
         For tools that drive ``step`` themselves; :func:`generate_ar` does not call it."""
         ...
+
+
+class DecodingOf:
+    """A :class:`Decodable` that runs on the decoder ``ar`` and adds what one generate call
+    knows (a language id, an alignment, a frame track): it shares the decoder's layout, head,
+    stop, default sampler and length bound, and passes every call through. A subclass
+    overrides the calls whose inputs it changes."""
+
+    def __init__(self, ar: Any) -> None:
+        self.ar = ar
+        self.layout = ar.layout
+        self.head = ar.head
+        self.stop = ar.stop
+        self.default_sampler = ar.default_sampler
+        self.max_len_ratio = ar.max_len_ratio
+
+    def prefill(
+        self,
+        text_tokens: Tensor,
+        text_lens: Tensor,
+        audio_in: Tensor,
+        audio_lens: Tensor,
+        language: Any = None,
+        capacity: int = 0,
+    ) -> tuple[Tensor, KVCache]:
+        return self.ar.prefill(text_tokens, text_lens, audio_in, audio_lens, language, capacity)
+
+    def audio_positions(
+        self, lens: Tensor, length: int, start: Tensor | None = None
+    ) -> SegmentPositions:
+        return self.ar.audio_positions(lens, length, start)
+
+    def step(self, step_in: Tensor, pos: SegmentPositions, cache: KVCache) -> Tensor:
+        return self.ar.step(step_in, pos, cache)
+
+    def layout_step(self, step: Tensor) -> Tensor:
+        return self.ar.layout_step(step)
 
 
 def max_new_steps(text_lens: Tensor, ratio: float) -> Tensor:

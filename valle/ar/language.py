@@ -26,7 +26,7 @@ from torch import Tensor
 from valle.ar.builders import build_ar_decoder
 from valle.ar.config import ARConfig
 from valle.ar.decoder import ARDecoder
-from valle.ar.generate import generate_ar
+from valle.ar.generate import DecodingOf, generate_ar
 from valle.config import VocabConfig
 from valle.data import batch as B_
 from valle.modules.language import (
@@ -144,18 +144,13 @@ class LanguageARDecoder(ARDecoder):
         )
 
 
-class LanguageDecoding:
+class LanguageDecoding(DecodingOf):
     """The :class:`~valle.ar.generate.Decodable` of one generate call: every step it feeds
     is the target speech, so its position carries ``ids.target``."""
 
     def __init__(self, ar: LanguageARDecoder, ids: LanguageIds) -> None:
-        self.ar = ar
+        super().__init__(ar)
         self.ids = ids
-        self.layout = ar.layout
-        self.head = ar.head
-        self.stop = ar.stop
-        self.default_sampler = ar.default_sampler
-        self.max_len_ratio = ar.max_len_ratio
 
     def prefill(
         self,
@@ -168,17 +163,9 @@ class LanguageDecoding:
     ) -> tuple[Tensor, KVCache]:
         return self.ar.prefill(text_tokens, text_lens, audio_in, audio_lens, self.ids, capacity)
 
-    def audio_positions(
-        self, lens: Tensor, length: int, start: Tensor | None = None
-    ) -> SegmentPositions:
-        return self.ar.audio_positions(lens, length, start)
-
     def step(self, step_in: Tensor, pos: SegmentPositions, cache: KVCache) -> Tensor:
         tagged = LanguagePositions.tag(pos, self.ids.target[:, None].expand_as(pos.index))
         return self.ar.step(step_in, tagged, cache)
-
-    def layout_step(self, step: Tensor) -> Tensor:
-        return self.ar.layout_step(step)
 
 
 def build_language_ar_decoder(cfg: ARConfig, vocab: VocabConfig, **parts: Any) -> LanguageARDecoder:

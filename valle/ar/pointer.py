@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from valle.ar.builders import build_ar_decoder
 from valle.ar.config import ARConfig
 from valle.ar.decoder import ARDecoder
-from valle.ar.generate import generate_ar, max_new_steps
+from valle.ar.generate import DecodingOf, generate_ar, max_new_steps
 from valle.ar.heads import CategoricalHead, CodeHistory, HeadConfig
 from valle.ar.stops import DecodeContext, StopConfig
 from valle.ar.windows import window_durations
@@ -551,7 +551,7 @@ class _BoundHead:
         return self.head.sample(out, memory, sampler, generator)
 
 
-class PointerDecoding:
+class PointerDecoding(DecodingOf):
     """The :class:`~valle.ar.generate.Decodable` of one generate call of a
     :class:`PointerARDecoder`: its prompt inputs carry their aligned phonemes, its steps the
     pointer, which it copies into the next step's ``align``.
@@ -572,11 +572,7 @@ class PointerDecoding:
         prompt_align: Tensor,
         durations: Tensor | None = None,
     ) -> None:
-        self.ar = ar
-        self.layout = ar.layout
-        self.stop = ar.stop
-        self.default_sampler = ar.default_sampler
-        self.max_len_ratio = ar.max_len_ratio
+        super().__init__(ar)
         self.start = start
         self.prompt_align = prompt_align
         head = ar.head
@@ -605,11 +601,6 @@ class PointerDecoding:
         return self.ar.prefill(
             text_tokens, text_lens, steps, audio_lens, language, capacity, audio_pos=pos
         )
-
-    def audio_positions(
-        self, lens: Tensor, length: int, start: Tensor | None = None
-    ) -> SegmentPositions:
-        return self.ar.audio_positions(lens, length, start)
 
     def step(self, step_in: Tensor, pos: SegmentPositions, cache: KVCache) -> Tensor:
         aligned = SegmentPositions(

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from valle.ar.builders import build_ar_decoder
 from valle.ar.config import ARConfig
 from valle.ar.decoder import ARDecoder
-from valle.ar.generate import generate_ar
+from valle.ar.generate import DecodingOf, generate_ar
 from valle.ar.masks import attention_mask
 from valle.ar.pointer import prompt_alignment, uniform_durations
 from valle.config import ConfigError, VocabConfig, opt
@@ -532,20 +532,15 @@ class ProsodyARDecoder(ARDecoder):
         return steps, prosody
 
 
-class ProsodyDecoding:
+class ProsodyDecoding(DecodingOf):
     """The :class:`~valle.ar.generate.Decodable` of the speech part of one generate call:
     its prefill runs ``[text ; prosody ; BOS, prompt]`` and every audio input carries the
     aligned phoneme of the frame it predicts (``align`` (B, L) over frames, or None)."""
 
     def __init__(self, ar: ProsodyARDecoder, prosody: ProsodyTokens, align: Tensor | None):
-        self.ar = ar
+        super().__init__(ar)
         self.prosody = prosody
         self.align = align
-        self.layout = ar.layout
-        self.head = ar.head
-        self.stop = ar.stop
-        self.default_sampler = ar.default_sampler
-        self.max_len_ratio = ar.max_len_ratio
 
     def _align(self, index: Tensor) -> Tensor | None:
         """Phoneme of the frame predicted by the audio inputs at ``index`` (B, L)."""
@@ -584,9 +579,6 @@ class ProsodyDecoding:
         pos = self.ar.audio_positions(lens, length, start)
         align = self._align(pos.index)
         return SegmentPositions(pos.segment, pos.index, pos.valid, align)
-
-    def step(self, step_in: Tensor, pos: SegmentPositions, cache: KVCache) -> Tensor:
-        return self.ar.step(step_in, pos, cache)
 
 
 def check_prosody_config(cfg: ARConfig, prosody: ProsodyCoTConfig) -> None:

@@ -103,13 +103,12 @@ def codec_has_latent(codec: Any) -> bool:
 
 def _frame_position(durations: Tensor) -> Tensor:
     """Durations ``(N,)`` -> per-frame ``(T, 2)``: [k / d, 1 / d] for the k-th frame of a
-    phoneme of d frames."""
-    d = durations.long()
-    starts = torch.cumsum(d, 0) - d  # (N,) first frame of each phoneme
-    frame = torch.arange(int(d.sum()))
-    d_frame = torch.repeat_interleave(d, d).float()  # (T,)
-    k = (frame - torch.repeat_interleave(starts, d)).float()
-    return torch.stack([k / d_frame, 1.0 / d_frame], dim=1)
+    phoneme of d frames (the first two features of
+    :func:`~valle.ar.frame_alignment.frame_track`)."""
+    from valle.ar.frame_alignment import frame_track
+
+    d = durations.long()[None]  # (1, N)
+    return frame_track(d, int(d.sum()))[1][0, :, :2]
 
 
 def aligned_utterance(cut: Any, symbols: Any, codec: Any) -> AlignedUtterance:
