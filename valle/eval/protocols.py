@@ -13,10 +13,13 @@ Any lhotse ``CutSet`` whose cuts have a supervision with text and speaker works.
 Prompt transcripts. A prompt's transcript is the words spoken inside the prompt window. With word
 alignments (``supervision.alignment["word"]``; lhotse keeps their times relative to the
 *recording*, so they are shifted by ``cut.start``) a word belongs to the prompt when its midpoint
-lies inside the window. Without alignments we use a
+lies inside the window. Cuts of the aligner stage (``prepare.sh --align true``) have no word
+alignment but the aligner's frames per phoneme token (``custom["durations"]``), from which
+:mod:`valle.eval.word_times` places the words (source ``"durations"``). Without either we use a
 *time-proportional split*: the ``n`` words of the transcript are spread evenly over the
 supervision, word ``k`` taking the midpoint ``start + (k + 0.5) / n * duration``; the item records
-``prompt_text_source = "proportional"`` so such approximate prompts can be told apart.
+``prompt_text_source = "proportional"`` so such approximate prompts can be told apart (on the
+mini corpus they misplace the prompt's last word by one to three words).
 Chinese or Japanese transcripts written without spaces are split into characters instead of
 words (joined back without spaces).
 
@@ -43,6 +46,7 @@ from typing import Any, Literal
 
 from valle.eval.files import read_jsonl, write_jsonl
 from valle.eval.normalize import is_character_language
+from valle.eval.word_times import word_midpoints
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +91,7 @@ class TestItem:
     prompt_start: float
     prompt_duration: float
     prompt_text: str
-    prompt_text_source: str  # "alignment" | "proportional"
+    prompt_text_source: str  # "alignment" | "durations" | "proportional"
     n_samples: int = 1
 
     def as_dict(self) -> dict[str, Any]:
@@ -119,7 +123,9 @@ def words_in_window(cut: Any, window_start: float, window_end: float) -> tuple[s
     """Words of ``cut``'s transcript whose midpoint lies in ``[window_start, window_end)``
     (seconds from the cut start), the words after the window, and the method used.
 
-    Returns ``(inside, after, source)`` with ``source`` ``"alignment"`` or ``"proportional"``.
+    Returns ``(inside, after, source)`` with ``source`` ``"alignment"`` (word alignments),
+    ``"durations"`` (the aligner's token durations, :mod:`valle.eval.word_times`) or
+    ``"proportional"``.
     """
     sup = _supervision(cut)
     if sup is None:
@@ -133,6 +139,8 @@ def words_in_window(cut: Any, window_start: float, window_end: float) -> tuple[s
             (a.symbol, a.start + a.duration / 2 - cut.start) for a in alignment if a.symbol.strip()
         ]
         source = "alignment"
+    elif (timed := word_midpoints(cut, sup)) is not None:
+        items, source = timed, "durations"
     else:
         words = sup.text.split()
         if len(words) == 1 and is_character_language(sup.language):
