@@ -8,6 +8,7 @@ scores are replaced by made-up ones whose best monotonic path is known.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import math
@@ -59,13 +60,16 @@ def _save_aligner(path: Path, symbols, frame_rate: float = 80.0) -> Path:
 
 def _scripted(aligner: Aligner, phonemes: list[str], durations: list[int]) -> None:
     """Make ``aligner`` score frame t 0 for the class of the phoneme the frame belongs to under
-    ``durations`` and -10 for every other class: that segmentation is the best path."""
+    ``durations`` and -10 for every other class: that segmentation is the best path. Audio of
+    another length (a prompt the synthesizer aligns too) keeps the aligner's own scores."""
     ids = [aligner.index[p] for p in phonemes]
     owner = np.repeat(ids, durations)  # (T,)
     V = len(aligner.symbols)
+    own = aligner.frame_scores
 
     def frame_scores(feats):
-        assert feats.shape[0] == len(owner), "features at the reference's codec frames"
+        if feats.shape[0] != len(owner):
+            return own(feats)
         s = np.full((len(owner), V), -10.0)
         s[np.arange(len(owner)), owner] = 0.0
         return s, s
@@ -181,12 +185,35 @@ def _vallr(symbols, overrides=()):
                       overrides=["ar.head.max_frames=2", *overrides]).eval()  # fmt: skip
 
 
+def _melle_aligned(symbols):
+    """A tiny frame-aligned MELLE on 16 kHz mels with hop 200 (the aligner's 80 Hz frames)."""
+    import dataclasses
+
+    from valle.ar.frame_alignment import FrameTrackConfig
+    from valle.ar.stops import DurationStopConfig
+    from valle.modules.duration_predictor import DurationPredictorConfig
+    from valle.testing.model import tiny_config
+
+    mel = ["mel.sample_rate=16000", "mel.n_fft=512", "mel.win_length=400", "mel.hop_length=200"]
+    cfg = tiny_config("melle", reduction=1, text_vocab_size=len(symbols), overrides=mel)
+    cfg = dataclasses.replace(
+        cfg,
+        ar=dataclasses.replace(cfg.ar, stop=DurationStopConfig()),
+        alignment=FrameTrackConfig(lookahead_layers=1, lookahead_kernel=3),
+        durations=DurationPredictorConfig(channels=8, layers=1),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return cfg.build().eval()
+
+
 def _spy(model, name: str) -> list[tuple[dict, object]]:
     """Record the arguments (by name) and results of ``model.<name>`` (a generate with
     extras)."""
     calls: list[tuple[dict, object]] = []
     original = getattr(model, name)
 
+    @functools.wraps(original)  # its signature stays readable (the Synthesizer reads it)
     def spy(*args, **kwargs):
         out = original(*args, **kwargs)
         calls.append((inspect.signature(original).bind(*args, **kwargs).arguments, out))
@@ -283,6 +310,42 @@ def test_long_text_chunks_take_the_durations_of_their_own_phonemes(kit) -> None:
     assert pos == len(phonemes)
     dropped = sum(want[i] for i in range(len(phonemes)) if i not in kept)
     assert len(wave) == (T - dropped) * HOP
+
+
+@pytest.mark.parametrize("variant", ["vallr", "melle_aligned"])
+def test_prompt_is_aligned_when_the_model_reads_prompt_durations(kit, variant: str) -> None:
+    """With an aligner, a model whose generate takes prompt_durations gets the aligner's frames
+    per prompt-transcript token (its word boundary included), 0 elsewhere; without one it gets
+    none (the model splits the prompt uniformly)."""
+    _, symbols, codec, path, prompt = kit
+    if variant == "vallr":
+        model, name = _vallr(symbols), "generate_aligned"
+    else:
+        model, name = _melle_aligned(symbols), "generate"
+    calls = _spy(model, name)
+    if variant != "vallr":  # a mel model: its own wave maker stands in the codec's place
+        from valle.codec.vocoder import MelWaveMaker
+
+        codec = MelWaveMaker(model.wave_maker())
+    plain = Synthesizer(model, symbols, codec)
+    aligner = Aligner(path, settings=ZERO_WEIGHTS)
+    synth = Synthesizer(model, symbols, codec, aligner=aligner)
+    ids = synth.text_ids(TEXT, PROMPT_TEXT)
+    n = len(ids) - len(tokenize_text(TEXT, "en"))
+    head = symbols.decode(ids[:n])
+    assert head[-1] == "_" and len(head) == len(tokenize_text(PROMPT_TEXT, "en")) + 1
+    (codes,) = synth.codec.encode([torch.from_numpy(prompt)])
+    want = _composition(codes.shape[0], n, seed=4)
+    _scripted(aligner, head, want)
+    plain.synthesize(TEXT, prompt, PROMPT_TEXT, prompt_sample_rate=SR, seed=0)
+    assert "prompt_durations" not in calls[-1][0]
+    synth.synthesize(TEXT, prompt, PROMPT_TEXT, prompt_sample_rate=SR, seed=0)
+    got = calls[-1][0]["prompt_durations"]
+    assert got.shape == calls[-1][0]["text_tokens"].shape
+    assert got[0, :n].tolist() == want and int(got[0, n:].abs().sum()) == 0
+    assert synth.prompt_durations(prompt, PROMPT_TEXT, head, SR, codes.shape[0]) == want
+    with pytest.raises(RuntimeError, match="differ"):
+        synth.prompt_durations(prompt, PROMPT_TEXT, head, SR, codes.shape[0] + 1)
 
 
 def test_jobs_with_and_without_a_reference_share_a_batch(kit) -> None:

@@ -33,7 +33,8 @@ Prosody control (a model with it: vallr, ralle): --speed scales the model's own 
 frames per target phoneme, which the model follows exactly (ralle: also its pitch tokens);
 --speed and --pitch-scale then scale them. The aligner must come from the model's data (same
 tokens.txt, same codec frame rate). A text longer than --max-phonemes is spoken in chunks
-that take the durations of their own phonemes.
+that take the durations of their own phonemes. With --aligner, a model that reads the
+prompt's phoneme durations (vallr, ralle, melle_aligned) gets the aligner's, as in training.
 """
 
 from __future__ import annotations
@@ -157,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--aligner",
         default=None,
         help="trained aligner of the model's data (data/align/aligner.pt, prepare.sh --align "
-        "true) that turns a reference recording into durations",
+        "true) that turns a reference recording into durations; it also aligns the prompt to "
+        "its transcript for a model that reads prompt durations (vallr, ralle, melle_aligned; "
+        "without it their prompts are split uniformly)",
     )
     p.add_argument(
         "--max-phonemes",

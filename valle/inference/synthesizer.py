@@ -114,6 +114,7 @@ class _Prepared:  # one row of a generate call: a job, or one chunk of a long jo
     language_tokens: list[int] | None = None  # language id of every text_ids entry
     durations: list[int] | None = None  # frames per target token (a reference's), forced
     pitch: list[int] | None = None  # pitch token per target token (a reference's), forced
+    prompt_durations: list[int] | None = None  # frames per prompt-transcript token (aligner)
 
 
 @dataclass
@@ -186,7 +187,10 @@ class Synthesizer:
         aligner: the trained aligner (``data/align/aligner.pt`` or a
             :class:`valle.align.Aligner`) that turns a job's ``reference_wav`` into durations;
             needs a model with prosody control and the aligner of the model's data (same
-            symbol table, same codec frame rate). None: references are refused.
+            symbol table, same codec frame rate). None: references are refused. A model whose
+            ``generate`` takes ``prompt_durations`` (VALL-E R, RALL-E, the frame-aligned
+            MELLE) is also given the aligner's frames per prompt-transcript token, as its
+            training data had them (without the aligner: the prompt's frames split uniformly).
     """
 
     def __init__(
@@ -567,6 +571,13 @@ class Synthesizer:
             # the generated speech's language (VALL-E X): the chunk's own, or the accent asked
             lang = language_id(job.accent) if job.accent else dominant_language(row_langs[n:])
             rows.append(_Prepared(ids, codes, lang, n, prompt_lang, row_langs))
+        if self._aligns_prompt():
+            durs_p = self.prompt_durations(
+                job.prompt_wav, job.prompt_text, self.symbols.decode(rows[0].text_ids[:n]),
+                job.prompt_sample_rate, len(codes),
+            )  # fmt: skip
+            for r in rows:
+                r.prompt_durations = durs_p
         if job.reference_wav is not None:
             ref = self.reference_prosody(
                 job.reference_wav, job.text, job.language, job.reference_sample_rate
@@ -582,6 +593,35 @@ class Synthesizer:
                 r.durations = durs[i]
                 r.pitch = None if pitch is None else pitch[i]
         return PreparedJob(rows, job.id)
+
+    def _aligns_prompt(self) -> bool:
+        """Whether prompts are aligned: an aligner and a model that reads prompt durations."""
+        if self.aligner is None:
+            return False
+        return "prompt_durations" in inspect.signature(self.model.generate).parameters  # type: ignore[arg-type]
+
+    def prompt_durations(
+        self,
+        prompt_wav: PromptAudio,
+        prompt_text: str,
+        tokens: Sequence[str],
+        sample_rate: int | None = None,
+        frames: int | None = None,
+    ) -> list[int]:
+        """Codec frames per token of the prompt's transcript (``tokens``: the leading tokens of
+        :meth:`text_ids`, its word boundary included) from the ``aligner``, over the prompt as
+        :meth:`prompt_codes` trims it; ``frames``: the prompt's codec frames, checked."""
+        if self.aligner is None:
+            raise ValueError("aligning a prompt needs the aligner: Synthesizer(aligner=...)")
+        wave = load_prompt(prompt_wav, self.sample_rate, sample_rate)
+        wave, _ = trim_prompt(wave, prompt_text, self.sample_rate, self.prompt_trim)
+        name = str(prompt_wav) if isinstance(prompt_wav, (str, os.PathLike)) else "the prompt"
+        got = reference_prosody(wave, tokens, self.codec, self.aligner, name=name)
+        if frames is not None and got.frames != frames:  # the same wave through the same codec
+            raise RuntimeError(
+                f"{name}: the aligner's {got.frames} frames differ from the prompt's {frames}"
+            )
+        return got.durations.tolist()
 
     def reference_prosody(
         self,
@@ -791,6 +831,9 @@ class Synthesizer:
             kwargs["pitch_scale"] = self.pitch_scale
         if inputs.prompt_text_lens is not None:
             kwargs["prompt_text_lens"] = inputs.prompt_text_lens
+            prompt_durations = _prompt_values(items, inputs.text_tokens)
+            if prompt_durations is not None:
+                kwargs["prompt_durations"] = prompt_durations
         kwargs.update(self._language_kwargs(items, inputs.text_tokens.shape[1]))
         with torch.inference_mode():
             generate: Any = self.model.generate
@@ -829,6 +872,18 @@ class Synthesizer:
         frames = inputs.durations.double() / speed + 0.5 * (inputs.durations > 0)  # rounding
         need = float(((frames.sum(-1) + 2) / inputs.text_lens.double()).max())
         return {"max_len_ratio": need} if need > ratio else {}
+
+
+def _prompt_values(rows: Sequence[_Prepared], like: Tensor) -> Tensor | None:
+    """Every row's prompt durations at its leading (prompt-transcript) tokens in a (B, S) long
+    tensor like ``like``, 0 elsewhere; None unless every row has them."""
+    if not rows or any(r.prompt_durations is None for r in rows):
+        return None
+    out = torch.zeros_like(like)  # (B, S)
+    for b, r in enumerate(rows):
+        v = r.prompt_durations or []
+        out[b, : len(v)] = torch.tensor(v, dtype=torch.long)
+    return out
 
 
 def _target_values(rows: Sequence[_Prepared], get: Any, like: Tensor, fill: int) -> Tensor | None:

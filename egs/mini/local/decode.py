@@ -26,6 +26,7 @@ generator seeded from `seed`, so a rerun writes the same waves.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import logging
 import sys
@@ -226,6 +227,14 @@ def main() -> int:
         help="weight precision at inference (valle.inference.quantize; recorded)",
     )
     p.add_argument(
+        "--aligner",
+        type=Path,
+        default=None,
+        help="trained aligner of the model's data (data/align/aligner.pt): the prompts' frames "
+        "per transcript token, for a model that reads them (vallr, ralle, melle_aligned; "
+        "without it their prompts are split uniformly); unused (logged) for other models",
+    )
+    p.add_argument(
         "--set",
         dest="model_overrides",
         action="append",
@@ -267,8 +276,18 @@ def main() -> int:
         model_overrides=args.model_overrides,
         quantize=args.quantize,
     )
-    cuts = CutSet.from_file(args.cuts).to_eager()
     info: dict[str, Any] = {"checkpoint": str(args.checkpoint), "settings": {}}
+    if args.aligner is not None:
+        if not args.aligner.is_file():
+            sys.exit(f"decode.py: --aligner {args.aligner} not found (prepare.sh --align true)")
+        if "prompt_durations" in inspect.signature(synth.model.generate).parameters:
+            # the same model, symbols and codec; its prompts now aligned as in training
+            synth = Synthesizer(synth.model, synth.symbols, synth.codec, device=args.device,
+                                prompt_trim=PromptTrim(seconds=None), aligner=args.aligner)  # fmt: skip
+            info["prompt_aligner"] = str(args.aligner)
+        else:
+            log.info("--aligner %s unused: this model reads no prompt durations", args.aligner)
+    cuts = CutSet.from_file(args.cuts).to_eager()
     if args.model_overrides:
         info["model_overrides"] = list(args.model_overrides)
     if args.quantize != "none":
