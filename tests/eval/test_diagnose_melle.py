@@ -247,3 +247,45 @@ def test_the_kind_is_read_from_the_layout_s_declared_continuous() -> None:
     assert MelFrameLayout(F_).continuous
     for layout in (FirstCodebookLayout(8), GroupedCodeLayout(8, 2), MergedFirstCodebookLayout(8)):
         assert layout.continuous is False
+
+
+def _aligned_model(seed: int = 0):
+    import dataclasses
+
+    from valle.ar.frame_alignment import FrameTrackConfig
+    from valle.ar.stops import DurationStopConfig
+    from valle.testing.model import tiny_config
+
+    cfg = tiny_config("melle", reduction=1, overrides=["ar.prenet.dropout=0"])
+    cfg = dataclasses.replace(
+        cfg,
+        ar=dataclasses.replace(cfg.ar, stop=DurationStopConfig()),
+        alignment=FrameTrackConfig(lookahead_layers=1, lookahead_kernel=3),
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cfg.build()
+
+
+def test_a_frame_aligned_melle_is_diagnosed_with_its_track() -> None:
+    """The frame-aligned MELLE's steps carry their frame track (from the durations): its
+    diagnostics run (nothing skipped; the track was once missing there) and show the gap of a
+    model that reads its phonemes; the other text keeps the true rhythm (positional
+    durations)."""
+    from valle.eval.diagnose import positional_durations
+
+    import dataclasses
+
+    utts = [  # two frames per token, as the corpus makes them
+        dataclasses.replace(u, extra={B_.DURATIONS: torch.full((len(u.text),), 2)})
+        for u in _corpus()
+    ]
+    model = _aligned_model()
+    _train(model, utts)
+    read, _ = diagnose(model, utts, frame_rate=4.0, prompt_seconds=1.0, free_running=False)
+    assert "skipped" not in read, read.get("skipped")
+    m = read["mel"]
+    assert m["frames"] == 4 * 12 and m["text_gap"] > 1.0, m
+    d = torch.tensor([[3, 1, 2, 0], [2, 2, 0, 0]])
+    got = positional_durations(d, torch.tensor([3, 4]))
+    assert got.tolist() == [[3, 1, 2, 0], [2, 2, 2, 2]]

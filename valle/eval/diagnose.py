@@ -268,6 +268,21 @@ def with_texts(batch: Mapping[str, Any], texts: Sequence[Tensor]) -> dict[str, A
     return {**batch, B_.TEXT_TOKENS: text_tokens.to(device), B_.TEXT_LENS: text_lens.to(device)}
 
 
+def positional_durations(durations: Tensor, text_lens: Tensor) -> Tensor:
+    """Durations (B, S') for other texts of ``text_lens`` (B,) tokens: token ``k`` keeps the
+    true text's ``durations[:, k]`` (B, S) where it has one, later tokens get the row's mean;
+    the text gap of a model that reads durations then changes the phonemes, not the rhythm
+    (the model rescales durations to its frames)."""
+    d = durations.long()
+    true_lens = (d > 0).sum(-1).clamp(min=1)  # (B,)
+    mean = (d.sum(-1) / true_lens).round().clamp(min=1).long()  # (B,)
+    width = int(text_lens.max())
+    k = torch.arange(width, device=d.device)[None, :]  # (1, S')
+    copied = torch.nn.functional.pad(d, (0, max(0, width - d.shape[1])))[:, :width]
+    out = torch.where(k < true_lens[:, None], copied, mean[:, None])
+    return torch.where(k < text_lens[:, None], out.clamp(min=1), 0)
+
+
 def _to(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
 
@@ -384,8 +399,10 @@ class MelARDiagnostics:
         """Score one batch; returns the per-item attention maps (Y, N_b, S_b)."""
         ar = self.ar
         audio_in, lens, _, _ = mel_targets(ar, batch)
+        pack = getattr(self.model, "teacher_forcing_inputs", None)  # a frame-aligned MELLE's track
         with deterministic_prenet(ar):
-            out, maps = ar_text_attention(ar, batch, audio_in, lens)
+            packed = audio_in if pack is None else pack(batch, audio_in, lens)
+            out, maps = ar_text_attention(ar, batch, packed, lens)
             for item in mel_teacher_forced(ar, batch, out, self.threshold):
                 self.true.add(item.tally)
                 if other_texts is not None:
@@ -394,7 +411,14 @@ class MelARDiagnostics:
                 self.stop_missed += int(item.stop_missed)
             if other_texts is not None:
                 other = with_texts(batch, other_texts)
-                for item in mel_teacher_forced(ar, other, threshold=self.threshold):
+                if B_.DURATIONS in batch:  # the true rhythm on the other phonemes
+                    other[B_.DURATIONS] = positional_durations(
+                        batch[B_.DURATIONS], other[B_.TEXT_LENS]
+                    )
+                other_in = audio_in if pack is None else pack(other, audio_in, lens)
+                other_out = ar(other[B_.TEXT_TOKENS], other[B_.TEXT_LENS], other_in, lens,
+                               other.get(B_.LANGUAGE))  # fmt: skip
+                for item in mel_teacher_forced(ar, other, other_out, self.threshold):
                     self.other.add(item.tally)
         return maps
 

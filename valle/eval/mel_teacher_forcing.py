@@ -93,6 +93,8 @@ def deterministic_prenet(ar: Any) -> Iterator[None]:
     :class:`~valle.ar.latent.PreNet` has ``inference_dropout``; other embeddings are left
     as they are)."""
     emb = getattr(ar, "audio_embedding", None)
+    if not hasattr(emb, "inference_dropout"):  # a ConditionedInput wraps the pre-net
+        emb = getattr(emb, "inner", emb)
     old = getattr(emb, "inference_dropout", None)
     if old is None:
         yield

@@ -66,6 +66,7 @@ from valle.modules.duration_predictor import (
     DurationPredictorConfig,
     speaking_rate,
 )
+from valle.modules.mel_warp import MelWarp, MelWarpConfig, mel_centres
 from valle.modules.postnet import PostNetConfig
 from valle.modules.transformer import TransformerStack
 from valle.registry import register_variant
@@ -135,6 +136,12 @@ class MelleConfig:
         "duration predictor for generation with alignment (null: durations must be given "
         "to generate)",
     )
+    augment: MelWarpConfig | None = opt(
+        None,
+        "speaker augmentation in training (not in the paper; null: off): each utterance's mel "
+        "frequency axis warped by its own random factor, so the voice must be read from the "
+        "utterance's own earlier frames (valle.modules.mel_warp)",
+    )
     nar: NARConfig | None = opt(None, "MELLE has no NAR (must stay null)")
     vocoder: str = opt(
         "griffin_lim",
@@ -200,7 +207,13 @@ class MelleConfig:
         postnet = None if self.postnet is None else self.postnet.build(self.mel.n_mels)
         track = None if self.alignment is None else self.alignment.build(ar.text_embedding, b.d_model)
         durations = None if self.durations is None else self.durations.build(b.d_model)
-        return Melle(ar, postnet, config=self, track=track, duration_predictor=durations)
+        warp = None
+        if self.augment is not None:
+            m = self.mel.mel_config()
+            fmax = m.sample_rate / 2 if m.fmax is None else m.fmax
+            warp = self.augment.build(mel_centres(m.n_mels, m.fmin, fmax, m.mel_scale))
+        return Melle(ar, postnet, config=self, track=track, duration_predictor=durations,
+                     mel_warp=warp)  # fmt: skip
 
     def data_request(self, stages: tuple[str, ...] | None = None) -> DataRequest:
         """Log-mel frames of each cut (``batch["mel"]``), computed from its audio; with
@@ -242,6 +255,7 @@ class Melle(nn.Module):
         config: MelleConfig,
         track: FrameTrackConditioner | None = None,
         duration_predictor: DurationPredictor | None = None,
+        mel_warp: MelWarp | None = None,
     ) -> None:
         super().__init__()
         self.ar = ar
@@ -249,6 +263,7 @@ class Melle(nn.Module):
         self.config = config
         self.track = track  # per-frame conditioning from durations (config.alignment)
         self.duration_predictor = duration_predictor
+        self.mel_warp = mel_warp  # training-only speaker augmentation (config.augment)
 
     @property
     def layout(self) -> MelFrameLayout:
@@ -297,6 +312,8 @@ class Melle(nn.Module):
             )
         w = self.config.ar.loss
         mel, mel_lens = batch[B_.MEL], batch[B_.lens_key(B_.MEL)]
+        if self.mel_warp is not None:  # identity in eval mode
+            mel = self.mel_warp(mel, generator)
         tf = self.layout.teacher_forcing(mel, mel_lens)  # steps (B, N, E)
         prenet: Any = self.ar.audio_embedding
         text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
@@ -340,8 +357,18 @@ class Melle(nn.Module):
         metrics["loss"] = total.detach()
         return total, metrics
 
-    def _aligned_inputs(
+    def teacher_forcing_inputs(
         self, batch: Mapping[str, Any], inputs: Tensor, lens: Tensor
+    ) -> Tensor:
+        """The AR's teacher-forced inputs for ``inputs`` (B, N, E), ``lens`` (B,) steps:
+        themselves, or with alignment each step's frame track packed behind them (B, N, E + D),
+        from ``batch["durations"]`` (what :meth:`loss` feeds the AR; diagnostics use it)."""
+        if self.track is None:
+            return inputs
+        return self._aligned_inputs(batch, inputs, lens, predictor=False)[0]
+
+    def _aligned_inputs(
+        self, batch: Mapping[str, Any], inputs: Tensor, lens: Tensor, predictor: bool = True
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Teacher-forced inputs (B, N, E) with each step's frame track packed behind them
         (B, N, E + D), and the duration predictor's loss term (``duration``) when it has one.
@@ -365,7 +392,7 @@ class Melle(nn.Module):
         d = rescale_durations(d, lens)  # (B, S) mel frames per token, summing to lens
         cond = self.track(text, d, inputs.shape[1], lens)  # (B, N, D)
         extra: dict[str, Tensor] = {}
-        if self.duration_predictor is not None:
+        if predictor and self.duration_predictor is not None:
             x = self.ar.text_embedding(text)  # (B, S, D)
             rate = speaking_rate(lens, text_lens)
             extra["duration"] = self.duration_predictor.loss(x, text_lens, rate, d)
