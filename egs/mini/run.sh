@@ -6,16 +6,21 @@
 #   ./run.sh --stage 6 --stop-stage 6             # only the NAR
 #   ./run.sh --stage 7                            # decode and score an existing model
 #   ./run.sh --train-opts "--set train.max_steps=50"   # a shorter smoke run
+#   ./run.sh --variant valle --ar-config conf/train_ar.yaml --exp-dir exp/valle_tiny   # plain VALL-E
 #
 # Stages: 0-4 prepare.sh, one stage at a time (corpus, manifests, codec tokens, text tokens,
-# splits), 5 train the AR (conf/train_ar.yaml) -> $exp_dir/ar, 6 train the NAR from the stage-5
-# weights (conf/train_nar.yaml) -> $exp_dir/nar, whose model.pt is the complete model,
-# 7 decode the held-out-speaker test cuts in the continuation and cross-sentence settings
-# (local/decode.py, conf/decode.yaml) -> $exp_dir/decode/<setting>/<id>.wav, plus the codec
-# resynthesis of targets and prompts, 8 score WER/CER (faster-whisper) and speaker similarity
-# (resemblyzer) of ground truth, codec resynthesis and model (local/score.py) -> $exp_dir/score,
-# plus the speed and cost of the decoded checkpoint (valle-bench speed: RTF, AR ms/step, train
-# tokens/s, peak memory at batch 1 in the model's row), then RESULTS.md
+# splits + with --align true (the default) the aligner and every split's phoneme durations in
+# $data_dir/align), 5 train the AR (conf/train_ar.yaml then conf/melle_aligned.yaml: the main
+# job's model is the frame-aligned MELLE, whose AR is the complete model) -> $exp_dir/ar, 6 train
+# the NAR from the stage-5 weights (conf/train_nar.yaml; a variant with a NAR, e.g. --variant
+# valle) -> $exp_dir/nar, whose model.pt is then the complete model, 7 decode the
+# held-out-speaker test cuts in the continuation and cross-sentence settings (local/decode.py,
+# conf/decode.yaml; the aligner gives the prompts' phoneme durations to a model that reads them)
+# -> $exp_dir/decode/<setting>/<id>.wav, plus the codec resynthesis of targets and prompts,
+# 8 score WER/CER (faster-whisper) and speaker similarity (resemblyzer) of ground truth, codec
+# resynthesis and model (local/score.py) -> $exp_dir/score, plus the speed and cost of the
+# decoded checkpoint (valle-bench speed: RTF, AR ms/step, train tokens/s, peak memory at batch 1
+# in the model's row), then RESULTS.md
 # (local/write_results.py) with the tables, the command, the git commit, the
 # hardware and the wall time of each stage (appended to $exp_dir/stage_times.tsv as it runs),
 # and the listening page $exp_dir/results/index.html (local/listening_page.py: every test
@@ -34,23 +39,33 @@ set -euo pipefail
 stage=0
 stop_stage=8
 data_dir=data                    # outputs of prepare.sh
-cuts_dir=                        # the train/dev/test cut manifests; default $data_dir/tokenized
-                                 # ($data_dir/align: + the aligner's durations, for --variant vallr; $data_dir/prosody: + prosody tokens, for --variant ralle)
-exp_dir=exp/valle_tiny           # training outputs (ar/ and nar/ below it)
-variant=valle                    # model variant preset (valle/conf/variant)
+align=true                       # stage 4 also trains the aligner and writes $data_dir/align (cuts with
+                                 # phoneme durations; prepare.sh --align true, at most 8 min)
+cuts_dir=                        # the train/dev/test cut manifests; default $data_dir/align with --align true,
+                                 # else $data_dir/tokenized ($data_dir/prosody: + prosody tokens, for --variant ralle)
+exp_dir=exp/melle_aligned        # training outputs (ar/ and nar/ below it)
+variant=melle_aligned            # model variant preset (valle/conf/variant); the main job's: the
+                                 # frame-aligned MELLE, the first mini model that reads its text
+                                 # (EXPERIMENTS.md ma1; plain VALL-E: --variant valle --exp-dir exp/valle_tiny
+                                 # --ar-config conf/train_ar.yaml)
 size=tiny                        # model size preset (valle/conf/size)
-ar_config=conf/train_ar.yaml     # train/data settings of stage 5
+ar_config="conf/train_ar.yaml conf/melle_aligned.yaml"  # train/data settings of stage 5 (YAML files,
+                                 # space-separated, later ones win)
 nar_config=conf/train_nar.yaml   # train/data settings of stage 6
 devices=1                        # devices for Lightning
 accelerator=cpu                  # cpu | gpu | auto
-num_threads=1                    # torch threads of the trainer and of decoding (1 + one loader worker = 2 cores);
-                                 # measured: 0.45 s per tiny-model step with 1, 2-3 s with 2 on a busy 2-core machine
+num_threads=2                    # torch threads of data preparation, the trainer and decoding; 2 on an idle
+                                 # 2-core machine (the 6M-parameter melle_aligned: 1.06 s a step, ma1);
+                                 # use 1 on a busy one (measured: 0.45 s per tiny-VALL-E step with 1,
+                                 # 2-3 s with 2 while other jobs ran)
 train_opts=                      # extra valle-train arguments, e.g. "--set train.max_steps=50"
 prepare_opts=                    # extra prepare.sh arguments (stages 0-4), e.g. "--scale 0.1"
 checkpoint=                      # model to decode; default $exp_dir/nar/model.pt ($exp_dir/ar/model.pt without a NAR)
 test_cuts=                       # cuts to decode; default $data_dir/tokenized/mini_cuts_test.jsonl.gz
 decode_config=conf/decode.yaml   # test-list bounds per language, item caps, seed, batch size
 decode_opts=                     # extra local/decode.py arguments, e.g. "--set ar.stop.threshold=0.9"
+decode_aligner=                  # aligner that gives the prompts' durations at decoding (vallr, ralle,
+                                 # melle_aligned read them); default $cuts_dir/aligner.pt when it exists
 decode_device=cpu                # where stage 7 synthesizes (cpu | cuda)
 asr=faster-whisper               # ASR of stage 8: faster-whisper | hubert-ctc | whisper
 asr_path=                        # default for faster-whisper: <repo>/../shared/models/faster-whisper-base
@@ -60,7 +75,7 @@ model_name=                      # the model's row in the tables; default "$vari
 hard_sentences=                  # stage 9's list ('<id>\t<group>\t<text>' lines); default: the shipped one
 results=RESULTS.md               # written at the end of stage 8
 python=python3
-help_vars="stage stop_stage data_dir cuts_dir exp_dir variant size ar_config nar_config devices accelerator num_threads train_opts prepare_opts checkpoint test_cuts decode_config decode_opts decode_device asr asr_path sim_encoder sim_encoder_path model_name results python hard_sentences"
+help_vars="stage stop_stage data_dir align cuts_dir exp_dir variant size ar_config nar_config devices accelerator num_threads train_opts prepare_opts checkpoint test_cuts decode_config decode_opts decode_aligner decode_device asr asr_path sim_encoder sim_encoder_path model_name results python hard_sentences"
 
 run_command="./run.sh"  # recorded in RESULTS.md
 if [ $# -gt 0 ]; then run_command+=$(printf ' %q' "$@"); fi
@@ -75,7 +90,10 @@ export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
 . shared/stages.sh  # stage_begin, stage_end, mark_done, train
 
 token_dir=$data_dir/tokenized
-cuts_dir=${cuts_dir:-$token_dir}
+if [ -z "$cuts_dir" ]; then
+  if [ "$align" = true ]; then cuts_dir=$data_dir/align; else cuts_dir=$token_dir; fi
+fi
+decode_aligner=${decode_aligner:-$cuts_dir/aligner.pt}
 train_cuts=$cuts_dir/mini_cuts_train.jsonl.gz
 dev_cuts=$cuts_dir/mini_cuts_dev.jsonl.gz
 tokens=$data_dir/tokens.txt
@@ -100,6 +118,10 @@ prep_names=(corpus manifests "codec tokens" "text tokens" splits)
 # the .done markers of prepare.sh's stages (a marker present: the stage will be skipped)
 prep_markers=("$data_dir/corpus/mini/.done" "$data_dir/manifests/.mini.done"
   "$token_dir/.mini_codes.done" "$token_dir/.mini_text.done" "$token_dir/.mini_split.done")
+if [ "$align" = true ]; then  # stage 4 also trains the aligner and aligns every split
+  prep_names[4]="splits + aligner"
+  prep_markers[4]=$data_dir/align/.durations_test.done
+fi
 if [ $stage -le 4 ]; then
   prep_stop=$(( stop_stage < 4 ? stop_stage : 4 ))
   log "Stages $stage-$prep_stop: data preparation (prepare.sh, one stage at a time)"
@@ -110,7 +132,8 @@ if [ $stage -le 4 ]; then
     # encoded 12 s of audio per second with the default, 105 s/s with 1 thread, same load).
     # shellcheck disable=SC2086  # prepare_opts is a list of words
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-$num_threads} \
-      ./prepare.sh --stage "$s" --stop-stage "$s" --data-dir "$data_dir" $prepare_opts
+      ./prepare.sh --stage "$s" --stop-stage "$s" --data-dir "$data_dir" --align "$align" \
+      $prepare_opts
     stage_end "$s" "prepare: ${prep_names[$s]}"
   done
 fi
@@ -129,13 +152,16 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
     log "  $decode_dir/.done exists ($(cat "$decode_dir/.done")), skipping"
   else
     need "$test_cuts" "tokenized test cuts (stage 4)"
-    need "$checkpoint" "the trained model (stage 6, or pass --checkpoint)"
+    if $has_nar; then model_stage=6; else model_stage=5; fi
+    need "$checkpoint" "the trained model (stage $model_stage, or pass --checkpoint)"
     rm -f "$score_dir/.done"
+    decode_aligner_args=()
+    if [ -f "$decode_aligner" ]; then decode_aligner_args=(--aligner "$decode_aligner"); fi
     stage_begin
     $python local/decode.py --config "$decode_config" --cuts "$test_cuts" \
       --checkpoint "$checkpoint" --decode-dir "$decode_dir" --tokens "$tokens" \
       --codec-dir "$token_dir" --device "$decode_device" --num-threads "$num_threads" \
-      $decode_opts
+      ${decode_aligner_args[@]+"${decode_aligner_args[@]}"} $decode_opts
     mark_done "$decode_dir"
     stage_end 7 "decode"
   fi

@@ -76,6 +76,7 @@ def loop(tmp_path_factory):
     assert prep.returncode == 0, prep.stdout[-2000:] + prep.stderr[-2000:]
     cuts, ckpt = _make_test_cuts_and_checkpoint(data, tmp)
     args = ["bash", str(RUN), "--stage", "7", "--stop-stage", "8", "--data-dir", str(data),
+            "--variant", "valle",
             "--exp-dir", str(exp), "--checkpoint", str(ckpt), "--test-cuts", str(cuts),
             "--decode-config", str(tmp / "decode.yaml"), "--results", str(tmp / "RESULTS.md")]  # fmt: skip
     run = subprocess.run(args, capture_output=True, text=True, timeout=300)
@@ -133,16 +134,22 @@ def test_rerun_skips_done_stages(loop):
     assert len((exp / "stage_times.tsv").read_text().splitlines()) == 2
 
 
-def test_missing_checkpoint_says_which_stage(tmp_path):
-    data = tmp_path / "data" / "tokenized"
+@pytest.mark.parametrize(
+    ("variant", "cuts", "stage"), [("valle", "tokenized", 6), ("melle_aligned", "align", 5)]
+)
+def test_missing_checkpoint_says_which_stage(tmp_path, variant, cuts, stage):
+    """The main job's model (melle_aligned, on the aligner's cuts) is complete after stage 5,
+    VALL-E after its NAR (stage 6)."""
+    data = tmp_path / "data" / cuts
     data.mkdir(parents=True)
     (data / "mini_cuts_test.jsonl.gz").write_bytes(b"")
     proc = subprocess.run(
         ["bash", str(RUN), "--stage", "7", "--stop-stage", "7", "--data-dir",
-         str(tmp_path / "data"), "--exp-dir", str(tmp_path / "exp")],
+         str(tmp_path / "data"), "--exp-dir", str(tmp_path / "exp"), "--variant", variant,
+         "--align", "true" if cuts == "align" else "false"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
-    assert proc.returncode != 0 and "the trained model (stage 6" in proc.stdout
+    assert proc.returncode != 0 and f"the trained model (stage {stage}" in proc.stdout
 
 
 def test_stage_times_and_render(tmp_path):

@@ -6,9 +6,10 @@
 #   mark_done DIR           write DIR/.done with the finishing time
 #   variant_has_nar         prints true when $variant's model has a NAR stage (valle.registry),
 #                           false for a model without one (MELLE: complete after stage 5)
-#   train NAME OUT CONFIG [valle-train args]
+#   train NAME OUT CONFIGS [valle-train args]
 #                           run or resume one training stage into OUT (skipped once OUT/.done
-#                           exists; resumed from OUT/checkpoints/step-*.ckpt when there are any)
+#                           exists; resumed from OUT/checkpoints/step-*.ckpt when there are any);
+#                           CONFIGS: one YAML file or several separated by spaces (later win)
 #   train_ar_stage          stage 5: the AR -> $exp_dir/ar ($ar_config)
 #   train_nar_stage         stage 6: the NAR from the stage-5 weights -> $exp_dir/nar
 #                           ($nar_config), or nothing for a model without a NAR
@@ -52,7 +53,7 @@ mark_done() {
 }
 
 train() {
-  local name=$1 out=$2 config=$3; shift 3
+  local name=$1 out=$2 configs=$3; shift 3
   if [ -f "$out/.done" ]; then
     log "  $out/.done exists ($(cat "$out/.done")), skipping"
     return
@@ -67,8 +68,10 @@ train() {
   fi
   local dev=()
   if [ -s "$dev_cuts" ]; then dev=(--dev-cuts "$dev_cuts"); fi
+  local config_args=() c
+  for c in $configs; do config_args+=(--config "$c"); done
   # shellcheck disable=SC2086  # train_cmd and train_opts are lists of words
-  $train_cmd --variant "$variant" --size "$size" --config "$config" \
+  $train_cmd --variant "$variant" --size "$size" "${config_args[@]}" \
     --exp-dir "$out" --train-cuts "$train_cuts" "${dev[@]}" --tokens "$tokens" \
     --codec-dir "$token_dir" --accelerator "$accelerator" --devices "$devices" \
     "${train_extra[@]}" "${resume[@]}" "$@" $train_opts
