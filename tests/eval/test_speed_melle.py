@@ -38,3 +38,29 @@ def test_melle_rows_at_r1_and_r4(tmp_path) -> None:
         assert float(row["ar_ms_step"]) > 0 and float(row["rtf"]) > 0
         assert float(row["nar_s"]) > 0  # the post-net pass
     assert float(four["train_ms_step"]) > 0
+
+
+def test_frame_aligned_melle_is_timed_with_its_frame_track(tmp_path) -> None:
+    """The frame-aligned MELLE's steps carry their frame track: the benchmark times the
+    decoding of a call (``Melle.benchmark_decoding``; before it the AR step refused its
+    bare frames and the mini recipe's tables lost their speed columns)."""
+    torch.set_num_threads(1)
+    out, summary = tmp_path / "a.csv", tmp_path / "a.json"
+    argv = ["speed", "--variant", "melle_aligned", "--sizes", "tiny", "--batch-sizes", "2",
+            "--seconds", "0.3", "--prompt-seconds", "0.2", "--phonemes", "10", "--threads", "1",
+            "--nocache-points", "2", "--train-steps", "1", "--train-warmup", "0",
+            "--train-batch", "2", "--train-seconds", "0.3", "--out", str(out),
+            "--summary", str(summary)]  # fmt: skip
+    assert main(argv) == 0
+    (row,) = list(csv.DictReader(out.open()))
+    assert int(row["steps"]) == round(0.3 * 22050 / 256) and int(row["frames_per_step"]) == 1
+    assert float(row["ar_ms_step"]) > 0 and float(row["nocache_ms_step"]) > 0
+    assert float(row["train_ms_step"]) > 0
+
+
+def test_benchmark_decoding_covers_the_timed_frames() -> None:
+    from valle.testing.model import tiny_model
+
+    plain = tiny_model(variant="melle")
+    assert plain.benchmark_decoding(torch.ones(1, 4, dtype=torch.long), torch.tensor([4]),
+                                    torch.tensor([3]), 5) is None  # fmt: skip

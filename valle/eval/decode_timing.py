@@ -71,15 +71,16 @@ def feedback_sampler(ar: Any) -> Any:
 
 
 def _decoding_inputs(
-    ar: Any, text: Tensor, prompt: Tensor, pl: Tensor, steps: int
+    ar: Any, text: Tensor, prompt: Tensor, pl: Tensor, steps: int, decoding: Any = None
 ) -> tuple[Any, Any, Any, Tensor, Tensor]:
     """What a timed decoding of ``steps`` steps after a prompt (B, P, ...) starts from, as
-    :func:`~valle.ar.generate.generate_ar` makes it: the decoding (VALL-E X: steps tagged with
-    a language), the fed-back sampler, the head's memory and the AR's audio input
-    ``[BOS, prompt]`` (B, P + 1, *E) with its lengths (B,)."""
+    :func:`~valle.ar.generate.generate_ar` makes it: the decoding (``decoding``, a model's
+    per-call one such as the frame-aligned MELLE's frame track, else ``ar.decoding(text)``;
+    VALL-E X: steps tagged with a language), the fed-back sampler, the head's memory and the
+    AR's audio input ``[BOS, prompt]`` (B, P + 1, *E) with its lengths (B,)."""
     p_steps, p_lens, _ = ar.layout.to_steps(prompt, pl)
     audio_in, in_lens = ar.layout.with_bos(p_steps, p_lens)  # (B, P + 1, *E)
-    dec = ar.decoding(text)
+    dec = ar.decoding(text) if decoding is None else decoding
     memory = dec.head.start(p_steps, p_lens, steps)
     return dec, feedback_sampler(ar), memory, audio_in, in_lens
 
@@ -94,6 +95,7 @@ def time_cached_ar(
     steps: int,
     floor: MatvecPass | None = None,
     floor_every: int = 25,
+    decoding: Any = None,
 ) -> tuple[float, list[float], list[float], Tensor, Tensor, Tensor]:
     """Cached decoding of ``steps`` AR steps after a prompt (B, P, ...) of lengths ``pl``.
 
@@ -101,11 +103,14 @@ def time_cached_ar(
     the same machine load. Returns (prefill s, per-step s, floor pass s, the layout's steps
     (B, T, *E) (:meth:`layout_step` of each fed step),
     the AR's audio input ``[BOS, prompt]`` (B, P + 1, *E), its lengths (B,)).
+    ``decoding``: see :func:`_decoding_inputs`.
     """
     device = text.device
     sync(device)
     t0 = time.perf_counter()
-    dec, sampler, memory, audio_in, in_lens = _decoding_inputs(ar, text, prompt, pl, steps)
+    dec, sampler, memory, audio_in, in_lens = _decoding_inputs(
+        ar, text, prompt, pl, steps, decoding
+    )
     capacity = text.shape[1] + audio_in.shape[1] + steps
     logits, cache = dec.prefill(text, tl, audio_in, in_lens, capacity=capacity)
     fed = dec.head.sample(logits, memory, sampler, None)  # never EOS: `steps` steps every run
@@ -170,15 +175,17 @@ def time_recomputed_ar(
     in_lens: Tensor,
     codes: Tensor,
     points: int,
+    decoding: Any = None,
 ) -> float:
     """Mean seconds per step of recomputation over the ``T = codes.shape[1]`` steps of
     ``codes`` (B, T, *E) after ``audio_in`` (B, P + 1, *E): ``points`` lengths timed, a
-    quadratic in the length fitted and averaged over all steps."""
+    quadratic in the length fitted and averaged over all steps. ``decoding``: see
+    :func:`_decoding_inputs`."""
     device = text.device
     T = codes.shape[1]
     lengths = sorted({int(round(x)) for x in np.linspace(0, T - 1, max(1, points))})
     seconds = []
-    dec = ar.decoding(text)
+    dec = ar.decoding(text) if decoding is None else decoding
     for n in lengths:
         a = torch.cat([audio_in, codes[:, :n]], dim=1)  # (B, P + 1 + n, *E)
         sync(device)

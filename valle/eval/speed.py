@@ -171,11 +171,15 @@ def measure_speed(
     steps = -(-setup.steps // per_step)  # AR steps that make the frames: ceil(T / G)
     floor = MatvecPass(ar, batch)
     floor()
-    time_cached_ar(ar, text, tl, prompt, pl, min(steps, 4))  # warm-up (allocator, kernels)
+    # a model whose steps carry per-call conditioning (the frame-aligned MELLE's frame track)
+    # gives the decoding of this call; others decode with ar.decoding
+    make: Any = getattr(model, "benchmark_decoding", None)
+    dec = None if make is None else make(text, tl, pl, steps)
+    time_cached_ar(ar, text, tl, prompt, pl, min(steps, 4), decoding=dec)  # warm-up
     logger.info("%s B=%d: AR %d steps with the KV cache", size, batch, steps)
     with PeakMemory(device) as mem:
         prefill, times, floors, codes, audio_in, in_lens = time_cached_ar(
-            ar, text, tl, prompt, pl, steps, floor
+            ar, text, tl, prompt, pl, steps, floor, decoding=dec
         )
         nar_s, nar_timed = (0.0, 0)
         if nar is not None:
@@ -188,7 +192,9 @@ def measure_speed(
         if refine is not None:  # MELLE's post-net over the whole output, in the "NAR" time
             nar_s = time_refine(refine, ar.layout.from_steps(codes))  # frames (B, T, F)
     logger.info("%s B=%d: AR without cache at %d lengths", size, batch, setup.nocache_points)
-    nocache = time_recomputed_ar(ar, text, tl, audio_in, in_lens, codes, setup.nocache_points)
+    nocache = time_recomputed_ar(
+        ar, text, tl, audio_in, in_lens, codes, setup.nocache_points, decoding=dec
+    )
     floor_ms = 1000.0 * float(np.mean(floors))
     tr = None
     if train is not None:

@@ -418,6 +418,27 @@ class Melle(nn.Module):
         rate = speaking_rate(prompt_lens, prompt_text_lens)
         return self.duration_predictor.predict(x, text_lens, rate)
 
+    def benchmark_decoding(
+        self, text_tokens: Tensor, text_lens: Tensor, prompt_lens: Tensor, frames: int
+    ) -> FrameTrackDecoding | None:
+        """The decoding a speed benchmark times for ``frames`` new frames after prompts of
+        ``prompt_lens`` (B,) frames: None for a plain MELLE (``ar.decoding``); with alignment
+        the frame track of a call whose first half of each text is the prompt's transcript and
+        whose target tokens share at least ``frames`` frames evenly."""
+        if self.track is None:
+            return None
+        S = text_tokens.shape[1]
+        ptl = text_lens // 2  # (B,)
+        idx = torch.arange(S, device=text_lens.device)
+        n_target = (text_lens - ptl).clamp(min=1)  # (B,)
+        each = (-(-frames // n_target)).clamp(min=1)  # (B,) ceil(frames / targets)
+        target = (idx >= ptl[:, None]) & (idx < text_lens[:, None])
+        durations = torch.where(target, each[:, None], 0)  # (B, S)
+        decoding, _ = self._aligned_decoding(
+            text_tokens, text_lens, prompt_lens, ptl, None, durations, None
+        )
+        return decoding
+
     def _aligned_decoding(
         self,
         text_tokens: Tensor,
