@@ -113,7 +113,9 @@ def main() -> int:
         "whole transcript.",
         "SIM-o: speaker similarity of the output to the original prompt; SIM-r: to the prompt "
         "passed through the codec; SIM-utt: to the original target utterance.",
-        "Prompt transcripts without word alignments use a time-proportional word split.",
+        "Prompt transcripts: the words whose midpoint lies in the prompt window, placed by word "
+        "alignments, else by the aligner's phoneme durations (English cuts of data/align), else "
+        "by a time-proportional split (Chinese and Japanese characters).",
     ]
     if speed_note:
         notes.append(
