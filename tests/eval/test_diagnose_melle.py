@@ -284,6 +284,7 @@ def test_a_frame_aligned_melle_is_diagnosed_with_its_track() -> None:
     _train(model, utts)
     read, _ = diagnose(model, utts, frame_rate=4.0, prompt_seconds=1.0, free_running=False)
     assert "skipped" not in read, read.get("skipped")
+    assert "stop" not in read  # its rows end after their durations: no stop flag to score
     m = read["mel"]
     assert m["frames"] == 4 * 12 and m["text_gap"] > 1.0, m
     d = torch.tensor([[3, 1, 2, 0], [2, 2, 0, 0]])

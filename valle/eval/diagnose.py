@@ -367,13 +367,16 @@ class MelARDiagnostics:
     """Teacher-forced figures of a continuous mel AR (MELLE): regression loss of ``y'``
     (mean latent, no pre-net dropout) beside "repeat the previous frame", stop-flag position
     (:mod:`valle.eval.mel_teacher_forcing`); summary blocks ``mel`` and ``stop`` (see the
-    module docstring). The model must have ``config.mel`` and ``generate(..., prompt_mel=)``
+    module docstring; no ``stop`` for a model whose rows end after their durations). The model must have ``config.mel`` and ``generate(..., prompt_mel=)``
     (:class:`valle.variants.melle.Melle`)."""
 
     def __init__(self, model: nn.Module, ar: Any) -> None:
         self.model = model
         self.ar = ar
         self.threshold = float(getattr(ar.stop, "threshold", 0.5))
+        stop_config = getattr(getattr(getattr(model, "config", None), "ar", None), "stop", None)
+        # a row that ends after its durations (the frame-aligned MELLE) has no stop flag to score
+        self.scores_flag = not getattr(stop_config, "reads_durations", False)
         self.true = RegressionTally()
         self.paired = RegressionTally()
         self.other = RegressionTally()
@@ -439,7 +442,7 @@ class MelARDiagnostics:
             "flag_missed": self.stop_missed / len(errs),
             "threshold": self.threshold,
         }
-        return {"mel": mel, "stop": stop}
+        return {"mel": mel, "stop": stop} if self.scores_flag else {"mel": mel}
 
     def free_running(
         self, utts: Sequence[Utterance], frame_rate: float, **kwargs: Any
