@@ -272,9 +272,9 @@ def test_a_frame_aligned_melle_is_diagnosed_with_its_track() -> None:
     diagnostics run (nothing skipped; the track was once missing there) and show the gap of a
     model that reads its phonemes; the other text keeps the true rhythm (positional
     durations)."""
-    from valle.eval.diagnose import positional_durations
-
     import dataclasses
+
+    from valle.eval.diagnose import positional_durations
 
     utts = [  # two frames per token, as the corpus makes them
         dataclasses.replace(u, extra={B_.DURATIONS: torch.full((len(u.text),), 2)})

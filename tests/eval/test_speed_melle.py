@@ -59,8 +59,27 @@ def test_frame_aligned_melle_is_timed_with_its_frame_track(tmp_path) -> None:
 
 
 def test_benchmark_decoding_covers_the_timed_frames() -> None:
-    from valle.testing.model import tiny_model
+    """The frame track of the benchmark's call reaches past the prompt, BOS and every timed
+    frame of each row (a shorter track would condition the last steps on nothing); a plain
+    MELLE decodes with ar.decoding (None)."""
+    import dataclasses
 
+    from valle.ar.frame_alignment import FrameTrackConfig
+    from valle.ar.stops import DurationStopConfig
+    from valle.testing.model import tiny_config, tiny_model
+
+    text, text_lens, prompt_lens = (
+        torch.ones(2, 9, dtype=torch.long),
+        torch.tensor([9, 5]),
+        torch.tensor([6, 3]),
+    )
     plain = tiny_model(variant="melle")
-    assert plain.benchmark_decoding(torch.ones(1, 4, dtype=torch.long), torch.tensor([4]),
-                                    torch.tensor([3]), 5) is None  # fmt: skip
+    assert plain.benchmark_decoding(text, text_lens, prompt_lens, 11) is None
+    cfg = tiny_config("melle", reduction=1)
+    cfg = dataclasses.replace(
+        cfg,
+        ar=dataclasses.replace(cfg.ar, stop=DurationStopConfig()),
+        alignment=FrameTrackConfig(lookahead_layers=1, lookahead_kernel=3),
+    )
+    dec = cfg.build().eval().benchmark_decoding(text, text_lens, prompt_lens, 11)
+    assert dec is not None and dec.cond.shape[1] >= int(prompt_lens.max()) + 11 + 1

@@ -94,6 +94,11 @@ class MelConfig:
         """Mel frames per second."""
         return self.sample_rate / self.hop_length
 
+    @property
+    def max_frequency(self) -> float:
+        """The highest mel filter edge in Hz (``fmax``, or sample_rate / 2 when None)."""
+        return self.sample_rate / 2 if self.fmax is None else float(self.fmax)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -138,7 +143,7 @@ def _mel_filters(cfg: MelConfig) -> torch.Tensor:
         num_frequency_bins=cfg.n_fft // 2 + 1,
         num_mel_filters=cfg.n_mels,
         min_frequency=cfg.fmin,
-        max_frequency=cfg.sample_rate / 2 if cfg.fmax is None else cfg.fmax,
+        max_frequency=cfg.max_frequency,
         sampling_rate=cfg.sample_rate,
         norm=cfg.norm,
         mel_scale=cfg.mel_scale,

@@ -21,12 +21,12 @@ import difflib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from valle.align.durations import DURATIONS_FIELD  # cut.custom: codec frames per token
+from valle.data.tokenize import PHONEMES_FIELD  # supervision.custom: the text's tokens
 from valle.text.punctuation import PUNCTUATION, WORD_BOUNDARY
 
 __all__ = ["MIN_MATCHED", "word_midpoints", "word_spans"]
 
-DURATIONS_FIELD = "durations"  # cut.custom: codec frames per token (valle.align.durations)
-PHONEMES_FIELD = "phonemes"  # supervision.custom: the tokens of the text
 MIN_MATCHED = 0.6  # fewer matched tokens than this share: the mapping is not trusted (None)
 _STRESS = str.maketrans("", "", "ˈˌ")
 

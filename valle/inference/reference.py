@@ -156,6 +156,7 @@ def reference_prosody(
     source_rate: int | None = None,
     pitch: PitchQuantizer | None = None,
     name: str = "reference",
+    frames: int | None = None,
 ) -> ReferenceProsody:
     """Frames (and pitch tokens with ``pitch``) per phoneme of a recording of ``phonemes``.
 
@@ -167,6 +168,8 @@ def reference_prosody(
         aligner: a trained aligner whose symbols are the model's (:func:`load_aligner_for`).
         pitch: the model's pitch quantiser; None: no pitch tokens.
         name: what errors call the reference.
+        frames: its codec frames when the caller has encoded it already (a prompt); None:
+            encoded here to count them.
     Raises:
         ValueError: no phonemes, empty or non-finite audio.
         ReferenceTooShortError: fewer codec frames than phonemes.
@@ -188,9 +191,11 @@ def reference_prosody(
             f"at {rate:g} Hz; use the aligner trained on this codec's codes"
         )
     wave = load_reference(audio, int(codec.sample_rate), source_rate)  # (N,) at the codec's rate
-    with torch.inference_mode():
-        (codes,) = codec.encode([wave])  # (T, Q)
-    T = int(codes.shape[0])
+    if frames is None:
+        with torch.inference_mode():
+            (codes,) = codec.encode([wave])  # (T, Q)
+        frames = int(codes.shape[0])
+    T = int(frames)
     seconds = wave.numel() / codec.sample_rate
     if T < len(phonemes):
         raise ReferenceTooShortError(

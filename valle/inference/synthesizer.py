@@ -610,17 +610,14 @@ class Synthesizer:
     ) -> list[int]:
         """Codec frames per token of the prompt's transcript (``tokens``: the leading tokens of
         :meth:`text_ids`, its word boundary included) from the ``aligner``, over the prompt as
-        :meth:`prompt_codes` trims it; ``frames``: the prompt's codec frames, checked."""
+        :meth:`prompt_codes` trims it; ``frames``: the prompt's codec frames when already
+        encoded (None: encoded again to count them)."""
         if self.aligner is None:
             raise ValueError("aligning a prompt needs the aligner: Synthesizer(aligner=...)")
         wave = load_prompt(prompt_wav, self.sample_rate, sample_rate)
         wave, _ = trim_prompt(wave, prompt_text, self.sample_rate, self.prompt_trim)
         name = str(prompt_wav) if isinstance(prompt_wav, (str, os.PathLike)) else "the prompt"
-        got = reference_prosody(wave, tokens, self.codec, self.aligner, name=name)
-        if frames is not None and got.frames != frames:  # the same wave through the same codec
-            raise RuntimeError(
-                f"{name}: the aligner's {got.frames} frames differ from the prompt's {frames}"
-            )
+        got = reference_prosody(wave, tokens, self.codec, self.aligner, name=name, frames=frames)
         return got.durations.tolist()
 
     def reference_prosody(

@@ -25,6 +25,13 @@ from torch import Tensor, nn
 
 from valle.ar.alignment_prior import AlignmentPriorConfig, prior_term
 from valle.ar.decoder import ARDecoder
+from valle.ar.frame_alignment import (
+    ConditionedInput,
+    FrameTrackConditioner,
+    FrameTrackConfig,
+    FrameTrackDecoding,
+    rescale_durations,
+)
 from valle.ar.generate import generate_ar, max_new_steps
 from valle.ar.latent import (
     LatentConfig,
@@ -40,13 +47,6 @@ from valle.ar.latent import (
     regression_loss,
     stop_loss,
     stop_targets,
-)
-from valle.ar.frame_alignment import (
-    ConditionedInput,
-    FrameTrackConditioner,
-    FrameTrackConfig,
-    FrameTrackDecoding,
-    rescale_durations,
 )
 from valle.ar.masks import MaskConfig, PrefixMaskConfig
 from valle.ar.pointer import scale_durations, uniform_durations
@@ -205,13 +205,14 @@ class MelleConfig:
             alignment_prior=None if a.alignment_prior is None else a.alignment_prior.build(),
         )
         postnet = None if self.postnet is None else self.postnet.build(self.mel.n_mels)
-        track = None if self.alignment is None else self.alignment.build(ar.text_embedding, b.d_model)
+        track = (
+            None if self.alignment is None else self.alignment.build(ar.text_embedding, b.d_model)
+        )
         durations = None if self.durations is None else self.durations.build(b.d_model)
         warp = None
         if self.augment is not None:
             m = self.mel.mel_config()
-            fmax = m.sample_rate / 2 if m.fmax is None else m.fmax
-            warp = self.augment.build(mel_centres(m.n_mels, m.fmin, fmax, m.mel_scale))
+            warp = self.augment.build(mel_centres(m.n_mels, m.fmin, m.max_frequency, m.mel_scale))
         return Melle(ar, postnet, config=self, track=track, duration_predictor=durations,
                      mel_warp=warp)  # fmt: skip
 
@@ -319,7 +320,11 @@ class Melle(nn.Module):
         text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
         inputs, extra = tf.inputs, {}
         if self.track is not None:
-            inputs, extra = self._aligned_inputs(batch, tf.inputs, tf.lens)
+            inputs, d = self._track_inputs(batch, tf.inputs, tf.lens)
+            if self.duration_predictor is not None:  # its loss on the same mel-frame durations
+                x = self.ar.text_embedding(text)  # (B, S, D)
+                rate = speaking_rate(tf.lens, text_lens)
+                extra["duration"] = self.duration_predictor.loss(x, text_lens, rate, d)
         prior = self.ar.alignment_prior if self.training else None
         with prenet.drawing_from(generator), prior_term(prior, self.ar.backbone) as guided:
             h = self.ar.hidden(text, text_lens, inputs, tf.lens, batch.get(B_.LANGUAGE))
@@ -365,13 +370,13 @@ class Melle(nn.Module):
         from ``batch["durations"]`` (what :meth:`loss` feeds the AR; diagnostics use it)."""
         if self.track is None:
             return inputs
-        return self._aligned_inputs(batch, inputs, lens, predictor=False)[0]
+        return self._track_inputs(batch, inputs, lens)[0]
 
-    def _aligned_inputs(
-        self, batch: Mapping[str, Any], inputs: Tensor, lens: Tensor, predictor: bool = True
-    ) -> tuple[Tensor, dict[str, Tensor]]:
+    def _track_inputs(
+        self, batch: Mapping[str, Any], inputs: Tensor, lens: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Teacher-forced inputs (B, N, E) with each step's frame track packed behind them
-        (B, N, E + D), and the duration predictor's loss term (``duration``) when it has one.
+        (B, N, E + D), and the durations (B, S) in mel frames they were made from.
 
         The aligner's durations count codec frames; they are rescaled to the mel frames."""
         assert self.track is not None
@@ -381,7 +386,7 @@ class Melle(nn.Module):
                 f"durations, but the batch has no {B_.DURATIONS!r}: run the aligner stage on the "
                 "cuts first (prepare.sh --align true; python -m valle.bin.align durations)"
             )
-        text, text_lens = batch[B_.TEXT_TOKENS], batch[B_.TEXT_LENS]
+        text = batch[B_.TEXT_TOKENS]
         d = batch[B_.DURATIONS].long()
         if d.shape[0] != text.shape[0] or d.shape[1] > text.shape[1]:
             raise ValueError(
@@ -391,12 +396,7 @@ class Melle(nn.Module):
         d = torch.nn.functional.pad(d, (0, text.shape[1] - d.shape[1]))
         d = rescale_durations(d, lens)  # (B, S) mel frames per token, summing to lens
         cond = self.track(text, d, inputs.shape[1], lens)  # (B, N, D)
-        extra: dict[str, Tensor] = {}
-        if predictor and self.duration_predictor is not None:
-            x = self.ar.text_embedding(text)  # (B, S, D)
-            rate = speaking_rate(lens, text_lens)
-            extra["duration"] = self.duration_predictor.loss(x, text_lens, rate, d)
-        return torch.cat([inputs, cond.to(inputs.dtype)], -1), extra
+        return torch.cat([inputs, cond.to(inputs.dtype)], -1), d
 
     @torch.no_grad()
     def predict_durations(
