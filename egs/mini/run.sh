@@ -16,7 +16,8 @@
 # valle) -> $exp_dir/nar, whose model.pt is then the complete model, 7 decode the
 # held-out-speaker test cuts in the continuation and cross-sentence settings (local/decode.py,
 # conf/decode.yaml; the aligner gives the prompts' phoneme durations to a model that reads them)
-# -> $exp_dir/decode/<setting>/<id>.wav, plus the codec resynthesis of targets and prompts,
+# -> $exp_dir/decode/<setting>/<id>.wav, plus the codec resynthesis of targets and prompts (kept
+# by content in $data_dir/resynth_cache: another model on the same data copies them),
 # 8 score WER/CER (faster-whisper) and speaker similarity (resemblyzer) of ground truth, codec
 # resynthesis and model (local/score.py) -> $exp_dir/score, plus the speed and cost of the
 # decoded checkpoint (valle-bench speed: RTF, AR ms/step, train tokens/s, peak memory at batch 1
@@ -161,6 +162,7 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
     $python local/decode.py --config "$decode_config" --cuts "$test_cuts" \
       --checkpoint "$checkpoint" --decode-dir "$decode_dir" --tokens "$tokens" \
       --codec-dir "$token_dir" --device "$decode_device" --num-threads "$num_threads" \
+      --resynth-cache "$data_dir/resynth_cache" \
       ${decode_aligner_args[@]+"${decode_aligner_args[@]}"} $decode_opts
     mark_done "$decode_dir"
     stage_end 7 "decode"

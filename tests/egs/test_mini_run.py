@@ -10,6 +10,7 @@ faster-whisper scoring short.
 from __future__ import annotations
 
 import csv
+import json
 import subprocess
 from pathlib import Path
 
@@ -107,6 +108,11 @@ def test_wavs_lists_and_tables(loop):
         wer = {name: float(r["wer_percent"]) for name, r in rows.items()}
         assert wer["ground truth"] < wer["valle (tiny)"]
         assert (exp / "score" / f"{setting}_en.png").stat().st_size > 1000
+    # the two settings share their target: the second one's codec row came from the cache
+    info = json.loads((exp / "decode" / "decode_info.json").read_text())
+    assert info["settings"]["cont"]["resynth_cached"] == 0
+    assert info["settings"]["cross"]["resynth_cached"] == 1
+    assert len(list((tmp / "data" / "resynth_cache").glob("*.wav"))) == 3  # target, 2 prompts
 
 
 def test_results_md(loop):

@@ -76,3 +76,43 @@ def test_bench_resynth_writes_targets_and_prompts(tiny_codec, flite_corpus, tmp_
         assert abs(len(wave) / sr - it["target_duration"]) < 0.01
         prompt, _ = load_wave(out / "prompts" / f"{it['id']}.wav")
         assert len(prompt) == 3 * sr
+
+
+def test_resynth_cache_serves_the_same_audio_through_the_same_codec(tiny_codec, tmp_path,
+                                                                    monkeypatch):  # fmt: skip
+    from valle.eval import resynth as resynth_mod
+    from valle.eval.resynth_files import ResynthCache, codec_fingerprint, write_resynthesized
+
+    rng = np.random.default_rng(1)
+    waves = [(rng.standard_normal(n) * 0.1).astype(np.float32) for n in (4000, 3000)]
+    jobs = lambda d, ws: [(d / f"{k}.wav", w, 8000) for k, w in enumerate(ws)]  # noqa: E731
+    cache = ResynthCache(tmp_path / "cache", tiny_codec)
+    assert write_resynthesized(tiny_codec, jobs(tmp_path / "a", waves), cache=cache,
+                               progress=False) == 2  # fmt: skip
+    assert (cache.hits, cache.misses) == (0, 2)
+    assert len(list((tmp_path / "cache").glob("*.wav"))) == 2
+
+    # a second decoding of the same audio copies every wave and resynthesizes none
+    def no_codec(*a, **k):
+        raise AssertionError("a cached wave was resynthesized again")
+
+    again = ResynthCache(tmp_path / "cache", tiny_codec)
+    monkeypatch.setattr(resynth_mod, "resynthesize", no_codec)
+    write_resynthesized(tiny_codec, jobs(tmp_path / "b", waves), cache=again, progress=False)
+    assert (again.hits, again.misses) == (2, 0)
+    for k in range(2):
+        assert (tmp_path / "a" / f"{k}.wav").read_bytes() == (tmp_path / "b" / f"{k}.wav").read_bytes()
+    monkeypatch.undo()
+
+    # other audio, or the same audio through another codec, is never served from the cache
+    other = [waves[0] * 0.5]
+    write_resynthesized(tiny_codec, jobs(tmp_path / "c", other), cache=again, progress=False)
+    assert again.misses == 1
+    fewer = ResynthCache(tmp_path / "cache", tiny_codec, num_codebooks=1)
+    assert fewer.codec_id != again.codec_id
+    assert fewer.key(waves[0], 8000) != again.key(waves[0], 8000)
+    assert again.key(waves[0], 8000) != again.key(waves[0], 16000)
+    from valle.testing.codec import tiny_encodec_codec
+
+    reseeded = tiny_encodec_codec(num_codebooks=4, seed=1)
+    assert codec_fingerprint(reseeded) != again.codec_id, "other weights, same digest"

@@ -4,7 +4,8 @@
 Usage: python local/decode.py --config conf/decode.yaml \
            --cuts data/tokenized/mini_cuts_test.jsonl.gz \
            --checkpoint exp/valle_tiny/nar/model.pt --decode-dir exp/valle_tiny/decode \
-           [--tokens data/tokens.txt] [--codec-dir data/tokenized] [--device cpu]
+           [--tokens data/tokens.txt] [--codec-dir data/tokenized] [--device cpu] \
+           [--resynth-cache data/resynth_cache]
 
 For every setting S (cont: the first seconds of the utterance and their transcript are the
 prompt; cross: the first seconds of another utterance of the same speaker) and every language L
@@ -18,6 +19,11 @@ of the config, it writes under --decode-dir:
   <S>/resynth/<id>.wav              the ground truth through the codec (the "codec" row)
   <S>/resynth/prompts/<id>.wav      the prompt through the codec (SIM-r)
   decode_info.json                  items, seconds of speech and synthesis time per setting
+
+With --resynth-cache the codec rows' waves are kept there by content (input samples and codec),
+so decoding another model or seed on the same test cuts copies them instead of resynthesizing
+(about 2 minutes of the mini recipe's stage 7 at one thread); the two settings share their
+targets, so even a first run resynthesizes each target once.
 
 Synthesis runs in batches of `batch_size` jobs through Synthesizer.synthesize_batch with one
 generator seeded from `seed`, so a rerun writes the same waves.
@@ -235,6 +241,14 @@ def main() -> int:
         "without it their prompts are split uniformly); unused (logged) for other models",
     )
     p.add_argument(
+        "--resynth-cache",
+        type=Path,
+        default=None,
+        help="folder of codec resynthesis kept by content (valle.eval.resynth_files.ResynthCache): "
+        "the codec row of a decoding is copied from it when the same codec resynthesized the "
+        "same audio before (run.sh: $data_dir/resynth_cache)",
+    )
+    p.add_argument(
         "--set",
         dest="model_overrides",
         action="append",
@@ -252,7 +266,7 @@ def main() -> int:
     from lhotse import CutSet
 
     from valle.eval.files import write_json, write_jsonl
-    from valle.eval.resynth_files import protocol_jobs, write_resynthesized
+    from valle.eval.resynth_files import ResynthCache, protocol_jobs, write_resynthesized
     from valle.inference import PromptTrim, Synthesizer
 
     if args.num_threads > 0:
@@ -292,6 +306,7 @@ def main() -> int:
         info["model_overrides"] = list(args.model_overrides)
     if args.quantize != "none":
         info["quantize"] = args.quantize
+    cache = None if args.resynth_cache is None else ResynthCache(args.resynth_cache, synth.codec)
     for setting, files in list_files.items():
         items = filter_lists(synth, files)
         if not items:
@@ -302,8 +317,11 @@ def main() -> int:
         facts = synthesize(synth, items, cuts, out_dir, cfg)
         t0 = time.perf_counter()
         jobs = protocol_jobs(items, cuts, out_dir / "resynth")  # targets and prompts
-        write_resynthesized(synth.codec, jobs, total=2 * len(items))
+        hits = cache.hits if cache is not None else 0
+        write_resynthesized(synth.codec, jobs, total=2 * len(items), cache=cache)
         facts["resynth_seconds"] = round(time.perf_counter() - t0, 3)
+        if cache is not None:
+            facts["resynth_cached"] = cache.hits - hits
         facts["languages"] = sorted({i.language or "en" for i in items})
         info["settings"][setting] = facts
         log.info("%s: %s", setting, json.dumps(facts))
