@@ -241,6 +241,13 @@ def main() -> int:
         "without it their prompts are split uniformly); unused (logged) for other models",
     )
     p.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="speaking-rate factor for a model with prosody control (vallr, ralle, "
+        "melle_aligned): 0.9 slower, 1.1 faster than its own durations (recorded)",
+    )
+    p.add_argument(
         "--resynth-cache",
         type=Path,
         default=None,
@@ -289,6 +296,7 @@ def main() -> int:
         prompt_trim=PromptTrim(seconds=None),
         model_overrides=args.model_overrides,
         quantize=args.quantize,
+        speed=args.speed,
     )
     info: dict[str, Any] = {"checkpoint": str(args.checkpoint), "settings": {}}
     if args.aligner is not None:
@@ -297,7 +305,8 @@ def main() -> int:
         if "prompt_durations" in inspect.signature(synth.model.generate).parameters:
             # the same model, symbols and codec; its prompts now aligned as in training
             synth = Synthesizer(synth.model, synth.symbols, synth.codec, device=args.device,
-                                prompt_trim=PromptTrim(seconds=None), aligner=args.aligner)  # fmt: skip
+                                prompt_trim=PromptTrim(seconds=None), aligner=args.aligner,
+                                speed=args.speed)  # fmt: skip
             info["prompt_aligner"] = str(args.aligner)
         else:
             log.info("--aligner %s unused: this model reads no prompt durations", args.aligner)
@@ -306,6 +315,8 @@ def main() -> int:
         info["model_overrides"] = list(args.model_overrides)
     if args.quantize != "none":
         info["quantize"] = args.quantize
+    if args.speed is not None:
+        info["speed"] = args.speed
     cache = None if args.resynth_cache is None else ResynthCache(args.resynth_cache, synth.codec)
     for setting, files in list_files.items():
         items = filter_lists(synth, files)
