@@ -123,6 +123,8 @@ def test_results_md(loop):
         assert text.count(f"| {name} |") == 2, name  # one row per setting
     assert "./run.sh --stage 7 --stop-stage 8" in text
     assert "git commit:" in text and "hardware:" in text
+    for setting in ("cont", "cross"):  # issue 9's length target, per list
+        assert f"output length {setting} en: " in text and "within 25% of the reference" in text
     stages = [line.split("\t")[0] for line in (exp / "stage_times.tsv").read_text().splitlines()]
     assert stages == ["7", "8"]
     assert "| 7 | decode |" in text and "| 8 | score |" in text

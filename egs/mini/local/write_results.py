@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
+log = logging.getLogger("write_results")
 
 
 def speed_fact(index: list[dict]) -> str | None:
@@ -55,6 +56,7 @@ def main() -> int:
     )
 
     from valle.eval.files import read_json
+    from valle.eval.output_lengths import output_lengths
     from valle.eval.report import ResultsTable, load_summaries
     from valle.eval.results_md import (
         ResultSection,
@@ -92,6 +94,15 @@ def main() -> int:
                 f"{f['items']} items, {f['speech_seconds']:.1f} s of speech in "
                 f"{f['synthesis_seconds']:.1f} s (RTF {f['rtf']:.3f})"
             )
+    for e in index:  # issue 9: no empty outputs, lengths within 25% of the references
+        lst = args.decode_dir / "lists" / f"{e['setting']}_{e['language']}.jsonl"
+        if lst.is_file():
+            try:
+                lengths = output_lengths(lst, args.decode_dir / e["setting"])
+            except ValueError as err:
+                log.warning("output lengths of %s: %s", lst, err)
+                continue
+            facts[f"output length {e['setting']} {e['language']}"] = lengths.describe()
     speed_note = speed_fact(index)
     if speed_note:
         facts["speed and cost"] = speed_note
