@@ -74,14 +74,20 @@ def test_it_predicts_the_mean_duration_of_log_normal_phonemes() -> None:
 
 
 def test_a_checkpoint_without_the_variance_estimate_keeps_its_median() -> None:
+    import pytest
+
+    from valle.io.checkpoint import CheckpointMismatchError, load_weights
+
     torch.manual_seed(0)
     net = DurationPredictorConfig(channels=8, layers=1).build(4)
     old = {k: v for k, v in net.state_dict().items() if k != "log_variance"}
     net.log_variance.fill_(0.3)
-    net.load_state_dict(old)  # strict: the missing buffer is filled, not an error
+    load_weights(net, old, source="old.pt")  # strict, but the newer buffer is defaulted
     assert net.log_variance.isnan()
     x, lens, rate = torch.randn(2, 5, 4), torch.tensor([5, 3]), torch.zeros(2)
-    median = torch.exp(net(x, lens, rate)).round().clamp(min=1).long() * (
-        torch.arange(5) < lens[:, None]
-    )
+    valid = torch.arange(5) < lens[:, None]
+    median = torch.exp(net(x, lens, rate)).round().clamp(min=1).long() * valid
     assert torch.equal(net.predict(x, lens, rate), median)
+    no_weight = {k: v for k, v in old.items() if k != "out.weight"}
+    with pytest.raises(CheckpointMismatchError, match="out.weight"):  # weights never defaulted
+        load_weights(net, no_weight, source="old.pt")

@@ -54,6 +54,7 @@ __all__ = [
     "UntrustedCheckpointError",
     "build_model_from_checkpoint",
     "check_state_dict",
+    "fill_state_defaults",
     "checkpoint_extras",
     "checkpoint_path",
     "load_checkpoint",
@@ -283,6 +284,21 @@ def checkpoint_extras(obj: Mapping[str, Any]) -> dict[str, Any]:
     return {k: obj[k] for k in EXTRA_KEYS if k in obj}
 
 
+def fill_state_defaults(model: nn.Module, state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` plus the entries a checkpoint saved before they existed lacks, where the model
+    can default them: a submodule with ``state_defaults()`` (buffer name -> tensor) fills its
+    missing ones (e.g. the duration predictor's ``log_variance``: NaN keeps the old behaviour).
+    Weights are never defaulted: a missing weight stays a mismatch."""
+    out = dict(state)
+    for prefix, module in model.named_modules():
+        defaults = getattr(module, "state_defaults", None)
+        if defaults is None:
+            continue
+        for name, value in defaults().items():
+            out.setdefault(f"{prefix}.{name}" if prefix else name, value)
+    return out
+
+
 def check_state_dict(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
     """Raise :class:`CheckpointMismatchError` naming keys whose presence or shape differ."""
     own = model.state_dict()
@@ -310,9 +326,11 @@ def check_state_dict(model: nn.Module, state: Mapping[str, Tensor], source: str)
 
 
 def load_weights(model: nn.Module, state: Mapping[str, Tensor], source: str) -> None:
-    """Load ``state`` into ``model`` strictly, with a clear error on any mismatch."""
+    """Load ``state`` into ``model`` strictly (after :func:`fill_state_defaults`), with a clear
+    error on any mismatch."""
+    state = fill_state_defaults(model, state)
     check_state_dict(model, state, source)
-    model.load_state_dict(dict(state), strict=True)
+    model.load_state_dict(state, strict=True)
 
 
 def model_config_from(valle_config: Mapping[str, Any]) -> Any:

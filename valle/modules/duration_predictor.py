@@ -79,12 +79,10 @@ class DurationPredictor(nn.Module):
         self.register_buffer("default_rate", torch.tensor(float("nan")))
         self.register_buffer("log_variance", torch.tensor(float("nan")))
 
-    def _load_from_state_dict(
-        self, state_dict: dict, prefix: str, *args: object, **kw: object
-    ) -> None:
-        # checkpoints from before the variance estimate: keep their median durations
-        state_dict.setdefault(prefix + "log_variance", torch.tensor(float("nan")))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kw)  # type: ignore[arg-type]
+    def state_defaults(self) -> dict[str, Tensor]:
+        """Buffers a checkpoint saved before them may lack (valle.io.checkpoint
+        .fill_state_defaults): without the variance estimate, the median durations it had."""
+        return {"log_variance": torch.tensor(float("nan"))}
 
     @staticmethod
     def _track(buffer: Tensor, value: Tensor, momentum: float) -> None:

@@ -28,7 +28,12 @@ from torch import Tensor, nn
 
 from valle.data import batch as B
 from valle.registry import variant_stages
-from valle.train.checkpoint import CheckpointMismatchError, check_state_dict, config_mismatch
+from valle.train.checkpoint import (
+    CheckpointMismatchError,
+    check_state_dict,
+    config_mismatch,
+    fill_state_defaults,
+)
 from valle.train.config import TrainConfig
 from valle.train.resumable import derive_seed, seed_everything_from
 from valle.train.schedule import lr_lambda
@@ -258,6 +263,9 @@ class TrainingModule(L.LightningModule):
             for k, v in checkpoint.get("state_dict", {}).items()
             if k.startswith("model.")
         }
-        check_state_dict(self.model, state, source="the checkpoint being resumed")
+        filled = fill_state_defaults(self.model, state)
+        for k in filled.keys() - state.keys():  # buffers newer than the checkpoint
+            checkpoint["state_dict"]["model." + k] = filled[k]
+        check_state_dict(self.model, filled, source="the checkpoint being resumed")
         if RNG_KEY in checkpoint:
             set_rng_states(checkpoint[RNG_KEY])
