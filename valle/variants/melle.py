@@ -68,6 +68,7 @@ from valle.modules.duration_predictor import (
 )
 from valle.modules.mel_warp import MelWarp, MelWarpConfig, mel_centres
 from valle.modules.postnet import PostNetConfig
+from valle.modules.prompt_stats import PromptStatsConfig
 from valle.modules.transformer import TransformerStack
 from valle.registry import register_variant
 from valle.sampling.latent import GaussianSampler
@@ -141,6 +142,12 @@ class MelleConfig:
         "speaker augmentation in training (not in the paper; null: off): each utterance's mel "
         "frequency axis warped by its own random factor, so the voice must be read from the "
         "utterance's own earlier frames (valle.modules.mel_warp)",
+    )
+    prompt_stats: PromptStatsConfig | None = opt(
+        None,
+        "inference post-filter (not in the paper; null: off): the generated frames take the "
+        "per-bin mean and spread of the prompt's speech frames, against the regression's "
+        "over-smoothing (valle.modules.prompt_stats)",
     )
     nar: NARConfig | None = opt(None, "MELLE has no NAR (must stay null)")
     vocoder: str = opt(
@@ -554,4 +561,8 @@ class Melle(nn.Module):
             return rows
         mask = torch.arange(frames.shape[1], device=lens.device) < lens[:, None]  # (B, T)
         refined = self.refine(frames, mask).float()  # float32 frames for the vocoder
-        return [refined[b, : int(n)] for b, n in enumerate(lens.tolist())]
+        out = [refined[b, : int(n)] for b, n in enumerate(lens.tolist())]
+        match = self.config.prompt_stats
+        if match is not None:  # the prompt's per-bin statistics (its rows' own prompts)
+            out = [match(o, prompt_mel[b, : int(prompt_mel_lens[b])]) for b, o in enumerate(out)]
+        return out
