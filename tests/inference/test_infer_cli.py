@@ -69,3 +69,13 @@ def test_user_errors_exit_2_with_a_message(setup, tmp_path, capsys) -> None:
     assert main(base + ["--jobs", str(bad), "--out-dir", str(tmp_path)]) == 2
     assert "must be a file name" in capsys.readouterr().err
     assert not (tmp_path / "x.wav").exists()
+
+
+def test_model_settings_from_the_command_line(setup, tmp_path, capsys) -> None:
+    """--set changes the checkpoint's inference settings; a key the model lacks is an error."""
+    args = ["--checkpoint", str(setup.checkpoint), "--prompt-wav", str(setup.prompt_wav),
+            "--prompt-text", "She sells sea shells.", "--text", "The lazy dog."]  # fmt: skip
+    assert main(args + ["--out", str(tmp_path / "a.wav"), "--set", "ar.max_len_ratio=2.0"]) == 0
+    assert main(args + ["--out", str(tmp_path / "b.wav"), "--set", "no_such.key=1"]) == 2
+    assert "no_such" in capsys.readouterr().err
+    assert not (tmp_path / "b.wav").exists()

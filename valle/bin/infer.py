@@ -176,6 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="model weights at inference: none (float32), int8 (CPU; every linear layer) or "
         "bf16; the codec is unchanged",
     )
+    p.add_argument(
+        "--set",
+        dest="model_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="inference setting of the checkpoint's model config, e.g. ar.sampler.scale=0 or "
+        "'prompt_stats={strength: 0.5}' (MELLE's prompt-statistics post-filter); repeatable",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p
 
@@ -449,6 +458,7 @@ def run(args: argparse.Namespace) -> int:
         pitch_scale=args.pitch_scale,
         quantize=args.quantize,
         aligner=args.aligner,
+        model_overrides=args.model_overrides,
     )
     start = time.perf_counter()
     generator = torch.Generator(device=synth.device).manual_seed(args.seed)
