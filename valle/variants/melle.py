@@ -516,8 +516,9 @@ class Melle(nn.Module):
         their durations.
 
         Returns:
-            B float tensors (T_b, F): the post-net's log-mel frames of the continuation, at
-            most ``ceil(max_len_ratio * S_b)`` frames each (aligned: the target's durations).
+            B float tensors (T_b, F): the post-net's log-mel frames of the continuation
+            (matched to the row's prompt when ``config.prompt_stats`` is set), at most
+            ``ceil(max_len_ratio * S_b)`` frames each (aligned: the target's durations).
         """
         if self.track is None and (
             durations is not None or prompt_durations is not None or speed is not None
