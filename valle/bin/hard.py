@@ -38,6 +38,7 @@ log = logging.getLogger("valle.bin.hard")
 
 def build_parser() -> argparse.ArgumentParser:
     from valle.eval.asr import ASR_BACKENDS
+    from valle.inference.arguments import add_model_overrides
     from valle.inference.quantize import QUANTIZE_MODES
 
     p = argparse.ArgumentParser(
@@ -65,9 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-len-ratio", type=float, default=None, help="AR bound (frames per token)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--system", default=None, help="name in the table (default: the checkpoint)")
-    p.add_argument("--set", dest="model_overrides", action="append", default=[],
-                   metavar="KEY=VALUE", help="inference setting of the checkpoint's model "
-                   "config, e.g. ar.head.advance=sample (repeatable; as the decode stage's)")  # fmt: skip
+    add_model_overrides(p, "ar.head.advance=sample", "as the decode stage's")
     p.add_argument("--quantize", choices=QUANTIZE_MODES, default="none",
                    help="weight precision at inference (valle.inference.quantize)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true")

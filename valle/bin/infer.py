@@ -72,6 +72,7 @@ class JobFailure:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from valle.inference.arguments import add_model_overrides
     from valle.inference.quantize import QUANTIZE_MODES
     from valle.sampling.factory import SAMPLER_KINDS
 
@@ -176,14 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="model weights at inference: none (float32), int8 (CPU; every linear layer) or "
         "bf16; the codec is unchanged",
     )
-    p.add_argument(
-        "--set",
-        dest="model_overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="inference setting of the checkpoint's model config, e.g. ar.sampler.scale=0 or "
-        "'prompt_stats={strength: 0.5}' (MELLE's prompt-statistics post-filter); repeatable",
+    add_model_overrides(
+        p, "ar.sampler.scale=0 or 'prompt_stats=null' (MELLE's prompt-statistics post-filter)"
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return p

@@ -215,6 +215,7 @@ def synthesize(synth: Any, items: list[Any], cuts: Any, out_dir: Path, cfg: dict
 
 
 def main() -> int:
+    from valle.inference.arguments import add_model_overrides
     from valle.inference.quantize import QUANTIZE_MODES
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -255,15 +256,7 @@ def main() -> int:
         "the codec row of a decoding is copied from it when the same codec resynthesized the "
         "same audio before (run.sh: $data_dir/resynth_cache)",
     )
-    p.add_argument(
-        "--set",
-        dest="model_overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="inference setting of the checkpoint's model config, e.g. ar.stop.threshold=0.9 "
-        "(repeatable; recorded in decode_info.json)",
-    )
+    add_model_overrides(p, "ar.stop.threshold=0.9", "recorded in decode_info.json")
     args = p.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
