@@ -367,7 +367,8 @@ class MelARDiagnostics:
     """Teacher-forced figures of a continuous mel AR (MELLE): regression loss of ``y'``
     (mean latent, no pre-net dropout) beside "repeat the previous frame", stop-flag position
     (:mod:`valle.eval.mel_teacher_forcing`); summary blocks ``mel`` and ``stop`` (see the
-    module docstring; no ``stop`` for a model whose rows end after their durations). The model must have ``config.mel`` and ``generate(..., prompt_mel=)``
+    module docstring; no ``stop`` for a model whose rows end after their durations). The
+    model must have ``config.mel`` and ``generate(..., prompt_mel=)``
     (:class:`valle.variants.melle.Melle`)."""
 
     def __init__(self, model: nn.Module, ar: Any) -> None:

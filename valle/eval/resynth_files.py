@@ -105,7 +105,6 @@ class ResynthCache:
         if not entry.is_file():
             self.misses += 1
             return False
-        dest.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(dest, keep_suffix=True) as tmp:
             shutil.copyfile(entry, tmp)
         self.hits += 1
