@@ -108,6 +108,13 @@ def test_wavs_lists_and_tables(loop):
         wer = {name: float(r["wer_percent"]) for name, r in rows.items()}
         assert wer["ground truth"] < wer["valle (tiny)"]
         assert (exp / "score" / f"{setting}_en.png").stat().st_size > 1000
+        # every row is scored against the same words: for cont those after the prompt
+        ref_lens = {
+            json.loads((exp / "score" / setting / "en" / f"system{k}" / "wer_summary.json")
+                       .read_text())["ref_len"]
+            for k in range(3)
+        }  # fmt: skip
+        assert len(ref_lens) == 1, ref_lens  # (before: whole transcripts in cont's first rows)
     # the two settings share their target: the second one's codec row came from the cache
     info = json.loads((exp / "decode" / "decode_info.json").read_text())
     assert info["settings"]["cont"]["resynth_cached"] == 0

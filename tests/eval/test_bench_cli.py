@@ -237,3 +237,68 @@ def test_resynth_takes_any_registered_codec(tmp_path, flite_corpus, capsys) -> N
     rc = bench.main(["resynth", "--cuts", str(cuts_path), "--codec", "mel_rvq", "--codec-path",
                      str(tmp_path / "codec"), "--bandwidth", "6", "--out-dir", str(out)])  # fmt: skip
     assert rc != 0 and "bandwidth" in capsys.readouterr().err
+
+
+class LengthASR:
+    """Fake ASR that records the length of every wave it is given (and hears nothing)."""
+
+    sample_rate = 16000
+
+    def __init__(self) -> None:
+        self.lengths: list[int] = []
+
+    def transcribe(self, waves, sample_rate, language=None):
+        self.lengths += [len(w) for w in waves]
+        return ["" for _ in waves]
+
+
+@pytest.mark.parametrize("setting", ["cont", "cross"])
+def test_after_prompt_scores_the_part_a_continuation_says(
+    flite_corpus, monkeypatch, tmp_path, setting
+):
+    """Continuation reference rows (whole utterances) are cut after the 3 s prompt window, as
+    the system's continuation-only output is; cross-sentence rows stay whole."""
+    from lhotse import CutSet
+
+    from valle.eval.protocols import read_protocol
+
+    cuts_path, _ = flite_corpus
+    asr = LengthASR()
+    monkeypatch.setitem(asr_module.ASR_BACKENDS, "lengths", lambda path, device: asr)
+    lst = tmp_path / f"{setting}.jsonl"
+    assert bench.main(["protocol", "--cuts", str(cuts_path), "--setting", setting,
+                       "--out", str(lst)]) == 0  # fmt: skip
+    items = read_protocol(lst)
+    assert items and all(i.prompt_duration == 3.0 for i in items)
+    out = tmp_path / "gt"
+    assert bench.main(["wer", "--audio-from-cuts", str(cuts_path), "--ref", str(lst),
+                       "--ref-field", "target_text", "--after-prompt", "--asr", "lengths",
+                       "--out-dir", str(out)]) == 0  # fmt: skip
+    cuts = CutSet.from_file(cuts_path).to_eager()
+    whole = [cuts[i.id].num_samples for i in items]
+    cut = 3 * int(cuts[items[0].id].sampling_rate) if setting == "cont" else 0
+    assert asr.lengths == [n - cut for n in whole]
+    # scored against the words after the prompt (cont) or all of them (cross)
+    summary = json.loads((out / "wer_summary.json").read_text())
+    assert summary["deletions"] == summary["ref_len"] > 0
+    full = sum(len(i.text.split()) for i in items)
+    assert (summary["ref_len"] < full) if setting == "cont" else (summary["ref_len"] == full)
+
+
+def test_after_prompt_needs_a_protocol_list(flite_corpus, fake_asr, tmp_path, capsys):
+    cuts_path, _ = flite_corpus
+    code = bench.main(["wer", "--audio-from-cuts", str(cuts_path), "--ref", str(cuts_path),
+                       "--after-prompt", "--asr", "fake", "--out-dir", str(tmp_path)])  # fmt: skip
+    assert code == 2 and "needs a protocol list" in capsys.readouterr().err
+
+
+def test_after_prompt_rejects_a_wave_that_ends_inside_the_prompt():
+    import numpy as np
+
+    from valle.eval.protocols import TestItem, after_prompt
+
+    item = TestItem("u", "cont", "s", "en", "a b c", "c", "r", 0.0, 4.0, "u", "r", 0.0, 3.0,
+                    "a b", "durations")  # fmt: skip
+    assert len(after_prompt(item, np.zeros(4 * 16000), 16000)) == 16000
+    with pytest.raises(ValueError, match="ends inside"):
+        after_prompt(item, np.zeros(2 * 16000), 16000)

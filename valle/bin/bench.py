@@ -85,13 +85,20 @@ def _load_cuts(path: str) -> Any:
 
 
 def _collect_waves(
-    ids: Sequence[str], args: argparse.Namespace
+    ids: Sequence[str], args: argparse.Namespace, list_file: str
 ) -> tuple[list[str], list[list[tuple[Any, int]]]]:
     from valle.eval.system_outputs import collect_waves
 
+    after = None
+    if args.after_prompt:
+        from valle.eval.protocols import read_protocol
+
+        if not str(list_file).endswith(".jsonl"):
+            raise BenchError(f"--after-prompt needs a protocol list (.jsonl), got {list_file}")
+        after = {i.id: i for i in read_protocol(list_file)}
     return collect_waves(
         ids, hyp_dir=args.hyp_dir, audio_from_cuts=args.audio_from_cuts,
-        n_samples=args.n_samples, allow_missing=args.allow_missing,
+        n_samples=args.n_samples, allow_missing=args.allow_missing, after_prompt_of=after,
     )  # fmt: skip
 
 
@@ -110,6 +117,13 @@ def _add_audio_source(p: argparse.ArgumentParser) -> None:
         "of `sim`, <out>/wer_samples.csv of `wer`), for a --rerank criterion that reads both",
     )
     p.add_argument("--allow-missing", action="store_true", help="skip items without output")
+    p.add_argument(
+        "--after-prompt",
+        action="store_true",
+        help="the waves are whole target utterances (ground truth, codec resynthesis): score "
+        "only the part after each continuation item's prompt window, as a continuation "
+        "system's output is (needs a protocol list)",
+    )
     p.add_argument("--system", help="system name in the summary (default: the directory name)")
     p.add_argument("--out-dir", required=True, help="where rows and the summary are written")
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
@@ -205,7 +219,7 @@ def run_wer(args: argparse.Namespace) -> int:
 
     refs, kind = load_references(args.ref, args.ref_field)
     by_id = {r.id: r for r in refs}
-    ids, waves = _collect_waves([r.id for r in refs], args)
+    ids, waves = _collect_waves([r.id for r in refs], args, args.ref)
     languages = {lang for i in ids if (lang := by_id[i].language)}
     if args.language is None and len(languages) > 1:
         raise BenchError(f"references mix languages {sorted(languages)}; score one at a time")
@@ -280,7 +294,7 @@ def run_sim(args: argparse.Namespace) -> int:
 
     items = {i.id: i for i in read_protocol(args.list)}
     cuts = _load_cuts(args.cuts)
-    ids, waves = _collect_waves(list(items), args)
+    ids, waves = _collect_waves(list(items), args, args.list)
     encoder = build_speaker_encoder(args.encoder, args.encoder_path, args.device)
     results = score_protocol_samples(
         encoder, items, cuts, ids, waves, args.prompt_resynth_dir, not args.no_original

@@ -238,8 +238,8 @@ def loops_checkpoint(
     checkpoint's codec facts, else ``codec_dir``'s codec.json), else the cuts' code frame rate;
     the symbol table is ``tokens`` or the checkpoint's own.
     """
-    from valle.eval.diagnose import utterances_from_cuts
     from valle.eval.cuts import load_cuts
+    from valle.eval.diagnose import utterances_from_cuts
     from valle.eval.trained_model import frame_rate_or_cuts, load_trained_model
 
     names = sampler_names()

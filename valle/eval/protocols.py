@@ -328,6 +328,27 @@ def load_prompt_audio(item: TestItem, cuts: Any) -> tuple[Any, int]:
     return seg.load_audio()[0], int(cut.sampling_rate)
 
 
+def after_prompt(item: TestItem, wave: Any, sample_rate: int) -> Any:
+    """The part of the target utterance's ``wave`` (N,) that ``item`` asks a system to say:
+    what follows the prompt window for continuation, all of it for cross-sentence.
+
+    A continuation system outputs the continuation only; scoring the ground truth or its codec
+    resynthesis on the whole utterance would count the prompt itself (the same audio the
+    similarity compares against, and words the system was not asked to say) in the reference
+    rows. The cut is at ``prompt_duration``, the boundary the system continues from; a word
+    straddling it is cut with it (the same reference :mod:`valle.eval.output_lengths` measures).
+    """
+    if item.setting != "cont":
+        return wave
+    start = int(round(float(item.prompt_duration) * sample_rate))
+    if start >= len(wave):
+        raise ValueError(
+            f"item {item.id}: the wave ({len(wave) / sample_rate:.2f} s) ends inside its "
+            f"{item.prompt_duration} s prompt window; is it the whole target utterance?"
+        )
+    return wave[start:]
+
+
 def load_target_audio(item: TestItem, cuts: Any) -> tuple[Any, int]:
     """The original (ground-truth) recording of the target utterance -> ``(wave (N,), sr)``."""
     cut = cuts[item.id]

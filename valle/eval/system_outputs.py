@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,37 @@ def collect_waves(
     audio_from_cuts: str | os.PathLike[str] | None = None,
     n_samples: int = 1,
     allow_missing: bool = False,
+    after_prompt_of: Mapping[str, Any] | None = None,
 ) -> tuple[list[str], list[list[tuple[Any, int]]]]:
     """For each id, its sample waves ``[(wave, sr), ...]`` from ``hyp_dir`` or, with
     ``audio_from_cuts``, the cut's recording; ids without files are dropped
-    (``allow_missing``) or an error. Returns the kept ids and their waves."""
+    (``allow_missing``) or an error. Returns the kept ids and their waves.
+
+    ``after_prompt_of`` (id -> :class:`valle.eval.protocols.TestItem`): the waves are whole
+    target utterances (ground truth, codec resynthesis) and each is cut to the part its item
+    asks a system to say (:func:`valle.eval.protocols.after_prompt`).
+    """
+    kept, waves = _load(ids, hyp_dir, audio_from_cuts, n_samples, allow_missing)
+    if after_prompt_of is not None:
+        from valle.eval.protocols import after_prompt
+
+        missing = [i for i in kept if i not in after_prompt_of]
+        if missing:
+            raise ValueError(f"no protocol item for {missing[:3]}: cannot cut after the prompt")
+        waves = [
+            [(after_prompt(after_prompt_of[i], w, sr), sr) for w, sr in samples]
+            for i, samples in zip(kept, waves, strict=True)
+        ]
+    return kept, waves
+
+
+def _load(
+    ids: Sequence[str],
+    hyp_dir: str | os.PathLike[str] | None,
+    audio_from_cuts: str | os.PathLike[str] | None,
+    n_samples: int,
+    allow_missing: bool,
+) -> tuple[list[str], list[list[tuple[Any, int]]]]:
     from valle.eval.audio import load_wave
 
     if audio_from_cuts:

@@ -10,10 +10,16 @@ Reads what local/decode.py wrote. For every list <decode-dir>/lists/<S>_<L>.json
 language L) it scores, with `valle-bench wer` and `valle-bench sim` run in this process (the
 ASR language comes from the list: WER for en, CER for zh and ja):
 
-  ground truth         the test recordings (--audio-from-cuts), against the full transcript
+  ground truth         the test recordings (--audio-from-cuts)
   codec resynthesis    <S>/resynth/<id>.wav (ground truth encoded and decoded by the codec)
-  the model            <S>/<id>.wav; for cont against the words after the prompt (target_text),
-                       since the model's output is the continuation only
+  the model            <S>/<id>.wav
+
+For cross the rows are scored against the full transcript. For cont the model's output is the
+continuation only, so every row is scored on what follows the prompt window: the ground truth
+and its resynthesis are cut after their first prompt_seconds (`--after-prompt`) and all three
+rows are scored against the words after the prompt (target_text) and compared with the prompt
+on that part alone (MELLE's continuation SIM; VALL-E 2 instead scores whole utterances, prompt
+included, in both rows, which credits the system with the prompt's own audio).
 
 SIM-o compares each output with its prompt, SIM-r with the prompt through the codec
 (<S>/resynth/prompts), SIM-utt with the original utterance. Then `valle-bench report` writes
@@ -49,16 +55,7 @@ def load_models_once() -> None:
             registry[name] = functools.lru_cache(maxsize=None)(factory)  # type: ignore[assignment]
 
 
-def copy_wer_outputs(src: Path, dest: Path) -> None:
-    """Copy the outputs of `valle-bench wer` (atomically, file by file)."""
-    from valle.eval.files import write_text_atomic
-
-    for name in ("wer_summary.json", "wer_rows.csv", "wer_transcripts.jsonl"):
-        if (src / name).is_file():
-            write_text_atomic(dest / name, (src / name).read_text(encoding="utf-8"))
-
-
-CACHE_VERSION = 1  # bump when the scoring of ground truth or resynthesis changes
+CACHE_VERSION = 2  # bump when the scoring of ground truth or resynthesis changes
 
 
 def file_digest(path: Path) -> str:
@@ -127,31 +124,16 @@ def score_system(
     source: list[str],
     ref_field: str,
     out: Path,
-    k: int,
-    setting: str,
-    language: str,
-    items: list[Any],
     list_file: Path,
     prompts: Path,
-    transcribed: dict[tuple[Any, ...], Path],
     cuts: Path,
     asr: list[str],
     enc: list[str],
     common: list[str],
 ) -> None:
-    """WER and similarity of one system (row ``k``) on one list, into ``out``."""
-    # The ground truth and its codec resynthesis do not depend on the prompt: when the other
-    # setting has the same targets, their transcripts are reused (same audio, same ASR)
-    # instead of transcribing everything twice.
-    key = (name, language, tuple((i.id, i.text) for i in items))
-    if k < 2 and key in transcribed:
-        copy_wer_outputs(transcribed[key], out)
-        log.info("%s %s %s: WER outputs reused from %s", setting, language, name,
-                 transcribed[key])  # fmt: skip
-    else:
-        bench(["wer", *source, "--system", name, "--out-dir", str(out), "--ref",
-               str(list_file), "--ref-field", ref_field, *asr, *common])  # fmt: skip
-        transcribed[key] = out
+    """WER and similarity of one system on one list, into ``out``."""
+    bench(["wer", *source, "--system", name, "--out-dir", str(out), "--ref",
+           str(list_file), "--ref-field", ref_field, *asr, *common])  # fmt: skip
     bench(["sim", *source, "--system", name, "--out-dir", str(out), "--list",
            str(list_file), "--cuts", str(cuts), "--prompt-resynth-dir",
            str(prompts), *enc, *common])  # fmt: skip
@@ -236,7 +218,6 @@ def main() -> int:
     common = ["--device", args.device, "--no-progress"]
     speed = measure_speed(args) if args.checkpoint is not None else None
     index: list[dict[str, Any]] = []
-    transcribed: dict[tuple[Any, ...], Path] = {}
     for list_file in lists:
         setting, language = list_file.stem.split("_", 1)
         items = read_protocol(list_file)
@@ -245,11 +226,13 @@ def main() -> int:
             continue
         hyp = args.decode_dir / setting
         prompts = hyp / "resynth" / "prompts"
+        # continuation: every row on the part after the prompt (see the module docstring)
+        cut = ["--after-prompt"] if setting == "cont" else []
+        ref_field = "target_text" if setting == "cont" else "text"
         systems = [
-            ("ground truth", ["--audio-from-cuts", str(args.cuts)], "text"),
-            ("codec resynthesis", ["--hyp-dir", str(hyp / "resynth")], "text"),
-            (args.model_name, ["--hyp-dir", str(hyp)],
-             "target_text" if setting == "cont" else "text"),
+            ("ground truth", ["--audio-from-cuts", str(args.cuts), *cut], ref_field),
+            ("codec resynthesis", ["--hyp-dir", str(hyp / "resynth"), *cut], ref_field),
+            (args.model_name, ["--hyp-dir", str(hyp)], ref_field),
         ]  # fmt: skip
         summaries = []
         t0 = time.perf_counter()
@@ -257,8 +240,8 @@ def main() -> int:
             out = args.score_dir / setting / language / f"system{k}"
 
             run = functools.partial(
-                score_system, name, source, ref_field, out, k, setting, language, items,
-                list_file, prompts, transcribed, args.cuts, asr, enc, common,
+                score_system, name, source, ref_field, out, list_file, prompts, args.cuts,
+                asr, enc, common,
             )  # fmt: skip
 
             if k < 2:  # ground truth and resynthesis: the same for every model on this data

@@ -117,11 +117,12 @@ def main() -> int:
         "prompt, Japanese on katakana readings (pyopenjtalk) of reference and transcript.",
         "Whisper falls back to sampling on audio it cannot decode, so the WER of unintelligible "
         "outputs varies between scoring runs by a few points; intelligible speech scores stably.",
-        "The ground-truth and codec rows transcribe each target once; both settings share "
-        "targets (same seed), so their WER is the same in both tables.",
-        "Continuation: the model outputs only the continuation, scored against the words after "
-        "the prompt; the ground truth and codec rows are whole utterances scored against the "
-        "whole transcript.",
+        "Continuation: the model outputs only the continuation, so every row is scored on "
+        "the part after the prompt window: the ground truth and codec rows are cut after their "
+        "first prompt seconds (`valle-bench wer/sim --after-prompt`), all rows are scored "
+        "against the words after the prompt and compared with the prompt on that part only "
+        "(MELLE's continuation SIM; VALL-E 2 scores whole utterances, prompt included). "
+        "Cross-sentence rows are whole utterances against the whole transcript.",
         "SIM-o: speaker similarity of the output to the original prompt; SIM-r: to the prompt "
         "passed through the codec; SIM-utt: to the original target utterance.",
         "Prompt transcripts: the words whose midpoint lies in the prompt window, placed by word "
