@@ -209,7 +209,8 @@ def build_listening_page(
         f"<h1>{html.escape(title)}</h1>"
         "<p>Each row: the text to speak (the prompt's transcript below it), the acoustic prompt, "
         "the ground truth, the ground truth through the codec, and the model's output. Hover "
-        "over a figure to see the ASR transcript.</p>"
+        "over a figure to see the ASR transcript. Continuation: the players hold whole "
+        "utterances, the figures of every column score the part after the prompt.</p>"
         f"{''.join(sections)}</body></html>"
     )
     path = out_dir / "index.html"
