@@ -340,7 +340,8 @@ def after_prompt(item: TestItem, wave: Any, sample_rate: int) -> Any:
     """
     if item.setting != "cont":
         return wave
-    start = int(round(float(item.prompt_duration) * sample_rate))
+    end = float(item.prompt_start) - float(item.target_start) + float(item.prompt_duration)
+    start = int(round(end * sample_rate))  # the window's end, from the target's start
     if start >= len(wave):
         raise ValueError(
             f"item {item.id}: the wave ({len(wave) / sample_rate:.2f} s) ends inside its "
