@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 
@@ -295,10 +296,16 @@ def test_after_prompt_needs_a_protocol_list(flite_corpus, fake_asr, tmp_path, ca
 def test_after_prompt_rejects_a_wave_that_ends_inside_the_prompt():
     import numpy as np
 
-    from valle.eval.protocols import TestItem, after_prompt
+    from valle.eval.output_lengths import reference_seconds
+    from valle.eval.protocols import TestItem, after_prompt, target_offset
 
     item = TestItem("u", "cont", "s", "en", "a b c", "c", "r", 0.0, 4.0, "u", "r", 0.0, 3.0,
                     "a b", "durations")  # fmt: skip
     assert len(after_prompt(item, np.zeros(4 * 16000), 16000)) == 16000
     with pytest.raises(ValueError, match="ends inside"):
         after_prompt(item, np.zeros(2 * 16000), 16000)
+    # the window's end is measured from the target's start (recording times in the list)
+    later = dataclasses.replace(item, target_start=10.0, prompt_start=10.5)
+    assert target_offset(later) == 3.5
+    assert reference_seconds(later) == 0.5
+    assert target_offset(dataclasses.replace(item, setting="cross")) == 0.0

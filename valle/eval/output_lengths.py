@@ -47,10 +47,9 @@ class OutputLengths:
 def reference_seconds(item: object) -> float:
     """What ``item`` (a :class:`valle.eval.protocols.TestItem`) asks the system to say, in
     seconds: the target after the prompt (continuation) or the whole target (cross-sentence)."""
-    target = float(item.target_duration)  # type: ignore[attr-defined]
-    if item.setting == "cont":  # type: ignore[attr-defined]
-        return target - float(item.prompt_duration)  # type: ignore[attr-defined]
-    return target
+    from valle.eval.protocols import target_offset
+
+    return float(item.target_duration) - target_offset(item)  # type: ignore[attr-defined,arg-type]
 
 
 def output_lengths(list_file: str | Path, hyp_dir: str | Path) -> OutputLengths:

@@ -328,6 +328,14 @@ def load_prompt_audio(item: TestItem, cuts: Any) -> tuple[Any, int]:
     return seg.load_audio()[0], int(cut.sampling_rate)
 
 
+def target_offset(item: TestItem) -> float:
+    """Seconds from the start of ``item``'s target utterance to the part a system is asked to
+    say: the prompt window's end for continuation, 0 for cross-sentence."""
+    if item.setting != "cont":
+        return 0.0
+    return float(item.prompt_start) - float(item.target_start) + float(item.prompt_duration)
+
+
 def after_prompt(item: TestItem, wave: Any, sample_rate: int) -> Any:
     """The part of the target utterance's ``wave`` (N,) that ``item`` asks a system to say:
     what follows the prompt window for continuation, all of it for cross-sentence.
@@ -340,8 +348,7 @@ def after_prompt(item: TestItem, wave: Any, sample_rate: int) -> Any:
     """
     if item.setting != "cont":
         return wave
-    end = float(item.prompt_start) - float(item.target_start) + float(item.prompt_duration)
-    start = int(round(end * sample_rate))  # the window's end, from the target's start
+    start = int(round(target_offset(item) * sample_rate))
     if start >= len(wave):
         raise ValueError(
             f"item {item.id}: the wave ({len(wave) / sample_rate:.2f} s) ends inside its "
