@@ -343,8 +343,9 @@ def after_prompt(item: TestItem, wave: Any, sample_rate: int) -> Any:
     A continuation system outputs the continuation only; scoring the ground truth or its codec
     resynthesis on the whole utterance would count the prompt itself (the same audio the
     similarity compares against, and words the system was not asked to say) in the reference
-    rows. The cut is at ``prompt_duration``, the boundary the system continues from; a word
-    straddling it is cut with it (the same reference :mod:`valle.eval.output_lengths` measures).
+    rows. The cut is at the prompt window's end (:func:`target_offset`), the boundary the system
+    continues from; a word straddling it is cut with it (the same reference
+    :mod:`valle.eval.output_lengths` measures).
     """
     if item.setting != "cont":
         return wave
