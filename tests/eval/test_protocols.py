@@ -12,6 +12,7 @@ from valle.eval.protocols import (
     TestItem,
     build_protocol,
     load_prompt_audio,
+    prompt_window,
     read_protocol,
     select_utterances,
     words_in_window,
@@ -120,6 +121,56 @@ def test_cross_sentence_list(cuts, tmp_path):
     assert len(seeds) > 1, "the seed must change the prompt choice for speaker A"
     path = write_protocol(items, tmp_path / "cross.jsonl")
     assert read_protocol(path) == items
+
+
+def _aligned_cut(tmp_path, spans, duration=5.0):
+    """One 5 s cut whose words have the given (word, start, end) alignment."""
+    from lhotse import Recording, SupervisionSegment
+    from lhotse.supervision import AlignmentItem
+
+    path = tmp_path / "w.wav"
+    sf.write(path, np.zeros(int(duration * SR), np.float32), SR)
+    cut = Recording.from_file(path, recording_id="w").to_cut()
+    words = [AlignmentItem(w, a, b - a) for w, a, b in spans]
+    cut.supervisions = [
+        SupervisionSegment(
+            id="w",
+            recording_id="w",
+            start=0.0,
+            duration=duration,
+            speaker="W",
+            text=" ".join(w for w, _, _ in spans),
+            language="en",
+            alignment={"word": words},
+        )  # fmt: skip
+    ]
+    return cut
+
+
+def test_prompt_window_ends_at_a_word_boundary(tmp_path):
+    from lhotse import CutSet
+
+    from valle.eval.protocols import target_offset
+
+    # "gamma" straddles 3 s with its midpoint (2.9 s) inside: the window ends at its start,
+    # and it is said after the prompt whole (the midpoint rule at 3 s sharp kept it in the
+    # prompt's transcript while the audio held only part of it).
+    spans = [("alpha", 0.1, 1.2), ("beta", 1.4, 2.4), ("gamma", 2.5, 3.3), ("delta", 3.6, 4.5)]
+    cut = _aligned_cut(tmp_path, spans)
+    assert words_in_window(cut, 0.0, 3.0)[:2] == ("alpha beta gamma", "delta")
+    assert prompt_window(cut, 3.0) == (2.5, "alpha beta", "gamma delta", "alignment")
+    (item,) = build_protocol(CutSet.from_cuts([cut]), "cont", min_seconds=4.0)
+    assert item.prompt_duration == 2.5 and target_offset(item) == 2.5
+    assert (item.prompt_text, item.target_text) == ("alpha beta", "gamma delta")
+    wave, sr = load_prompt_audio(item, CutSet.from_cuts([cut]))
+    assert wave.shape == (int(2.5 * SR),)
+    # A pause across the mark: the window is the full 3 s, cut in the pause.
+    pause = [("alpha", 0.1, 1.2), ("beta", 1.4, 2.8), ("delta", 3.4, 4.5)]
+    assert prompt_window(_aligned_cut(tmp_path, pause), 3.0)[:3] == (3.0, "alpha beta", "delta")
+    # A first word across the mark: 3 s and the midpoint rule (not an empty prompt).
+    long_first = [("supercalifragilistic", 0.0, 3.4), ("end", 3.5, 4.0)]
+    assert prompt_window(_aligned_cut(tmp_path, long_first), 3.0)[:3] == (
+        3.0, "supercalifragilistic", "end")  # fmt: skip
 
 
 def test_prompt_audio_is_three_seconds(cuts):

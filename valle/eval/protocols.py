@@ -23,8 +23,15 @@ mini corpus they misplace the prompt's last word by one to three words).
 Chinese or Japanese transcripts written without spaces are split into characters instead of
 words (joined back without spaces).
 
-Prompt windows start at the beginning of the prompt cut (the first 3 s), which avoids cutting a
-word at the window start. Lists are written as JSON lines (one :class:`TestItem` per line) and
+Prompt windows start at the beginning of the prompt cut, which avoids cutting a word at the
+window start, and end at a word boundary where the words have times (alignment or durations):
+at the start of the first word that does not end within the 3 s (:func:`prompt_window`; the
+item's ``prompt_duration`` is that end, at most 3 s). The prompt's audio then holds exactly the
+words of its transcript, and a continuation's reference after the prompt holds exactly the
+words of ``target_text``; a window cut at 3 s sharp would split a word between the two (the
+system says it whole after the prompt while the reference holds only its tail, or not at all),
+which skews the continuation's reference lengths and its reference rows' WER. The papers cut
+"the first 3 seconds" without saying how a word across the mark is handled. Lists are written as JSON lines (one :class:`TestItem` per line) and
 are reproducible: items are sorted by id and every random choice comes from
 ``random.Random(seed)``.
 
@@ -46,7 +53,7 @@ from typing import Any, Literal
 
 from valle.eval.files import read_jsonl, write_jsonl
 from valle.eval.normalize import is_character_language
-from valle.eval.word_times import word_midpoints
+from valle.eval.word_times import word_times
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +70,7 @@ SETTING_ALIASES = {
 PROMPT_SECONDS = 3.0
 MIN_SECONDS = 4.0
 MAX_SECONDS = 10.0
+MIN_PROMPT_SHARE = 0.5  # a word-boundary prompt window keeps at least this share of its seconds
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,41 @@ def _supervision(cut: Any) -> Any:
     return sups[0]
 
 
+def _timed_words(cut: Any) -> tuple[list[tuple[str, float, float]], str, str]:
+    """``(word, start, end)`` of ``cut``'s transcript in seconds from the cut start, the
+    separator that joins the words back, and the source (see :func:`words_in_window`)."""
+    sup = _supervision(cut)
+    if sup is None:
+        raise ValueError(f"cut {cut.id} has no supervision with text")
+    alignment = (sup.alignment or {}).get("word")
+    if alignment:
+        # lhotse keeps alignment times in the recording's frame (trimming a cut to its
+        # supervision shifts supervision.start but not the alignment items).
+        items = [
+            (a.symbol, a.start - cut.start, a.start + a.duration - cut.start)
+            for a in alignment
+            if a.symbol.strip()
+        ]
+        return items, " ", "alignment"
+    if (timed := word_times(cut, sup)) is not None:
+        return timed, " ", "durations"
+    words, sep = sup.text.split(), " "
+    if len(words) == 1 and is_character_language(sup.language):
+        # Chinese/Japanese text written without spaces: spread the characters instead
+        words, sep = list(words[0]), ""
+    step = sup.duration / max(len(words), 1)
+    items = [(w, sup.start + k * step, sup.start + (k + 1) * step) for k, w in enumerate(words)]
+    return items, sep, "proportional"
+
+
+def _split(
+    items: list[tuple[str, float, float]], sep: str, start: float, end: float
+) -> tuple[str, str]:
+    mids = [(w, (a + b) / 2) for w, a, b in items]
+    inside = [w for w, mid in mids if start <= mid < end]
+    return sep.join(inside), sep.join(w for w, mid in mids if mid >= end)
+
+
 def words_in_window(cut: Any, window_start: float, window_end: float) -> tuple[str, str, str]:
     """Words of ``cut``'s transcript whose midpoint lies in ``[window_start, window_end)``
     (seconds from the cut start), the words after the window, and the method used.
@@ -127,31 +170,27 @@ def words_in_window(cut: Any, window_start: float, window_end: float) -> tuple[s
     ``"durations"`` (the aligner's token durations, :mod:`valle.eval.word_times`) or
     ``"proportional"``.
     """
-    sup = _supervision(cut)
-    if sup is None:
-        raise ValueError(f"cut {cut.id} has no supervision with text")
-    alignment = (sup.alignment or {}).get("word")
-    sep = " "
-    if alignment:
-        # lhotse keeps alignment times in the recording's frame (trimming a cut to its
-        # supervision shifts supervision.start but not the alignment items).
-        items = [
-            (a.symbol, a.start + a.duration / 2 - cut.start) for a in alignment if a.symbol.strip()
-        ]
-        source = "alignment"
-    elif (timed := word_midpoints(cut, sup)) is not None:
-        items, source = timed, "durations"
-    else:
-        words = sup.text.split()
-        if len(words) == 1 and is_character_language(sup.language):
-            # Chinese/Japanese text written without spaces: spread the characters instead
-            words, sep = list(words[0]), ""
-        n = len(words)
-        items = [(w, sup.start + (k + 0.5) / n * sup.duration) for k, w in enumerate(words)]
-        source = "proportional"
-    inside = [w for w, mid in items if window_start <= mid < window_end]
-    after = [w for w, mid in items if mid >= window_end]
-    return sep.join(inside), sep.join(after), source
+    items, sep, source = _timed_words(cut)
+    return (*_split(items, sep, window_start, window_end), source)
+
+
+def prompt_window(cut: Any, prompt_seconds: float) -> tuple[float, str, str, str]:
+    """The prompt window of at most ``prompt_seconds`` from ``cut``'s start: ``(end, inside,
+    after, source)``, its end in seconds and then as :func:`words_in_window`.
+
+    The window ends at the start of the first word that does not end inside
+    ``prompt_seconds``, so the prompt's audio holds whole words, its transcript says exactly
+    them, and the words after it are whole (a pause across the mark is cut at
+    ``prompt_seconds``). Without word times (``"proportional"``), or where that would keep less
+    than :data:`MIN_PROMPT_SHARE` of ``prompt_seconds`` (a long first word), the window is
+    ``prompt_seconds`` and the word across its end goes where its midpoint lies."""
+    items, sep, source = _timed_words(cut)
+    end = prompt_seconds
+    if source != "proportional":
+        first_out = min((a for _, a, b in items if b > prompt_seconds), default=prompt_seconds)
+        if MIN_PROMPT_SHARE * prompt_seconds <= first_out < prompt_seconds:
+            end = first_out
+    return (end, *_split(items, sep, 0.0, end), source)
 
 
 def select_utterances(
@@ -239,7 +278,7 @@ def build_protocol(
 
 def _continuation_item(cut: Any, prompt_seconds: float, n_samples: int) -> TestItem:
     sup = _supervision(cut)
-    prompt_text, rest, source = words_in_window(cut, 0.0, prompt_seconds)
+    end, prompt_text, rest, source = prompt_window(cut, prompt_seconds)
     return TestItem(
         id=cut.id,
         setting="cont",
@@ -253,7 +292,7 @@ def _continuation_item(cut: Any, prompt_seconds: float, n_samples: int) -> TestI
         prompt_cut_id=cut.id,
         prompt_recording_id=cut.recording_id,
         prompt_start=round(cut.start, 4),
-        prompt_duration=prompt_seconds,
+        prompt_duration=round(end, 4),
         prompt_text=prompt_text,
         prompt_text_source=source,
         n_samples=n_samples,
@@ -275,7 +314,7 @@ def _cross_item(
     if not candidates:
         return None
     prompt = rng.choice(candidates)
-    prompt_text, _, source = words_in_window(prompt, 0.0, prompt_seconds)
+    end, prompt_text, _, source = prompt_window(prompt, prompt_seconds)
     sup = _supervision(cut)
     return TestItem(
         id=cut.id,
@@ -290,7 +329,7 @@ def _cross_item(
         prompt_cut_id=prompt.id,
         prompt_recording_id=prompt.recording_id,
         prompt_start=round(prompt.start, 4),
-        prompt_duration=prompt_seconds,
+        prompt_duration=round(end, 4),
         prompt_text=prompt_text,
         prompt_text_source=source,
         n_samples=n_samples,

@@ -25,7 +25,7 @@ from valle.align.durations import DURATIONS_FIELD  # cut.custom: codec frames pe
 from valle.data.tokenize import PHONEMES_FIELD  # supervision.custom: the text's tokens
 from valle.text.punctuation import PUNCTUATION, WORD_BOUNDARY
 
-__all__ = ["MIN_MATCHED", "word_midpoints", "word_spans"]
+__all__ = ["MIN_MATCHED", "word_midpoints", "word_spans", "word_times"]
 
 MIN_MATCHED = 0.6  # fewer matched tokens than this share: the mapping is not trusted (None)
 _STRESS = str.maketrans("", "", "ˈˌ")
@@ -100,13 +100,14 @@ def word_spans(
     return out
 
 
-def word_midpoints(
+def word_times(
     cut: Any, sup: Any, tokenize: Callable[[list[str], str], list[list[str]]] | None = None
-) -> list[tuple[str, float]] | None:
-    """``(word, midpoint in seconds from the cut start)`` for every word of ``sup.text`` from
-    the cut's aligner durations; None without durations and phonemes, for a language written
-    without spaces, or when the tokens cannot be matched to the words. ``tokenize(words,
-    language)``: each word's tokens (default: the language's front end)."""
+) -> list[tuple[str, float, float]] | None:
+    """``(word, start, end)`` in seconds from the cut start for every word of ``sup.text``,
+    from the cut's aligner durations (a word spans its own phonemes; pauses and punctuation
+    lie between words); None without durations and phonemes, for a language written without
+    spaces, or when the tokens cannot be matched to the words. ``tokenize(words, language)``:
+    each word's tokens (default: the language's front end)."""
     from valle.eval.normalize import is_character_language
 
     durations = (getattr(cut, "custom", None) or {}).get(DURATIONS_FIELD)
@@ -122,7 +123,15 @@ def word_midpoints(
     if spans is None or total <= 0:
         return None
     seconds = cut.duration / total  # the durations cover the cut's codec frames
-    return [(w, (a + b) / 2 * seconds) for w, (a, b) in zip(words, spans, strict=True)]
+    return [(w, a * seconds, b * seconds) for w, (a, b) in zip(words, spans, strict=True)]
+
+
+def word_midpoints(
+    cut: Any, sup: Any, tokenize: Callable[[list[str], str], list[list[str]]] | None = None
+) -> list[tuple[str, float]] | None:
+    """``(word, midpoint in seconds from the cut start)`` of :func:`word_times`, or None."""
+    timed = word_times(cut, sup, tokenize)
+    return None if timed is None else [(w, (a + b) / 2) for w, a, b in timed]
 
 
 def _front_end(words: list[str], language: str) -> list[list[str]]:
