@@ -142,7 +142,7 @@ def _aligned_cut(tmp_path, spans, duration=5.0):
             text=" ".join(w for w, _, _ in spans),
             language="en",
             alignment={"word": words},
-        )  # fmt: skip
+        )
     ]
     return cut
 
