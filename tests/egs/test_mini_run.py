@@ -177,10 +177,12 @@ def test_stage_times_and_render(tmp_path):
     assert [(s.stage, s.seconds) for s in st] == [("7", 90.0), ("8", 60.0)]
     table = ResultsTable({"ground truth": {"wer": 0.05, "sim_o": 0.9, "sim_r": 0.8}})
     md = render_results_md(
-        [ResultSection("cross", "zh", table, 3, 1.5)],
+        [ResultSection("cross", "zh", table, 3, 1.5),
+         ResultSection("cont", "en", table, 24, 3.0, shortest_prompt=2.5312)],
         title="T", command="./run.sh", commit="abc", hardware="hw", stage_times=st,
     )  # fmt: skip
     assert "### zh: 3 items, 1.5 s prompts (CER" in md
+    assert "### en: 24 items, 2.53-3.00 s prompts (WER)" in md  # word-boundary windows
     assert "| ground truth | 5.00 | 0.900 | 0.800 |" in md
     assert "| 7 | decode |" in md and "1:30" in md
     with pytest.raises(ValueError, match="no result table"):

@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -200,7 +201,7 @@ def build_listening_page(
         name = SETTING_NAMES.get(setting, setting)
         sections.append(
             f"<h2>{html.escape(name)}, {html.escape(language)}: {len(items)} items "
-            f"({items[0].prompt_duration:.1f} s prompts, {unit} per item)</h2>"
+            f"({_prompt_range(items)} prompts, {unit} per item)</h2>"
             f"<table>{head}{''.join(rows)}</table>"
         )
     page = (
@@ -263,3 +264,10 @@ def screenshot(
             f"{done.stderr.strip()[-500:]}"
         )
     return png
+
+
+def _prompt_range(items: Sequence[Any]) -> str:
+    """``3.0 s``, or ``2.5-3.0 s`` for prompts cut at word boundaries."""
+    lo = min(float(i.prompt_duration) for i in items)
+    hi = max(float(i.prompt_duration) for i in items)
+    return f"{hi:.1f} s" if hi - lo < 0.05 else f"{lo:.1f}-{hi:.1f} s"

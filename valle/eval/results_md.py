@@ -53,8 +53,16 @@ class ResultSection:
     language: str
     table: ResultsTable
     items: int
-    prompt_seconds: float
+    prompt_seconds: float  # the longest prompt of the list
     png: Path | None = None
+    shortest_prompt: float | None = None  # prompts cut at word boundaries: the shortest one
+
+    def prompts(self) -> str:
+        """``3 s prompts``, or ``2.53-3 s prompts`` when their lengths differ."""
+        lo = self.shortest_prompt
+        if lo is None or abs(lo - self.prompt_seconds) < 0.005:
+            return f"{self.prompt_seconds:g} s prompts"
+        return f"{lo:.2f}-{self.prompt_seconds:.2f} s prompts"
 
 
 def read_stage_times(path: str | Path) -> list[StageTime]:
@@ -164,7 +172,7 @@ def render_results_md(
             metric = "CER" if is_character_language(sec.language) else "WER"
             lines += [
                 "",
-                f"### {sec.language}: {sec.items} items, {sec.prompt_seconds:g} s prompts "
+                f"### {sec.language}: {sec.items} items, {sec.prompts()} "
                 f"({metric}{' in the WER column' if metric == 'CER' else ''})",
                 "",
                 sec.table.to_markdown().rstrip("\n"),

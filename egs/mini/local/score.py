@@ -16,7 +16,7 @@ ASR language comes from the list: WER for en, CER for zh and ja):
 
 For cross the rows are scored against the full transcript. For cont the model's output is the
 continuation only, so every row is scored on what follows the prompt window: the ground truth
-and its resynthesis are cut after their first prompt_seconds (`--after-prompt`) and all three
+and its resynthesis are cut at the end of the prompt window (`--after-prompt`) and all three
 rows are scored against the words after the prompt (target_text) and compared with the prompt
 on that part alone (MELLE's continuation SIM; VALL-E 2 instead scores whole utterances, prompt
 included, in both rows, which credits the system with the prompt's own audio).
@@ -265,7 +265,8 @@ def main() -> int:
                 "setting": setting,
                 "language": language,
                 "items": len(items),
-                "prompt_seconds": items[0].prompt_duration,
+                "prompt_seconds": max(i.prompt_duration for i in items),
+                "shortest_prompt": min(i.prompt_duration for i in items),
                 "table": str(table.with_suffix(".csv")),
                 "markdown": str(table.with_suffix(".md")),
                 "png": str(table.with_suffix(".png")),

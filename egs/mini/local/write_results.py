@@ -78,6 +78,7 @@ def main() -> int:
             table=ResultsTable.from_summaries(load_summaries(e["summaries"])),
             items=int(e["items"]),
             prompt_seconds=float(e["prompt_seconds"]),
+            shortest_prompt=e.get("shortest_prompt"),
             png=Path(e["png"]).resolve() if Path(e["png"]).is_file() else None,
         )
         for e in index
@@ -118,16 +119,19 @@ def main() -> int:
         "Whisper falls back to sampling on audio it cannot decode, so the WER of unintelligible "
         "outputs varies between scoring runs by a few points; intelligible speech scores stably.",
         "Continuation: the model outputs only the continuation, so every row is scored on "
-        "the part after the prompt window: the ground truth and codec rows are cut after their "
-        "first prompt seconds (`valle-bench wer/sim --after-prompt`), all rows are scored "
+        "the part after the prompt window: the ground truth and codec rows are cut at the "
+        "window's end (`valle-bench wer/sim --after-prompt`), all rows are scored "
         "against the words after the prompt and compared with the prompt on that part only "
         "(MELLE's continuation SIM; VALL-E 2 scores whole utterances, prompt included). "
         "Cross-sentence rows are whole utterances against the whole transcript.",
         "SIM-o: speaker similarity of the output to the original prompt; SIM-r: to the prompt "
         "passed through the codec; SIM-utt: to the original target utterance.",
-        "Prompt transcripts: the words whose midpoint lies in the prompt window, placed by word "
-        "alignments, else by the aligner's phoneme durations (English cuts of data/align), else "
-        "by a time-proportional split (Chinese and Japanese characters).",
+        "Prompt windows and transcripts: with word times (word alignments, else the aligner's "
+        "phoneme durations: English cuts of data/align) the window ends at a word boundary, "
+        "the start of the first word not ended within the prompt seconds, so prompt and "
+        "continuation hold whole words (hence prompts shorter than the nominal length); "
+        "without them (Chinese and Japanese characters) it is the nominal length and holds the "
+        "words whose midpoint lies in it, by a time-proportional split.",
     ]
     if speed_note:
         notes.append(
