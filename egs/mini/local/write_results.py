@@ -117,7 +117,9 @@ def main() -> int:
         "by characters (CER) in the same column: Chinese with a simplified-character Whisper "
         "prompt, Japanese on katakana readings (pyopenjtalk) of reference and transcript.",
         "Whisper falls back to sampling on audio it cannot decode, so the WER of unintelligible "
-        "outputs varies between scoring runs by a few points; intelligible speech scores stably.",
+        "outputs varies between scoring runs: by a few points, or by hundreds where the "
+        "sampling runs away on one item (its long transcript counts as insertions); "
+        "intelligible speech scores stably.",
         "Continuation: the model outputs only the continuation, so every row is scored on "
         "the part after the prompt window: the ground truth and codec rows are cut at the "
         "window's end (`valle-bench wer/sim --after-prompt`), all rows are scored "
