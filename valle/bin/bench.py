@@ -164,7 +164,8 @@ def _configure_protocol(p: argparse.ArgumentParser) -> None:
     p.add_argument("--setting", required=True, help="cont (continuation) or cross (sentence)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output list (.jsonl)")
-    p.add_argument("--prompt-seconds", type=float, default=3.0)
+    p.add_argument("--prompt-seconds", type=float, default=3.0,
+                   help="longest prompt (s); with word times it ends at a word boundary")  # fmt: skip
     p.add_argument("--min-seconds", type=float, default=4.0)
     p.add_argument("--max-seconds", type=float, default=10.0)
     p.add_argument("--max-items", type=int, default=None, help="random subset of this size")
