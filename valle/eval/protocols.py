@@ -31,9 +31,10 @@ words of its transcript, and a continuation's reference after the prompt holds e
 words of ``target_text``; a window cut at 3 s sharp would split a word between the two (the
 system says it whole after the prompt while the reference holds only its tail, or not at all),
 which skews the continuation's reference lengths and its reference rows' WER. The papers cut
-"the first 3 seconds" without saying how a word across the mark is handled. Lists are written as JSON lines (one :class:`TestItem` per line) and
-are reproducible: items are sorted by id and every random choice comes from
-``random.Random(seed)``.
+"the first 3 seconds" without saying how a word across the mark is handled.
+
+Lists are written as JSON lines (one :class:`TestItem` per line) and are reproducible: items
+are sorted by id and every random choice comes from ``random.Random(seed)``.
 
 Multiple samples. ``n_samples > 1`` asks the system for several samples of each item;
 :mod:`valle.eval.rerank` then keeps the best one (VALL-E 2 §4 reports such a "sample N times
