@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from valle.eval.word_times import word_midpoints, word_spans
+from valle.eval.word_times import word_spans, word_times
 
 # "on the" is one espeak word (no boundary between them); each word alone has its own stress
 WORDS = ["Sat", "on", "the", "bank."]
@@ -58,14 +58,16 @@ def _given(words: list[str], language: str) -> list[list[str]]:
     return [WORD_TOKENS[WORDS.index(w)] for w in words]
 
 
-def test_midpoints_in_seconds_and_when_there_are_none() -> None:
+def test_word_times_in_seconds_and_when_there_are_none() -> None:
     sup = _Sup(" ".join(WORDS), "en", TOKENS)
-    got = word_midpoints(_Cut(DURATIONS, 3.5), sup, _given)  # 35 frames over 3.5 s
-    assert got is not None and [w for w, _ in got] == WORDS
-    assert [round(t, 6) for _, t in got] == [0.45, 1.2, 1.6, 2.85]
-    assert word_midpoints(_Cut(None, 3.5), sup, _given) is None  # no durations
-    assert word_midpoints(_Cut(DURATIONS[:-1], 3.5), sup, _given) is None  # not one per token
-    assert word_midpoints(_Cut([2, 2], 1.0), _Sup("你好", "zh", ["n", "i"]), _given) is None
+    got = word_times(_Cut(DURATIONS, 3.5), sup, _given)  # 35 frames over 3.5 s
+    assert got is not None and [w for w, _, _ in got] == WORDS
+    # each word spans its own phonemes; the pauses (boundaries, punctuation) lie between
+    assert [(round(a, 6), round(b, 6)) for _, a, b in got] == [
+        (0.0, 0.9), (1.0, 1.4), (1.4, 1.8), (2.3, 3.4)]  # fmt: skip
+    assert word_times(_Cut(None, 3.5), sup, _given) is None  # no durations
+    assert word_times(_Cut(DURATIONS[:-1], 3.5), sup, _given) is None  # not one per token
+    assert word_times(_Cut([2, 2], 1.0), _Sup("你好", "zh", ["n", "i"]), _given) is None
 
 
 def test_the_protocol_places_prompt_words_by_the_durations() -> None:

@@ -266,8 +266,10 @@ def screenshot(
     return png
 
 
+
 def _prompt_range(items: Sequence[Any]) -> str:
-    """``3.0 s``, or ``2.5-3.0 s`` for prompts cut at word boundaries."""
-    lo = min(float(i.prompt_duration) for i in items)
-    hi = max(float(i.prompt_duration) for i in items)
-    return f"{hi:.1f} s" if hi - lo < 0.05 else f"{lo:.1f}-{hi:.1f} s"
+    """The list's prompt lengths, as the result tables give them (one decimal)."""
+    from valle.eval.results_md import prompt_range
+
+    lengths = [float(i.prompt_duration) for i in items]
+    return prompt_range(min(lengths), max(lengths), digits=1)

@@ -58,11 +58,15 @@ class ResultSection:
     shortest_prompt: float | None = None  # prompts cut at word boundaries: the shortest one
 
     def prompts(self) -> str:
-        """``3 s prompts``, or ``2.53-3 s prompts`` when their lengths differ."""
-        lo = self.shortest_prompt
-        if lo is None or abs(lo - self.prompt_seconds) < 0.005:
-            return f"{self.prompt_seconds:g} s prompts"
-        return f"{lo:.2f}-{self.prompt_seconds:.2f} s prompts"
+        """``3 s prompts``, or ``2.53-3.00 s prompts`` when their lengths differ."""
+        return f"{prompt_range(self.shortest_prompt, self.prompt_seconds)} prompts"
+
+
+def prompt_range(shortest: float | None, longest: float, digits: int = 2) -> str:
+    """``3 s``, or ``2.53-3.00 s`` for prompts of different lengths (word-boundary windows)."""
+    if shortest is None or longest - shortest < 0.5 * 10**-digits:
+        return f"{longest:g} s"
+    return f"{shortest:.{digits}f}-{longest:.{digits}f} s"
 
 
 def read_stage_times(path: str | Path) -> list[StageTime]:

@@ -25,7 +25,7 @@ from valle.align.durations import DURATIONS_FIELD  # cut.custom: codec frames pe
 from valle.data.tokenize import PHONEMES_FIELD  # supervision.custom: the text's tokens
 from valle.text.punctuation import PUNCTUATION, WORD_BOUNDARY
 
-__all__ = ["MIN_MATCHED", "word_midpoints", "word_spans", "word_times"]
+__all__ = ["MIN_MATCHED", "word_spans", "word_times"]
 
 MIN_MATCHED = 0.6  # fewer matched tokens than this share: the mapping is not trusted (None)
 _STRESS = str.maketrans("", "", "ˈˌ")
@@ -124,14 +124,6 @@ def word_times(
         return None
     seconds = cut.duration / total  # the durations cover the cut's codec frames
     return [(w, a * seconds, b * seconds) for w, (a, b) in zip(words, spans, strict=True)]
-
-
-def word_midpoints(
-    cut: Any, sup: Any, tokenize: Callable[[list[str], str], list[list[str]]] | None = None
-) -> list[tuple[str, float]] | None:
-    """``(word, midpoint in seconds from the cut start)`` of :func:`word_times`, or None."""
-    timed = word_times(cut, sup, tokenize)
-    return None if timed is None else [(w, (a + b) / 2) for w, a, b in timed]
 
 
 def _front_end(words: list[str], language: str) -> list[list[str]]:
